@@ -1,0 +1,381 @@
+#pragma once
+// Mediator: registers handlers and behaviors, dispatches commands, queries
+// and events through the pipeline, and hands events to the transport.
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "catga/behavior.hpp"
+#include "catga/context.hpp"
+#include "catga/handler.hpp"
+#include "catga/message.hpp"
+#include "catga/result.hpp"
+#include "catga/transport.hpp"
+#include "catga/wire.hpp"
+
+namespace catga {
+
+namespace detail {
+
+struct ErasedHandler {
+  virtual ~ErasedHandler() = default;
+  virtual Status call(Invocation& inv) noexcept = 0;
+};
+
+template <class M, class H>
+struct HandlerImpl final : ErasedHandler {
+  explicit HandlerImpl(H handler) : h(std::move(handler)) {}
+  Status call(Invocation& inv) noexcept override {
+    CurrentContextScope scope(inv.context);
+    return call_handler<M>(h, *static_cast<const M*>(inv.message), inv.context, inv.result);
+  }
+  H h;
+};
+
+// Wraps a handler owned by the caller (stack), for one dispatch.
+template <class M, class H>
+struct HandlerRef final : ErasedHandler {
+  explicit HandlerRef(H& handler) noexcept : h(handler) {}
+  Status call(Invocation& inv) noexcept override {
+    CurrentContextScope scope(inv.context);
+    return call_handler<M>(h, *static_cast<const M*>(inv.message), inv.context, inv.result);
+  }
+  H& h;
+};
+
+struct NamedHandler {
+  std::string key;
+  std::unique_ptr<ErasedHandler> handler;
+};
+
+// Everything the mediator knows about one message type.
+struct Entry {
+  const MessageInfo* info = nullptr;
+  std::unique_ptr<ErasedHandler> handler;    // commands and queries
+  std::vector<NamedHandler> event_handlers;  // events
+  std::vector<std::shared_ptr<Behavior>> behaviors;  // this type only
+  std::vector<Behavior*> chain;                      // global, then this type's
+};
+
+// Runs chain[0] → chain[1] → ... → handler. Never throws.
+Status run_pipeline(const std::vector<Behavior*>& chain, Invocation& inv, ErasedHandler& handler) noexcept;
+
+Error no_handler_error(const MessageInfo& info);
+Error no_transport_error(const MessageInfo& info);
+Status combine_event_failures(const MessageInfo& info, std::vector<std::pair<std::string_view, Error>>& failures);
+
+// Decodes a delivery into M and its Context (errors are not retryable).
+template <Message M>
+Result<M> decode_delivery(Delivery& d, Context& ctx) {
+  const auto name = message_name<M>();
+  auto type = d.header(wire::kType);
+  if (type && *type != name) {
+    return make_error(errc::unknown_type, "message type '" + std::string(*type) + "' received on subject '" +
+                                              std::string(d.subject()) + "', expected '" + std::string(name) + "'");
+  }
+  auto read = wire::read_context([&](std::string_view k) { return d.header(k); },
+                                 [&](wire::HeaderVisitor v) { d.for_each_header(v); });
+  if (!read) return std::move(read).error();
+  ctx = std::move(*read);
+  ctx.attempt = d.attempt();
+  ctx.message_type = name;
+  auto json = wire::parse_json(d.body());
+  if (!json) return std::move(json).error();
+  try {
+    return json->template get<M>();
+  } catch (const std::exception& e) {
+    return make_error(errc::malformed, "body does not decode as '" + std::string(name) + "': " + e.what());
+  }
+}
+
+}  // namespace detail
+
+// The in-process dispatcher.
+//
+// Threading: register handlers, behaviors and the transport first (one
+// thread); after that, send/query/publish may be called from any number of
+// threads at once. Registering while dispatching is a data race.
+//
+//   catga::Mediator m;
+//   m.handle<Add>([](const Add& a) { return a.x + a.y; });
+//   m.on<Added>([](const Added& e) { std::cout << e.sum; });
+//   m.use(catga::make_behavior([](catga::Invocation&, catga::Next next) { return next(); }));
+//   catga::Result<int> r = m.send(Add{1, 2});   // 3
+//   catga::Status s = m.publish(Added{3});
+class Mediator {
+ public:
+  Mediator();
+  ~Mediator();
+  Mediator(const Mediator&) = delete;
+  Mediator& operator=(const Mediator&) = delete;
+
+  // --- registration --------------------------------------------------------
+
+  // The one handler of command/query M. A second registration throws
+  // catga::Exception with code duplicate_handler.
+  template <Request M, class H>
+  void handle(H handler) {
+    static_assert(HandlerOf<H, M>,
+                  "catga: a handler of M must be callable as h(const M&) or h(const M&, catga::Context&) and "
+                  "return catga::result_t<M> or catga::Result<catga::result_t<M>> (nothing or catga::Status "
+                  "when the result is void)");
+    set_handler(message_info<M>(), std::make_unique<detail::HandlerImpl<M, H>>(std::move(handler)));
+  }
+
+  // Adds a handler of event M (any number). `name` identifies it in errors,
+  // logs and idempotency keys; default "handler-<n>".
+  template <Event M, class H>
+  void on(H handler, std::string name = {}) {
+    static_assert(HandlerOf<H, M>,
+                  "catga: an event handler of M must be callable as h(const M&) or h(const M&, catga::Context&) "
+                  "and return nothing or catga::Status");
+    add_event_handler(message_info<M>(), std::move(name),
+                      std::make_unique<detail::HandlerImpl<M, H>>(std::move(handler)));
+  }
+
+  // Adds a behavior around every handler (global behaviors run first, in
+  // registration order).
+  void use(std::shared_ptr<Behavior> behavior);
+  // Adds a behavior around handlers of M only (after the global ones).
+  template <Message M>
+  void use(std::shared_ptr<Behavior> behavior) {
+    add_type_behavior(message_info<M>(), std::move(behavior));
+  }
+
+  // Events are also handed to `transport` after the local handlers, and
+  // subscribe/serve/route_remote use it. The transport must outlive its use.
+  void attach(Transport& transport) noexcept { transport_ = &transport; }
+  void detach() noexcept { transport_ = nullptr; }
+  Transport* transport() const noexcept { return transport_; }
+
+  // Sends M to whichever service serves it (Transport::request) instead of a
+  // local handler; the local pipeline still wraps the remote call.
+  template <Request M>
+  void route_remote() {
+    set_handler(message_info<M>(), std::make_unique<RemoteHandler<M>>(*this));
+  }
+
+  template <Message M>
+  bool has_handler() const noexcept {
+    const auto* e = find(message_info<M>());
+    return e != nullptr && (e->handler != nullptr || !e->event_handlers.empty());
+  }
+
+  // --- dispatch ------------------------------------------------------------
+
+  // Runs the one handler of command C. The context defaults to a child of
+  // the current handler's context (or a new root).
+  template <Command C>
+  Result<result_t<C>> send(const C& command) {
+    return dispatch_request(command, Context::next());
+  }
+  template <Command C>
+  Result<result_t<C>> send(const C& command, Context ctx) {
+    return dispatch_request(command, std::move(ctx));
+  }
+
+  template <Query Q>
+  Result<result_t<Q>> query(const Q& query) {
+    return dispatch_request(query, Context::next());
+  }
+  template <Query Q>
+  Result<result_t<Q>> query(const Q& query, Context ctx) {
+    return dispatch_request(query, std::move(ctx));
+  }
+
+  // Runs every local handler of E (a failure does not stop the others), then
+  // hands E to the attached transport. The Status reports every failure.
+  template <Event E>
+  Status publish(const E& event) {
+    return publish(event, Context::next());
+  }
+  template <Event E>
+  Status publish(const E& event, Context ctx);
+
+  // --- distribution (needs an attached transport) ---------------------------
+
+  // Consumes E from the transport as a member of options.group, running the
+  // pipeline of E around `handler`. Malformed or mistyped messages fail with
+  // non-retryable errors, so the transport dead-letters them.
+  template <Event E, class H>
+  Result<Subscription> subscribe(SubscribeOptions options, H handler);
+
+  // Answers remote requests for M with the local handler of M, as a member
+  // of the `service` queue group.
+  template <Request M>
+  Result<Subscription> serve(std::string_view service);
+
+  // Runs the pipeline of M around `handler` with an existing context. For
+  // transports and tests; `result` is a std::optional<result_t<M>>* or null.
+  template <Message M, class H>
+  Status dispatch(const M& message, Context& ctx, std::string_view handler_key, H& handler,
+                  void* result = nullptr) {
+    const auto& info = message_info<M>();
+    ctx.message_type = info.name;
+    detail::HandlerRef<M, H> ref(handler);
+    Invocation inv{info, &message, ctx, result, handler_key};
+    return detail::run_pipeline(chain_for(info), inv, ref);
+  }
+
+ private:
+  template <Request M>
+  struct RemoteHandler final : detail::ErasedHandler {
+    explicit RemoteHandler(Mediator& m) : mediator(m) {}
+    Status call(Invocation& inv) noexcept override;
+    Mediator& mediator;
+  };
+
+  template <Request M>
+  Result<result_t<M>> dispatch_request(const M& message, Context ctx);
+
+  void set_handler(const MessageInfo& info, std::unique_ptr<detail::ErasedHandler> handler);
+  void add_event_handler(const MessageInfo& info, std::string name, std::unique_ptr<detail::ErasedHandler> handler);
+  void add_type_behavior(const MessageInfo& info, std::shared_ptr<Behavior> behavior);
+  detail::Entry& entry(const MessageInfo& info);
+  const detail::Entry* find(const MessageInfo& info) const noexcept {
+    return info.slot < entries_.size() ? entries_[info.slot].get() : nullptr;
+  }
+  const std::vector<Behavior*>& chain_for(const MessageInfo& info) const noexcept {
+    const auto* e = find(info);
+    return e != nullptr ? e->chain : global_chain_;
+  }
+  void rebuild_chain(detail::Entry& e);
+  Status publish_to_transport(const MessageInfo& info, const void* event, const Context& ctx);
+
+  std::vector<std::unique_ptr<detail::Entry>> entries_;  // indexed by MessageInfo::slot
+  std::vector<std::shared_ptr<Behavior>> global_;
+  std::vector<Behavior*> global_chain_;
+  Transport* transport_ = nullptr;
+};
+
+// ---------------------------------------------------------------------------
+// Template definitions.
+
+template <Request M>
+Result<result_t<M>> Mediator::dispatch_request(const M& message, Context ctx) {
+  using R = result_t<M>;
+  const auto& info = message_info<M>();
+  ctx.message_type = info.name;
+  const detail::Entry* e = find(info);
+  if (e == nullptr || e->handler == nullptr) return detail::no_handler_error(info);
+  if constexpr (std::is_void_v<R>) {
+    Invocation inv{info, &message, ctx, nullptr, {}};
+    return detail::run_pipeline(e->chain, inv, *e->handler);
+  } else {
+    std::optional<R> out;
+    Invocation inv{info, &message, ctx, &out, {}};
+    Status s = detail::run_pipeline(e->chain, inv, *e->handler);
+    if (!s) return std::move(s).error();
+    if (!out) return make_error(errc::internal, "handler of '" + std::string(info.name) + "' returned no value");
+    return std::move(*out);
+  }
+}
+
+template <Event E>
+Status Mediator::publish(const E& event, Context ctx) {
+  const auto& info = message_info<E>();
+  ctx.message_type = info.name;
+  const detail::Entry* e = find(info);
+  std::vector<std::pair<std::string_view, Error>> failures;
+  if (e != nullptr) {
+    for (const auto& h : e->event_handlers) {
+      ctx.attempt = 1;
+      Invocation inv{info, &event, ctx, nullptr, h.key};
+      Status s = detail::run_pipeline(e->chain, inv, *h.handler);
+      if (!s) failures.emplace_back(h.key, std::move(s).error());
+    }
+  }
+  if (transport_ != nullptr) {
+    if constexpr (JsonEncodable<E>) {
+      Status s = publish_to_transport(info, &event, ctx);
+      if (!s) failures.emplace_back("transport", std::move(s).error());
+    } else {
+      failures.emplace_back("transport", make_error(errc::internal, "event '" + std::string(info.name) +
+                                                                        "' has no JSON codec; it cannot leave the process"));
+    }
+  }
+  if (failures.empty()) return {};
+  return detail::combine_event_failures(info, failures);
+}
+
+template <Event E, class H>
+Result<Subscription> Mediator::subscribe(SubscribeOptions options, H handler) {
+  static_assert(HandlerOf<H, E>,
+                "catga: an event handler of E must be callable as h(const E&) or h(const E&, catga::Context&) "
+                "and return nothing or catga::Status");
+  const auto& info = message_info<E>();
+  if (transport_ == nullptr) return detail::no_transport_error(info);
+  auto shared = std::make_shared<H>(std::move(handler));
+  std::string group = options.group;
+  return transport_->subscribe(
+      info.name, options, [this, shared, group](Delivery& d) -> Status {
+        try {
+          Context ctx;
+          auto decoded = detail::decode_delivery<E>(d, ctx);
+          if (!decoded) return std::move(decoded).error();
+          return dispatch(*decoded, ctx, group, *shared);
+        } catch (...) {
+          return error_from_current_exception();
+        }
+      });
+}
+
+template <Request M>
+Result<Subscription> Mediator::serve(std::string_view service) {
+  const auto& info = message_info<M>();
+  if (transport_ == nullptr) return detail::no_transport_error(info);
+  return transport_->serve(info.name, service, [this, &info](Delivery& d) -> std::string {
+    try {
+      const detail::Entry* e = find(info);
+      if (e == nullptr || e->handler == nullptr) return wire::encode_reply(detail::no_handler_error(info), nullptr);
+      Context ctx;
+      auto decoded = detail::decode_delivery<M>(d, ctx);
+      if (!decoded) return wire::encode_reply(std::move(decoded).error(), nullptr);
+      using R = result_t<M>;
+      if constexpr (std::is_void_v<R>) {
+        Invocation inv{info, &*decoded, ctx, nullptr, {}};
+        return wire::encode_reply(detail::run_pipeline(e->chain, inv, *e->handler), nullptr);
+      } else {
+        std::optional<R> out;
+        Invocation inv{info, &*decoded, ctx, &out, {}};
+        Status s = detail::run_pipeline(e->chain, inv, *e->handler);
+        if (!s || !out) return wire::encode_reply(s, nullptr);
+        nlohmann::json value = *out;
+        return wire::encode_reply(s, &value);
+      }
+    } catch (...) {
+      return wire::encode_reply(error_from_current_exception(), nullptr);
+    }
+  });
+}
+
+template <Request M>
+Status Mediator::RemoteHandler<M>::call(Invocation& inv) noexcept {
+  using R = result_t<M>;
+  try {
+    Transport* t = mediator.transport_;
+    if (t == nullptr) return detail::no_transport_error(inv.info);
+    nlohmann::json j = *static_cast<const M*>(inv.message);
+    const std::string body = j.dump();
+    auto reply = t->request(OutboundMessage{inv.info, body, inv.context});
+    if (!reply) return std::move(reply).error();
+    auto value = wire::decode_reply(*reply);
+    if (!value) return std::move(value).error();
+    if constexpr (!std::is_void_v<R>) {
+      try {
+        static_cast<std::optional<R>*>(inv.result)->emplace(value->template get<R>());
+      } catch (const std::exception& ex) {
+        return make_error(errc::malformed, "reply to '" + std::string(inv.info.name) + "' does not decode: " + ex.what());
+      }
+    }
+    return {};
+  } catch (...) {
+    return error_from_current_exception();
+  }
+}
+
+}  // namespace catga

@@ -1,0 +1,205 @@
+#pragma once
+// Declaring messages: kind, wire name, QoS and JSON codec, one line per type.
+
+#include <concepts>
+#include <cstddef>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string_view>
+#include <type_traits>
+
+namespace catga {
+
+enum class MessageKind { command, query, event };
+
+// Delivery guarantee of a message type on a transport (see docs/guarantees.md).
+enum class QoS { at_most_once, at_least_once, exactly_once };
+
+std::string_view to_string(MessageKind kind) noexcept;
+std::string_view to_string(QoS qos) noexcept;
+
+// Kind tags: what a declaration says a type is.
+template <class R>
+struct CommandTag {
+  using result_type = R;
+  static constexpr MessageKind kind = MessageKind::command;
+};
+template <class R>
+struct QueryTag {
+  using result_type = R;
+  static constexpr MessageKind kind = MessageKind::query;
+};
+struct EventTag {
+  using result_type = void;
+  static constexpr MessageKind kind = MessageKind::event;
+};
+
+// What the declaration macros return from the ADL hook `catga_message`.
+template <class Tag>
+struct Declaration {
+  using tag = Tag;
+  std::string_view name;
+};
+
+namespace detail {
+void catga_message() = delete;  // ADL only: found in the message's namespace
+void catga_qos() = delete;
+
+template <class T>
+concept Declared = requires(const T* p) {
+  { catga_message(p).name } -> std::convertible_to<std::string_view>;
+  typename decltype(catga_message(p))::tag;
+};
+template <class T>
+concept HasQoS = requires(const T* p) {
+  { catga_qos(p) } -> std::same_as<QoS>;
+};
+}  // namespace detail
+
+// A type declared with one of the CATGA_* macros below.
+template <class T>
+concept Message = std::is_class_v<T> && detail::Declared<T>;
+
+template <Message T>
+using message_tag_t = typename decltype(catga_message(static_cast<const T*>(nullptr)))::tag;
+
+// The result type of a command or query (void for events and plain commands).
+template <Message T>
+using result_t = typename message_tag_t<T>::result_type;
+
+template <Message T>
+inline constexpr MessageKind message_kind_v = message_tag_t<T>::kind;
+
+template <class T>
+concept Command = Message<T> && message_kind_v<T> == MessageKind::command;
+template <class T>
+concept Query = Message<T> && message_kind_v<T> == MessageKind::query;
+template <class T>
+concept Event = Message<T> && message_kind_v<T> == MessageKind::event;
+// Something answered by exactly one handler.
+template <class T>
+concept Request = Command<T> || Query<T>;
+
+template <Message T>
+constexpr std::string_view message_name() noexcept {
+  return catga_message(static_cast<const T*>(nullptr)).name;
+}
+
+template <Message T>
+constexpr QoS message_qos() noexcept {
+  if constexpr (detail::HasQoS<T>) {
+    return catga_qos(static_cast<const T*>(nullptr));
+  } else {
+    return QoS::at_least_once;
+  }
+}
+
+template <class T>
+concept JsonEncodable = std::is_constructible_v<nlohmann::json, const T&>;
+template <class T>
+concept JsonDecodable = nlohmann::detail::has_from_json<nlohmann::json, T>::value;
+template <class T>
+concept JsonCodable = JsonEncodable<T> && JsonDecodable<T>;
+
+// Runtime description of a message type, shared by every mediator. Behaviors
+// and transports see messages through it without knowing their C++ type.
+struct MessageInfo {
+  std::string_view name;
+  MessageKind kind;
+  QoS qos;
+  std::size_t slot;  // dense index, used by mediators to find handlers
+  bool has_result;   // false for events and commands without result
+  // Message codec; nullptr when the type has no JSON codec.
+  void (*encode)(nlohmann::json& out, const void* message);
+  // Codec of the result, stored in a std::optional<result_t<T>>; nullptr when
+  // there is no result or it has no JSON codec.
+  void (*encode_result)(nlohmann::json& out, const void* optional_result);
+  bool (*decode_result)(const nlohmann::json& in, void* optional_result);
+};
+
+namespace detail {
+std::size_t next_message_slot() noexcept;
+
+template <class T>
+MessageInfo make_message_info() noexcept {
+  using R = result_t<T>;
+  MessageInfo info{message_name<T>(), message_kind_v<T>, message_qos<T>(), next_message_slot(),
+                   !std::is_void_v<R>, nullptr, nullptr, nullptr};
+  if constexpr (JsonEncodable<T>) {
+    info.encode = [](nlohmann::json& out, const void* m) { out = *static_cast<const T*>(m); };
+  }
+  if constexpr (!std::is_void_v<R>) {
+    if constexpr (JsonCodable<R>) {
+      info.encode_result = [](nlohmann::json& out, const void* r) {
+        out = **static_cast<const std::optional<R>*>(r);
+      };
+      info.decode_result = [](const nlohmann::json& in, void* r) {
+        try {
+          static_cast<std::optional<R>*>(r)->emplace(in.get<R>());
+          return true;
+        } catch (const std::exception&) {
+          return false;
+        }
+      };
+    }
+  }
+  return info;
+}
+}  // namespace detail
+
+// The description of T. The first call assigns T its slot.
+template <Message T>
+const MessageInfo& message_info() noexcept {
+  static const MessageInfo info = detail::make_message_info<T>();
+  return info;
+}
+
+}  // namespace catga
+
+// ---------------------------------------------------------------------------
+// Declaration macros. Use them at namespace scope, in the namespace of the
+// type, right after the struct. The wire name is the type's name as written.
+//
+//   struct PlaceOrder { std::string customer; double amount; };
+//   CATGA_COMMAND(PlaceOrder, std::string, customer, amount)   // → Result<std::string>
+//
+//   struct Ship { std::string order_id; };
+//   CATGA_COMMAND(Ship, void, order_id)                        // → Status
+//
+//   struct GetOrder { std::string order_id; };
+//   CATGA_QUERY(GetOrder, OrderView, order_id)
+//
+//   struct OrderPlaced { std::string order_id; };
+//   CATGA_EVENT(OrderPlaced, order_id)
+//   CATGA_QOS(OrderPlaced, catga::QoS::exactly_once)          // optional
+//
+// CATGA_MESSAGE declares kind and name only, for types with a hand-written
+// codec, no fields, or a wire name that differs from the C++ name:
+//
+//   struct Ping {};
+//   CATGA_MESSAGE(Ping, catga::EventTag, "Ping")
+//   inline void to_json(nlohmann::json& j, const Ping&) { j = nlohmann::json::object(); }
+//   inline void from_json(const nlohmann::json&, Ping&) {}
+// ---------------------------------------------------------------------------
+
+#define CATGA_MESSAGE(Type, Tag, WireName)                                             \
+  [[maybe_unused]] constexpr ::catga::Declaration<Tag> catga_message(const Type*) noexcept { \
+    return {WireName};                                                                 \
+  }
+
+#define CATGA_COMMAND(Type, ResultType, ...)                        \
+  CATGA_MESSAGE(Type, ::catga::CommandTag<ResultType>, #Type)       \
+  NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Type, __VA_ARGS__)
+
+#define CATGA_QUERY(Type, ResultType, ...)                          \
+  CATGA_MESSAGE(Type, ::catga::QueryTag<ResultType>, #Type)         \
+  NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Type, __VA_ARGS__)
+
+#define CATGA_EVENT(Type, ...)                                      \
+  CATGA_MESSAGE(Type, ::catga::EventTag, #Type)                     \
+  NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Type, __VA_ARGS__)
+
+#define CATGA_QOS(Type, QosValue)                                           \
+  [[maybe_unused]] constexpr ::catga::QoS catga_qos(const Type*) noexcept { \
+    return QosValue;                                                        \
+  }

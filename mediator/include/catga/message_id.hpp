@@ -1,0 +1,76 @@
+#pragma once
+// MessageId: identifies one message across processes and machines.
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace catga {
+
+// The text of an id, held inline (no allocation). Converts to string_view.
+struct IdText {
+  std::array<char, 64> chars{};
+  std::uint8_t size = 0;
+
+  std::string_view view() const noexcept { return {chars.data(), size}; }
+  operator std::string_view() const noexcept { return view(); }  // NOLINT implicit
+  std::string str() const { return std::string(view()); }
+};
+
+// A message id. Generated ids are 128 random-seeded bits (per-thread random
+// base plus a counter: unique across processes and machines with no
+// configuration, and cheap: no lock, no allocation, no clock read) printed as
+// 32 lowercase hex digits. Ids that arrive from other languages keep their
+// text exactly (up to 64 characters) so `Nats-Msg-Id` dedup still works.
+//
+//   auto id = catga::MessageId::generate();
+//   std::string s = id.text().str();          // "4f1c…" (32 hex digits)
+//   auto back = catga::MessageId::parse(s);   // == id
+class MessageId {
+ public:
+  static constexpr std::size_t kMaxText = 64;
+
+  constexpr MessageId() noexcept = default;  // nil
+
+  static MessageId generate() noexcept;
+  // Any non-empty text of at most kMaxText printable ASCII characters.
+  // 32 hex digits parse to the binary form, so generate/print/parse round-trips.
+  static std::optional<MessageId> parse(std::string_view text) noexcept;
+  static MessageId from_parts(std::uint64_t hi, std::uint64_t lo) noexcept {
+    MessageId id;
+    id.hi_ = hi;
+    id.lo_ = lo;
+    return id;
+  }
+
+  bool is_nil() const noexcept { return text_size_ == 0 && hi_ == 0 && lo_ == 0; }
+  explicit operator bool() const noexcept { return !is_nil(); }
+  // True for ids held as 128 bits (generated, or parsed from 32 hex digits).
+  bool is_binary() const noexcept { return text_size_ == 0; }
+  std::uint64_t hi() const noexcept { return hi_; }
+  std::uint64_t lo() const noexcept { return lo_; }
+
+  IdText text() const noexcept;
+
+  friend bool operator==(const MessageId& a, const MessageId& b) noexcept {
+    if (a.text_size_ != b.text_size_) return false;
+    if (a.text_size_ == 0) return a.hi_ == b.hi_ && a.lo_ == b.lo_;
+    return std::memcmp(a.text_.data(), b.text_.data(), a.text_size_) == 0;
+  }
+
+ private:
+  std::uint64_t hi_ = 0;
+  std::uint64_t lo_ = 0;
+  std::uint8_t text_size_ = 0;  // 0: binary form
+  std::array<char, kMaxText> text_;  // only the first text_size_ bytes are set
+};
+
+// Appends `n` bytes as lowercase hex; used for ids and traceparent.
+void append_hex(char* out, const unsigned char* bytes, std::size_t n) noexcept;
+void append_hex_u64(char* out, std::uint64_t v) noexcept;  // 16 hex digits
+std::optional<std::uint64_t> parse_hex_u64(std::string_view sixteen_hex) noexcept;
+
+}  // namespace catga

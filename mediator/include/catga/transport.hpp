@@ -1,0 +1,138 @@
+#pragma once
+// Transport: the port through which the mediator reaches other processes.
+// Implementations live in transport/ (in-memory, JetStream).
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "catga/context.hpp"
+#include "catga/function_ref.hpp"
+#include "catga/message.hpp"
+#include "catga/result.hpp"
+
+namespace catga {
+
+// A message leaving the process: its type, JSON body and context.
+struct OutboundMessage {
+  const MessageInfo& info;
+  std::string_view body;
+  const Context& context;
+};
+
+// A message handed to a subscription. Valid only during the handler call.
+class Delivery {
+ public:
+  virtual ~Delivery() = default;
+  virtual std::string_view subject() const noexcept = 0;
+  virtual std::string_view body() const noexcept = 0;
+  virtual std::optional<std::string_view> header(std::string_view name) const noexcept = 0;
+  virtual void for_each_header(FunctionRef<void(std::string_view, std::string_view)> visit) const = 0;
+  // 1 on the first delivery, 2 on the first redelivery, ...
+  virtual int attempt() const noexcept = 0;
+  // Position in the stream (0 when the transport has none).
+  virtual std::uint64_t sequence() const noexcept = 0;
+  // Tells the broker the handler is still working (extends the ack deadline).
+  virtual void in_progress() noexcept {}
+};
+
+// Redelivery policy of a subscription. A retryable failure is redelivered
+// after backoff[attempt-1] (the last entry repeats) until max_deliver
+// deliveries were made; then, or on a non-retryable failure, the message is
+// copied to the dead letters with the error and terminated.
+struct RetryPolicy {
+  int max_deliver = 5;
+  std::vector<std::chrono::milliseconds> backoff{std::chrono::milliseconds(100), std::chrono::milliseconds(500),
+                                                 std::chrono::seconds(2), std::chrono::seconds(5)};
+
+  std::chrono::milliseconds delay_after(int attempt) const noexcept;
+  // True when a failure on delivery `attempt` is final.
+  bool exhausted(int attempt) const noexcept { return attempt >= max_deliver; }
+};
+
+// How to subscribe. `group` is the consumer group (normally the service
+// name): within a group each message goes to one member; every group gets
+// every message.
+struct SubscribeOptions {
+  std::string group;
+  RetryPolicy retry;
+  std::size_t workers = 1;  // concurrent handler calls in this process
+};
+
+// Handles one delivery. ok → ack; retryable error → redeliver later;
+// other error → dead letter. Must not throw (the glue catches everything).
+using DeliveryHandler = std::function<Status(Delivery&)>;
+// Answers one request with a reply body (see wire::encode_reply).
+using RequestHandler = std::function<std::string(Delivery&)>;
+
+// A live subscription. Destroying or stop()ping it stops deliveries and waits
+// for handler calls in flight, so the handler's captures may die afterwards.
+//
+//   catga::Subscription sub = mediator.subscribe<OrderPlaced>({.group = "billing"}, on_placed).value();
+//   ...
+//   sub.stop();  // or let it go out of scope
+class Subscription {
+ public:
+  struct Impl {
+    virtual ~Impl() = default;
+    virtual void stop() noexcept = 0;
+  };
+
+  Subscription() = default;
+  explicit Subscription(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
+  Subscription(Subscription&&) noexcept = default;
+  Subscription& operator=(Subscription&& other) noexcept {
+    if (this != &other) {
+      stop();
+      impl_ = std::move(other.impl_);
+    }
+    return *this;
+  }
+  ~Subscription() { stop(); }
+
+  void stop() noexcept {
+    if (impl_) impl_->stop();
+    impl_.reset();
+  }
+  bool active() const noexcept { return impl_ != nullptr; }
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// The contract every transport implements. Calls may come from any thread.
+class Transport {
+ public:
+  virtual ~Transport() = default;
+
+  // Sends an event to every group subscribed to its type. For
+  // at_least_once/exactly_once types, success means the transport has stored it.
+  virtual Status publish(const OutboundMessage& message) = 0;
+
+  // Delivers events of `type` to `handler` as a member of options.group.
+  virtual Result<Subscription> subscribe(std::string_view type, const SubscribeOptions& options,
+                                         DeliveryHandler handler) = 0;
+
+  // Sends a command/query to the one service serving its type and waits for
+  // the reply body until context.deadline. Errors: no_handler (nobody
+  // serves it), timeout, unavailable.
+  virtual Result<std::string> request(const OutboundMessage& message) {
+    return make_error(errc::no_handler,
+                      "transport does not carry requests ('" + std::string(message.info.name) + "')");
+  }
+
+  // Serves requests of `type` as a member of the `service` queue group.
+  virtual Result<Subscription> serve(std::string_view type, std::string_view service, RequestHandler handler) {
+    (void)service;
+    (void)handler;
+    return make_error(errc::no_handler, "transport does not carry requests ('" + std::string(type) + "')");
+  }
+};
+
+}  // namespace catga

@@ -1,0 +1,131 @@
+#include "catga/context.hpp"
+
+#include <algorithm>
+
+namespace catga {
+namespace {
+
+thread_local const Context* t_current = nullptr;
+
+// A span id from a message id: mixes both halves so ids from different threads
+// (same low counter) still differ; never zero.
+std::uint64_t span_of(const MessageId& id) noexcept {
+  std::uint64_t s = id.lo() ^ (id.hi() * 0x9e3779b97f4a7c15ULL);
+  return s != 0 ? s : 1;
+}
+
+}  // namespace
+
+IdText TraceContext::traceparent() const noexcept {
+  IdText out;
+  char* p = out.chars.data();
+  p[0] = '0';
+  p[1] = '0';
+  p[2] = '-';
+  append_hex_u64(p + 3, trace_hi);
+  append_hex_u64(p + 19, trace_lo);
+  p[35] = '-';
+  append_hex_u64(p + 36, span_id);
+  p[52] = '-';
+  const unsigned char f = flags;
+  append_hex(p + 53, &f, 1);
+  out.size = 55;
+  return out;
+}
+
+std::optional<TraceContext> TraceContext::parse(std::string_view s) noexcept {
+  // version "00" only has this exact shape; later versions may append fields.
+  if (s.size() < 55 || s[2] != '-' || s[35] != '-' || s[52] != '-') return std::nullopt;
+  if (s.substr(0, 2) == "ff") return std::nullopt;
+  if (s.substr(0, 2) == "00" && s.size() != 55) return std::nullopt;
+  auto hi = parse_hex_u64(s.substr(3, 16));
+  auto lo = parse_hex_u64(s.substr(19, 16));
+  auto span = parse_hex_u64(s.substr(36, 16));
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  const int f_hi = nibble(s[53]);
+  const int f_lo = nibble(s[54]);
+  if (!hi || !lo || !span || f_hi < 0 || f_lo < 0) return std::nullopt;
+  if ((*hi | *lo) == 0 || *span == 0) return std::nullopt;
+  TraceContext tc;
+  tc.trace_hi = *hi;
+  tc.trace_lo = *lo;
+  tc.parent_span_id = *span;
+  tc.span_id = span_of(MessageId::generate());
+  tc.flags = static_cast<std::uint8_t>(f_hi * 16 + f_lo);
+  return tc;
+}
+
+void Headers::set(std::string_view key, std::string_view value) {
+  for (auto& [k, v] : entries_) {
+    if (k == key) {
+      v.assign(value);
+      return;
+    }
+  }
+  entries_.emplace_back(std::string(key), std::string(value));
+}
+
+std::optional<std::string_view> Headers::get(std::string_view key) const noexcept {
+  for (const auto& [k, v] : entries_) {
+    if (k == key) return std::string_view(v);
+  }
+  return std::nullopt;
+}
+
+bool Headers::erase(std::string_view key) noexcept {
+  auto it = std::find_if(entries_.begin(), entries_.end(), [&](const Entry& e) { return e.first == key; });
+  if (it == entries_.end()) return false;
+  entries_.erase(it);
+  return true;
+}
+
+Context Context::root() noexcept {
+  Context ctx;
+  ctx.message_id = MessageId::generate();
+  ctx.correlation_id = ctx.message_id;
+  // The root message's id doubles as the trace id: no extra randomness needed.
+  ctx.trace.trace_hi = ctx.message_id.hi();
+  ctx.trace.trace_lo = ctx.message_id.lo();
+  ctx.trace.span_id = span_of(ctx.message_id);
+  return ctx;
+}
+
+Context Context::child() const noexcept {
+  Context ctx;
+  ctx.message_id = MessageId::generate();
+  ctx.correlation_id = correlation_id ? correlation_id : message_id;
+  ctx.causation_id = message_id;
+  if (trace.valid()) {
+    ctx.trace.trace_hi = trace.trace_hi;
+    ctx.trace.trace_lo = trace.trace_lo;
+    ctx.trace.flags = trace.flags;
+    ctx.trace.parent_span_id = trace.span_id;
+  } else {
+    ctx.trace.trace_hi = ctx.message_id.hi();
+    ctx.trace.trace_lo = ctx.message_id.lo();
+  }
+  ctx.trace.span_id = span_of(ctx.message_id);
+  ctx.deadline = deadline;
+  return ctx;
+}
+
+Context Context::next() noexcept { return t_current != nullptr ? t_current->child() : root(); }
+
+const Context* Context::current() noexcept { return t_current; }
+
+Context::Clock::duration Context::remaining(Clock::time_point now) const noexcept {
+  if (!has_deadline()) return Clock::duration::max();
+  return now >= deadline ? Clock::duration::zero() : deadline - now;
+}
+
+CurrentContextScope::CurrentContextScope(const Context& ctx) noexcept : previous_(t_current) {
+  t_current = &ctx;
+}
+
+CurrentContextScope::~CurrentContextScope() { t_current = previous_; }
+
+}  // namespace catga

@@ -1,0 +1,152 @@
+#include "catga/mediator.hpp"
+
+#include <atomic>
+#include <typeinfo>
+
+namespace catga {
+
+namespace detail {
+
+std::size_t next_message_slot() noexcept {
+  static std::atomic<std::size_t> next{0};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+namespace {
+Status run_from(const std::vector<Behavior*>& chain, std::size_t i, Invocation& inv, ErasedHandler& handler) {
+  if (i == chain.size()) return handler.call(inv);
+  auto next = [&]() -> Status { return run_from(chain, i + 1, inv, handler); };
+  return chain[i]->handle(inv, Next(next));
+}
+}  // namespace
+
+Status run_pipeline(const std::vector<Behavior*>& chain, Invocation& inv, ErasedHandler& handler) noexcept {
+  try {
+    return run_from(chain, 0, inv, handler);
+  } catch (...) {
+    // A behavior threw: the pipeline boundary turns it into an Error too.
+    return error_from_current_exception();
+  }
+}
+
+Error no_handler_error(const MessageInfo& info) {
+  return make_error(errc::no_handler,
+                    "no handler registered for " + std::string(to_string(info.kind)) + " '" + std::string(info.name) + "'");
+}
+
+Error no_transport_error(const MessageInfo& info) {
+  return make_error(errc::no_handler,
+                    "'" + std::string(info.name) + "' needs a transport, but none is attached to the mediator");
+}
+
+Status combine_event_failures(const MessageInfo& info, std::vector<std::pair<std::string_view, Error>>& failures) {
+  if (failures.size() == 1 && failures[0].first == "transport") return std::move(failures[0].second);
+  std::string msg = std::to_string(failures.size()) + " failure(s) publishing '" + std::string(info.name) + "':";
+  bool retryable = true;
+  for (const auto& [who, err] : failures) {
+    msg.append(" [").append(who).append("] ").append(err.code).append(": ").append(err.message).append(";");
+    retryable = retryable && err.retryable;
+  }
+  msg.pop_back();
+  return make_error(errc::handler_failed, std::move(msg), retryable);
+}
+
+}  // namespace detail
+
+std::string_view to_string(MessageKind kind) noexcept {
+  switch (kind) {
+    case MessageKind::command: return "command";
+    case MessageKind::query: return "query";
+    case MessageKind::event: return "event";
+  }
+  return "message";
+}
+
+std::string_view to_string(QoS qos) noexcept {
+  switch (qos) {
+    case QoS::at_most_once: return "at_most_once";
+    case QoS::at_least_once: return "at_least_once";
+    case QoS::exactly_once: return "exactly_once";
+  }
+  return "unknown";
+}
+
+Error error_from_current_exception() noexcept {
+  try {
+    throw;
+  } catch (const Exception& e) {
+    return e.error();
+  } catch (const std::exception& e) {
+    // Unknown failures may be transient (a dropped connection, a busy
+    // database): retryable, so the retry behavior and redelivery get a chance.
+    return Error{std::string(errc::exception), std::string(typeid(e).name()) + ": " + e.what(), true};
+  } catch (...) {
+    return Error{std::string(errc::exception), "unknown exception", true};
+  }
+}
+
+Mediator::Mediator() = default;
+Mediator::~Mediator() = default;
+
+detail::Entry& Mediator::entry(const MessageInfo& info) {
+  if (info.slot >= entries_.size()) entries_.resize(info.slot + 1);
+  auto& e = entries_[info.slot];
+  if (!e) {
+    e = std::make_unique<detail::Entry>();
+    e->info = &info;
+    rebuild_chain(*e);
+  }
+  return *e;
+}
+
+void Mediator::set_handler(const MessageInfo& info, std::unique_ptr<detail::ErasedHandler> handler) {
+  auto& e = entry(info);
+  if (e.handler) {
+    throw Exception(make_error(errc::duplicate_handler, "a handler for " + std::string(to_string(info.kind)) + " '" +
+                                                            std::string(info.name) + "' is already registered"));
+  }
+  e.handler = std::move(handler);
+}
+
+void Mediator::add_event_handler(const MessageInfo& info, std::string name,
+                                 std::unique_ptr<detail::ErasedHandler> handler) {
+  auto& e = entry(info);
+  if (name.empty()) name = "handler-" + std::to_string(e.event_handlers.size() + 1);
+  for (const auto& h : e.event_handlers) {
+    if (h.key == name) {
+      throw Exception(make_error(errc::duplicate_handler, "event '" + std::string(info.name) +
+                                                              "' already has a handler named '" + name + "'"));
+    }
+  }
+  e.event_handlers.push_back({std::move(name), std::move(handler)});
+}
+
+void Mediator::use(std::shared_ptr<Behavior> behavior) {
+  if (!behavior) throw Exception(make_error(errc::internal, "Mediator::use: null behavior"));
+  global_.push_back(std::move(behavior));
+  global_chain_.push_back(global_.back().get());
+  for (auto& e : entries_) {
+    if (e) rebuild_chain(*e);
+  }
+}
+
+void Mediator::add_type_behavior(const MessageInfo& info, std::shared_ptr<Behavior> behavior) {
+  if (!behavior) throw Exception(make_error(errc::internal, "Mediator::use: null behavior"));
+  auto& e = entry(info);
+  e.behaviors.push_back(std::move(behavior));
+  rebuild_chain(e);
+}
+
+void Mediator::rebuild_chain(detail::Entry& e) {
+  e.chain = global_chain_;
+  for (const auto& b : e.behaviors) e.chain.push_back(b.get());
+}
+
+Status Mediator::publish_to_transport(const MessageInfo& info, const void* event, const Context& ctx) {
+  nlohmann::json j;
+  info.encode(j, event);
+  const std::string body = j.dump();
+  return transport_->publish(OutboundMessage{info, body, ctx});
+}
+
+}  // namespace catga

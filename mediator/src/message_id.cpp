@@ -1,0 +1,119 @@
+#include "catga/message_id.hpp"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <random>
+#include <thread>
+
+namespace catga {
+namespace {
+
+std::uint64_t splitmix64(std::uint64_t& state) noexcept {
+  std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+// Per-thread generator state: a random 128-bit base, then a counter in the
+// low half. Two threads (anywhere) collide only if their random high halves
+// match: probability ~2^-64 per pair.
+struct IdState {
+  std::uint64_t hi;
+  std::uint64_t lo;
+
+  IdState() noexcept {
+    std::uint64_t seed = 0;
+    try {
+      std::random_device rd;
+      seed = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+    } catch (...) {
+      // No entropy device: fall back to time, pid and thread identity.
+    }
+    seed ^= static_cast<std::uint64_t>(
+        std::chrono::high_resolution_clock::now().time_since_epoch().count());
+    seed ^= static_cast<std::uint64_t>(::getpid()) << 48;
+    seed ^= std::hash<std::thread::id>{}(std::this_thread::get_id());
+    hi = splitmix64(seed);
+    lo = splitmix64(seed);
+    if (hi == 0) hi = 1;
+  }
+};
+
+constexpr char kHex[] = "0123456789abcdef";
+
+int hex_value(char c) noexcept {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
+void append_hex(char* out, const unsigned char* bytes, std::size_t n) noexcept {
+  for (std::size_t i = 0; i < n; ++i) {
+    out[2 * i] = kHex[bytes[i] >> 4];
+    out[2 * i + 1] = kHex[bytes[i] & 0xf];
+  }
+}
+
+void append_hex_u64(char* out, std::uint64_t v) noexcept {
+  for (int i = 15; i >= 0; --i) {
+    out[i] = kHex[v & 0xf];
+    v >>= 4;
+  }
+}
+
+std::optional<std::uint64_t> parse_hex_u64(std::string_view s) noexcept {
+  if (s.size() != 16) return std::nullopt;
+  std::uint64_t v = 0;
+  for (char c : s) {
+    int d = hex_value(c);
+    if (d < 0) return std::nullopt;
+    v = (v << 4) | static_cast<std::uint64_t>(d);
+  }
+  return v;
+}
+
+MessageId MessageId::generate() noexcept {
+  thread_local IdState state;
+  // The low half counts; a zero low half is skipped so span ids (taken from
+  // it) are never the invalid all-zero value.
+  if (++state.lo == 0) ++state.lo;
+  return from_parts(state.hi, state.lo);
+}
+
+std::optional<MessageId> MessageId::parse(std::string_view text) noexcept {
+  if (text.empty() || text.size() > kMaxText) return std::nullopt;
+  for (char c : text) {
+    if (c <= ' ' || c > '~') return std::nullopt;
+  }
+  if (text.size() == 32) {
+    auto hi = parse_hex_u64(text.substr(0, 16));
+    auto lo = parse_hex_u64(text.substr(16));
+    // Only the canonical lowercase form maps to binary, so text round-trips.
+    bool lower = text.find_first_of("ABCDEF") == std::string_view::npos;
+    if (hi && lo && lower && (*hi != 0 || *lo != 0)) return from_parts(*hi, *lo);
+  }
+  MessageId id;
+  id.text_size_ = static_cast<std::uint8_t>(text.size());
+  std::memcpy(id.text_.data(), text.data(), text.size());
+  return id;
+}
+
+IdText MessageId::text() const noexcept {
+  IdText out;
+  if (text_size_ != 0) {
+    std::memcpy(out.chars.data(), text_.data(), text_size_);
+    out.size = text_size_;
+  } else if (hi_ != 0 || lo_ != 0) {
+    append_hex_u64(out.chars.data(), hi_);
+    append_hex_u64(out.chars.data() + 16, lo_);
+    out.size = 32;
+  }
+  return out;
+}
+
+}  // namespace catga

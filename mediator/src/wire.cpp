@@ -1,0 +1,136 @@
+#include "catga/wire.hpp"
+
+#include <charconv>
+
+namespace catga::wire {
+namespace {
+
+std::string join_subject(std::string_view prefix, std::string_view kind, std::string_view type) {
+  std::string s;
+  s.reserve(prefix.size() + kind.size() + type.size() + 2);
+  s.append(prefix).append(".").append(kind).append(".").append(type);
+  return s;
+}
+
+}  // namespace
+
+std::string event_subject(std::string_view prefix, std::string_view type) {
+  return join_subject(prefix, "evt", type);
+}
+std::string command_subject(std::string_view prefix, std::string_view type) {
+  return join_subject(prefix, "cmd", type);
+}
+std::string dead_letter_subject(std::string_view prefix, std::string_view type) {
+  return join_subject(prefix, "dlq", type);
+}
+
+bool is_managed_header(std::string_view name) noexcept {
+  return name == kMsgId || name == kType || name == kCorrelationId || name == kCausationId ||
+         name == kTraceparent || name == kContentType || name == kTimeoutMs;
+}
+
+void write_headers(const Context& ctx, std::string_view type,
+                   FunctionRef<void(std::string_view, std::string_view)> put) {
+  put(kMsgId, ctx.message_id.text());
+  put(kType, type);
+  if (ctx.correlation_id) put(kCorrelationId, ctx.correlation_id.text());
+  if (ctx.causation_id) put(kCausationId, ctx.causation_id.text());
+  if (ctx.trace.valid()) put(kTraceparent, ctx.trace.traceparent());
+  put(kContentType, kJson);
+  if (ctx.has_deadline()) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(ctx.remaining()).count();
+    char buf[24];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, left < 1 ? 1 : left);
+    (void)ec;
+    put(kTimeoutMs, std::string_view(buf, static_cast<std::size_t>(end - buf)));
+  }
+  for (const auto& [k, v] : ctx.headers) {
+    if (!is_managed_header(k)) put(k, v);
+  }
+}
+
+Result<Context> read_context(HeaderGet get, HeaderEach each) {
+  Context ctx;
+  auto id_text = get(kMsgId);
+  if (!id_text) return make_error(errc::malformed, "missing header Nats-Msg-Id");
+  auto id = MessageId::parse(*id_text);
+  if (!id) return make_error(errc::malformed, "invalid Nats-Msg-Id (1-64 printable ASCII characters expected)");
+  ctx.message_id = *id;
+  if (!get(kType)) return make_error(errc::malformed, "missing header Catga-Type");
+
+  if (auto c = get(kCorrelationId)) {
+    auto cid = MessageId::parse(*c);
+    if (!cid) return make_error(errc::malformed, "invalid Catga-Correlation-Id");
+    ctx.correlation_id = *cid;
+  } else {
+    ctx.correlation_id = ctx.message_id;
+  }
+  if (auto c = get(kCausationId)) {
+    auto cid = MessageId::parse(*c);
+    if (!cid) return make_error(errc::malformed, "invalid Catga-Causation-Id");
+    ctx.causation_id = *cid;
+  }
+  // An unparseable traceparent is ignored (W3C: restart the trace), not fatal.
+  if (auto tp = get(kTraceparent); tp) {
+    if (auto tc = TraceContext::parse(*tp)) ctx.trace = *tc;
+  }
+  if (!ctx.trace.valid()) {
+    auto fresh = Context::root();
+    ctx.trace = fresh.trace;
+  }
+  if (auto t = get(kTimeoutMs)) {
+    long long ms = 0;
+    auto [p, ec] = std::from_chars(t->data(), t->data() + t->size(), ms);
+    if (ec != std::errc() || p != t->data() + t->size() || ms < 0) {
+      return make_error(errc::malformed, "invalid Catga-Timeout-Ms");
+    }
+    ctx.deadline = Context::Clock::now() + std::chrono::milliseconds(ms);
+  }
+  each([&](std::string_view k, std::string_view v) {
+    if (!is_managed_header(k)) ctx.headers.set(k, v);
+  });
+  return ctx;
+}
+
+std::string encode_reply(const Status& status, const nlohmann::json* value) {
+  nlohmann::json j;
+  if (status) {
+    j["ok"] = true;
+    if (value != nullptr) j["value"] = *value;
+  } else {
+    j["ok"] = false;
+    j["error"] = {{"code", status.error().code},
+                  {"message", status.error().message},
+                  {"retryable", status.error().retryable}};
+  }
+  return j.dump();
+}
+
+Result<nlohmann::json> parse_json(std::string_view body) {
+  auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    return make_error(errc::malformed, "body is not valid JSON (" + std::to_string(body.size()) + " bytes)");
+  }
+  return j;
+}
+
+Result<nlohmann::json> decode_reply(std::string_view body) {
+  auto parsed = parse_json(body);
+  if (!parsed) return make_error(errc::malformed, "reply " + parsed.error().message);
+  const auto& j = *parsed;
+  if (!j.is_object() || !j.contains("ok") || !j["ok"].is_boolean()) {
+    return make_error(errc::malformed, "reply has no boolean \"ok\" field");
+  }
+  if (j["ok"].get<bool>()) return j.contains("value") ? j["value"] : nlohmann::json();
+  const auto& e = j.contains("error") ? j["error"] : nlohmann::json::object();
+  Error err;
+  err.code = e.is_object() && e.contains("code") && e["code"].is_string() ? e["code"].get<std::string>()
+                                                                          : std::string(errc::internal);
+  err.message = e.is_object() && e.contains("message") && e["message"].is_string()
+                    ? e["message"].get<std::string>()
+                    : std::string("remote handler failed without a message");
+  err.retryable = e.is_object() && e.contains("retryable") && e["retryable"].is_boolean() && e["retryable"].get<bool>();
+  return err;
+}
+
+}  // namespace catga::wire
