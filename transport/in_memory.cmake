@@ -1,0 +1,1 @@
+# catga::transport: in-memory transport

@@ -1,0 +1,1 @@
+# catga::nats: JetStream transport
