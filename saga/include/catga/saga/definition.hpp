@@ -1,0 +1,133 @@
+#pragma once
+// SagaDefinition: a saga declared as ordered steps with compensations.
+
+#include <chrono>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "catga/mediator.hpp"
+
+namespace catga {
+
+// A step as the orchestrator runs it: functions over the saga's JSON data.
+struct SagaStep {
+  using Run = std::function<Status(Mediator&, nlohmann::json& data, Context ctx)>;
+  std::string name;
+  Run action;
+  Run compensation;  // empty: nothing to undo
+  std::chrono::milliseconds timeout{std::chrono::seconds(10)};
+  int max_attempts = 3;  // retryable failures are retried up to this many attempts
+  std::chrono::milliseconds retry_delay{std::chrono::milliseconds(100)};  // doubles per attempt
+};
+
+// A saga type without its C++ data type: name, steps, compensation policy.
+struct SagaType {
+  std::string name;
+  std::vector<SagaStep> steps;
+  int compensation_attempts = 5;
+  std::chrono::milliseconds compensation_delay{std::chrono::milliseconds(200)};  // doubles per attempt
+};
+
+// Declares a saga over `Data` (a JSON-codable struct holding what steps
+// produce: ids, amounts...). Each step sends a command built from the data
+// and may store its result back into the data; compensations see the data
+// as it was when the saga failed.
+//
+//   auto order_saga = catga::SagaDefinition<OrderData>("order")
+//       .step<ReserveInventory>("reserve",
+//             [](const OrderData& d) { return ReserveInventory{d.order_id, d.items}; },
+//             [](OrderData& d, const std::string& reservation) { d.reservation = reservation; })
+//       .compensate<ReleaseInventory>([](const OrderData& d) { return ReleaseInventory{d.order_id}; })
+//       .timeout(std::chrono::seconds(5))
+//       .step<ChargePayment>("charge", [](const OrderData& d) { return ChargePayment{d.order_id, d.amount}; })
+//       .compensate<RefundPayment>([](const OrderData& d) { return RefundPayment{d.order_id}; });
+template <class Data>
+class SagaDefinition {
+  static_assert(JsonCodable<Data>, "catga: saga data must have a JSON codec (NLOHMANN_DEFINE_TYPE_*)");
+
+ public:
+  explicit SagaDefinition(std::string name) { type_.name = std::move(name); }
+
+  // Adds a step sending the command `build(data)`; `take(data, result)`
+  // stores what the step produced.
+  template <Command C, class Build, class Take>
+  SagaDefinition& step(std::string name, Build build, Take take) {
+    static_assert(std::is_invocable_r_v<C, Build&, const Data&>,
+                  "catga: a saga step's build function must be callable as C(const Data&)");
+    SagaStep s;
+    s.name = std::move(name);
+    s.action = [build = std::move(build), take = std::move(take)](Mediator& m, nlohmann::json& json,
+                                                                   Context ctx) -> Status {
+      Data data = json.get<Data>();
+      auto result = m.send(build(std::as_const(data)), std::move(ctx));
+      if (!result) return std::move(result).error();
+      if constexpr (std::is_void_v<result_t<C>>) {
+        take(data);
+      } else {
+        take(data, *result);
+      }
+      json = data;
+      return {};
+    };
+    type_.steps.push_back(std::move(s));
+    return *this;
+  }
+
+  // Adds a step whose result is not kept.
+  template <Command C, class Build>
+  SagaDefinition& step(std::string name, Build build) {
+    if constexpr (std::is_void_v<result_t<C>>) {
+      return step<C>(std::move(name), std::move(build), [](Data&) {});
+    } else {
+      return step<C>(std::move(name), std::move(build), [](Data&, const result_t<C>&) {});
+    }
+  }
+
+  // The compensation of the step added last: sends `build(data)`.
+  template <Command C, class Build>
+  SagaDefinition& compensate(Build build) {
+    static_assert(std::is_invocable_r_v<C, Build&, const Data&>,
+                  "catga: a compensation's build function must be callable as C(const Data&)");
+    last().compensation = [build = std::move(build)](Mediator& m, nlohmann::json& json, Context ctx) -> Status {
+      const Data data = json.get<Data>();
+      auto result = m.send(build(data), std::move(ctx));
+      if (!result) return std::move(result).error();
+      return {};
+    };
+    return *this;
+  }
+
+  // Deadline of each attempt of the step added last.
+  SagaDefinition& timeout(std::chrono::milliseconds t) {
+    last().timeout = t;
+    return *this;
+  }
+  // Retry policy of the step added last (retryable errors only).
+  SagaDefinition& attempts(int max_attempts, std::chrono::milliseconds first_delay) {
+    last().max_attempts = max_attempts < 1 ? 1 : max_attempts;
+    last().retry_delay = first_delay;
+    return *this;
+  }
+  // How hard to try each compensation before giving up (compensation_failed).
+  SagaDefinition& compensation_retries(int attempts, std::chrono::milliseconds first_delay) {
+    type_.compensation_attempts = attempts < 1 ? 1 : attempts;
+    type_.compensation_delay = first_delay;
+    return *this;
+  }
+
+  const SagaType& type() const noexcept { return type_; }
+  const std::string& name() const noexcept { return type_.name; }
+
+ private:
+  SagaStep& last() {
+    if (type_.steps.empty()) throw Exception(make_error(errc::internal, "saga '" + type_.name + "' has no step yet"));
+    return type_.steps.back();
+  }
+  SagaType type_;
+};
+
+}  // namespace catga

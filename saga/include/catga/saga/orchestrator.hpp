@@ -1,0 +1,116 @@
+#pragma once
+// SagaOrchestrator: drives sagas step by step, persisting after every step.
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "catga/mediator.hpp"
+#include "catga/saga/definition.hpp"
+#include "catga/saga/record.hpp"
+#include "catga/saga/store.hpp"
+
+namespace catga {
+
+struct SagaOptions {
+  // Who drives: keep it stable across restarts of one instance (e.g. the pod
+  // name) so a restarted instance resumes its sagas at once; default random.
+  std::string instance_id;
+  std::size_t workers = 4;
+  // A saga owned by an instance that stopped renewing for this long may be
+  // taken over by another instance. Make it longer than the slowest step:
+  // a takeover during a step resends that step (same id, deduplicated).
+  std::chrono::milliseconds lease{std::chrono::seconds(30)};
+  // How often to look for orphaned sagas (0 = only when recover() is called).
+  std::chrono::milliseconds recovery_interval{std::chrono::seconds(0)};
+  // Waits between retries; replaceable so tests do not sleep.
+  std::function<void(std::chrono::milliseconds)> sleep;
+};
+
+// Runs sagas on a pool of worker threads. Each transition (attempt started,
+// step done, compensation done, final status) is written to the SagaStore
+// with a revision check before the next command is sent, so:
+// - a crashed orchestrator's sagas resume where they were (recover());
+// - two orchestrators never drive one saga at once (the loser of a write
+//   stops driving it);
+// - a resumed step resends the same command id (saga id + step + attempt),
+//   which the receiving service deduplicates.
+//
+//   catga::SagaOrchestrator orch(mediator, std::make_shared<catga::InMemorySagaStore>());
+//   orch.add(order_saga);
+//   orch.start(order_saga, "order-42", OrderData{...});
+//   auto final_state = orch.wait("order-42", std::chrono::seconds(10));
+class SagaOrchestrator {
+ public:
+  SagaOrchestrator(Mediator& mediator, std::shared_ptr<SagaStore> store, SagaOptions options = {});
+  ~SagaOrchestrator();
+  SagaOrchestrator(const SagaOrchestrator&) = delete;
+  SagaOrchestrator& operator=(const SagaOrchestrator&) = delete;
+
+  // Registers a saga type (before start/recover).
+  template <class Data>
+  void add(const SagaDefinition<Data>& definition) {
+    add_type(definition.type());
+  }
+  void add_type(SagaType type);
+
+  // Starts saga `id` with `data`. Starting an id that exists returns the
+  // existing record instead of a second saga (idempotent start).
+  template <class Data>
+  Result<SagaRecord> start(const SagaDefinition<Data>& definition, std::string id, const Data& data) {
+    return start_json(definition.name(), std::move(id), nlohmann::json(data));
+  }
+  Result<SagaRecord> start_json(std::string_view type, std::string id, nlohmann::json data);
+
+  Result<SagaRecord> get(std::string_view id) const;
+  // Waits until saga `id` is final (or `timeout`; then returns its current state).
+  Result<SagaRecord> wait(std::string_view id, std::chrono::milliseconds timeout) const;
+  // Schedules every active saga this instance may drive (its own, or with an
+  // expired lease). Returns how many were scheduled.
+  Result<std::size_t> recover();
+  // Stops the workers after the steps in flight; sagas stay persisted.
+  void stop();
+
+  const std::string& instance_id() const noexcept { return options_.instance_id; }
+
+  // Test hook: called after each persisted transition; returning false makes
+  // this orchestrator drop the saga on the spot, as if the process died.
+  std::function<bool(const SagaRecord&)> after_persist;
+
+ private:
+  enum class Drive { again, done };
+  void worker_loop();
+  void recovery_loop();
+  void schedule(const std::string& id);
+  void drive(const std::string& id);
+  Drive drive_once(StoredSaga& stored, const SagaType& type);
+  bool persist(StoredSaga& stored);
+  Context step_context(const SagaRecord& r, bool compensation, std::chrono::milliseconds timeout) const;
+  void pause(std::chrono::milliseconds d);
+  void publish_lifecycle(const SagaRecord& r, const SagaType& type);
+
+  Mediator& mediator_;
+  std::shared_ptr<SagaStore> store_;
+  SagaOptions options_;
+  std::map<std::string, SagaType, std::less<>> types_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable work_cv_;
+  mutable std::condition_variable final_cv_;
+  std::deque<std::string> queue_;
+  std::set<std::string, std::less<>> scheduled_;  // queued or being driven
+  bool stopping_ = false;
+  std::vector<std::thread> workers_;
+  std::thread recovery_;
+};
+
+}  // namespace catga

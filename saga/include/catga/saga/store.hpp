@@ -1,0 +1,63 @@
+#pragma once
+// SagaStore: where saga records live, with optimistic concurrency.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "catga/result.hpp"
+#include "catga/saga/record.hpp"
+
+namespace catga {
+
+// A record and the revision it was read at.
+struct StoredSaga {
+  SagaRecord record;
+  std::uint64_t revision = 0;
+};
+
+// Persistence for sagas. Every write names the revision it expects, so two
+// orchestrators can never both advance one saga: the loser gets an Error with
+// code `conflict` and stops driving it. Implementations: InMemorySagaStore
+// (tests, single process) and KvSagaStore (JetStream KV, catga::nats).
+//
+//   auto created = store.create(record);                 // revision 1
+//   auto loaded = store.load(record.id);                 // {record, 1}
+//   auto next = store.update(loaded->record, loaded->revision);
+class SagaStore {
+ public:
+  virtual ~SagaStore() = default;
+  // Stores a new record; `conflict` when the id exists already.
+  virtual Result<std::uint64_t> create(const SagaRecord& record) = 0;
+  // The record and its revision; `not_found` when absent.
+  virtual Result<StoredSaga> load(std::string_view id) = 0;
+  // Replaces the record if it is still at `expected_revision`; returns the new revision.
+  virtual Result<std::uint64_t> update(const SagaRecord& record, std::uint64_t expected_revision) = 0;
+  // Ids of sagas that are not final (running or compensating).
+  virtual Result<std::vector<std::string>> list_active() = 0;
+  // Ids of every saga (for operators and tests).
+  virtual Result<std::vector<std::string>> list_all() = 0;
+};
+
+// A SagaStore in process memory. Thread-safe.
+//
+//   auto store = std::make_shared<catga::InMemorySagaStore>();
+//   catga::SagaOrchestrator orch(mediator, store);
+class InMemorySagaStore final : public SagaStore {
+ public:
+  Result<std::uint64_t> create(const SagaRecord& record) override;
+  Result<StoredSaga> load(std::string_view id) override;
+  Result<std::uint64_t> update(const SagaRecord& record, std::uint64_t expected_revision) override;
+  Result<std::vector<std::string>> list_active() override;
+  Result<std::vector<std::string>> list_all() override;
+
+ private:
+  std::mutex mutex_;
+  std::map<std::string, StoredSaga, std::less<>> sagas_;
+};
+
+}  // namespace catga

@@ -1,0 +1,373 @@
+#include "catga/saga/orchestrator.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "catga/saga/events.hpp"
+
+namespace catga {
+namespace {
+
+std::string fnv_hex(std::string_view s) {
+  std::uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
+  char buf[17];
+  append_hex_u64(buf, h);
+  return std::string(buf, 16);
+}
+
+// "<saga>/s<step>/<attempt>" (or /c for compensations): the same saga, step
+// and attempt always give the same id, so a resent command is deduplicated.
+MessageId step_message_id(const SagaRecord& r, bool compensation) {
+  const std::string tail = std::string(compensation ? "/c" : "/s") + std::to_string(r.step) + "/" +
+                           std::to_string(r.attempt);
+  if (auto id = MessageId::parse(r.id + tail)) return *id;
+  // Too long or not printable ASCII: a stable hash of the saga id instead.
+  return *MessageId::parse("saga-" + fnv_hex(r.id) + tail);
+}
+
+std::chrono::milliseconds doubled(std::chrono::milliseconds first, int attempt) {
+  auto d = first;
+  for (int i = 1; i < attempt && d < std::chrono::minutes(1); ++i) d *= 2;
+  return d;
+}
+
+void add_history(SagaRecord& r, const SagaType& type, std::string what, std::string error = {}) {
+  const int step = r.step;
+  std::string name = step >= 0 && step < static_cast<int>(type.steps.size()) ? type.steps[step].name : "";
+  r.history.push_back({step, std::move(name), std::move(what), std::move(error), unix_ms_now()});
+}
+
+std::string describe(const Error& e) { return e.code + ": " + e.message; }
+
+// A failure that leaves it unknown whether the step took effect.
+bool outcome_uncertain(const Error& e) {
+  return e.code == errc::timeout || e.code == errc::unavailable || e.code == errc::exception;
+}
+
+}  // namespace
+
+SagaOrchestrator::SagaOrchestrator(Mediator& mediator, std::shared_ptr<SagaStore> store, SagaOptions options)
+    : mediator_(mediator), store_(std::move(store)), options_(std::move(options)) {
+  if (options_.instance_id.empty()) options_.instance_id = "saga-" + MessageId::generate().text().str();
+  if (options_.workers == 0) options_.workers = 1;
+  for (std::size_t i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { worker_loop(); });
+  if (options_.recovery_interval.count() > 0) recovery_ = std::thread([this] { recovery_loop(); });
+}
+
+SagaOrchestrator::~SagaOrchestrator() { stop(); }
+
+void SagaOrchestrator::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_ && workers_.empty()) return;
+    stopping_ = true;
+  }
+  work_cv_.notify_all();
+  final_cv_.notify_all();
+  for (auto& t : workers_) {
+    if (t.joinable()) t.join();
+  }
+  workers_.clear();
+  if (recovery_.joinable()) recovery_.join();
+}
+
+void SagaOrchestrator::add_type(SagaType type) {
+  if (type.steps.empty()) throw Exception(make_error(errc::internal, "saga '" + type.name + "' has no steps"));
+  std::string name = type.name;
+  if (!types_.emplace(name, std::move(type)).second) {
+    throw Exception(make_error(errc::duplicate_handler, "saga type '" + name + "' is already registered"));
+  }
+}
+
+Result<SagaRecord> SagaOrchestrator::start_json(std::string_view type, std::string id, nlohmann::json data) {
+  auto t = types_.find(type);
+  if (t == types_.end()) return make_error(errc::unknown_type, "no saga type '" + std::string(type) + "'");
+  if (id.empty()) return make_error(errc::validation, "saga id must not be empty");
+  const Context ctx = Context::next();
+  SagaRecord r;
+  r.id = std::move(id);
+  r.type = std::string(type);
+  r.data = std::move(data);
+  r.correlation_id = ctx.correlation_id.text().str();
+  r.traceparent = ctx.trace.traceparent().str();
+  r.owner = options_.instance_id;
+  r.created_ms = r.updated_ms = unix_ms_now();
+  r.lease_until_ms = r.created_ms + options_.lease.count();
+  auto created = store_->create(r);
+  if (!created) {
+    if (created.error().code != errc::conflict) return std::move(created).error();
+    auto existing = store_->load(r.id);  // idempotent start: the saga already exists
+    if (!existing) return std::move(existing).error();
+    return existing->record;
+  }
+  publish_lifecycle(r, t->second);
+  schedule(r.id);
+  return r;
+}
+
+Result<SagaRecord> SagaOrchestrator::get(std::string_view id) const {
+  auto loaded = store_->load(id);
+  if (!loaded) return std::move(loaded).error();
+  return std::move(loaded->record);
+}
+
+Result<SagaRecord> SagaOrchestrator::wait(std::string_view id, std::chrono::milliseconds timeout) const {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto r = get(id);
+    if (!r || is_final(r->status) || std::chrono::steady_clock::now() >= until) return r;
+    // Woken by our own transitions; polling also sees other instances' work.
+    std::unique_lock lock(mutex_);
+    final_cv_.wait_for(lock, std::chrono::milliseconds(20));
+  }
+}
+
+Result<std::size_t> SagaOrchestrator::recover() {
+  auto ids = store_->list_active();
+  if (!ids) return std::move(ids).error();
+  std::size_t n = 0;
+  const auto now = unix_ms_now();
+  for (const auto& id : *ids) {
+    auto loaded = store_->load(id);
+    if (!loaded) continue;
+    const auto& r = loaded->record;
+    if (is_final(r.status) || types_.find(r.type) == types_.end()) continue;
+    if (r.owner == options_.instance_id || r.owner.empty() || r.lease_until_ms <= now) {
+      schedule(id);
+      ++n;
+    }
+  }
+  return n;
+}
+
+void SagaOrchestrator::schedule(const std::string& id) {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_ || !scheduled_.insert(id).second) return;
+    queue_.push_back(id);
+  }
+  work_cv_.notify_one();
+}
+
+void SagaOrchestrator::worker_loop() {
+  for (;;) {
+    std::string id;
+    {
+      std::unique_lock lock(mutex_);
+      work_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      id = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    try {
+      drive(id);
+    } catch (const std::exception& e) {
+      spdlog::error("saga {}: driver failed: {}", id, e.what());
+    }
+    {
+      std::lock_guard lock(mutex_);
+      scheduled_.erase(id);
+    }
+    final_cv_.notify_all();
+  }
+}
+
+void SagaOrchestrator::recovery_loop() {
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    work_cv_.wait_for(lock, options_.recovery_interval, [&] { return stopping_; });
+    if (stopping_) return;
+    lock.unlock();
+    if (auto r = recover(); !r) spdlog::warn("saga recovery: {}", r.error().message);
+    lock.lock();
+  }
+}
+
+void SagaOrchestrator::drive(const std::string& id) {
+  auto loaded = store_->load(id);
+  if (!loaded) {
+    spdlog::warn("saga {}: cannot load: {}", id, loaded.error().message);
+    return;
+  }
+  StoredSaga s = std::move(*loaded);
+  if (is_final(s.record.status)) return;
+  auto t = types_.find(s.record.type);
+  if (t == types_.end()) {
+    spdlog::error("saga {}: unknown saga type '{}'", id, s.record.type);
+    return;
+  }
+  if (s.record.owner != options_.instance_id && s.record.lease_until_ms > unix_ms_now()) return;
+  if (s.record.owner != options_.instance_id) {
+    spdlog::info("saga {}: taking over from {}", id, s.record.owner);
+  }
+  s.record.owner = options_.instance_id;
+  if (!persist(s)) return;
+  for (;;) {
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_) return;
+    }
+    if (drive_once(s, t->second) == Drive::done) return;
+  }
+}
+
+bool SagaOrchestrator::persist(StoredSaga& s) {
+  auto& r = s.record;
+  r.updated_ms = unix_ms_now();
+  // Safety does not depend on the lease (revision checks and command ids
+  // do); it only keeps a live driver from being taken over needlessly.
+  r.lease_until_ms = r.updated_ms + options_.lease.count();
+  auto rev = store_->update(r, s.revision);
+  if (!rev) {
+    spdlog::warn("saga {}: not persisted ({}); another instance drives it", r.id, rev.error().message);
+    return false;
+  }
+  s.revision = *rev;
+  if (is_final(r.status)) final_cv_.notify_all();
+  if (after_persist && !after_persist(r)) return false;
+  return true;
+}
+
+SagaOrchestrator::Drive SagaOrchestrator::drive_once(StoredSaga& s, const SagaType& type) {
+  auto& r = s.record;
+  const int n = static_cast<int>(type.steps.size());
+
+  if (r.status == SagaStatus::running) {
+    if (r.step >= n) {
+      r.status = SagaStatus::completed;
+      if (persist(s)) publish_lifecycle(r, type);
+      return Drive::done;
+    }
+    const SagaStep& step = type.steps[r.step];
+    if (r.attempt == 0) {
+      r.attempt = 1;  // recorded before sending: a resumed saga resends this same id
+      if (!persist(s)) return Drive::done;
+    }
+    nlohmann::json data = r.data;
+    Status st = step.action(mediator_, data, step_context(r, false, step.timeout));
+    if (st) {
+      r.data = std::move(data);
+      add_history(r, type, "completed");
+      const int done_step = r.step;
+      ++r.step;
+      r.attempt = 0;
+      if (!persist(s)) return Drive::done;
+      Context ctx = step_context(r, false, std::chrono::milliseconds(0));
+      ctx.deadline = Context::kNoDeadline;
+      ctx.message_id = MessageId::generate();
+      if (auto p = mediator_.publish(SagaStepCompleted{r.id, r.type, done_step, step.name}, ctx); !p) {
+        spdlog::warn("saga {}: SagaStepCompleted not published: {}", r.id, p.error().message);
+      }
+      return Drive::again;
+    }
+    const Error& err = st.error();
+    if (err.retryable && r.attempt < step.max_attempts) {
+      add_history(r, type, "retry", describe(err));
+      const auto delay = doubled(step.retry_delay, r.attempt);
+      ++r.attempt;
+      if (!persist(s)) return Drive::done;
+      pause(delay);
+      return Drive::again;
+    }
+    add_history(r, type, "failed", describe(err));
+    r.error = step.name + ": " + describe(err);
+    r.status = SagaStatus::compensating;
+    // A step that timed out may still have happened: undo it too
+    // (compensations must therefore tolerate "nothing to undo").
+    if (!outcome_uncertain(err)) --r.step;
+    r.attempt = 0;
+    if (!persist(s)) return Drive::done;
+    return Drive::again;
+  }
+
+  if (r.status == SagaStatus::compensating) {
+    if (r.step < 0) {
+      r.status = SagaStatus::compensated;
+      r.step = 0;
+      if (persist(s)) publish_lifecycle(r, type);
+      return Drive::done;
+    }
+    const SagaStep& step = type.steps[r.step];
+    if (!step.compensation) {
+      --r.step;
+      r.attempt = 0;
+      return persist(s) ? Drive::again : Drive::done;
+    }
+    if (r.attempt == 0) {
+      r.attempt = 1;
+      if (!persist(s)) return Drive::done;
+    }
+    nlohmann::json data = r.data;
+    Status st = step.compensation(mediator_, data, step_context(r, true, step.timeout));
+    if (st) {
+      add_history(r, type, "compensated");
+      --r.step;
+      r.attempt = 0;
+      return persist(s) ? Drive::again : Drive::done;
+    }
+    if (r.attempt < type.compensation_attempts) {
+      add_history(r, type, "compensation_retry", describe(st.error()));
+      const auto delay = doubled(type.compensation_delay, r.attempt);
+      ++r.attempt;
+      if (!persist(s)) return Drive::done;
+      pause(delay);
+      return Drive::again;
+    }
+    add_history(r, type, "compensation_failed", describe(st.error()));
+    r.error += "; compensation of " + step.name + " failed: " + describe(st.error());
+    r.status = SagaStatus::compensation_failed;
+    if (persist(s)) publish_lifecycle(r, type);
+    return Drive::done;
+  }
+  return Drive::done;
+}
+
+Context SagaOrchestrator::step_context(const SagaRecord& r, bool compensation,
+                                       std::chrono::milliseconds timeout) const {
+  Context ctx = Context::root();
+  ctx.message_id = step_message_id(r, compensation);
+  if (auto c = MessageId::parse(r.correlation_id)) ctx.correlation_id = *c;
+  if (auto tc = TraceContext::parse(r.traceparent)) ctx.trace = *tc;
+  ctx.headers.set("Catga-Saga-Id", r.id);
+  if (timeout.count() > 0) ctx.deadline = Context::Clock::now() + timeout;
+  return ctx;
+}
+
+void SagaOrchestrator::pause(std::chrono::milliseconds d) {
+  if (options_.sleep) {
+    options_.sleep(d);
+    return;
+  }
+  std::unique_lock lock(mutex_);
+  work_cv_.wait_for(lock, d, [&] { return stopping_; });
+}
+
+void SagaOrchestrator::publish_lifecycle(const SagaRecord& r, const SagaType& type) {
+  Context ctx = step_context(r, false, std::chrono::milliseconds(0));
+  ctx.message_id = MessageId::generate();
+  Status st;
+  switch (r.status) {
+    case SagaStatus::running:
+      st = mediator_.publish(SagaStarted{r.id, r.type}, ctx);
+      break;
+    case SagaStatus::completed:
+      st = mediator_.publish(SagaCompleted{r.id, r.type}, ctx);
+      break;
+    case SagaStatus::compensated:
+      st = mediator_.publish(SagaCompensated{r.id, r.type, r.error}, ctx);
+      break;
+    case SagaStatus::compensation_failed: {
+      const int step = r.step;
+      const std::string name = step >= 0 && step < static_cast<int>(type.steps.size()) ? type.steps[step].name : "";
+      st = mediator_.publish(SagaFailed{r.id, r.type, step, name, r.error}, ctx);
+      spdlog::error("saga {} ({}) needs an operator: {}", r.id, r.type, r.error);
+      break;
+    }
+    case SagaStatus::compensating:
+      break;
+  }
+  // Lifecycle events inform; failing to publish one must not fail the saga.
+  if (!st) spdlog::warn("saga {}: lifecycle event not published: {}", r.id, st.error().message);
+}
+
+}  // namespace catga

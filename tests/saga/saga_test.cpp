@@ -1,0 +1,370 @@
+// Saga orchestration with local handlers and the in-memory saga store:
+// every branch (success, failure at each step, retries, compensation
+// failure, timeout, resume after a crash, two orchestrators).
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <catga/saga/events.hpp>
+#include <catga/saga/orchestrator.hpp>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace saga_test {
+
+struct TripData {
+  std::string trip;
+  std::string flight;
+  std::string hotel;
+  std::string car;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TripData, trip, flight, hotel, car)
+
+struct BookFlight { std::string trip; };
+CATGA_COMMAND(BookFlight, std::string, trip)
+struct CancelFlight { std::string trip; std::string flight; };
+CATGA_COMMAND(CancelFlight, void, trip, flight)
+struct BookHotel { std::string trip; std::string flight; };
+CATGA_COMMAND(BookHotel, std::string, trip, flight)
+struct CancelHotel { std::string trip; std::string hotel; };
+CATGA_COMMAND(CancelHotel, void, trip, hotel)
+struct RentCar { std::string trip; };
+CATGA_COMMAND(RentCar, std::string, trip)
+
+// What the "services" did, and how they should fail.
+struct World {
+  std::mutex mutex;
+  std::vector<std::string> log;            // "BookFlight", "CancelHotel", ...
+  std::vector<std::string> ids;            // message ids of step commands, in order
+  std::set<std::string> applied;           // deduplication by message id
+  std::string fail_step;                   // command name failing non-retryably
+  std::string flaky_step;                  // command name failing retryably `flaky_times` times
+  int flaky_times = 0;
+  bool fail_compensation = false;
+  bool slow_hotel = false;
+  std::atomic<int> effects{0};
+
+  // Records a call; returns false when this id was applied before.
+  bool record(const std::string& what, const catga::Context& ctx) {
+    std::lock_guard lock(mutex);
+    log.push_back(what);
+    ids.push_back(ctx.message_id.text().str());
+    return applied.insert(ctx.message_id.text().str()).second;
+  }
+  std::vector<std::string> calls() {
+    std::lock_guard lock(mutex);
+    return log;
+  }
+};
+
+void register_services(catga::Mediator& m, World& w) {
+  m.handle<BookFlight>([&w](const BookFlight& c, catga::Context& ctx) -> catga::Result<std::string> {
+    if (w.flaky_step == "BookFlight" && w.flaky_times > 0) {
+      --w.flaky_times;
+      w.record("BookFlight!retry", ctx);
+      return catga::make_error("busy", "try again", true);
+    }
+    if (w.record("BookFlight", ctx)) ++w.effects;
+    if (w.fail_step == "BookFlight") return catga::make_error("no_seats", "flight full");
+    return "F-" + c.trip;
+  });
+  m.handle<CancelFlight>([&w](const CancelFlight&, catga::Context& ctx) -> catga::Status {
+    w.record("CancelFlight", ctx);
+    if (w.fail_compensation) return catga::make_error("down", "airline down", true);
+    return {};
+  });
+  m.handle<BookHotel>([&w](const BookHotel& c, catga::Context& ctx) -> catga::Result<std::string> {
+    if (w.slow_hotel) {
+      w.record("BookHotel!slow", ctx);
+      // Handlers are synchronous: this one notices its deadline and gives up.
+      while (!ctx.expired()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      return catga::make_error(catga::errc::timeout, "hotel did not answer in time", true);
+    }
+    if (w.record("BookHotel", ctx)) ++w.effects;
+    if (w.fail_step == "BookHotel") return catga::make_error("no_rooms", "hotel full");
+    REQUIRE(c.flight == "F-" + c.trip);  // data from step 1 reaches step 2
+    return "H-" + c.trip;
+  });
+  m.handle<CancelHotel>([&w](const CancelHotel&, catga::Context& ctx) -> catga::Status {
+    w.record("CancelHotel", ctx);
+    return {};
+  });
+  m.handle<RentCar>([&w](const RentCar& c, catga::Context& ctx) -> catga::Result<std::string> {
+    if (w.record("RentCar", ctx)) ++w.effects;
+    if (w.fail_step == "RentCar") return catga::make_error("no_cars", "no cars left");
+    return "C-" + c.trip;
+  });
+}
+
+catga::SagaDefinition<TripData> trip_saga() {
+  return catga::SagaDefinition<TripData>("trip")
+      .step<BookFlight>("flight", [](const TripData& d) { return BookFlight{d.trip}; },
+                        [](TripData& d, const std::string& f) { d.flight = f; })
+      .compensate<CancelFlight>([](const TripData& d) { return CancelFlight{d.trip, d.flight}; })
+      .attempts(3, std::chrono::milliseconds(1))
+      .step<BookHotel>("hotel", [](const TripData& d) { return BookHotel{d.trip, d.flight}; },
+                       [](TripData& d, const std::string& h) { d.hotel = h; })
+      .compensate<CancelHotel>([](const TripData& d) { return CancelHotel{d.trip, d.hotel}; })
+      .timeout(std::chrono::milliseconds(50))
+      .attempts(1, std::chrono::milliseconds(1))
+      .step<RentCar>("car", [](const TripData& d) { return RentCar{d.trip}; },
+                     [](TripData& d, const std::string& c) { d.car = c; })
+      .compensation_retries(3, std::chrono::milliseconds(1));
+}
+
+struct Fixture {
+  World world;
+  catga::Mediator mediator;
+  std::shared_ptr<catga::InMemorySagaStore> store = std::make_shared<catga::InMemorySagaStore>();
+  std::vector<std::string> events;
+  std::mutex events_mutex;
+  catga::SagaDefinition<TripData> saga = trip_saga();
+
+  Fixture() {
+    register_services(mediator, world);
+    auto note = [this](std::string what) {
+      std::lock_guard lock(events_mutex);
+      events.push_back(std::move(what));
+    };
+    mediator.on<catga::SagaStarted>([note](const catga::SagaStarted&) { note("started"); });
+    mediator.on<catga::SagaStepCompleted>(
+        [note](const catga::SagaStepCompleted& e) { note("step:" + e.step_name); });
+    mediator.on<catga::SagaCompleted>([note](const catga::SagaCompleted&) { note("completed"); });
+    mediator.on<catga::SagaCompensated>([note](const catga::SagaCompensated&) { note("compensated"); });
+    mediator.on<catga::SagaFailed>([note](const catga::SagaFailed& e) { note("failed:" + e.step_name); });
+  }
+  catga::SagaOptions options(std::string instance = "a") {
+    catga::SagaOptions o;
+    o.instance_id = std::move(instance);
+    o.workers = 2;
+    return o;
+  }
+  std::vector<std::string> lifecycle() {
+    std::lock_guard lock(events_mutex);
+    return events;
+  }
+};
+
+constexpr auto kWait = std::chrono::seconds(20);
+
+}  // namespace saga_test
+
+using namespace saga_test;
+using V = std::vector<std::string>;
+
+TEST_CASE("every step succeeds: completed, data flows between steps, lifecycle events published") {
+  Fixture f;
+  catga::SagaOrchestrator orch(f.mediator, f.store, f.options());
+  orch.add(f.saga);
+  REQUIRE(orch.start(f.saga, "t1", TripData{"t1", "", "", ""}));
+  auto r = orch.wait("t1", kWait);
+  REQUIRE(r);
+  CHECK(r->status == catga::SagaStatus::completed);
+  auto data = r->data.get<TripData>();
+  CHECK(data.flight == "F-t1");
+  CHECK(data.hotel == "H-t1");
+  CHECK(data.car == "C-t1");
+  CHECK(f.world.calls() == V{"BookFlight", "BookHotel", "RentCar"});
+  CHECK(f.lifecycle() == V{"started", "step:flight", "step:hotel", "step:car", "completed"});
+  // Step command ids derive from saga id + step + attempt.
+  CHECK(f.world.ids == V{"t1/s0/1", "t1/s1/1", "t1/s2/1"});
+}
+
+TEST_CASE("a failed step compensates the completed steps in reverse order") {
+  SUBCASE("failure at step 1: nothing to compensate") {
+    Fixture f;
+    f.world.fail_step = "BookFlight";
+    catga::SagaOrchestrator orch(f.mediator, f.store, f.options());
+    orch.add(f.saga);
+    REQUIRE(orch.start(f.saga, "t", TripData{"t", "", "", ""}));
+    auto r = orch.wait("t", kWait);
+    CHECK(r->status == catga::SagaStatus::compensated);
+    CHECK(r->error.find("no_seats") != std::string::npos);
+    CHECK(f.world.calls() == V{"BookFlight"});
+    CHECK(f.lifecycle() == V{"started", "compensated"});
+  }
+  SUBCASE("failure at step 2: flight cancelled") {
+    Fixture f;
+    f.world.fail_step = "BookHotel";
+    catga::SagaOrchestrator orch(f.mediator, f.store, f.options());
+    orch.add(f.saga);
+    REQUIRE(orch.start(f.saga, "t", TripData{"t", "", "", ""}));
+    auto r = orch.wait("t", kWait);
+    CHECK(r->status == catga::SagaStatus::compensated);
+    CHECK(f.world.calls() == V{"BookFlight", "BookHotel", "CancelFlight"});
+  }
+  SUBCASE("failure at step 3: hotel then flight cancelled, with the data steps produced") {
+    Fixture f;
+    f.world.fail_step = "RentCar";
+    std::string cancelled_hotel;
+    catga::SagaOrchestrator orch(f.mediator, f.store, f.options());
+    orch.add(f.saga);
+    REQUIRE(orch.start(f.saga, "t", TripData{"t", "", "", ""}));
+    auto r = orch.wait("t", kWait);
+    CHECK(r->status == catga::SagaStatus::compensated);
+    CHECK(f.world.calls() == V{"BookFlight", "BookHotel", "RentCar", "CancelHotel", "CancelFlight"});
+    CHECK(f.world.ids.back() == "t/c0/1");
+    CHECK(f.lifecycle() == V{"started", "step:flight", "step:hotel", "compensated"});
+    // The history answers who did what, in which order.
+    V whats;
+    for (const auto& h : r->history) whats.push_back(h.step_name + ":" + h.what);
+    CHECK(whats == V{"flight:completed", "hotel:completed", "car:failed", "hotel:compensated", "flight:compensated"});
+  }
+}
+
+TEST_CASE("retryable failures are retried with new attempt ids, then succeed") {
+  Fixture f;
+  f.world.flaky_step = "BookFlight";
+  f.world.flaky_times = 2;
+  std::vector<std::chrono::milliseconds> slept;
+  auto o = f.options();
+  o.sleep = [&](std::chrono::milliseconds d) { slept.push_back(d); };
+  o.workers = 1;
+  catga::SagaOrchestrator orch(f.mediator, f.store, o);
+  orch.add(f.saga);
+  REQUIRE(orch.start(f.saga, "t", TripData{"t", "", "", ""}));
+  auto r = orch.wait("t", kWait);
+  CHECK(r->status == catga::SagaStatus::completed);
+  CHECK(f.world.ids[0] == "t/s0/1");
+  CHECK(f.world.ids[1] == "t/s0/2");
+  CHECK(f.world.ids[2] == "t/s0/3");
+  CHECK(slept == std::vector<std::chrono::milliseconds>{std::chrono::milliseconds(1), std::chrono::milliseconds(2)});
+}
+
+TEST_CASE("a compensation that keeps failing ends in compensation_failed with a SagaFailed event") {
+  Fixture f;
+  f.world.fail_step = "BookHotel";
+  f.world.fail_compensation = true;
+  catga::SagaOrchestrator orch(f.mediator, f.store, f.options());
+  orch.add(f.saga);
+  REQUIRE(orch.start(f.saga, "t", TripData{"t", "", "", ""}));
+  auto r = orch.wait("t", kWait);
+  CHECK(r->status == catga::SagaStatus::compensation_failed);
+  CHECK(f.world.calls() == V{"BookFlight", "BookHotel", "CancelFlight", "CancelFlight", "CancelFlight"});
+  CHECK(f.lifecycle().back() == "failed:flight");
+  CHECK(r->error.find("compensation of flight failed") != std::string::npos);
+  // Still listed as final, never silently dropped.
+  CHECK(f.store->list_active()->empty());
+  CHECK(f.store->list_all()->size() == 1);
+}
+
+TEST_CASE("a step past its deadline times out and is compensated itself (its outcome is unknown)") {
+  Fixture f;
+  f.world.slow_hotel = true;
+  catga::SagaOrchestrator orch(f.mediator, f.store, f.options());
+  orch.add(f.saga);
+  REQUIRE(orch.start(f.saga, "t", TripData{"t", "", "", ""}));
+  auto r = orch.wait("t", kWait);
+  CHECK(r->status == catga::SagaStatus::compensated);
+  CHECK(r->error.find("timeout") != std::string::npos);
+  CHECK(f.world.calls() == V{"BookFlight", "BookHotel!slow", "CancelHotel", "CancelFlight"});
+}
+
+TEST_CASE("starting an existing saga id returns it instead of starting a second one") {
+  Fixture f;
+  catga::SagaOrchestrator orch(f.mediator, f.store, f.options());
+  orch.add(f.saga);
+  REQUIRE(orch.start(f.saga, "t", TripData{"t", "", "", ""}));
+  REQUIRE(orch.wait("t", kWait));
+  auto again = orch.start(f.saga, "t", TripData{"t", "", "", ""});
+  REQUIRE(again);
+  CHECK(again->status == catga::SagaStatus::completed);
+  CHECK(f.world.calls().size() == 3);
+  CHECK_FALSE(orch.start_json("nope", "x", {}));
+}
+
+// Wraps a store and fails the update that would record a given transition,
+// as if the process died right after the command was handled.
+class CrashingStore final : public catga::SagaStore {
+ public:
+  explicit CrashingStore(std::shared_ptr<catga::SagaStore> inner) : inner_(std::move(inner)) {}
+  std::function<bool(const catga::SagaRecord&)> crash_before;
+  catga::Result<std::uint64_t> create(const catga::SagaRecord& r) override { return inner_->create(r); }
+  catga::Result<catga::StoredSaga> load(std::string_view id) override { return inner_->load(id); }
+  catga::Result<std::uint64_t> update(const catga::SagaRecord& r, std::uint64_t rev) override {
+    if (crash_before && crash_before(r)) return catga::make_error(catga::errc::unavailable, "process died");
+    return inner_->update(r, rev);
+  }
+  catga::Result<std::vector<std::string>> list_active() override { return inner_->list_active(); }
+  catga::Result<std::vector<std::string>> list_all() override { return inner_->list_all(); }
+
+ private:
+  std::shared_ptr<catga::SagaStore> inner_;
+};
+
+TEST_CASE("resume after a crash: same instance at once, another instance after the lease") {
+  SUBCASE("crash after step 1 was recorded; restart with the same instance id resumes at step 2") {
+    Fixture f;
+    {
+      catga::SagaOrchestrator a(f.mediator, f.store, f.options("pod-1"));
+      a.add(f.saga);
+      a.after_persist = [](const catga::SagaRecord& r) { return !(r.step == 1 && r.attempt == 0); };
+      REQUIRE(a.start(f.saga, "t", TripData{"t", "", "", ""}));
+      auto r = a.wait("t", std::chrono::milliseconds(300));
+      CHECK(r->status == catga::SagaStatus::running);
+      CHECK(r->step == 1);
+    }
+    catga::SagaOrchestrator restarted(f.mediator, f.store, f.options("pod-1"));
+    restarted.add(f.saga);
+    CHECK(*restarted.recover() == 1);
+    auto r = restarted.wait("t", kWait);
+    CHECK(r->status == catga::SagaStatus::completed);
+    CHECK(f.world.calls() == V{"BookFlight", "BookHotel", "RentCar"});  // no step ran twice
+  }
+  SUBCASE("crash after a command was handled but before it was recorded: the same id is resent") {
+    Fixture f;
+    auto crashing = std::make_shared<CrashingStore>(f.store);
+    crashing->crash_before = [](const catga::SagaRecord& r) {
+      return r.status == catga::SagaStatus::running && r.step == 2;  // completion of step 1 (hotel)
+    };
+    auto o = f.options("pod-1");
+    o.lease = std::chrono::milliseconds(50);
+    {
+      catga::SagaOrchestrator a(f.mediator, crashing, o);
+      a.add(f.saga);
+      REQUIRE(a.start(f.saga, "t", TripData{"t", "", "", ""}));
+      CHECK(a.wait("t", std::chrono::milliseconds(300))->status == catga::SagaStatus::running);
+    }
+    // Another instance takes over once the lease has expired.
+    auto ob = f.options("pod-2");
+    catga::SagaOrchestrator b(f.mediator, f.store, ob);
+    b.add(f.saga);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // pod-1's lease (50 ms) runs out
+    CHECK(*b.recover() == 1);
+    auto r = b.wait("t", kWait);
+    CHECK(r->status == catga::SagaStatus::completed);
+    CHECK(r->owner == "pod-2");
+    // BookHotel was delivered twice with the same id; its effect applied once.
+    V hotel_ids;
+    for (std::size_t i = 0; i < f.world.log.size(); ++i) {
+      if (f.world.log[i] == "BookHotel") hotel_ids.push_back(f.world.ids[i]);
+    }
+    CHECK(hotel_ids == V{"t/s1/1", "t/s1/1"});
+    CHECK(f.world.effects.load() == 3);
+  }
+}
+
+TEST_CASE("two orchestrators on one store never both advance a saga") {
+  Fixture f;
+  auto oa = f.options("a");
+  auto ob = f.options("b");
+  oa.lease = ob.lease = std::chrono::milliseconds(2);  // leases expire almost at once: constant takeovers
+  oa.recovery_interval = ob.recovery_interval = std::chrono::milliseconds(1);
+  catga::SagaOrchestrator a(f.mediator, f.store, oa);
+  catga::SagaOrchestrator b(f.mediator, f.store, ob);
+  a.add(f.saga);
+  b.add(f.saga);
+  for (int i = 0; i < 20; ++i) {
+    REQUIRE(a.start(f.saga, "t" + std::to_string(i), TripData{"t" + std::to_string(i), "", "", ""}));
+  }
+  for (int i = 0; i < 20; ++i) {
+    auto r = a.wait("t" + std::to_string(i), kWait);
+    REQUIRE(r);
+    CHECK(r->status == catga::SagaStatus::completed);
+    int completed = 0;
+    for (const auto& h : r->history) completed += h.what == "completed" ? 1 : 0;
+    CHECK(completed == 3);  // each step recorded once, whoever drove it
+  }
+  CHECK(f.world.effects.load() == 60);  // duplicates (same id) were not applied twice
+}
