@@ -328,7 +328,8 @@ Context SagaOrchestrator::step_context(const SagaRecord& r, bool compensation,
   ctx.message_id = step_message_id(r, compensation);
   if (auto c = MessageId::parse(r.correlation_id)) ctx.correlation_id = *c;
   if (auto tc = TraceContext::parse(r.traceparent)) ctx.trace = *tc;
-  ctx.headers.set("Catga-Saga-Id", r.id);
+  ctx.headers.set(kSagaIdHeader, r.id);
+  if (compensation) ctx.headers.set(kSagaReasonHeader, r.error);
   if (timeout.count() > 0) ctx.deadline = Context::Clock::now() + timeout;
   return ctx;
 }

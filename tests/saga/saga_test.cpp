@@ -23,8 +23,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TripData, trip, flight, hotel, car)
 
 struct BookFlight { std::string trip; };
 CATGA_COMMAND(BookFlight, std::string, trip)
-struct CancelFlight { std::string trip; std::string flight; };
-CATGA_COMMAND(CancelFlight, void, trip, flight)
+struct CancelFlight { std::string trip; std::string flight; std::string reason; };
+CATGA_COMMAND(CancelFlight, void, trip, flight, reason)
 struct BookHotel { std::string trip; std::string flight; };
 CATGA_COMMAND(BookHotel, std::string, trip, flight)
 struct CancelHotel { std::string trip; std::string hotel; };
@@ -69,8 +69,10 @@ void register_services(catga::Mediator& m, World& w) {
     if (w.fail_step == "BookFlight") return catga::make_error("no_seats", "flight full");
     return "F-" + c.trip;
   });
-  m.handle<CancelFlight>([&w](const CancelFlight&, catga::Context& ctx) -> catga::Status {
+  m.handle<CancelFlight>([&w](const CancelFlight& c, catga::Context& ctx) -> catga::Status {
     w.record("CancelFlight", ctx);
+    REQUIRE(c.reason.find("failed") == std::string::npos);  // the reason is the original failure
+    REQUIRE(!c.reason.empty());
     if (w.fail_compensation) return catga::make_error("down", "airline down", true);
     return {};
   });
@@ -101,7 +103,8 @@ catga::SagaDefinition<TripData> trip_saga() {
   return catga::SagaDefinition<TripData>("trip")
       .step<BookFlight>("flight", [](const TripData& d) { return BookFlight{d.trip}; },
                         [](TripData& d, const std::string& f) { d.flight = f; })
-      .compensate<CancelFlight>([](const TripData& d) { return CancelFlight{d.trip, d.flight}; })
+      .compensate<CancelFlight>(
+          [](const TripData& d, std::string_view why) { return CancelFlight{d.trip, d.flight, std::string(why)}; })
       .attempts(3, std::chrono::milliseconds(1))
       .step<BookHotel>("hotel", [](const TripData& d) { return BookHotel{d.trip, d.flight}; },
                        [](TripData& d, const std::string& h) { d.hotel = h; })
@@ -140,9 +143,17 @@ struct Fixture {
     o.workers = 2;
     return o;
   }
-  std::vector<std::string> lifecycle() {
-    std::lock_guard lock(events_mutex);
-    return events;
+  // Lifecycle events are published right after the final state is stored,
+  // so wait() may return a moment before the last one arrives.
+  std::vector<std::string> lifecycle(std::size_t at_least = 0) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    for (;;) {
+      {
+        std::lock_guard lock(events_mutex);
+        if (events.size() >= at_least || std::chrono::steady_clock::now() > until) return events;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
   }
 };
 
@@ -166,7 +177,7 @@ TEST_CASE("every step succeeds: completed, data flows between steps, lifecycle e
   CHECK(data.hotel == "H-t1");
   CHECK(data.car == "C-t1");
   CHECK(f.world.calls() == V{"BookFlight", "BookHotel", "RentCar"});
-  CHECK(f.lifecycle() == V{"started", "step:flight", "step:hotel", "step:car", "completed"});
+  CHECK(f.lifecycle(5) == V{"started", "step:flight", "step:hotel", "step:car", "completed"});
   // Step command ids derive from saga id + step + attempt.
   CHECK(f.world.ids == V{"t1/s0/1", "t1/s1/1", "t1/s2/1"});
 }
@@ -182,7 +193,7 @@ TEST_CASE("a failed step compensates the completed steps in reverse order") {
     CHECK(r->status == catga::SagaStatus::compensated);
     CHECK(r->error.find("no_seats") != std::string::npos);
     CHECK(f.world.calls() == V{"BookFlight"});
-    CHECK(f.lifecycle() == V{"started", "compensated"});
+    CHECK(f.lifecycle(2) == V{"started", "compensated"});
   }
   SUBCASE("failure at step 2: flight cancelled") {
     Fixture f;
@@ -205,7 +216,7 @@ TEST_CASE("a failed step compensates the completed steps in reverse order") {
     CHECK(r->status == catga::SagaStatus::compensated);
     CHECK(f.world.calls() == V{"BookFlight", "BookHotel", "RentCar", "CancelHotel", "CancelFlight"});
     CHECK(f.world.ids.back() == "t/c0/1");
-    CHECK(f.lifecycle() == V{"started", "step:flight", "step:hotel", "compensated"});
+    CHECK(f.lifecycle(4) == V{"started", "step:flight", "step:hotel", "compensated"});
     // The history answers who did what, in which order.
     V whats;
     for (const auto& h : r->history) whats.push_back(h.step_name + ":" + h.what);
@@ -242,7 +253,7 @@ TEST_CASE("a compensation that keeps failing ends in compensation_failed with a 
   auto r = orch.wait("t", kWait);
   CHECK(r->status == catga::SagaStatus::compensation_failed);
   CHECK(f.world.calls() == V{"BookFlight", "BookHotel", "CancelFlight", "CancelFlight", "CancelFlight"});
-  CHECK(f.lifecycle().back() == "failed:flight");
+  CHECK(f.lifecycle(3).back() == "failed:flight");
   CHECK(r->error.find("compensation of flight failed") != std::string::npos);
   // Still listed as final, never silently dropped.
   CHECK(f.store->list_active()->empty());

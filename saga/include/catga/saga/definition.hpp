@@ -13,6 +13,11 @@
 
 namespace catga {
 
+// Header carrying the failure reason to compensation commands.
+inline constexpr std::string_view kSagaReasonHeader = "Catga-Saga-Reason";
+// Header carrying the saga id on every step command.
+inline constexpr std::string_view kSagaIdHeader = "Catga-Saga-Id";
+
 // A step as the orchestrator runs it: functions over the saga's JSON data.
 struct SagaStep {
   using Run = std::function<Status(Mediator&, nlohmann::json& data, Context ctx)>;
@@ -87,14 +92,25 @@ class SagaDefinition {
     }
   }
 
-  // The compensation of the step added last: sends `build(data)`.
+  // The compensation of the step added last: sends `build(data)`, or
+  // `build(data, reason)` where reason says why the saga failed.
   template <Command C, class Build>
   SagaDefinition& compensate(Build build) {
-    static_assert(std::is_invocable_r_v<C, Build&, const Data&>,
-                  "catga: a compensation's build function must be callable as C(const Data&)");
+    static_assert(std::is_invocable_r_v<C, Build&, const Data&> ||
+                      std::is_invocable_r_v<C, Build&, const Data&, std::string_view>,
+                  "catga: a compensation's build function must be callable as C(const Data&) or "
+                  "C(const Data&, std::string_view reason)");
     last().compensation = [build = std::move(build)](Mediator& m, nlohmann::json& json, Context ctx) -> Status {
       const Data data = json.get<Data>();
-      auto result = m.send(build(data), std::move(ctx));
+      auto make = [&] {
+        if constexpr (std::is_invocable_r_v<C, Build&, const Data&, std::string_view>) {
+          return build(data, ctx.headers.get(kSagaReasonHeader).value_or(std::string_view()));
+        } else {
+          return build(data);
+        }
+      };
+      C command = make();  // before ctx is moved from
+      auto result = m.send(command, std::move(ctx));
       if (!result) return std::move(result).error();
       return {};
     };
