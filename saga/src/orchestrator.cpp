@@ -82,7 +82,11 @@ void SagaOrchestrator::add_type(SagaType type) {
 Result<SagaRecord> SagaOrchestrator::start_json(std::string_view type, std::string id, nlohmann::json data) {
   auto t = types_.find(type);
   if (t == types_.end()) return make_error(errc::unknown_type, "no saga type '" + std::string(type) + "'");
-  if (id.empty()) return make_error(errc::validation, "saga id must not be empty");
+  if (id.empty() || id.size() > 200 ||
+      id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=") != std::string::npos) {
+    // Saga ids are keys of the store (JetStream KV keys) and parts of command ids.
+    return make_error(errc::validation, "saga id '" + id + "' must be 1-200 characters of [A-Za-z0-9_=-]");
+  }
   const Context ctx = Context::next();
   SagaRecord r;
   r.id = std::move(id);

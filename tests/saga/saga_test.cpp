@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <catga/saga/events.hpp>
+#include <catga/saga/kv_saga_store.hpp>
 #include <catga/saga/orchestrator.hpp>
 #include <mutex>
 #include <set>
@@ -378,4 +379,23 @@ TEST_CASE("two orchestrators on one store never both advance a saga") {
     CHECK(completed == 3);  // each step recorded once, whoever drove it
   }
   CHECK(f.world.effects.load() == 60);  // duplicates (same id) were not applied twice
+}
+
+TEST_CASE("KvSagaStore over a KeyValue bucket: same behaviour, revisions from the bucket") {
+  Fixture f;
+  auto kv = std::make_shared<catga::InMemoryKeyValue>();
+  auto store = std::make_shared<catga::KvSagaStore>(kv);
+  catga::SagaOrchestrator orch(f.mediator, store, f.options());
+  orch.add(f.saga);
+  f.world.fail_step = "RentCar";
+  REQUIRE(orch.start(f.saga, "kv-1", TripData{"kv-1", "", "", ""}));
+  auto r = orch.wait("kv-1", kWait);
+  CHECK(r->status == catga::SagaStatus::compensated);
+  CHECK(kv->keys()->size() == 1);
+  auto stale = store->load("kv-1");
+  REQUIRE(stale);
+  CHECK(stale->revision == kv->get("kv-1")->value().revision);
+  CHECK(store->update(stale->record, stale->revision - 1).error().code == catga::errc::conflict);
+  CHECK(store->list_active()->empty());
+  CHECK_FALSE(orch.start(f.saga, "bad id with spaces", TripData{}));
 }

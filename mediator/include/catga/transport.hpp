@@ -60,8 +60,8 @@ struct RetryPolicy {
 // name): within a group each message goes to one member; every group gets
 // every message.
 struct SubscribeOptions {
-  std::string group;
-  RetryPolicy retry;
+  std::string group{};
+  RetryPolicy retry{};
   std::size_t workers = 1;  // concurrent handler calls in this process
 };
 
