@@ -1,0 +1,231 @@
+// InMemoryTransport: encoding messages for the wire and the public API over
+// the shared core (in_memory_core.cpp).
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "catga/transport/in_memory.hpp"
+#include "catga/wire.hpp"
+#include "in_memory_core.hpp"
+
+namespace catga {
+namespace {
+
+using detail::InMemoryClock;
+using detail::InMemoryMessage;
+
+std::shared_ptr<InMemoryMessage> encode(std::string subject, const OutboundMessage& m) {
+  auto stored = std::make_shared<InMemoryMessage>();
+  stored->subject = std::move(subject);
+  wire::write_headers(m.context, m.info.name,
+                      [&](std::string_view k, std::string_view v) { stored->headers.set(k, v); });
+  stored->body = m.body;
+  return stored;
+}
+
+Error full_error(const detail::Group& g, std::size_t max) {
+  return make_error(errc::unavailable,
+                    std::string(g.service ? "service '" : "consumer group '") + g.name + "' of '" + g.type + "' holds " +
+                        std::to_string(g.unfinished()) + " unfinished messages (max_pending " + std::to_string(max) + ")",
+                    true);
+}
+
+// The DLQ annotations, removed again when a dead letter is replayed.
+constexpr std::string_view kDeadLetterHeaders[] = {wire::kError, wire::kErrorCode, wire::kDeliveries,
+                                                   wire::kOriginalSubject, wire::kOriginalSeq};
+
+}  // namespace
+
+namespace detail {
+
+Status InMemoryCore::store_event(std::string_view type, std::shared_ptr<InMemoryMessage> message) {
+  std::lock_guard lk(mu);
+  if (closed) return closed_error();
+  auto topic = events.find(type);
+  if (topic == events.end()) topic = events.emplace(std::string(type), Topic{}).first;
+  // All groups or none: check every queue before storing in any.
+  for (const auto& [name, g] : topic->second.groups) {
+    if (g->unfinished() >= options.max_pending) return full_error(*g, options.max_pending);
+  }
+  message->sequence = ++topic->second.last_sequence;
+  std::shared_ptr<const InMemoryMessage> shared = std::move(message);
+  for (auto& [name, g] : topic->second.groups) {
+    g->ready.push_back(QueueItem{shared, 0, nullptr});
+    ++outstanding;
+    pump(*g);
+  }
+  return {};
+}
+
+Result<std::string> InMemoryCore::send_request(std::string_view type, std::shared_ptr<InMemoryMessage> message,
+                                               InMemoryClock::time_point deadline) {
+  std::unique_lock lk(mu);
+  if (closed) return closed_error();
+  std::vector<Group*> targets;
+  if (auto topic = services.find(type); topic != services.end()) {
+    for (auto& [name, g] : topic->second.groups) {
+      if (!g->members.empty()) targets.push_back(g.get());
+    }
+  }
+  if (targets.empty()) {
+    return make_error(errc::no_handler, "no service serves '" + std::string(type) + "' (subject '" +
+                                            message->subject + "')");
+  }
+  if (InMemoryClock::now() >= deadline) {
+    return make_error(errc::timeout, "deadline of '" + std::string(type) + "' passed before it was sent", true);
+  }
+  for (const Group* g : targets) {
+    if (g->unfinished() >= options.max_pending) return full_error(*g, options.max_pending);
+  }
+  auto pending = std::make_shared<PendingRequest>();
+  std::shared_ptr<const InMemoryMessage> shared = std::move(message);
+  for (Group* g : targets) {
+    g->ready.push_back(QueueItem{shared, 0, pending});
+    ++pending->open_groups;
+    pump(*g);
+  }
+  waiting_requests.push_back(pending.get());
+  const bool answered = pending->cv.wait_until(lk, deadline, [&] { return pending->outcome.has_value(); });
+  waiting_requests.erase(std::find(waiting_requests.begin(), waiting_requests.end(), pending.get()));
+  if (!answered) {
+    // A late reply finds the outcome set and is dropped.
+    pending->outcome.emplace(make_error(errc::cancelled, "requester gave up"));
+    return make_error(errc::timeout, "no reply to '" + std::string(type) + "' before the deadline", true);
+  }
+  return std::move(*pending->outcome);
+}
+
+}  // namespace detail
+
+InMemoryTransport::InMemoryTransport(InMemoryTransportOptions options)
+    : core_(std::make_shared<detail::InMemoryCore>(std::move(options))) {}
+
+InMemoryTransport::~InMemoryTransport() { shutdown(); }
+
+const InMemoryTransportOptions& InMemoryTransport::options() const noexcept { return core_->options; }
+
+void InMemoryTransport::shutdown() noexcept { core_->shutdown(); }
+
+Status InMemoryTransport::publish(const OutboundMessage& message) {
+  // QoS is not consulted: in memory, at_most_once costs nothing more than
+  // at_least_once, and losing messages on purpose would help nobody.
+  return core_->store_event(message.info.name,
+                            encode(wire::event_subject(core_->options.prefix, message.info.name), message));
+}
+
+Status InMemoryTransport::publish_raw(std::string_view subject, const Headers& headers, std::string_view body) {
+  const std::string& prefix = core_->options.prefix;
+  const std::string_view kind = ".evt.";
+  const bool ok = subject.size() > prefix.size() + kind.size() && subject.substr(0, prefix.size()) == prefix &&
+                  subject.substr(prefix.size(), kind.size()) == kind;
+  if (!ok) {
+    return make_error(errc::validation, "subject '" + std::string(subject) + "' is not an event subject (expected '" +
+                                            prefix + ".evt.<Type>')");
+  }
+  const std::string_view type = subject.substr(prefix.size() + kind.size());
+  auto stored = std::make_shared<InMemoryMessage>();
+  stored->subject = std::string(subject);
+  stored->headers = headers;
+  stored->body = std::string(body);
+  return core_->store_event(type, std::move(stored));
+}
+
+Result<Subscription> InMemoryTransport::subscribe(std::string_view type, const SubscribeOptions& options,
+                                                  DeliveryHandler handler) {
+  return core_->join(false, type, options.group, options.workers, options.retry, std::move(handler), {});
+}
+
+Result<std::string> InMemoryTransport::request(const OutboundMessage& message) {
+  auto core = core_;  // keeps the state alive while this thread waits
+  const Context& ctx = message.context;
+  const auto deadline = ctx.has_deadline() ? ctx.deadline : InMemoryClock::now() + core->options.request_timeout;
+  return core->send_request(message.info.name,
+                            encode(wire::command_subject(core->options.prefix, message.info.name), message), deadline);
+}
+
+Result<Subscription> InMemoryTransport::serve(std::string_view type, std::string_view service,
+                                              RequestHandler handler) {
+  return core_->join(true, type, service, core_->options.serve_workers, RetryPolicy{}, {}, std::move(handler));
+}
+
+std::vector<DeadLetter> InMemoryTransport::dead_letters() const {
+  std::lock_guard lk(core_->mu);
+  return {core_->dead_letters.begin(), core_->dead_letters.end()};
+}
+
+bool InMemoryTransport::remove_dead_letter(std::uint64_t sequence) {
+  std::lock_guard lk(core_->mu);
+  auto& dl = core_->dead_letters;
+  auto it = std::find_if(dl.begin(), dl.end(), [&](const DeadLetter& d) { return d.sequence == sequence; });
+  if (it == dl.end()) return false;
+  dl.erase(it);
+  return true;
+}
+
+std::size_t InMemoryTransport::purge_dead_letters(std::string_view type) {
+  std::lock_guard lk(core_->mu);
+  auto& dl = core_->dead_letters;
+  const auto before = dl.size();
+  dl.erase(std::remove_if(dl.begin(), dl.end(), [&](const DeadLetter& d) { return type.empty() || d.type == type; }),
+           dl.end());
+  return before - dl.size();
+}
+
+Status InMemoryTransport::replay_dead_letter(std::uint64_t sequence) {
+  DeadLetter letter;
+  {
+    // Taken out first so two concurrent replays cannot both publish it.
+    std::lock_guard lk(core_->mu);
+    auto& dl = core_->dead_letters;
+    auto it = std::find_if(dl.begin(), dl.end(), [&](const DeadLetter& d) { return d.sequence == sequence; });
+    if (it == dl.end()) {
+      return make_error("not_found", "no dead letter with sequence " + std::to_string(sequence));
+    }
+    letter = std::move(*it);
+    dl.erase(it);
+  }
+  Headers headers = letter.message.headers;
+  std::string subject = std::string(headers.get(wire::kOriginalSubject).value_or(""));
+  if (subject.empty()) subject = wire::event_subject(core_->options.prefix, letter.type);
+  for (auto name : kDeadLetterHeaders) headers.erase(name);
+  headers.set(wire::kReplayed, "true");
+  Status s = publish_raw(subject, headers, letter.message.body);
+  if (!s) {
+    std::lock_guard lk(core_->mu);
+    auto& dl = core_->dead_letters;
+    auto at = std::lower_bound(dl.begin(), dl.end(), letter.sequence,
+                               [](const DeadLetter& d, std::uint64_t seq) { return d.sequence < seq; });
+    dl.insert(at, std::move(letter));
+  }
+  return s;
+}
+
+bool InMemoryTransport::wait_idle(std::chrono::milliseconds timeout) const {
+  std::unique_lock lk(core_->mu);
+  return core_->idle_cv.wait_for(lk, timeout, [&] { return core_->outstanding == 0; });
+}
+
+std::vector<GroupStats> InMemoryTransport::stats() const {
+  std::lock_guard lk(core_->mu);
+  std::vector<GroupStats> out;
+  for (const auto* topics : {&core_->events, &core_->services}) {
+    for (const auto& [type, topic] : *topics) {
+      for (const auto& [name, g] : topic.groups) out.push_back(core_->stats_of(*g));
+    }
+  }
+  return out;
+}
+
+std::optional<GroupStats> InMemoryTransport::group_stats(std::string_view type, std::string_view group) const {
+  std::lock_guard lk(core_->mu);
+  for (const auto* topics : {&core_->events, &core_->services}) {
+    auto topic = topics->find(type);
+    if (topic == topics->end()) continue;
+    auto g = topic->second.groups.find(group);
+    if (g != topic->second.groups.end()) return core_->stats_of(*g->second);
+  }
+  return std::nullopt;
+}
+
+}  // namespace catga
