@@ -34,10 +34,19 @@ IdText TraceContext::traceparent() const noexcept {
 }
 
 std::optional<TraceContext> TraceContext::parse(std::string_view s) noexcept {
-  // version "00" only has this exact shape; later versions may append fields.
+  // version "00" has exactly this shape; later versions may append fields
+  // after a dash. Every hex field is lowercase (W3C trace-context).
   if (s.size() < 55 || s[2] != '-' || s[35] != '-' || s[52] != '-') return std::nullopt;
+  auto lower_hex = [](std::string_view part) {
+    return part.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+  };
+  if (!lower_hex(s.substr(0, 2)) || !lower_hex(s.substr(3, 32)) || !lower_hex(s.substr(36, 16)) ||
+      !lower_hex(s.substr(53, 2))) {
+    return std::nullopt;
+  }
   if (s.substr(0, 2) == "ff") return std::nullopt;
   if (s.substr(0, 2) == "00" && s.size() != 55) return std::nullopt;
+  if (s.size() > 55 && s[55] != '-') return std::nullopt;
   auto hi = parse_hex_u64(s.substr(3, 16));
   auto lo = parse_hex_u64(s.substr(19, 16));
   auto span = parse_hex_u64(s.substr(36, 16));

@@ -30,8 +30,9 @@ Status run_pipeline(const std::vector<Behavior*>& chain, Invocation& inv, Erased
 }
 
 Error no_handler_error(const MessageInfo& info) {
-  return make_error(errc::no_handler,
-                    "no handler registered for " + std::string(to_string(info.kind)) + " '" + std::string(info.name) + "'");
+  std::string msg = "no handler registered for ";
+  msg.append(to_string(info.kind)).append(" '").append(info.name).append("'");
+  return make_error(errc::no_handler, std::move(msg));
 }
 
 Error no_transport_error(const MessageInfo& info) {

@@ -20,26 +20,29 @@ std::uint64_t splitmix64(std::uint64_t& state) noexcept {
 // low half. Two threads (anywhere) collide only if their random high halves
 // match: probability ~2^-64 per pair.
 struct IdState {
-  std::uint64_t hi;
+  std::uint64_t hi;  // 0 until seeded
   std::uint64_t lo;
-
-  IdState() noexcept {
-    std::uint64_t seed = 0;
-    try {
-      std::random_device rd;
-      seed = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
-    } catch (...) {
-      // No entropy device: fall back to time, pid and thread identity.
-    }
-    seed ^= static_cast<std::uint64_t>(
-        std::chrono::high_resolution_clock::now().time_since_epoch().count());
-    seed ^= static_cast<std::uint64_t>(::getpid()) << 48;
-    seed ^= std::hash<std::thread::id>{}(std::this_thread::get_id());
-    hi = splitmix64(seed);
-    lo = splitmix64(seed);
-    if (hi == 0) hi = 1;
-  }
 };
+
+// Seeds a thread's generator on its first id. Kept out of IdState's
+// constructor so the thread_local is trivial: no TLS init guard per id.
+[[gnu::noinline]] void seed(IdState& s) noexcept {
+  std::uint64_t seed = 0;
+  try {
+    std::random_device rd;
+    seed = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+  } catch (...) {
+    // No entropy device: fall back to time, pid and thread identity.
+  }
+  seed ^= static_cast<std::uint64_t>(std::chrono::high_resolution_clock::now().time_since_epoch().count());
+  seed ^= static_cast<std::uint64_t>(::getpid()) << 48;
+  seed ^= std::hash<std::thread::id>{}(std::this_thread::get_id());
+  s.hi = splitmix64(seed);
+  s.lo = splitmix64(seed);
+  if (s.hi == 0) s.hi = 1;
+}
+
+thread_local IdState t_ids{0, 0};
 
 constexpr char kHex[] = "0123456789abcdef";
 
@@ -77,12 +80,13 @@ std::optional<std::uint64_t> parse_hex_u64(std::string_view s) noexcept {
   return v;
 }
 
-MessageId MessageId::generate() noexcept {
-  thread_local IdState state;
+MessageId::Parts MessageId::next_generated_parts() noexcept {
+  IdState& state = t_ids;
+  if (state.hi == 0) [[unlikely]] seed(state);
   // The low half counts; a zero low half is skipped so span ids (taken from
   // it) are never the invalid all-zero value.
   if (++state.lo == 0) ++state.lo;
-  return from_parts(state.hi, state.lo);
+  return Parts{state.hi, state.lo};
 }
 
 std::optional<MessageId> MessageId::parse(std::string_view text) noexcept {

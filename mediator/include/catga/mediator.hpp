@@ -171,30 +171,35 @@ class Mediator {
   // the current handler's context (or a new root).
   template <Command C>
   Result<result_t<C>> send(const C& command) {
-    return dispatch_request(command, Context::next());
+    Context ctx = Context::next();
+    return dispatch_request(command, ctx);
   }
   template <Command C>
   Result<result_t<C>> send(const C& command, Context ctx) {
-    return dispatch_request(command, std::move(ctx));
+    return dispatch_request(command, ctx);
   }
 
   template <Query Q>
   Result<result_t<Q>> query(const Q& query) {
-    return dispatch_request(query, Context::next());
+    Context ctx = Context::next();
+    return dispatch_request(query, ctx);
   }
   template <Query Q>
   Result<result_t<Q>> query(const Q& query, Context ctx) {
-    return dispatch_request(query, std::move(ctx));
+    return dispatch_request(query, ctx);
   }
 
   // Runs every local handler of E (a failure does not stop the others), then
   // hands E to the attached transport. The Status reports every failure.
   template <Event E>
   Status publish(const E& event) {
-    return publish(event, Context::next());
+    Context ctx = Context::next();
+    return publish_with(event, ctx);
   }
   template <Event E>
-  Status publish(const E& event, Context ctx);
+  Status publish(const E& event, Context ctx) {
+    return publish_with(event, ctx);
+  }
 
   // --- distribution (needs an attached transport) ---------------------------
 
@@ -230,7 +235,9 @@ class Mediator {
   };
 
   template <Request M>
-  Result<result_t<M>> dispatch_request(const M& message, Context ctx);
+  Result<result_t<M>> dispatch_request(const M& message, Context& ctx);
+  template <Event E>
+  Status publish_with(const E& event, Context& ctx);
 
   void set_handler(const MessageInfo& info, std::unique_ptr<detail::ErasedHandler> handler);
   void add_event_handler(const MessageInfo& info, std::string name, std::unique_ptr<detail::ErasedHandler> handler);
@@ -256,7 +263,7 @@ class Mediator {
 // Template definitions.
 
 template <Request M>
-Result<result_t<M>> Mediator::dispatch_request(const M& message, Context ctx) {
+Result<result_t<M>> Mediator::dispatch_request(const M& message, Context& ctx) {
   using R = result_t<M>;
   const auto& info = message_info<M>();
   ctx.message_type = info.name;
@@ -276,7 +283,7 @@ Result<result_t<M>> Mediator::dispatch_request(const M& message, Context ctx) {
 }
 
 template <Event E>
-Status Mediator::publish(const E& event, Context ctx) {
+Status Mediator::publish_with(const E& event, Context& ctx) {
   const auto& info = message_info<E>();
   ctx.message_type = info.name;
   const detail::Entry* e = find(info);

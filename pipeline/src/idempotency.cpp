@@ -1,0 +1,186 @@
+#include "catga/pipeline/idempotency.hpp"
+
+#include <spdlog/spdlog.h>
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+namespace catga {
+namespace {
+
+// Two lowercase hex digits per byte value.
+constexpr std::array<char, 512> kHexPairs = [] {
+  constexpr char kDigits[] = "0123456789abcdef";
+  std::array<char, 512> t{};
+  for (int i = 0; i < 256; ++i) {
+    t[2 * i] = kDigits[i >> 4];
+    t[2 * i + 1] = kDigits[i & 15];
+  }
+  return t;
+}();
+
+// 16 lowercase hex digits of `v`, most significant first.
+void write_hex_u64(char* out, std::uint64_t v) noexcept {
+  for (int i = 7; i >= 0; --i) {
+    std::memcpy(out + 2 * i, &kHexPairs[2 * (v & 0xff)], 2);
+    v >>= 8;
+  }
+}
+
+// Builds "<handler_key>:<id>" on the stack when it fits (it almost always
+// does), so a lookup allocates nothing.
+class KeyBuffer {
+ public:
+  void assign(std::string_view prefix, std::string_view id) {
+    std::copy(id.begin(), id.end(), reserve(prefix, id.size()));
+  }
+
+  // The same text as id.text(), written straight into the buffer: a binary
+  // id is its 32 hex digits (hi then lo).
+  void assign(std::string_view prefix, const MessageId& id) {
+    if (!id.is_binary()) return assign(prefix, id.text().view());
+    char* out = reserve(prefix, 32);
+    write_hex_u64(out, id.hi());
+    write_hex_u64(out + 16, id.lo());
+  }
+
+  std::string_view view() const noexcept { return view_; }
+
+ private:
+  // Makes room for prefix + ':' + n bytes, writes the prefix part and returns
+  // where the id goes.
+  char* reserve(std::string_view prefix, std::size_t n) {
+    const std::size_t total = prefix.empty() ? n : prefix.size() + 1 + n;
+    char* p;
+    if (total <= inline_.size()) {
+      p = inline_.data();
+    } else {
+      heap_.resize(total);
+      p = heap_.data();
+    }
+    view_ = std::string_view(p, total);
+    if (!prefix.empty()) {
+      p = std::copy(prefix.begin(), prefix.end(), p);
+      *p++ = ':';
+    }
+    return p;
+  }
+
+  std::array<char, 192> inline_;
+  std::string heap_;
+  std::string_view view_;
+};
+
+// Releases the claim if the rest of the pipeline throws (a behavior, not a
+// handler: handler exceptions already come back as Errors).
+struct ReleaseOnUnwind {
+  IdempotencyStore& store;
+  std::string_view key;
+  std::uint64_t token;
+  bool armed = true;
+  ~ReleaseOnUnwind() {
+    if (armed) (void)store.release(key, token);
+  }
+};
+
+}  // namespace
+
+std::function<std::string(const Invocation&)> IdempotencyOptions::header_key(std::string name) {
+  return [name = std::move(name)](const Invocation& inv) -> std::string {
+    if (auto v = inv.context.headers.get(name); v && !v->empty()) return std::string(*v);
+    return inv.context.message_id ? inv.context.message_id.text().str() : std::string();
+  };
+}
+
+IdempotencyBehavior::IdempotencyBehavior(IdempotencyOptions options) : options_(std::move(options)) {
+  if (!options_.store) throw Exception(make_error(errc::internal, "IdempotencyBehavior needs a store"));
+  if (!options_.clock) options_.clock = Clock::system();
+}
+
+IdempotencyBehavior::IdempotencyBehavior(std::shared_ptr<IdempotencyStore> store)
+    : IdempotencyBehavior(IdempotencyOptions{.store = std::move(store)}) {}
+
+Status IdempotencyBehavior::handle(Invocation& inv, Next next) {
+  const MessageInfo& info = inv.info;
+  if (info.kind == MessageKind::query && !options_.include_queries) return next();
+  // A result we cannot store could not be replayed to a duplicate.
+  if (inv.result != nullptr && (info.encode_result == nullptr || info.decode_result == nullptr)) return next();
+
+  KeyBuffer key;
+  std::string custom;
+  if (options_.key) {
+    custom = options_.key(inv);
+    if (custom.empty()) return next();
+    key.assign(inv.handler_key, custom);
+  } else {
+    if (!inv.context.message_id) return next();
+    key.assign(inv.handler_key, inv.context.message_id);
+  }
+
+  auto claim = options_.store->claim(key.view(), options_.lease);
+  if (!claim) return std::move(claim).error();
+  if (claim->state == IdempotencyClaim::State::in_progress) {
+    const auto now = options_.clock->now();
+    const auto wait_end = options_.wait_timeout >= Clock::time_point::max() - now ? Clock::time_point::max()
+                                                                                  : now + options_.wait_timeout;
+    const auto deadline = std::min(wait_end, inv.context.deadline);
+    claim = options_.store->wait(key.view(), options_.lease, deadline);
+    if (!claim) return std::move(claim).error();
+    if (claim->state == IdempotencyClaim::State::in_progress) {
+      if (inv.context.deadline <= wait_end) {
+        return make_error(errc::timeout,
+                          "deadline passed while a duplicate of '" + std::string(info.name) + "' (key '" +
+                              std::string(key.view()) + "') was still being handled",
+                          true);
+      }
+      return make_error(errc::conflict,
+                        "a duplicate of '" + std::string(info.name) + "' (key '" + std::string(key.view()) +
+                            "') is still being handled",
+                        true);
+    }
+  }
+  if (claim->state == IdempotencyClaim::State::completed) {
+    if (!claim->outcome) {
+      return make_error(errc::internal,
+                        "idempotency store reported '" + std::string(key.view()) + "' completed without an outcome");
+    }
+    return replay(inv, *claim->outcome);
+  }
+  return run_owned(inv, next, key.view(), claim->token);
+}
+
+Status IdempotencyBehavior::run_owned(Invocation& inv, Next next, std::string_view key, std::uint64_t token) {
+  IdempotencyStore& store = *options_.store;
+  ReleaseOnUnwind guard{store, key, token};
+  Status s = next();
+
+  IdempotencyOutcome outcome;
+  if (s) {
+    if (inv.result != nullptr) inv.info.encode_result(outcome.value, inv.result);
+  } else if (options_.remember_failures && !s.error().retryable) {
+    outcome.error = s.error();
+  } else {
+    guard.armed = false;
+    (void)store.release(key, token);
+    return s;
+  }
+  guard.armed = false;
+  if (Status stored = store.complete(key, token, std::move(outcome), options_.ttl); !stored) {
+    // The handler's work is done; failing now would invite a second run.
+    // A duplicate may still run once the store loses the claim: say so.
+    spdlog::warn("catga idempotency: outcome of '{}' (key '{}') not stored: {}: {}", inv.info.name, key,
+                 stored.error().code, stored.error().message);
+  }
+  return s;
+}
+
+Status IdempotencyBehavior::replay(Invocation& inv, const IdempotencyOutcome& outcome) {
+  if (outcome.error) return *outcome.error;
+  if (inv.result != nullptr && !inv.info.decode_result(outcome.value, inv.result)) {
+    return make_error(errc::internal,
+                      "stored result of '" + std::string(inv.info.name) + "' does not decode into its result type");
+  }
+  return {};
+}
+
+}  // namespace catga

@@ -1,0 +1,262 @@
+// wire::write_headers / read_context, reply bodies, subjects.
+
+#include <doctest/doctest.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <catga/wire.hpp>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+// Headers as they would arrive: ordered, possibly repeated names kept last.
+struct HeaderMap {
+  std::vector<std::pair<std::string, std::string>> entries;
+
+  std::optional<std::string_view> get(std::string_view name) const {
+    for (const auto& [k, v] : entries) {
+      if (k == name) return std::string_view(v);
+    }
+    return std::nullopt;
+  }
+  void set(std::string_view name, std::string_view value) {
+    for (auto& [k, v] : entries) {
+      if (k == name) {
+        v = value;
+        return;
+      }
+    }
+    entries.emplace_back(name, value);
+  }
+  void erase(std::string_view name) {
+    std::erase_if(entries, [&](const auto& e) { return e.first == name; });
+  }
+};
+
+HeaderMap written(const catga::Context& ctx, std::string_view type) {
+  HeaderMap h;
+  catga::wire::write_headers(ctx, type, [&](std::string_view k, std::string_view v) { h.entries.emplace_back(k, v); });
+  return h;
+}
+
+catga::Result<catga::Context> read(const HeaderMap& h) {
+  return catga::wire::read_context([&](std::string_view k) { return h.get(k); },
+                                   [&](catga::wire::HeaderVisitor visit) {
+                                     for (const auto& [k, v] : h.entries) visit(k, v);
+                                   });
+}
+
+}  // namespace
+
+TEST_CASE("write_headers writes the managed headers, then the user headers") {
+  auto parent = catga::Context::root();
+  auto ctx = parent.child();
+  ctx.headers.set("Tenant", "acme");
+  ctx.headers.set("Nats-Msg-Id", "spoofed");  // managed names in user headers are not written twice
+  const auto h = written(ctx, "OrderPlaced");
+
+  CHECK(h.get("Nats-Msg-Id") == std::optional<std::string_view>(ctx.message_id.text().view()));
+  CHECK(h.get("Catga-Type") == std::optional<std::string_view>("OrderPlaced"));
+  CHECK(h.get("Catga-Correlation-Id") == std::optional<std::string_view>(parent.message_id.text().view()));
+  CHECK(h.get("Catga-Causation-Id") == std::optional<std::string_view>(parent.message_id.text().view()));
+  CHECK(h.get("traceparent") == std::optional<std::string_view>(ctx.trace.traceparent().view()));
+  CHECK(h.get("Content-Type") == std::optional<std::string_view>("application/json"));
+  CHECK(h.get("Tenant") == std::optional<std::string_view>("acme"));
+  CHECK_FALSE(h.get("Catga-Timeout-Ms"));  // no deadline
+  std::size_t msg_ids = 0;
+  for (const auto& [k, v] : h.entries) msg_ids += k == "Nats-Msg-Id" ? 1 : 0;
+  CHECK(msg_ids == 1);
+  CHECK(h.entries.back().first == "Tenant");
+}
+
+TEST_CASE("a root message has no causation header") {
+  const auto h = written(catga::Context::root(), "X");
+  CHECK_FALSE(h.get("Catga-Causation-Id"));
+  CHECK(h.get("Catga-Correlation-Id") == h.get("Nats-Msg-Id"));
+}
+
+TEST_CASE("headers round trip through read_context") {
+  auto parent = catga::Context::root();
+  auto ctx = parent.child();
+  ctx.deadline = catga::Context::Clock::now() + 60s;
+  ctx.headers.set("Tenant", "acme");
+  ctx.headers.set("Idempotency-Key", "k-1");
+
+  auto back = read(written(ctx, "OrderPlaced"));
+  REQUIRE(back);
+  CHECK(back->message_id == ctx.message_id);
+  CHECK(back->correlation_id == ctx.correlation_id);
+  CHECK(back->causation_id == ctx.causation_id);
+  // The receiver continues the trace: same trace id, the sender's span is the parent.
+  CHECK(back->trace.trace_hi == ctx.trace.trace_hi);
+  CHECK(back->trace.trace_lo == ctx.trace.trace_lo);
+  CHECK(back->trace.parent_span_id == ctx.trace.span_id);
+  CHECK(back->trace.flags == ctx.trace.flags);
+  CHECK(back->headers.size() == 2);
+  CHECK(back->headers.get("Tenant") == std::optional<std::string_view>("acme"));
+  CHECK(back->headers.get("Idempotency-Key") == std::optional<std::string_view>("k-1"));
+  CHECK_FALSE(back->headers.get("Nats-Msg-Id"));  // managed headers are Context fields
+  // The deadline travels as time left, so it stays within what was sent.
+  REQUIRE(back->has_deadline());
+  CHECK(back->remaining() > 0s);
+  CHECK(back->remaining() <= 60s);
+  CHECK(back->attempt == 1);
+}
+
+TEST_CASE("foreign ids survive the round trip byte for byte") {
+  HeaderMap h;
+  h.set("Nats-Msg-Id", "evt-2024-0001");
+  h.set("Catga-Type", "OrderPlaced");
+  h.set("Catga-Correlation-Id", "saga:42");
+  auto ctx = read(h);
+  REQUIRE(ctx);
+  CHECK(ctx->message_id.text().view() == "evt-2024-0001");
+  CHECK(ctx->correlation_id.text().view() == "saga:42");
+  CHECK(ctx->causation_id.is_nil());
+  CHECK(ctx->trace.valid());  // no traceparent: a new trace starts
+  CHECK_FALSE(ctx->has_deadline());
+  const auto again = written(*ctx, "OrderPlaced");
+  CHECK(again.get("Nats-Msg-Id") == std::optional<std::string_view>("evt-2024-0001"));
+  CHECK(again.get("Catga-Correlation-Id") == std::optional<std::string_view>("saga:42"));
+}
+
+TEST_CASE("read_context: a missing correlation id defaults to the message id") {
+  HeaderMap h;
+  h.set("Nats-Msg-Id", "m-1");
+  h.set("Catga-Type", "T");
+  auto ctx = read(h);
+  REQUIRE(ctx);
+  CHECK(ctx->correlation_id == ctx->message_id);
+}
+
+TEST_CASE("read_context: an invalid traceparent restarts the trace instead of failing") {
+  HeaderMap h;
+  h.set("Nats-Msg-Id", "m-1");
+  h.set("Catga-Type", "T");
+  h.set("traceparent", "00-00000000000000000000000000000000-00f067aa0ba902b7-01");
+  auto ctx = read(h);
+  REQUIRE(ctx);
+  CHECK(ctx->trace.valid());
+  CHECK(ctx->trace.parent_span_id == 0);
+}
+
+TEST_CASE("read_context: malformed headers") {
+  const auto good = written(catga::Context::root(), "OrderPlaced");
+  struct Case {
+    const char* what;
+    std::string name;
+    std::optional<std::string> value;  // nullopt: remove the header
+    const char* message_part;
+  };
+  const std::vector<Case> cases = {
+      {"no message id", "Nats-Msg-Id", std::nullopt, "Nats-Msg-Id"},
+      {"empty message id", "Nats-Msg-Id", "", "Nats-Msg-Id"},
+      {"message id with a space", "Nats-Msg-Id", "a b", "Nats-Msg-Id"},
+      {"message id too long", "Nats-Msg-Id", std::string(65, 'x'), "Nats-Msg-Id"},
+      {"no type", "Catga-Type", std::nullopt, "Catga-Type"},
+      {"bad correlation id", "Catga-Correlation-Id", "", "Correlation"},
+      {"bad causation id", "Catga-Causation-Id", "x y", "Causation"},
+      {"timeout not a number", "Catga-Timeout-Ms", "soon", "Timeout"},
+      {"negative timeout", "Catga-Timeout-Ms", "-5", "Timeout"},
+      {"timeout with junk", "Catga-Timeout-Ms", "12ms", "Timeout"},
+      {"empty timeout", "Catga-Timeout-Ms", "", "Timeout"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.what);
+    HeaderMap h = good;
+    if (c.value) {
+      h.set(c.name, *c.value);
+    } else {
+      h.erase(c.name);
+    }
+    auto r = read(h);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == catga::errc::malformed);
+    CHECK_FALSE(r.error().retryable);
+    CHECK(r.error().message.find(c.message_part) != std::string::npos);
+  }
+}
+
+TEST_CASE("read_context: a zero timeout is an expired deadline, not an error") {
+  HeaderMap h = written(catga::Context::root(), "T");
+  h.set("Catga-Timeout-Ms", "0");
+  auto ctx = read(h);
+  REQUIRE(ctx);
+  CHECK(ctx->has_deadline());
+  CHECK(ctx->remaining() == catga::Context::Clock::duration::zero());
+}
+
+TEST_CASE("encode_reply produces the documented bodies") {
+  const nlohmann::json value = {{"id", "o-1"}};
+  CHECK(nlohmann::json::parse(catga::wire::encode_reply({}, &value)) ==
+        nlohmann::json{{"ok", true}, {"value", {{"id", "o-1"}}}});
+  CHECK(nlohmann::json::parse(catga::wire::encode_reply({}, nullptr)) == nlohmann::json{{"ok", true}});
+  const catga::Status failed = catga::make_error("out_of_stock", "sku A-1", true);
+  CHECK(nlohmann::json::parse(catga::wire::encode_reply(failed, nullptr)) ==
+        nlohmann::json{{"ok", false},
+                       {"error", {{"code", "out_of_stock"}, {"message", "sku A-1"}, {"retryable", true}}}});
+}
+
+TEST_CASE("decode_reply inverts encode_reply") {
+  const nlohmann::json value = {1, 2, 3};
+  auto v = catga::wire::decode_reply(catga::wire::encode_reply({}, &value));
+  REQUIRE(v);
+  CHECK(*v == value);
+
+  auto none = catga::wire::decode_reply(catga::wire::encode_reply({}, nullptr));
+  REQUIRE(none);
+  CHECK(none->is_null());
+
+  const catga::Error err{"payment_declined", "limit", false};
+  auto e = catga::wire::decode_reply(catga::wire::encode_reply(err, nullptr));
+  REQUIRE_FALSE(e);
+  CHECK(e.error() == err);
+}
+
+TEST_CASE("decode_reply: malformed and partial replies") {
+  for (std::string_view bad : {"", "not json", "[1,2]", "{}", R"({"ok":"yes"})", R"({"ok":1})"}) {
+    CAPTURE(bad);
+    auto r = catga::wire::decode_reply(bad);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == catga::errc::malformed);
+  }
+  // A failure without details still fails, with defaults.
+  auto bare = catga::wire::decode_reply(R"({"ok":false})");
+  REQUIRE_FALSE(bare);
+  CHECK(bare.error().code == catga::errc::internal);
+  CHECK_FALSE(bare.error().message.empty());
+  CHECK_FALSE(bare.error().retryable);
+
+  auto odd = catga::wire::decode_reply(R"({"ok":false,"error":{"code":7,"message":"m","retryable":"yes"}})");
+  REQUIRE_FALSE(odd);
+  CHECK(odd.error().code == catga::errc::internal);
+  CHECK(odd.error().message == "m");
+  CHECK_FALSE(odd.error().retryable);
+}
+
+TEST_CASE("parse_json reports malformed bodies as errors") {
+  CHECK(catga::wire::parse_json(R"({"a":1})").value() == nlohmann::json{{"a", 1}});
+  auto bad = catga::wire::parse_json("{\"a\":");
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().code == catga::errc::malformed);
+}
+
+TEST_CASE("subjects follow <prefix>.<kind>.<Type>") {
+  CHECK(catga::wire::event_subject("catga", "OrderPlaced") == "catga.evt.OrderPlaced");
+  CHECK(catga::wire::command_subject("shop", "PlaceOrder") == "shop.cmd.PlaceOrder");
+  CHECK(catga::wire::dead_letter_subject("catga", "OrderPlaced") == "catga.dlq.OrderPlaced");
+}
+
+TEST_CASE("managed header names") {
+  for (auto name : {catga::wire::kMsgId, catga::wire::kType, catga::wire::kCorrelationId, catga::wire::kCausationId,
+                    catga::wire::kTraceparent, catga::wire::kContentType, catga::wire::kTimeoutMs}) {
+    CAPTURE(name);
+    CHECK(catga::wire::is_managed_header(name));
+  }
+  CHECK_FALSE(catga::wire::is_managed_header("Tenant"));
+  CHECK_FALSE(catga::wire::is_managed_header("nats-msg-id"));
+}

@@ -1,0 +1,383 @@
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "catga/pipeline/idempotency.hpp"
+#include "catga/pipeline/in_memory_idempotency_store.hpp"
+#include "test_support.hpp"
+
+using namespace std::chrono_literals;
+using pt::PlaceOrder;
+using State = catga::IdempotencyClaim::State;
+
+namespace {
+
+// Waits for `done` up to 30 s (generous for a loaded machine).
+template <class F>
+bool eventually(F done) {
+  const auto end = std::chrono::steady_clock::now() + 30s;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+// Counts the waits, so a test can let the owner finish only once a duplicate
+// is really waiting.
+class ObservedStore final : public catga::IdempotencyStore {
+ public:
+  explicit ObservedStore(std::shared_ptr<catga::IdempotencyStore> inner) : inner_(std::move(inner)) {}
+  catga::Result<catga::IdempotencyClaim> claim(std::string_view key, duration lease) override {
+    return inner_->claim(key, lease);
+  }
+  catga::Result<catga::IdempotencyClaim> wait(std::string_view key, duration lease, time_point deadline) override {
+    waits.fetch_add(1);
+    return inner_->wait(key, lease, deadline);
+  }
+  catga::Status complete(std::string_view key, std::uint64_t token, catga::IdempotencyOutcome outcome,
+                         duration ttl) override {
+    return inner_->complete(key, token, std::move(outcome), ttl);
+  }
+  catga::Status release(std::string_view key, std::uint64_t token) override { return inner_->release(key, token); }
+
+  std::atomic<int> waits{0};
+
+ private:
+  std::shared_ptr<catga::IdempotencyStore> inner_;
+};
+
+struct IdemFixture {
+  std::shared_ptr<catga::ManualClock> clock = std::make_shared<catga::ManualClock>();
+  std::shared_ptr<catga::InMemoryIdempotencyStore> store;
+  catga::Mediator mediator;
+  std::atomic<int> calls{0};
+
+  explicit IdemFixture(catga::IdempotencyOptions o = {}, std::size_t max_entries = 1000) {
+    store = std::make_shared<catga::InMemoryIdempotencyStore>(
+        catga::InMemoryIdempotencyStoreOptions{.max_entries = max_entries, .shards = 1, .clock = clock});
+    if (!o.store) o.store = store;
+    o.clock = clock;
+    mediator.use(std::make_shared<catga::IdempotencyBehavior>(std::move(o)));
+  }
+};
+
+}  // namespace
+
+TEST_CASE("IdempotencyBehavior: a second send with the same message id returns the stored result") {
+  IdemFixture f;
+  f.mediator.handle<PlaceOrder>(
+      [&](const PlaceOrder& c) { return "order-" + c.customer + "-" + std::to_string(f.calls.fetch_add(1) + 1); });
+  auto ctx = catga::Context::root();
+  auto first = f.mediator.send(PlaceOrder{"ann", 5}, ctx);
+  auto second = f.mediator.send(PlaceOrder{"ann", 5}, ctx);
+  REQUIRE(first.ok());
+  REQUIRE(second.ok());
+  CHECK(*first == "order-ann-1");
+  CHECK(*second == "order-ann-1");
+  CHECK(f.calls == 1);
+  // A new message id is a new message.
+  CHECK(f.mediator.send(PlaceOrder{"ann", 5}).value() == "order-ann-2");
+  CHECK(f.calls == 2);
+}
+
+TEST_CASE("IdempotencyBehavior: void commands run once per message id") {
+  IdemFixture f;
+  f.mediator.handle<pt::Ship>([&](const pt::Ship&) { f.calls.fetch_add(1); });
+  auto ctx = catga::Context::root();
+  CHECK(f.mediator.send(pt::Ship{"o-1"}, ctx).ok());
+  CHECK(f.mediator.send(pt::Ship{"o-1"}, ctx).ok());
+  CHECK(f.calls == 1);
+  auto stored = f.store->claim(ctx.message_id.text().view(), 1min).value();
+  CHECK(stored.state == State::completed);
+  REQUIRE(stored.outcome);
+  CHECK(stored.outcome->ok());
+  CHECK(stored.outcome->value.is_null());
+}
+
+TEST_CASE("IdempotencyBehavior: failures are not stored, so a later retry runs") {
+  IdemFixture f;
+  f.mediator.handle<pt::Add>([&](const pt::Add& a) -> catga::Result<int> {
+    const int n = f.calls.fetch_add(1) + 1;
+    if (n == 1) return pt::busy();
+    if (n == 2) return catga::make_error("rejected", "not now", false);
+    return a.x + a.y + n;
+  });
+  auto ctx = catga::Context::root();
+  auto r1 = f.mediator.send(pt::Add{1, 1}, ctx);
+  REQUIRE_FALSE(r1.ok());
+  CHECK(r1.error().code == "busy");
+  auto r2 = f.mediator.send(pt::Add{1, 1}, ctx);
+  REQUIRE_FALSE(r2.ok());
+  CHECK(r2.error().code == "rejected");
+  CHECK(f.mediator.send(pt::Add{1, 1}, ctx).value() == 5);
+  CHECK(f.mediator.send(pt::Add{1, 1}, ctx).value() == 5);  // now stored
+  CHECK(f.calls == 3);
+}
+
+TEST_CASE("IdempotencyBehavior: remember_failures stores non-retryable errors but never retryable ones") {
+  IdemFixture f({.remember_failures = true});
+  f.mediator.handle<pt::Add>([&](const pt::Add&) -> catga::Result<int> {
+    const int n = f.calls.fetch_add(1) + 1;
+    if (n == 1) return pt::busy();
+    return catga::make_error("rejected", "not now", false);
+  });
+  auto ctx = catga::Context::root();
+  CHECK(f.mediator.send(pt::Add{}, ctx).error().code == "busy");
+  CHECK(f.mediator.send(pt::Add{}, ctx).error().code == "rejected");
+  auto replayed = f.mediator.send(pt::Add{}, ctx);
+  REQUIRE_FALSE(replayed.ok());
+  CHECK(replayed.error() == catga::Error{"rejected", "not now", false});
+  CHECK(f.calls == 2);
+}
+
+TEST_CASE("IdempotencyBehavior: stored outcomes expire after the TTL (manual clock)") {
+  IdemFixture f({.ttl = 10min});
+  f.mediator.handle<pt::Add>([&](const pt::Add&) { return f.calls.fetch_add(1) + 1; });
+  auto ctx = catga::Context::root();
+  CHECK(f.mediator.send(pt::Add{}, ctx).value() == 1);
+  f.clock->advance(9min);
+  CHECK(f.mediator.send(pt::Add{}, ctx).value() == 1);
+  f.clock->advance(2min);
+  CHECK(f.mediator.send(pt::Add{}, ctx).value() == 2);
+  CHECK(f.calls == 2);
+}
+
+TEST_CASE("IdempotencyBehavior: the store's size bound forgets the oldest messages") {
+  IdemFixture f({}, /*max_entries=*/2);
+  f.mediator.handle<pt::Add>([&](const pt::Add&) { return f.calls.fetch_add(1) + 1; });
+  auto a = catga::Context::root();
+  auto b = catga::Context::root();
+  auto c = catga::Context::root();
+  CHECK(f.mediator.send(pt::Add{}, a).value() == 1);
+  CHECK(f.mediator.send(pt::Add{}, b).value() == 2);
+  CHECK(f.mediator.send(pt::Add{}, c).value() == 3);
+  CHECK(f.store->size() == 2);
+  CHECK(f.mediator.send(pt::Add{}, c).value() == 3);  // still remembered
+  CHECK(f.mediator.send(pt::Add{}, a).value() == 4);  // evicted: runs again
+  CHECK(f.calls == 4);
+}
+
+TEST_CASE("IdempotencyBehavior: 8 concurrent duplicates run the handler once and all get the same value") {
+  IdemFixture f;
+  constexpr int kThreads = 8;
+  std::atomic<int> started{0};
+  f.mediator.handle<PlaceOrder>([&](const PlaceOrder& c) {
+    const int n = f.calls.fetch_add(1) + 1;
+    // Hold the claim until every sender has started, so most really overlap.
+    (void)eventually([&] { return started.load() == kThreads; });
+    return "order-" + c.customer + "-" + std::to_string(n);
+  });
+  const auto ctx = catga::Context::root();
+  std::vector<std::string> results(kThreads);
+  std::vector<std::string> errors;
+  std::mutex errors_mutex;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      started.fetch_add(1);
+      auto r = f.mediator.send(PlaceOrder{"ann", 1}, ctx);
+      if (r) {
+        results[t] = *r;
+      } else {
+        std::lock_guard lock(errors_mutex);
+        errors.push_back(r.error().code + ": " + r.error().message);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(errors.empty());
+  CHECK(f.calls == 1);
+  for (const auto& r : results) CHECK(r == "order-ann-1");
+}
+
+TEST_CASE("IdempotencyBehavior: a waiting duplicate gets the owner's stored result") {
+  auto observed = std::make_shared<ObservedStore>(std::make_shared<catga::InMemoryIdempotencyStore>());
+  IdemFixture f({.store = observed});
+  f.mediator.handle<pt::Add>([&](const pt::Add& a) {
+    f.calls.fetch_add(1);
+    CHECK(eventually([&] { return observed->waits.load() == 1; }));
+    return a.x + a.y;
+  });
+  const auto ctx = catga::Context::root();
+  catga::Result<int> owner = catga::make_error("unset", "");
+  std::thread t([&] { owner = f.mediator.send(pt::Add{2, 2}, ctx); });
+  REQUIRE(eventually([&] { return f.calls.load() == 1; }));
+  auto dup = f.mediator.send(pt::Add{2, 2}, ctx);  // waits for the owner
+  t.join();
+  CHECK(owner.value() == 4);
+  CHECK(dup.value() == 4);
+  CHECK(f.calls == 1);
+}
+
+TEST_CASE("IdempotencyBehavior: when the owner fails, a waiting duplicate claims the key and runs") {
+  auto observed = std::make_shared<ObservedStore>(std::make_shared<catga::InMemoryIdempotencyStore>());
+  IdemFixture f({.store = observed});
+  f.mediator.handle<pt::Add>([&](const pt::Add& a) -> catga::Result<int> {
+    const int n = f.calls.fetch_add(1) + 1;
+    if (n == 1) {
+      CHECK(eventually([&] { return observed->waits.load() == 1; }));
+      return pt::busy();
+    }
+    return a.x + a.y + 100;
+  });
+  const auto ctx = catga::Context::root();
+  catga::Result<int> owner = 0;
+  std::thread t([&] { owner = f.mediator.send(pt::Add{1, 2}, ctx); });
+  REQUIRE(eventually([&] { return f.calls.load() == 1; }));
+  auto dup = f.mediator.send(pt::Add{1, 2}, ctx);
+  t.join();
+  REQUIRE_FALSE(owner.ok());
+  CHECK(owner.error().code == "busy");
+  CHECK(dup.value() == 103);
+  CHECK(f.calls == 2);
+}
+
+TEST_CASE("IdempotencyBehavior: a duplicate stops waiting at the context deadline or wait_timeout") {
+  IdemFixture f({.wait_timeout = 20ms});
+  f.mediator.handle<pt::Add>([&](const pt::Add&) { return f.calls.fetch_add(1) + 1; });
+  auto ctx = catga::Context::root();
+  auto held = f.store->claim(ctx.message_id.text().view(), 1h).value();  // someone else is "running" it
+  REQUIRE(held.state == State::claimed);
+
+  auto conflict = f.mediator.send(pt::Add{}, ctx);
+  REQUIRE_FALSE(conflict.ok());
+  CHECK(conflict.error().code == catga::errc::conflict);
+  CHECK(conflict.error().retryable);
+
+  ctx.deadline = f.clock->now() + 5ms;
+  auto timeout = f.mediator.send(pt::Add{}, ctx);
+  REQUIRE_FALSE(timeout.ok());
+  CHECK(timeout.error().code == catga::errc::timeout);
+  CHECK(timeout.error().retryable);
+  CHECK(f.calls == 0);
+}
+
+TEST_CASE("IdempotencyBehavior: event handlers with distinct handler keys each run once") {
+  IdemFixture f;
+  std::atomic<int> mailer{0};
+  std::atomic<int> billing{0};
+  f.mediator.on<pt::OrderPlaced>([&](const pt::OrderPlaced&) { mailer.fetch_add(1); }, "mailer");
+  f.mediator.on<pt::OrderPlaced>([&](const pt::OrderPlaced&) { billing.fetch_add(1); }, "billing");
+  auto ctx = catga::Context::root();
+  CHECK(f.mediator.publish(pt::OrderPlaced{"o-1"}, ctx).ok());
+  CHECK(f.mediator.publish(pt::OrderPlaced{"o-1"}, ctx).ok());
+  CHECK(mailer == 1);
+  CHECK(billing == 1);
+  const std::string id = ctx.message_id.text().str();
+  CHECK(f.store->claim("mailer:" + id, 1min).value().state == State::completed);
+  CHECK(f.store->claim("billing:" + id, 1min).value().state == State::completed);
+}
+
+TEST_CASE("IdempotencyBehavior: consumer groups (handler keys) passed to dispatch do not collide") {
+  IdemFixture f;
+  int runs = 0;
+  auto handler = [&](const pt::OrderPlaced&) { ++runs; };
+  auto ctx = catga::Context::root();
+  pt::OrderPlaced e{"o-9"};
+  CHECK(f.mediator.dispatch(e, ctx, "billing", handler).ok());
+  CHECK(f.mediator.dispatch(e, ctx, "shipping", handler).ok());
+  CHECK(f.mediator.dispatch(e, ctx, "billing", handler).ok());  // redelivery to billing
+  CHECK(runs == 2);
+}
+
+TEST_CASE("IdempotencyBehavior: a user key function (Idempotency-Key header) replaces the message id") {
+  IdemFixture f({.key = catga::IdempotencyOptions::header_key("Idempotency-Key")});
+  f.mediator.handle<pt::Add>([&](const pt::Add&) { return f.calls.fetch_add(1) + 1; });
+  auto a = catga::Context::root();
+  a.headers.set("Idempotency-Key", "client-req-1");
+  auto b = catga::Context::root();  // another message id, same client key
+  b.headers.set("Idempotency-Key", "client-req-1");
+  CHECK(f.mediator.send(pt::Add{}, a).value() == 1);
+  CHECK(f.mediator.send(pt::Add{}, b).value() == 1);
+  auto no_header = catga::Context::root();  // falls back to the message id
+  CHECK(f.mediator.send(pt::Add{}, no_header).value() == 2);
+  CHECK(f.mediator.send(pt::Add{}, no_header).value() == 2);
+  CHECK(f.calls == 2);
+}
+
+TEST_CASE("IdempotencyBehavior: an empty key from the key function skips idempotency") {
+  IdemFixture f({.key = [](const catga::Invocation&) { return std::string(); }});
+  f.mediator.handle<pt::Add>([&](const pt::Add&) { return f.calls.fetch_add(1) + 1; });
+  auto ctx = catga::Context::root();
+  CHECK(f.mediator.send(pt::Add{}, ctx).value() == 1);
+  CHECK(f.mediator.send(pt::Add{}, ctx).value() == 2);
+  CHECK(f.store->size() == 0);
+}
+
+TEST_CASE("IdempotencyBehavior: queries pass through unless include_queries") {
+  {
+    IdemFixture f;
+    f.mediator.handle<pt::GetPrice>([&](const pt::GetPrice&) { return 1.5 * (f.calls.fetch_add(1) + 1); });
+    auto ctx = catga::Context::root();
+    CHECK(f.mediator.query(pt::GetPrice{"a"}, ctx).value() == 1.5);
+    CHECK(f.mediator.query(pt::GetPrice{"a"}, ctx).value() == 3.0);
+  }
+  {
+    IdemFixture f({.include_queries = true});
+    f.mediator.handle<pt::GetPrice>([&](const pt::GetPrice&) { return 1.5 * (f.calls.fetch_add(1) + 1); });
+    auto ctx = catga::Context::root();
+    CHECK(f.mediator.query(pt::GetPrice{"a"}, ctx).value() == 1.5);
+    CHECK(f.mediator.query(pt::GetPrice{"a"}, ctx).value() == 1.5);
+  }
+}
+
+TEST_CASE("IdempotencyBehavior: a behavior that throws after the claim releases it") {
+  IdemFixture f;
+  bool explode = true;
+  f.mediator.use(catga::make_behavior([&](catga::Invocation&, catga::Next next) -> catga::Status {
+    if (explode) throw std::runtime_error("boom");
+    return next();
+  }));
+  f.mediator.handle<pt::Add>([&](const pt::Add&) { return f.calls.fetch_add(1) + 1; });
+  auto ctx = catga::Context::root();
+  auto r = f.mediator.send(pt::Add{}, ctx);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == catga::errc::exception);
+  explode = false;
+  CHECK(f.mediator.send(pt::Add{}, ctx).value() == 1);  // not stuck "in progress"
+}
+
+TEST_CASE("IdempotencyBehavior: store errors fail the call without running the handler") {
+  struct DownStore final : catga::IdempotencyStore {
+    catga::Result<catga::IdempotencyClaim> claim(std::string_view, duration) override {
+      return catga::make_error(catga::errc::unavailable, "kv down", true);
+    }
+    catga::Result<catga::IdempotencyClaim> wait(std::string_view, duration, time_point) override {
+      return catga::make_error(catga::errc::unavailable, "kv down", true);
+    }
+    catga::Status complete(std::string_view, std::uint64_t, catga::IdempotencyOutcome, duration) override { return {}; }
+    catga::Status release(std::string_view, std::uint64_t) override { return {}; }
+  };
+  IdemFixture f({.store = std::make_shared<DownStore>()});
+  f.mediator.handle<pt::Add>([&](const pt::Add&) { return f.calls.fetch_add(1) + 1; });
+  auto r = f.mediator.send(pt::Add{});
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == catga::errc::unavailable);
+  CHECK(r.error().retryable);
+  CHECK(f.calls == 0);
+}
+
+TEST_CASE("IdempotencyBehavior: construction without a store throws") {
+  CHECK_THROWS_AS(catga::IdempotencyBehavior(catga::IdempotencyOptions{}), catga::Exception);
+}
+
+TEST_CASE("IdempotencyBehavior: the key is the id text, binary or not") {
+  IdemFixture f;
+  f.mediator.handle<pt::Add>([&](const pt::Add&) { return f.calls.fetch_add(1) + 1; });
+  auto text_id = catga::Context::root();
+  text_id.message_id = catga::MessageId::parse("order-17/attempt-a").value();
+  CHECK(f.mediator.send(pt::Add{}, text_id).value() == 1);
+  CHECK(f.store->claim("order-17/attempt-a", 1min).value().state == State::completed);
+
+  auto hex_id = catga::Context::root();
+  hex_id.message_id = catga::MessageId::parse("00000000000000ff0123456789abcdef").value();
+  REQUIRE(hex_id.message_id.is_binary());
+  CHECK(f.mediator.send(pt::Add{}, hex_id).value() == 2);
+  CHECK(f.store->claim("00000000000000ff0123456789abcdef", 1min).value().state == State::completed);
+  CHECK(f.calls == 2);
+}
