@@ -1,0 +1,58 @@
+#pragma once
+// The HTTP side of the services (cpp-httplib): the order API, the
+// operations endpoints every service has, and read-only views of the other
+// services' state.
+
+#include <catga/pipeline/validation.hpp>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "messages.hpp"
+
+namespace httplib {
+class Server;
+}
+
+namespace order_flow {
+
+class OrderService;
+class InventoryService;
+class PaymentService;
+class NotificationService;
+
+// Reads a POST /orders body. Type errors (a string where a number belongs, a
+// missing field) are added to `errors` with the field's path ("items[0].qty");
+// value rules are checked by validate_place_order.
+PlaceOrder parse_place_order(const nlohmann::json& body, catga::ValidationErrors& errors);
+
+// What the operations endpoints ask the process.
+struct OpsHooks {
+  std::string service;
+  std::string instance;
+  // Empty when ready, else why not (NATS down, stream unreachable, ...).
+  std::function<std::string()> not_ready;
+  // The Prometheus text of /metrics.
+  std::function<std::string()> metrics_text;
+};
+
+// GET /healthz   200 {"status":"ok",...} while the process runs
+// GET /readyz    200 {"ready":true}, or 503 {"ready":false,"reason":"..."}
+// GET /metrics   Prometheus text (version 0.0.4)
+void add_ops_routes(httplib::Server& server, OpsHooks hooks);
+
+// POST /orders                   202 {"order_id","status":"pending"}; header Idempotency-Key
+//                                makes repeats return the same order; 400 names the bad field
+// GET  /orders/{id}              the order with its history (404 when unknown)
+// GET  /orders?status=&limit=    orders, oldest first
+// POST /orders/{id}/cancel       {"reason":"..."} → 200, or 409 when already confirmed
+void add_order_routes(httplib::Server& server, OrderService& orders);
+
+// GET /inventory      stock per SKU, reservations, totals
+void add_inventory_routes(httplib::Server& server, InventoryService& inventory);
+// GET /payments       charges and totals
+void add_payment_routes(httplib::Server& server, PaymentService& payment);
+// GET /notifications  every notification sent
+void add_notification_routes(httplib::Server& server, NotificationService& notification);
+
+}  // namespace order_flow

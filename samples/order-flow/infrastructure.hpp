@@ -1,0 +1,69 @@
+#pragma once
+// Infrastructure: the implementations behind the ports of one process:
+// in-memory (one process, tests) or NATS JetStream (separate processes).
+// Services never see which one they run on.
+
+#include <catga/key_value.hpp>
+#include <catga/pipeline/idempotency_store.hpp>
+#include <catga/transport.hpp>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "service_core.hpp"
+
+namespace order_flow {
+
+// Messages a consumer group has not finished yet (for /metrics).
+struct ConsumerLag {
+  std::string type;
+  std::string group;
+  std::uint64_t pending = 0;
+};
+
+// The transport, KeyValue buckets and idempotency store of a process.
+//
+//   auto infra = order_flow::memory_infrastructure();
+//   ServiceEnv env{.instance = "inventory-1", .transport = &infra->transport(),
+//                  .buckets = infra->buckets(), .idempotency = infra->idempotency()};
+class Infrastructure {
+ public:
+  virtual ~Infrastructure() = default;
+  virtual catga::Transport& transport() = 0;
+  // The bucket `name` (opened once, then shared by every service of the process).
+  virtual catga::Result<std::shared_ptr<catga::KeyValue>> bucket(std::string_view name) = 0;
+  virtual std::shared_ptr<catga::IdempotencyStore> idempotency() = 0;
+  // Empty when ready; else why not.
+  virtual std::string not_ready() = 0;
+  virtual std::vector<ConsumerLag> consumer_lag() = 0;
+  // Stops the transport (subscriptions must be stopped first).
+  virtual void stop() = 0;
+
+  BucketOpener buckets() {
+    return [this](std::string_view name) { return bucket(name); };
+  }
+};
+
+// Everything in process memory: InMemoryTransport, InMemoryKeyValue buckets,
+// InMemoryIdempotencyStore.
+std::unique_ptr<Infrastructure> memory_infrastructure();
+
+// Settings of the NATS infrastructure.
+struct NatsSettings {
+  std::string url = "nats://127.0.0.1:4222";
+  std::string connection_name = "order-flow";
+  bool memory_storage = false;  // streams and buckets in memory instead of files
+  std::chrono::milliseconds startup_timeout{std::chrono::seconds(30)};
+};
+
+// True when this build has the JetStream transport (catga::nats).
+bool nats_available() noexcept;
+
+// JetStreamTransport, JetStream KV buckets, KvIdempotencyStore, all on one
+// connection. Fails when the build has no catga::nats.
+catga::Result<std::unique_ptr<Infrastructure>> nats_infrastructure(const NatsSettings& settings);
+
+}  // namespace order_flow

@@ -1,0 +1,119 @@
+// order-flow: the sample's one binary. Runs one service (or all of them), or
+// the demo driver.
+//
+//   order-flow --role all                                   # everything, in memory, HTTP on :8080
+//   order-flow --role demo --order-url http://127.0.0.1:8080
+//   NATS_URL=nats://127.0.0.1:4222 HTTP_PORT=8081 INSTANCE_ID=inventory-1 order-flow --role inventory --transport nats
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <spdlog/spdlog.h>
+
+#include "demo_driver.hpp"
+#include "host.hpp"
+
+namespace {
+
+// Blocks SIGINT/SIGTERM in every thread started after this, so sigwait()
+// in main() is the one place they arrive.
+sigset_t block_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+std::vector<std::string> split(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while (pos <= text.size()) {
+    auto comma = text.find(',', pos);
+    if (comma == std::string::npos) comma = text.size();
+    if (comma > pos) out.push_back(text.substr(pos, comma - pos));
+    pos = comma + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"order-flow: the catga sample (order, inventory, payment and notification services)"};
+  order_flow::HostSettings host;
+  std::string log_level = "info";
+  app.add_option("--role", host.role, "order | inventory | payment | notification | all | demo")
+      ->envname("SERVICE_NAME")
+      ->capture_default_str();
+  app.add_option("--transport", host.transport, "memory (one process) | nats (JetStream)")
+      ->envname("ORDER_FLOW_TRANSPORT")
+      ->capture_default_str();
+  app.add_option("--nats-url", host.nats.url, "NATS server URL")->envname("NATS_URL")->capture_default_str();
+  app.add_flag("--memory-storage", host.nats.memory_storage, "JetStream streams and buckets in memory");
+  app.add_option("--http-host", host.http_host, "HTTP listen address")->envname("HTTP_HOST")->capture_default_str();
+  app.add_option("--http-port", host.http_port, "HTTP port (0: any free port)")
+      ->envname("HTTP_PORT")
+      ->capture_default_str();
+  app.add_option("--instance-id", host.instance_id, "name of this replica (default <role>-<random>)")
+      ->envname("INSTANCE_ID");
+  app.add_option("--replicas", host.replicas, "role all: inventory and payment replicas")->capture_default_str();
+  app.add_option("--log-level", log_level, "trace | debug | info | warn | error")
+      ->envname("LOG_LEVEL")
+      ->capture_default_str();
+
+  order_flow::DemoSettings demo;
+  std::string scrape;
+  bool embedded = false;
+  auto* demo_group = app.add_option_group("demo", "role demo");
+  demo_group->add_option("--order-url", demo.order_url, "order service base URL")
+      ->envname("ORDER_URL")
+      ->capture_default_str();
+  demo_group->add_option("--scrape", scrape, "comma-separated base URLs of every service, for /metrics");
+  demo_group->add_option("--orders", demo.orders, "orders to place")->capture_default_str();
+  demo_group->add_option("--concurrency", demo.concurrency, "HTTP clients placing orders")->capture_default_str();
+  int timeout_s = 180;
+  demo_group->add_option("--timeout", timeout_s, "seconds to wait for every order to end")->capture_default_str();
+  demo_group->add_flag("--embedded", embedded, "run every service in this process first (role all, any free port)");
+
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e level=%l instance=main %v");
+  host.nats.connection_name = "order-flow-" + (host.instance_id.empty() ? host.role : host.instance_id);
+
+  if (host.role == "demo") {
+    demo.scrape_urls = split(scrape);
+    demo.timeout = std::chrono::seconds(timeout_s);
+    demo.live_progress = isatty(STDOUT_FILENO) != 0;
+    std::unique_ptr<order_flow::Host> local;
+    if (embedded) {
+      order_flow::HostSettings all = host;
+      all.role = "all";
+      all.http_port = 0;
+      // The services' log lines would bury the demo's output (declines are logged as warnings).
+      if (log_level == "info") spdlog::set_level(spdlog::level::err);
+      auto started = order_flow::Host::start(all);
+      if (!started) {
+        std::cerr << "order-flow: " << started.error().code << ": " << started.error().message << "\n";
+        return 1;
+      }
+      local = std::move(*started);
+      demo.order_url = "http://127.0.0.1:" + std::to_string(local->port());
+    }
+    return order_flow::run_demo(demo, std::cout);
+  }
+
+  sigset_t stop_signals = block_stop_signals();
+  auto started = order_flow::Host::start(host);
+  if (!started) {
+    std::cerr << "order-flow: " << started.error().code << ": " << started.error().message << "\n";
+    return 1;
+  }
+  int signal = 0;
+  sigwait(&stop_signals, &signal);
+  spdlog::info("stopping on signal {}", signal);
+  (*started)->stop();
+  return 0;
+}

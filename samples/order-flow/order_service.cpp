@@ -1,0 +1,358 @@
+#include "order_service.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/logger.h>
+
+#include "kv_json.hpp"
+
+namespace order_flow {
+namespace {
+
+constexpr std::string_view kOrdersBucket = "orders";
+constexpr std::string_view kSagasBucket = "order_sagas";
+
+std::string order_key(std::string_view id) { return "order." + key_token(id); }
+std::string idempotency_key(std::string_view key) { return "idem." + key_token(key); }
+
+// "ord-" + 16 hex digits: short enough to read, random enough not to clash
+// (and creating the order record would notice if it did).
+std::string new_order_id() {
+  const auto id = catga::MessageId::generate();
+  const std::uint64_t mixed = id.hi() ^ (id.lo() * 0x9e3779b97f4a7c15ULL);
+  char hex[17];
+  catga::append_hex_u64(hex, mixed);
+  return "ord-" + std::string(hex, 16);
+}
+
+// Identifies what a request asked for, so reusing an idempotency key for a
+// different order is refused instead of silently answered with the old one.
+std::string fingerprint(const PlaceOrder& c) {
+  const std::string text = nlohmann::json{{"customer", c.customer}, {"items", c.items}, {"amount", c.amount}}.dump();
+  std::uint64_t h = 1469598103934665603ULL;
+  for (unsigned char ch : text) h = (h ^ ch) * 1099511628211ULL;
+  char hex[17];
+  catga::append_hex_u64(hex, h);
+  return std::string(hex, 16);
+}
+
+std::string describe(const std::vector<OrderItem>& items) {
+  std::string s;
+  for (const auto& i : items) {
+    if (!s.empty()) s += ", ";
+    s += i.sku + " x" + std::to_string(i.qty);
+  }
+  return s;
+}
+
+OrderRecord placed_record(const std::string& id, const std::string& customer, const std::vector<OrderItem>& items,
+                          double amount, std::int64_t placed_ms) {
+  OrderRecord r;
+  r.order_id = id;
+  r.customer = customer;
+  r.items = items;
+  r.amount = amount;
+  r.status = OrderStatus::pending;
+  r.created_ms = r.updated_ms = placed_ms;
+  r.history.push_back({"OrderPlaced", "customer:" + customer, placed_ms, "", "pending",
+                       fmt::format("{} for {:.2f}", describe(items), amount), ""});
+  return r;
+}
+
+catga::Result<OrderRecord> decode(const nlohmann::json& doc) {
+  try {
+    return doc.get<OrderRecord>();
+  } catch (const std::exception& e) {
+    return catga::make_error(catga::errc::malformed, std::string("stored order: ") + e.what());
+  }
+}
+
+bool valid_sku(std::string_view sku) {
+  if (sku.empty() || sku.size() > 64) return false;
+  return std::all_of(sku.begin(), sku.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+  });
+}
+
+}  // namespace
+
+void validate_place_order(const PlaceOrder& c, catga::ValidationErrors& e) {
+  if (c.customer.empty()) e.add("customer", "is required");
+  if (c.customer.size() > 64) e.add("customer", "must be at most 64 characters");
+  if (c.items.empty()) e.add("items", "must name at least one item");
+  if (c.items.size() > 50) e.add("items", "must name at most 50 items");
+  for (std::size_t i = 0; i < c.items.size(); ++i) {
+    const auto field = "items[" + std::to_string(i) + "]";
+    if (!valid_sku(c.items[i].sku)) e.add(field + ".sku", "must be 1-64 characters of [A-Za-z0-9_-]");
+    if (c.items[i].qty < 1 || c.items[i].qty > 1000) e.add(field + ".qty", "must be between 1 and 1000");
+  }
+  if (!std::isfinite(c.amount) || c.amount <= 0.0) e.add("amount", "must be a positive number");
+  if (std::isfinite(c.amount) && c.amount > 1e9) e.add("amount", "must be at most 1000000000");
+  if (c.idempotency_key.size() > 128) e.add("idempotency_key", "must be at most 128 characters");
+}
+
+OrderService::OrderService(ServiceEnv env, OrderServiceOptions options)
+    : ServiceCore("order", std::move(env)),
+      options_(std::move(options)),
+      saga_(order_saga("saga:" + instance(), options_.timings)) {
+  if (options_.saga.instance_id.empty()) options_.saga.instance_id = instance();
+  validation().add<PlaceOrder>(validate_place_order);
+
+  handle<PlaceOrder>([this](const PlaceOrder& c, catga::Context& ctx) { return on_place(c, ctx); });
+  handle<BeginOrderProcessing>([this](const BeginOrderProcessing& c) { return on_begin(c); }, false);
+  handle<ConfirmOrder>([this](const ConfirmOrder& c) { return on_confirm(c); });
+  handle<CancelOrder>([this](const CancelOrder& c) { return on_cancel(c); });
+
+  // The other services' commands go to whichever of their instances is free.
+  mediator().route_remote<ReserveInventory>();
+  mediator().route_remote<ReleaseInventory>();
+  mediator().route_remote<ChargePayment>();
+  mediator().route_remote<RefundPayment>();
+
+  // The history projection: what other services did to an order.
+  consume<InventoryReserved>("order-history", [this](const InventoryReserved& e, catga::Context& ctx) {
+    return add_history(e.order_id, {"InventoryReserved", "inventory:" + e.by, e.at_ms, "", "", describe(e.items),
+                                    ctx.message_id.text().str()});
+  });
+  consume<InventoryReleased>("order-history", [this](const InventoryReleased& e, catga::Context& ctx) {
+    return add_history(e.order_id, {"InventoryReleased", "inventory:" + e.by, e.at_ms, "", "", describe(e.items),
+                                    ctx.message_id.text().str()});
+  });
+  consume<PaymentCharged>("order-history", [this](const PaymentCharged& e, catga::Context& ctx) {
+    return add_history(e.order_id, {"PaymentCharged", "payment:" + e.by, e.at_ms, "", "",
+                                    fmt::format("{:.2f} ({})", e.amount, e.payment_id), ctx.message_id.text().str()});
+  });
+  consume<PaymentFailed>("order-history", [this](const PaymentFailed& e, catga::Context& ctx) {
+    return add_history(e.order_id,
+                       {"PaymentFailed", "payment:" + e.by, e.at_ms, "", "", e.reason, ctx.message_id.text().str()});
+  });
+}
+
+OrderService::~OrderService() { stop(); }
+
+catga::Status OrderService::start() {
+  auto orders = bucket(kOrdersBucket);
+  if (!orders) return std::move(orders).error();
+  kv_ = std::move(*orders);
+  auto sagas = bucket(kSagasBucket);
+  if (!sagas) return std::move(sagas).error();
+  saga_store_ = std::make_shared<catga::KvSagaStore>(std::move(*sagas));
+  orchestrator_ = std::make_unique<catga::SagaOrchestrator>(mediator(), saga_store_, options_.saga);
+  orchestrator_->add(saga_);
+  if (auto s = open(); !s) return s;
+  // Sagas this instance drove before a restart resume now; orphans of other
+  // instances once their lease ran out (recovery_interval).
+  auto resumed = orchestrator_->recover();
+  if (!resumed) return std::move(resumed).error();
+  if (*resumed > 0) log().info("resumed sagas={}", *resumed);
+  return {};
+}
+
+void OrderService::stop() {
+  if (orchestrator_) orchestrator_->stop();
+  close();
+}
+
+catga::Result<PlaceOrderResult> OrderService::place(const PlaceOrder& c, catga::Context ctx) {
+  return mediator().send(c, std::move(ctx));
+}
+
+catga::Status OrderService::cancel(const std::string& order_id, const std::string& reason, const std::string& actor) {
+  return mediator().send(CancelOrder{order_id, reason, actor});
+}
+
+// Order of writes, so a crash at any point leaves something consistent:
+// 1. the idempotency key → order id (create-if-absent: one order per key,
+//    whichever replica gets the request);
+// 2. the saga (idempotent start): from here on the order will be finished
+//    by this or another instance, even if we die now;
+// 3. the order record (the saga's first step creates it if we died first).
+catga::Result<PlaceOrderResult> OrderService::on_place(const PlaceOrder& c, catga::Context& ctx) {
+  std::string order_id = new_order_id();
+  bool created = true;
+  const auto now = catga::unix_ms_now();
+  if (!c.idempotency_key.empty()) {
+    const std::string print = fingerprint(c);
+    auto mapped = create_json(*kv_, idempotency_key(c.idempotency_key),
+                              {{"order_id", order_id}, {"fingerprint", print}, {"created_ms", now}});
+    if (!mapped) return std::move(mapped).error();
+    const auto& m = mapped->entry.value;
+    if (m.value("fingerprint", "") != print) {
+      return catga::make_error(errc::idempotency_key_reused,
+                               "idempotency key '" + c.idempotency_key + "' was used for a different order (" +
+                                   m.value("order_id", "") + ")");
+    }
+    order_id = m.value("order_id", order_id);
+    created = mapped->created;
+  }
+
+  OrderSagaData data{order_id, c.customer, c.items, c.amount, now, "", "", ""};
+  auto saga = orchestrator_->start(saga_, order_id, data);
+  if (!saga) return std::move(saga).error();
+  // The saga keeps the first request's data and time.
+  const auto first = saga->data.get<OrderSagaData>();
+
+  auto stored = create_json(*kv_, order_key(order_id),
+                            placed_record(order_id, first.customer, first.items, first.amount, first.placed_ms));
+  if (!stored) return std::move(stored).error();
+  // Also on a replay: the first request may have died before publishing.
+  (void)publish_once(OrderPlaced{order_id, first.customer, first.items, first.amount, first.placed_ms},
+                     order_id + ".placed");
+  if (created) {
+    log().info("placed order={} customer={} amount={:.2f} correlation={}", order_id, c.customer, c.amount,
+               correlation_of(ctx));
+    return PlaceOrderResult{order_id, "pending", true};
+  }
+  auto record = decode(stored->entry.value);
+  if (!record) return std::move(record).error();
+  log().info("replayed order={} idempotency_key={} correlation={}", order_id, c.idempotency_key, correlation_of(ctx));
+  return PlaceOrderResult{order_id, std::string(to_string(record->status)), false};
+}
+
+catga::Status OrderService::on_begin(const BeginOrderProcessing& c) {
+  auto doc = modify_json(*kv_, order_key(c.order_id), [&](nlohmann::json& d) -> catga::Result<Write> {
+    const auto now = catga::unix_ms_now();
+    OrderRecord r;
+    if (d.is_null()) {
+      // PlaceOrder died between starting the saga and storing the order.
+      r = placed_record(c.order_id, c.customer, c.items, c.amount, c.placed_ms);
+    } else {
+      auto decoded = decode(d);
+      if (!decoded) return std::move(decoded).error();
+      r = std::move(*decoded);
+    }
+    if (r.status == OrderStatus::processing || r.status == OrderStatus::confirmed) return Write::no;
+    if (r.status == OrderStatus::cancelled) {
+      return catga::make_error(errc::order_cancelled, "order " + c.order_id + " was cancelled: " + r.reason);
+    }
+    r.status = OrderStatus::processing;
+    r.updated_ms = now;
+    r.history.push_back({"OrderProcessing", "saga:" + instance(), now, "pending", "processing", "", ""});
+    d = r;
+    return Write::yes;
+  });
+  if (!doc) return std::move(doc).error();
+  return {};
+}
+
+catga::Status OrderService::on_confirm(const ConfirmOrder& c) {
+  auto doc = modify_json(*kv_, order_key(c.order_id), [&](nlohmann::json& d) -> catga::Result<Write> {
+    if (d.is_null()) return catga::make_error(errc::not_found, "no order " + c.order_id);
+    auto r = decode(d);
+    if (!r) return std::move(r).error();
+    if (r->status == OrderStatus::confirmed) return Write::no;
+    if (r->status == OrderStatus::cancelled) {
+      return catga::make_error(errc::order_cancelled,
+                               "order " + c.order_id + " was cancelled by " + r->cancelled_by + ": " + r->reason);
+    }
+    const auto now = catga::unix_ms_now();
+    r->history.push_back({"OrderConfirmed", "saga:" + instance(), now, std::string(to_string(r->status)), "confirmed",
+                          "", ""});
+    r->status = OrderStatus::confirmed;
+    r->updated_ms = r->completed_ms = now;
+    d = *r;
+    return Write::yes;
+  });
+  if (!doc) return std::move(doc).error();
+  auto r = decode(*doc);
+  if (!r) return std::move(r).error();
+  // Also after a repeat: the first attempt may have died before publishing.
+  (void)publish_once(OrderConfirmed{r->order_id, r->customer, r->amount, instance(), r->completed_ms},
+                     r->order_id + ".confirmed");
+  return {};
+}
+
+catga::Status OrderService::on_cancel(const CancelOrder& c) {
+  auto doc = modify_json(*kv_, order_key(c.order_id), [&](nlohmann::json& d) -> catga::Result<Write> {
+    if (d.is_null()) return catga::make_error(errc::not_found, "no order " + c.order_id);
+    auto r = decode(d);
+    if (!r) return std::move(r).error();
+    if (r->status == OrderStatus::cancelled) return Write::no;  // the first cancellation's reason stays
+    if (r->status == OrderStatus::confirmed) {
+      return catga::make_error(errc::order_confirmed, "order " + c.order_id + " is already confirmed");
+    }
+    const auto now = catga::unix_ms_now();
+    const std::string from(to_string(r->status));
+    r->history.push_back({"OrderCancelled", c.actor, now, from, "cancelled", c.reason, ""});
+    r->status = OrderStatus::cancelled;
+    r->reason = c.reason;
+    r->cancelled_by = c.actor;
+    r->cancelled_from = from;
+    r->updated_ms = r->completed_ms = now;
+    d = *r;
+    return Write::yes;
+  });
+  if (!doc) return std::move(doc).error();
+  auto r = decode(*doc);
+  if (!r) return std::move(r).error();
+  (void)publish_once(OrderCancelled{r->order_id, r->customer, r->reason, r->cancelled_by, r->cancelled_from, instance(),
+                                    r->completed_ms},
+                     r->order_id + ".cancelled");
+  return {};
+}
+
+catga::Status OrderService::add_history(const std::string& order_id, HistoryEntry entry) {
+  auto doc = modify_json(*kv_, order_key(order_id), [&](nlohmann::json& d) -> catga::Result<Write> {
+    if (d.is_null()) return Write::no;
+    auto& history = d["history"];
+    for (const auto& h : history) {
+      if (!entry.id.empty() && h.value("id", "") == entry.id) return Write::no;  // redelivered
+    }
+    history.push_back(entry);
+    return Write::yes;
+  });
+  if (!doc) return std::move(doc).error();
+  if (doc->is_null()) log().warn("event={} for unknown order={}", entry.event, order_id);
+  return {};
+}
+
+catga::Result<std::optional<OrderRecord>> OrderService::find(std::string_view order_id) {
+  auto doc = load_json(*kv_, order_key(order_id));
+  if (!doc) return std::move(doc).error();
+  if (!*doc) return std::optional<OrderRecord>();
+  auto r = decode((*doc)->value);
+  if (!r) return std::move(r).error();
+  return std::optional<OrderRecord>(std::move(*r));
+}
+
+catga::Result<std::vector<OrderRecord>> OrderService::list(std::optional<OrderStatus> status, std::size_t limit) {
+  auto keys = kv_->keys("order.");
+  if (!keys) return std::move(keys).error();
+  std::vector<OrderRecord> out;
+  for (const auto& k : *keys) {
+    auto doc = load_json(*kv_, k);
+    if (!doc) return std::move(doc).error();
+    if (!*doc) continue;
+    auto r = decode((*doc)->value);
+    if (!r) return std::move(r).error();
+    if (!status || r->status == *status) out.push_back(std::move(*r));
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const OrderRecord& a, const OrderRecord& b) { return a.created_ms < b.created_ms; });
+  if (out.size() > limit) out.resize(limit);
+  return out;
+}
+
+catga::Result<std::map<std::string, std::size_t>> OrderService::saga_counts() {
+  std::map<std::string, std::size_t> counts;
+  for (auto s : {catga::SagaStatus::running, catga::SagaStatus::compensating, catga::SagaStatus::completed,
+                 catga::SagaStatus::compensated, catga::SagaStatus::compensation_failed}) {
+    counts[std::string(catga::to_string(s))] = 0;
+  }
+  auto ids = saga_store_->list_all();
+  if (!ids) return std::move(ids).error();
+  for (const auto& id : *ids) {
+    auto s = saga_store_->load(id);
+    if (s) ++counts[std::string(catga::to_string(s->record.status))];
+  }
+  return counts;
+}
+
+catga::Result<catga::SagaRecord> OrderService::saga(std::string_view order_id) {
+  auto s = saga_store_->load(order_id);
+  if (!s) return std::move(s).error();
+  return std::move(s->record);
+}
+
+}  // namespace order_flow

@@ -1,0 +1,91 @@
+#include "service_core.hpp"
+
+#include <mutex>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+namespace order_flow {
+
+std::shared_ptr<spdlog::logger> service_logger(const std::string& instance) {
+  static std::mutex mutex;
+  std::lock_guard lock(mutex);
+  if (auto existing = spdlog::get(instance)) return existing;
+  // One stderr sink for every service of the process keeps lines whole.
+  static auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+  auto logger = std::make_shared<spdlog::logger>(instance, sink);
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e level=%l instance=%n %v");
+  logger->set_level(spdlog::default_logger()->level());
+  spdlog::register_logger(logger);
+  return logger;
+}
+
+HandledByBehavior::HandledByBehavior(catga::Metrics& metrics, const std::string& service,
+                                     const std::string& instance, std::string_view type)
+    : ok_(metrics.counter("order_flow_handled_total", "Messages handled by this instance, by type and outcome",
+                          {{"service", service}, {"instance", instance}, {"type", std::string(type)}, {"outcome", "ok"}})),
+      failed_(metrics.counter(
+          "order_flow_handled_total", "Messages handled by this instance, by type and outcome",
+          {{"service", service}, {"instance", instance}, {"type", std::string(type)}, {"outcome", "failed"}})) {}
+
+catga::Status HandledByBehavior::handle(catga::Invocation&, catga::Next next) {
+  catga::Status s = next();
+  (s ? ok_ : failed_).inc();
+  return s;
+}
+
+ServiceCore::ServiceCore(std::string service, ServiceEnv env) : env_(std::move(env)), service_(std::move(service)) {
+  if (env_.instance.empty()) env_.instance = service_ + "-" + catga::MessageId::generate().text().str().substr(0, 8);
+  if (!env_.metrics) env_.metrics = std::make_shared<catga::Metrics>();
+  log_ = env_.logger ? env_.logger : service_logger(env_.instance);
+  if (env_.transport != nullptr) mediator_.attach(*env_.transport);
+
+  // Outermost first: every call is logged (with its correlation id) and
+  // measured, invalid messages stop early, deadlines apply, transient
+  // failures are retried; idempotency is added per handled type (see
+  // per_type), innermost, so a retry re-claims the message id.
+  catga::LoggingOptions logging;
+  logging.logger = log_;
+  logging.success_level = spdlog::level::info;
+  mediator_.use(std::make_shared<catga::LoggingBehavior>(logging));
+  mediator_.use(std::make_shared<catga::MetricsBehavior>(env_.metrics));
+  validation_ = std::make_shared<catga::ValidationBehavior>();
+  mediator_.use(validation_);
+  catga::TimeoutOptions timeout;
+  timeout.default_timeout = env_.handler_timeout;
+  mediator_.use(std::make_shared<catga::TimeoutBehavior>(timeout));
+  catga::RetryOptions retry;
+  retry.max_attempts = 3;
+  retry.initial_delay = std::chrono::milliseconds(20);
+  mediator_.use(std::make_shared<catga::RetryBehavior>(retry));
+  if (env_.idempotency) {
+    catga::IdempotencyOptions idem;
+    idem.store = env_.idempotency;
+    // Business rule failures are answers too: a duplicate gets the same one.
+    idem.remember_failures = true;
+    idempotency_ = std::make_shared<catga::IdempotencyBehavior>(idem);
+  }
+}
+
+ServiceCore::~ServiceCore() { close(); }
+
+catga::Status ServiceCore::open() {
+  for (auto& open_one : openers_) {
+    auto sub = open_one();
+    if (!sub) return std::move(sub).error();
+    subscriptions_.push_back(std::move(*sub));
+  }
+  openers_.clear();
+  return {};
+}
+
+void ServiceCore::close() noexcept {
+  // Newest first: consumers stop before the commands they may send.
+  while (!subscriptions_.empty()) {
+    subscriptions_.back().stop();
+    subscriptions_.pop_back();
+  }
+}
+
+std::string correlation_of(const catga::Context& ctx) { return ctx.correlation_id.text().str(); }
+
+}  // namespace order_flow

@@ -1,0 +1,143 @@
+#pragma once
+// ServiceCore: what every order-flow service is made of: a Mediator with the
+// standard pipeline, the ports it depends on (Transport, KeyValue buckets,
+// IdempotencyStore, Metrics), and helpers to handle, serve and consume.
+
+#include <catga/key_value.hpp>
+#include <catga/mediator.hpp>
+#include <catga/pipeline.hpp>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <spdlog/logger.h>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace order_flow {
+
+// Opens the KeyValue bucket `name`, creating it when absent. In one process
+// it hands out shared in-memory buckets; over NATS, JetStream KV buckets.
+using BucketOpener = std::function<catga::Result<std::shared_ptr<catga::KeyValue>>(std::string_view name)>;
+
+// The ports a service depends on; which implementations back them is the
+// process's choice (see Infrastructure).
+//
+//   ServiceEnv env{.instance = "inventory-1", .transport = &transport, .buckets = buckets,
+//                  .idempotency = store, .metrics = metrics};
+//   InventoryService inventory(env);
+struct ServiceEnv {
+  std::string instance;  // names this replica in logs, metrics and records
+  catga::Transport* transport = nullptr;
+  BucketOpener buckets;
+  std::shared_ptr<catga::IdempotencyStore> idempotency;  // null: no idempotency behavior
+  std::shared_ptr<catga::Metrics> metrics;               // null: a private registry
+  std::shared_ptr<spdlog::logger> logger;                // null: one named after the instance
+  std::chrono::milliseconds handler_timeout{std::chrono::seconds(10)};
+};
+
+// A logger named `instance` writing logfmt-style lines to stderr
+// ("2024-05-01T10:00:00.123 level=info instance=order-1 ..."), shared by
+// every service of the process with that instance name.
+std::shared_ptr<spdlog::logger> service_logger(const std::string& instance);
+
+// Counts finished calls of one message type handled by this instance, so
+// the demo can tell which replica did how much:
+//   order_flow_handled_total{service="inventory",instance="inventory-2",type="ReserveInventory",outcome="ok"} 17
+class HandledByBehavior final : public catga::Behavior {
+ public:
+  HandledByBehavior(catga::Metrics& metrics, const std::string& service, const std::string& instance,
+                    std::string_view type);
+  catga::Status handle(catga::Invocation& inv, catga::Next next) override;
+
+ private:
+  catga::MetricCounter& ok_;
+  catga::MetricCounter& failed_;
+};
+
+// The common part of a service. Derived classes register handlers in their
+// constructor (handle/consume) and call open() from start(): registration
+// must be complete before traffic flows (the Mediator's threading rule).
+class ServiceCore {
+ public:
+  ServiceCore(std::string service, ServiceEnv env);
+  virtual ~ServiceCore();
+  ServiceCore(const ServiceCore&) = delete;
+  ServiceCore& operator=(const ServiceCore&) = delete;
+
+  catga::Mediator& mediator() noexcept { return mediator_; }
+  const std::string& service() const noexcept { return service_; }
+  const std::string& instance() const noexcept { return env_.instance; }
+  const std::shared_ptr<catga::Metrics>& metrics() const noexcept { return env_.metrics; }
+  spdlog::logger& log() const noexcept { return *log_; }
+
+  // Stops consuming and serving (waits for handler calls in flight).
+  void close() noexcept;
+
+ protected:
+  // Registers the handler of command M with this service's per-type
+  // behaviors (handled-by counter, idempotency by message id); open() then
+  // serves M as a member of the service's queue group (unless !remote).
+  template <catga::Request M, class H>
+  void handle(H handler, bool remote = true) {
+    mediator_.handle<M>(std::move(handler));
+    per_type<M>();
+    if (remote) openers_.push_back([this]() { return mediator_.serve<M>(service_); });
+  }
+
+  // Consumes event E as a member of consumer group `group`; open() subscribes.
+  template <catga::Event E, class H>
+  void consume(std::string group, H handler, std::size_t workers = 2) {
+    per_type<E>();
+    openers_.push_back([this, group = std::move(group), workers, h = std::move(handler)]() mutable {
+      catga::SubscribeOptions options;
+      options.group = group;
+      options.workers = workers;
+      options.retry.max_deliver = 10;
+      return mediator_.subscribe<E>(std::move(options), std::move(h));
+    });
+  }
+
+  // Serves what handle() registered and subscribes what consume() asked for.
+  catga::Status open();
+
+  catga::Result<std::shared_ptr<catga::KeyValue>> bucket(std::string_view name) { return env_.buckets(name); }
+
+  // Validators run before handlers (register them in the constructor).
+  catga::ValidationBehavior& validation() noexcept { return *validation_; }
+
+  // Publishes `event` with message id `id` (e.g. "<order>.reserved"), so
+  // publishing it again after a crash or a retry is recognised as the same
+  // event (stream duplicate window, consumers' idempotency store).
+  template <catga::Event E>
+  catga::Status publish_once(const E& event, std::string_view id) {
+    catga::Context ctx = catga::Context::next();
+    if (auto mid = catga::MessageId::parse(id)) ctx.message_id = *mid;
+    auto s = mediator_.publish(event, std::move(ctx));
+    if (!s) log_->warn("event={} id={} not published: {}", catga::message_name<E>(), id, s.error().message);
+    return s;
+  }
+
+  ServiceEnv env_;
+
+ private:
+  template <catga::Message M>
+  void per_type() {
+    mediator_.use<M>(std::make_shared<HandledByBehavior>(*env_.metrics, service_, env_.instance,
+                                                         catga::message_name<M>()));
+    if (env_.idempotency) mediator_.use<M>(idempotency_);
+  }
+
+  std::string service_;
+  std::shared_ptr<spdlog::logger> log_;
+  catga::Mediator mediator_;
+  std::shared_ptr<catga::ValidationBehavior> validation_;
+  std::shared_ptr<catga::IdempotencyBehavior> idempotency_;
+  std::vector<std::function<catga::Result<catga::Subscription>()>> openers_;
+  std::vector<catga::Subscription> subscriptions_;
+};
+
+// "correlation=<id>" text of a context, for log lines.
+std::string correlation_of(const catga::Context& ctx);
+
+}  // namespace order_flow

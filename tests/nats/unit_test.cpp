@@ -1,0 +1,127 @@
+// Pure functions of catga::nats (no server): ack subjects, status lines,
+// consumer names, error mapping, option helpers.
+#include <doctest/doctest.h>
+
+#include "catga/nats/options.hpp"
+#include "nats/ack_reply.hpp"
+#include "nats/error.hpp"
+#include "nats/log.hpp"
+#include "nats/message.hpp"
+#include "nats/provisioning.hpp"
+
+using namespace catga::nats::detail;
+
+TEST_CASE("ack subjects: v1 and v2 forms, and what is not one") {
+  auto v1 = parse_ack_reply("$JS.ACK.CATGA_EVENTS.billing_OrderPlaced.3.1042.998.1700000000123456789.17");
+  REQUIRE(v1);
+  CHECK(v1->stream == "CATGA_EVENTS");
+  CHECK(v1->consumer == "billing_OrderPlaced");
+  CHECK(v1->delivered == 3);
+  CHECK(v1->stream_seq == 1042);
+  CHECK(v1->consumer_seq == 998);
+  CHECK(v1->timestamp_ns == 1700000000123456789);
+  CHECK(v1->pending == 17);
+  CHECK(v1->domain.empty());
+
+  auto v2 = parse_ack_reply("$JS.ACK.hub.ACCHASH.S.C.1.2.3.4.5.tok");
+  REQUIRE(v2);
+  CHECK(v2->domain == "hub");
+  CHECK(v2->stream == "S");
+  CHECK(v2->consumer == "C");
+  CHECK(v2->delivered == 1);
+  CHECK(v2->stream_seq == 2);
+  CHECK(v2->pending == 5);
+  auto v2_no_domain = parse_ack_reply("$JS.ACK._.ACCHASH.S.C.7.8.9.10.11");
+  REQUIRE(v2_no_domain);
+  CHECK(v2_no_domain->domain.empty());
+  CHECK(v2_no_domain->delivered == 7);
+
+  CHECK_FALSE(parse_ack_reply(""));
+  CHECK_FALSE(parse_ack_reply("_INBOX.abc.1"));
+  CHECK_FALSE(parse_ack_reply("$JS.ACK.S.C.1.2.3.4"));          // too short
+  CHECK_FALSE(parse_ack_reply("$JS.ACK.S.C.x.2.3.4.5"));        // not a number
+  CHECK_FALSE(parse_ack_reply("$JS.ACK.a.b.S.C.1.2.3.4"));      // 10 tokens: neither form
+  CHECK_FALSE(parse_ack_reply("$JS.ACK.S.C.-1.2.3.4.5"));
+  CHECK_FALSE(parse_ack_reply("$JS.NAK.S.C.1.2.3.4.5"));
+}
+
+TEST_CASE("pull status codes") {
+  CHECK(parse_status_code("408") == 408);
+  CHECK(parse_status_code("404") == 404);
+  CHECK(parse_status_code(" 409") == 409);
+  CHECK(parse_status_code("100 Idle Heartbeat") == 100);
+  CHECK(parse_status_code("") == 0);
+  CHECK(parse_status_code("abc") == 0);
+}
+
+TEST_CASE("consumer names are valid durable names, distinct per group and type") {
+  CHECK(consumer_name("billing", "OrderPlaced") == "billing_OrderPlaced");
+  const auto dotted = consumer_name("billing.eu", "OrderPlaced");
+  CHECK(dotted.find('.') == std::string::npos);
+  CHECK(dotted.rfind("billing_eu_OrderPlaced_", 0) == 0);
+  CHECK(dotted != consumer_name("billing_eu", "OrderPlaced"));
+  CHECK(consumer_name("a b*>", "T").find_first_of(" *>.") == std::string::npos);
+  CHECK(consumer_name("g", "T") != consumer_name("g", "U"));
+}
+
+TEST_CASE("nats.c failures map to catga errors with the right code and retryability") {
+  auto timeout = to_error(NATS_TIMEOUT, "publish 'X'");
+  CHECK(timeout.code == "timeout");
+  CHECK(timeout.retryable);
+  CHECK(timeout.message.rfind("publish 'X': ", 0) == 0);
+  for (auto s : {NATS_NO_SERVER, NATS_CONNECTION_CLOSED, NATS_CONNECTION_DISCONNECTED, NATS_IO_ERROR,
+                 NATS_STALE_CONNECTION, NATS_NOT_YET_CONNECTED}) {
+    auto e = to_error(s, "x");
+    CHECK(e.code == "unavailable");
+    CHECK(e.retryable);
+  }
+  auto nobody = to_error(NATS_NO_RESPONDERS, "request 'Add'", Surface::request);
+  CHECK(nobody.code == "no_handler");
+  CHECK_FALSE(nobody.retryable);
+  auto no_stream = to_error(NATS_NO_RESPONDERS, "publish", Surface::jetstream);
+  CHECK(no_stream.code == "unavailable");
+  CHECK(no_stream.retryable);
+  auto wrong_seq = to_error(NATS_ERR, JSStreamWrongLastSequenceErr, "append");
+  CHECK(wrong_seq.code == "conflict");
+  CHECK_FALSE(wrong_seq.retryable);
+  CHECK(wrong_seq.message.find("10071") != std::string::npos);
+  auto auth = to_error(NATS_CONNECTION_AUTH_FAILED, "connect");
+  CHECK(auth.code == "unavailable");
+  CHECK_FALSE(auth.retryable);
+  CHECK(to_error(NATS_INVALID_SUBJECT, "x").code == "validation");
+  CHECK(to_error(NATS_ERR, JSClusterNotAvailErr, "x").retryable);
+}
+
+TEST_CASE("helpers: URL redaction, header values, stream names") {
+  CHECK(redact_url("nats://alice:secret@host:4222") == "nats://***@host:4222");
+  CHECK(redact_url("tls://token@host") == "tls://***@host");
+  CHECK(redact_url("nats://host:4222") == "nats://host:4222");
+  CHECK(redact_url("nats://host:4222/a@b") == "nats://host:4222/a@b");
+  CHECK(header_safe("a\r\nb") == "a  b");
+  CHECK(header_safe(std::string(5000, 'x')).size() == 1024);
+  catga::nats::JetStreamOptions o;
+  CHECK(o.events_stream() == "CATGA_EVENTS");
+  CHECK(o.dead_letter_stream() == "CATGA_DLQ");
+  o.prefix = "my-shop.eu";
+  CHECK(o.events_stream() == "MY_SHOP_EU_EVENTS");
+}
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+TEST_CASE("public headers expose catga types only: nats.h stays private") {
+  const std::filesystem::path dir = CATGA_NATS_PUBLIC_HEADERS;
+  int headers = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    std::ifstream in(entry.path());
+    std::stringstream text;
+    text << in.rdbuf();
+    INFO(entry.path().string());
+    CHECK(text.str().find("<nats/nats.h>") == std::string::npos);
+    CHECK(text.str().find("<nats/status.h>") == std::string::npos);
+    CHECK(text.str().find("natsConnection") == std::string::npos);
+    ++headers;
+  }
+  CHECK(headers >= 5);
+}

@@ -1,0 +1,659 @@
+// The order-flow sample in one process: every service on the in-memory
+// transport and in-memory KeyValue buckets (two replicas of inventory,
+// payment and notification), the order API over real HTTP.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <catga/transport/in_memory.hpp>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "checks.hpp"
+#include "cluster.hpp"
+#include "host.hpp"
+
+using namespace oft;
+using nlohmann::json;
+
+namespace {
+
+struct Reply {
+  int status = 0;
+  json body;
+  httplib::Headers headers;
+};
+
+Reply to_reply(const httplib::Result& res) {
+  REQUIRE_MESSAGE(res, "HTTP request failed: " << httplib::to_string(res.error()));
+  Reply r{res->status, json::parse(res->body, nullptr, false), res->headers};
+  return r;
+}
+
+Reply post(httplib::Client& c, const std::string& path, const std::string& body, const std::string& key = "") {
+  httplib::Headers headers;
+  if (!key.empty()) headers.emplace("Idempotency-Key", key);
+  return to_reply(c.Post(path, headers, body, "application/json"));
+}
+
+Reply post(httplib::Client& c, const std::string& path, const json& body, const std::string& key = "") {
+  return post(c, path, body.dump(), key);
+}
+
+Reply get(httplib::Client& c, const std::string& path) { return to_reply(c.Get(path)); }
+
+json order_body(const std::string& customer, json items, double amount) {
+  return {{"customer", customer}, {"items", std::move(items)}, {"amount", amount}};
+}
+
+// Polls GET /orders/{id} until the order is confirmed or cancelled and its
+// saga has stored its final state (a moment after the order's).
+json wait_final(httplib::Client& c, const std::string& id) {
+  json view;
+  const bool done = eventually([&] {
+    auto r = get(c, "/orders/" + id);
+    view = r.body;
+    const std::string s = view.value("status", "");
+    const std::string saga = view.contains("saga") ? view["saga"].value("status", "") : "";
+    return (s == "confirmed" || s == "cancelled") && saga != "running" && saga != "compensating";
+  });
+  REQUIRE_MESSAGE(done, "order " << id << " did not finish: " << view.dump());
+  return view;
+}
+
+// GET /orders/{id} once the history has an entry for `event`.
+json wait_history(httplib::Client& c, const std::string& id, const std::string& event) {
+  json view;
+  const bool seen = eventually([&] {
+    view = get(c, "/orders/" + id).body;
+    for (const auto& h : view.value("history", json::array())) {
+      if (h.value("event", "") == event) return true;
+    }
+    return false;
+  });
+  REQUIRE_MESSAGE(seen, "no " << event << " in the history of " << id << ": " << view.dump());
+  return view;
+}
+
+std::vector<std::string> events_of(const json& view) {
+  std::vector<std::string> out;
+  for (const auto& h : view.at("history")) out.push_back(h.value("event", ""));
+  return out;
+}
+
+const json* history_entry(const json& view, const std::string& event) {
+  for (const auto& h : view.at("history")) {
+    if (h.value("event", "") == event) return &h;
+  }
+  return nullptr;
+}
+
+std::vector<json> all_orders(httplib::Client& c) {
+  auto r = get(c, "/orders");
+  REQUIRE(r.status == 200);
+  return r.body.at("orders").get<std::vector<json>>();
+}
+
+json inventory_of(Cluster& cluster) { return cluster.inventories.front()->snapshot().value(); }
+json payments_of(Cluster& cluster) { return cluster.payments.front()->snapshot().value(); }
+
+std::vector<Notification> notifications_of(Cluster& cluster) {
+  return cluster.notifications.front()->notifications().value();
+}
+
+int notifications_for(Cluster& cluster, const std::string& order_id, const std::string& event) {
+  int n = 0;
+  for (const auto& x : notifications_of(cluster)) n += x.order_id == order_id && x.event == event ? 1 : 0;
+  return n;
+}
+
+// Holds ChargePayment calls until open() (a slow payment provider).
+struct Gate {
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool is_open = false;
+  std::atomic<int> entered{0};
+
+  std::shared_ptr<catga::Behavior> behavior() {
+    return catga::make_behavior([this](catga::Invocation&, catga::Next next) -> catga::Status {
+      ++entered;
+      std::unique_lock lock(mutex);
+      cv.wait_for(lock, std::chrono::seconds(30), [&] { return is_open; });
+      lock.unlock();
+      return next();
+    });
+  }
+  void open() {
+    {
+      std::lock_guard lock(mutex);
+      is_open = true;
+    }
+    cv.notify_all();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("happy path: 202 pending, then confirmed; stock sold, payment charged, customer notified once") {
+  Cluster cluster;
+  cluster.start();
+  auto http = cluster.client();
+
+  auto placed = post(http, "/orders", order_body("c1", {{{"sku", "A-1"}, {"qty", 2}}}, 40.0), "k-happy");
+  REQUIRE(placed.status == 202);
+  const std::string id = placed.body.at("order_id");
+  CHECK(!id.empty());
+  CHECK(placed.body.at("status") == "pending");
+  CHECK(placed.headers.find("Location")->second == "/orders/" + id);
+
+  auto view = wait_final(http, id);
+  CHECK(view.at("status") == "confirmed");
+  CHECK(view.at("reason") == "");
+  CHECK(view.at("amount") == 40.0);
+  CHECK(view.at("items") == json::array({{{"sku", "A-1"}, {"qty", 2}}}));
+  CHECK(view.at("saga").at("status") == "completed");
+  CHECK(view.at("completion_ms").get<std::int64_t>() >= 0);
+
+  // The history projection (InventoryReserved, PaymentCharged) is fed by
+  // events, so it may trail the status a little.
+  view = wait_history(http, id, "PaymentCharged");
+  view = wait_history(http, id, "InventoryReserved");
+  CHECK(events_of(view) ==
+        std::vector<std::string>{"OrderPlaced", "OrderProcessing", "InventoryReserved", "PaymentCharged", "OrderConfirmed"});
+  CHECK(history_entry(view, "OrderPlaced")->at("actor") == "customer:c1");
+  CHECK(history_entry(view, "OrderConfirmed")->at("actor") == "saga:order-1");
+  CHECK(history_entry(view, "OrderConfirmed")->at("from") == "processing");
+  CHECK(history_entry(view, "InventoryReserved")->at("actor").get<std::string>().rfind("inventory:inventory-", 0) == 0);
+
+  // The sale: stock down by 2 for good, the hold gone once OrderConfirmed reached inventory.
+  CHECK(eventually([&] { return inventory_of(cluster)["stock"]["A-1"]["held"] == 0; }));
+  auto inv = inventory_of(cluster);
+  CHECK(inv["stock"]["A-1"]["available"] == 998);
+  CHECK(inv["reservations"][id]["state"] == "committed");
+  auto pay = payments_of(cluster);
+  CHECK(pay["charges"][id]["state"] == "charged");
+  CHECK(pay["totals"]["charged"] == 40.0);
+
+  CHECK(eventually([&] { return notifications_for(cluster, id, "OrderConfirmed") == 1; }));
+  CHECK(notifications_of(cluster).size() == 1);
+}
+
+TEST_CASE("declined customer: PaymentFailed, stock released, cancelled by the saga from processing with the reason") {
+  Cluster cluster;
+  cluster.start();
+  auto http = cluster.client();
+
+  auto placed = post(http, "/orders", order_body("declined", {{{"sku", "A-2"}, {"qty", 1}}}, 12.5), "k-declined");
+  REQUIRE(placed.status == 202);
+  const std::string id = placed.body.at("order_id");
+  auto view = wait_final(http, id);
+  CHECK(view.at("status") == "cancelled");
+  CHECK(view.at("reason").get<std::string>().find("payment_declined") != std::string::npos);
+  CHECK(view.at("cancelled_by") == "saga:order-1");
+  CHECK(view.at("cancelled_from") == "processing");
+  CHECK(view.at("saga").at("status") == "compensated");
+
+  view = wait_history(http, id, "InventoryReleased");
+  view = wait_history(http, id, "PaymentFailed");
+  const json* cancelled = history_entry(view, "OrderCancelled");
+  REQUIRE(cancelled != nullptr);
+  CHECK(cancelled->at("actor") == "saga:order-1");
+  CHECK(cancelled->at("from") == "processing");
+  CHECK(!cancelled->at("at").get<std::string>().empty());
+  CHECK(history_entry(view, "PaymentFailed")->at("actor").get<std::string>().rfind("payment:payment-", 0) == 0);
+
+  auto inv = inventory_of(cluster);
+  CHECK(inv["reservations"][id]["state"] == "released");
+  CHECK(inv["stock"]["A-2"] == json{{"available", 1000}, {"held", 0}});
+  auto pay = payments_of(cluster);
+  CHECK(pay["charges"][id]["state"] == "declined");
+  CHECK(pay["totals"]["charged"] == 0.0);
+  CHECK(eventually([&] { return notifications_for(cluster, id, "OrderCancelled") == 1; }));
+}
+
+TEST_CASE("an amount over the customer's limit is declined; a customer limit in the bucket raises it") {
+  Cluster cluster;
+  cluster.start();
+  auto http = cluster.client();
+  // c3 may spend up to 1000 (a per-customer limit next to the default 500).
+  REQUIRE(cluster.infra().bucket("payments").value()->put("limit.c3", "1000"));
+
+  auto over = post(http, "/orders", order_body("c2", {{{"sku", "A-1"}, {"qty", 1}}}, 750.0), "k-over");
+  auto raised = post(http, "/orders", order_body("c3", {{{"sku", "A-1"}, {"qty", 1}}}, 750.0), "k-raised");
+  auto v1 = wait_final(http, over.body.at("order_id"));
+  auto v2 = wait_final(http, raised.body.at("order_id"));
+  CHECK(v1.at("status") == "cancelled");
+  CHECK(v1.at("reason").get<std::string>().find("payment_declined") != std::string::npos);
+  CHECK(v1.at("reason").get<std::string>().find("exceeds the limit 500.00") != std::string::npos);
+  CHECK(v2.at("status") == "confirmed");
+}
+
+TEST_CASE("out of stock: nothing charged, the other item's stock given back, cancelled with the reason") {
+  Cluster cluster;
+  cluster.start();
+  auto http = cluster.client();
+
+  auto placed = post(http, "/orders",
+                     order_body("c4", {{{"sku", "A-3"}, {"qty", 2}}, {{"sku", "SOLDOUT-1"}, {"qty", 1}}}, 30.0),
+                     "k-soldout");
+  const std::string id = placed.body.at("order_id");
+  auto view = wait_final(http, id);
+  CHECK(view.at("status") == "cancelled");
+  CHECK(view.at("reason").get<std::string>().find("out_of_stock") != std::string::npos);
+  CHECK(view.at("reason").get<std::string>().find("SOLDOUT-1") != std::string::npos);
+  CHECK(view.at("cancelled_from") == "processing");
+  CHECK(view.at("saga").at("status") == "compensated");
+
+  auto inv = inventory_of(cluster);
+  CHECK(inv["reservations"][id]["state"] == "rejected");
+  CHECK(inv["stock"]["A-3"] == json{{"available", 1000}, {"held", 0}});
+  CHECK(inv["totals"]["reserved"] == 0);
+  auto pay = payments_of(cluster);
+  CHECK(!pay["charges"].contains(id));  // the saga never got to the payment
+
+  SUBCASE("an unknown SKU is cancelled the same way") {
+    auto unknown = post(http, "/orders", order_body("c4", {{{"sku", "NOPE-9"}, {"qty", 1}}}, 5.0), "k-unknown");
+    auto v = wait_final(http, unknown.body.at("order_id"));
+    CHECK(v.at("status") == "cancelled");
+    CHECK(v.at("reason").get<std::string>().find("unknown_sku") != std::string::npos);
+  }
+}
+
+TEST_CASE("the same Idempotency-Key returns the same order, also for concurrent requests") {
+  Cluster cluster;
+  cluster.start();
+  auto http = cluster.client();
+  const json body = order_body("c5", {{{"sku", "A-4"}, {"qty", 1}}}, 20.0);
+
+  auto first = post(http, "/orders", body, "k-dup");
+  auto second = post(http, "/orders", body, "k-dup");
+  REQUIRE(first.status == 202);
+  REQUIRE(second.status == 202);
+  CHECK(second.body.at("order_id") == first.body.at("order_id"));
+  CHECK(first.headers.count("Idempotent-Replayed") == 0);
+  CHECK(second.headers.find("Idempotent-Replayed")->second == "true");
+
+  // Eight clients retrying one request at once: still one order.
+  std::vector<std::string> ids(8);
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    threads.emplace_back([&, i] {
+      auto c = cluster.client();
+      auto r = c.Post("/orders", {{"Idempotency-Key", "k-race"}}, body.dump(), "application/json");
+      if (r && r->status == 202) ids[i] = json::parse(r->body).value("order_id", "");
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(std::set<std::string>(ids.begin(), ids.end()).size() == 1);
+  CHECK(!ids[0].empty());
+
+  wait_final(http, first.body.at("order_id"));
+  wait_final(http, ids[0]);
+  auto after = post(http, "/orders", body, "k-dup");
+  CHECK(after.body.at("order_id") == first.body.at("order_id"));
+  CHECK(after.body.at("status") == "confirmed");  // a replay tells how the order stands now
+
+  // The key names one request: reusing it for another order is an error.
+  auto reused = post(http, "/orders", order_body("c5", {{{"sku", "A-4"}, {"qty", 9}}}, 180.0), "k-dup");
+  CHECK(reused.status == 422);
+  CHECK(reused.body.at("error").at("code") == "idempotency_key_reused");
+
+  CHECK(all_orders(http).size() == 2);
+  auto counts = cluster.order->saga_counts().value();
+  CHECK(counts["completed"] == 2);
+  CHECK(inventory_of(cluster)["stock"]["A-4"]["available"] == 998);
+  CHECK(payments_of(cluster)["totals"]["charged"] == 40.0);
+
+  // Without a key every request is a new order.
+  auto a = post(http, "/orders", body);
+  auto b = post(http, "/orders", body);
+  CHECK(a.body.at("order_id") != b.body.at("order_id"));
+}
+
+TEST_CASE("invalid bodies are answered with 400 and a JSON error naming the field") {
+  Cluster cluster;
+  cluster.start();
+  auto http = cluster.client();
+  const json good_items = json::array({{{"sku", "A-1"}, {"qty", 1}}});
+
+  struct Case {
+    std::string body;
+    std::string field;
+  };
+  const std::vector<Case> cases = {
+      {"{not json", ""},
+      {"[]", ""},
+      {json{{"items", good_items}, {"amount", 10.0}}.dump(), "customer"},
+      {order_body("", good_items, 10.0).dump(), "customer"},
+      {json{{"customer", 7}, {"items", good_items}, {"amount", 10.0}}.dump(), "customer"},
+      {json{{"customer", "c1"}, {"amount", 10.0}}.dump(), "items"},
+      {order_body("c1", json::array(), 10.0).dump(), "items"},
+      {order_body("c1", {{{"sku", "A-1"}, {"qty", 0}}}, 10.0).dump(), "items[0].qty"},
+      {order_body("c1", {{{"sku", "A-1"}, {"qty", "2"}}}, 10.0).dump(), "items[0].qty"},
+      {order_body("c1", {{{"sku", "A 1"}, {"qty", 1}}}, 10.0).dump(), "items[0].sku"},
+      {order_body("c1", {{{"qty", 1}}}, 10.0).dump(), "items[0].sku"},
+      {order_body("c1", good_items, -5.0).dump(), "amount"},
+      {json{{"customer", "c1"}, {"items", good_items}, {"amount", "10"}}.dump(), "amount"},
+      {json{{"customer", "c1"}, {"items", good_items}}.dump(), "amount"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.body);
+    auto r = post(http, "/orders", c.body, "k-invalid");
+    CHECK(r.status == 400);
+    REQUIRE(r.body.is_object());
+    CHECK(r.body.at("error").at("code") == "validation");
+    CHECK(r.body.at("error").at("field") == c.field);
+    CHECK(!r.body.at("error").at("message").get<std::string>().empty());
+  }
+  // Every problem is listed, not just the first.
+  auto many = post(http, "/orders", std::string("{}"));
+  CHECK(many.body.at("error").at("fields").size() == 3);
+
+  CHECK(get(http, "/orders?status=shipped").status == 400);
+  CHECK(get(http, "/orders/ord-unknown").status == 404);
+  CHECK(all_orders(http).empty());  // nothing was created by a bad request
+  // The key was never used, so a valid request with it is accepted.
+  CHECK(post(http, "/orders", order_body("c1", good_items, 10.0), "k-invalid").status == 202);
+}
+
+TEST_CASE("each final order is notified exactly once, even when its event is delivered again") {
+  Cluster cluster;
+  cluster.start();
+  auto http = cluster.client();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 6; ++i) {
+    const std::string customer = i % 3 == 1 ? "declined" : "c" + std::to_string(i);
+    auto r = post(http, "/orders", order_body(customer, {{{"sku", "A-5"}, {"qty", 1}}}, 25.0),
+                  "k-note-" + std::to_string(i));
+    ids.push_back(r.body.at("order_id"));
+  }
+  std::map<std::string, std::string> final_event;
+  for (const auto& id : ids) {
+    auto v = wait_final(http, id);
+    final_event[id] = v.at("status") == "confirmed" ? "OrderConfirmed" : "OrderCancelled";
+  }
+  CHECK(eventually([&] { return notifications_of(cluster).size() == ids.size(); }));
+
+  // Deliver every outcome again: once with the original message id (the
+  // consumers' idempotency store drops it) and once as a new message (the
+  // create-if-absent record catches it).
+  auto& transport = dynamic_cast<catga::InMemoryTransport&>(cluster.infra().transport());
+  catga::Mediator replayer;
+  replayer.attach(transport);
+  for (const auto& id : ids) {
+    auto order = cluster.order->find(id).value().value();
+    for (const bool same_id : {true, false}) {
+      catga::Context ctx = catga::Context::root();
+      if (final_event[id] == "OrderConfirmed") {
+        if (same_id) ctx.message_id = *catga::MessageId::parse(id + ".confirmed");
+        REQUIRE(replayer.publish(OrderConfirmed{id, order.customer, order.amount, "test", order.completed_ms}, ctx));
+      } else {
+        if (same_id) ctx.message_id = *catga::MessageId::parse(id + ".cancelled");
+        REQUIRE(replayer.publish(OrderCancelled{id, order.customer, order.reason, order.cancelled_by,
+                                                order.cancelled_from, "test", order.completed_ms},
+                                 ctx));
+      }
+    }
+  }
+  REQUIRE(transport.wait_idle(std::chrono::seconds(30)));
+  const auto notes = notifications_of(cluster);
+  CHECK(notes.size() == ids.size());
+  for (const auto& id : ids) CHECK(notifications_for(cluster, id, final_event[id]) == 1);
+  // The new-id copies reached a handler and found the notification sent.
+  const auto text = cluster.metrics()->render_prometheus();
+  std::uint64_t duplicates = 0;
+  for (const auto& n : cluster.notifications) {
+    duplicates += cluster.metrics()
+                      ->counter("order_flow_notification_duplicates_total", "", {{"instance", n->instance()}})
+                      .value();
+  }
+  CHECK(duplicates == ids.size());
+}
+
+TEST_CASE("a batch of mixed orders from concurrent clients leaves stock and payments consistent") {
+  Cluster cluster;
+  cluster.start();
+  constexpr int kOrders = 40;
+  std::vector<std::string> ids(kOrders);
+  std::atomic<int> next{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 4; ++c) {
+    clients.emplace_back([&] {
+      auto http = cluster.client();
+      for (int i = next++; i < kOrders; i = next++) {
+        json items = json::array({{{"sku", "A-" + std::to_string(1 + i % 5)}, {"qty", 1 + i % 3}}});
+        std::string customer = "c" + std::to_string(i % 4);
+        double amount = 10.0 * (1 + i % 3);
+        if (i % 10 == 3) customer = "declined";
+        if (i % 10 == 6) amount = 900.0;
+        if (i % 10 == 8) items.push_back({{"sku", "SOLDOUT-1"}, {"qty", 1}});
+        auto r = http.Post("/orders", {{"Idempotency-Key", "batch-" + std::to_string(i)}},
+                           order_body(customer, items, amount).dump(), "application/json");
+        if (r && r->status == 202) ids[static_cast<std::size_t>(i)] = json::parse(r->body).value("order_id", "");
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  auto http = cluster.client();
+  int confirmed = 0;
+  for (const auto& id : ids) {
+    REQUIRE(!id.empty());
+    confirmed += wait_final(http, id).at("status") == "confirmed" ? 1 : 0;
+  }
+  CHECK(confirmed == kOrders - 12);  // 3 of every 10 are designed to fail
+
+  auto orders = all_orders(http);
+  CHECK(orders.size() == static_cast<std::size_t>(kOrders));
+  const Ledger ledger = ledger_of(orders);
+  check_invariants(ledger, inventory_of(cluster), payments_of(cluster));
+  auto sagas = cluster.order->saga_counts().value();
+  CHECK(sagas["completed"] == static_cast<std::size_t>(ledger.confirmed));
+  CHECK(sagas["compensated"] == static_cast<std::size_t>(ledger.cancelled));
+  CHECK(sagas["compensation_failed"] == 0);
+  // Confirmed holds become sales; nothing stays held.
+  CHECK(eventually([&] {
+    const json inv = inventory_of(cluster);
+    for (const auto& [sku, level] : inv["stock"].items()) {
+      if (level["held"] != 0) return false;
+    }
+    return true;
+  }));
+  CHECK(inventory_of(cluster)["totals"]["committed"] == ledger.confirmed_qty);
+  CHECK(eventually([&] { return notifications_of(cluster).size() == static_cast<std::size_t>(kOrders); }));
+}
+
+TEST_CASE("a customer cancels while the payment is slow: the saga compensates, the history says who, when, from where") {
+  Cluster cluster;
+  Gate gate;
+  for (auto& p : cluster.payments) p->mediator().use<ChargePayment>(gate.behavior());
+  cluster.start();
+  auto http = cluster.client();
+
+  auto placed = post(http, "/orders", order_body("c6", {{{"sku", "A-1"}, {"qty", 3}}}, 30.0), "k-cancel");
+  const std::string id = placed.body.at("order_id");
+  REQUIRE(eventually([&] { return gate.entered.load() >= 1; }));
+  auto cancel = post(http, "/orders/" + id + "/cancel", json{{"reason", "changed my mind"}});
+  CHECK(cancel.status == 200);
+  gate.open();
+
+  // The charge goes through, ConfirmOrder finds the order cancelled, and the
+  // saga undoes the charge and the reservation.
+  json view;
+  REQUIRE(eventually([&] {
+    view = get(http, "/orders/" + id).body;
+    return view.at("saga").at("status") == "compensated";
+  }));
+  CHECK(view.at("status") == "cancelled");
+  CHECK(view.at("reason") == "changed my mind");
+  CHECK(view.at("cancelled_by") == "customer:c6");
+  CHECK(view.at("cancelled_from") == "processing");
+  int cancellations = 0;
+  for (const auto& h : view.at("history")) {
+    if (h.at("event") != "OrderCancelled") continue;
+    ++cancellations;
+    CHECK(h.at("actor") == "customer:c6");
+    CHECK(h.at("from") == "processing");
+    CHECK(h.at("detail") == "changed my mind");
+  }
+  CHECK(cancellations == 1);  // the saga's own CancelOrder found it cancelled already
+  CHECK(view.at("saga").at("error").get<std::string>().find("order_cancelled") != std::string::npos);
+
+  auto pay = payments_of(cluster);
+  CHECK(pay["charges"][id]["state"] == "refunded");
+  CHECK(pay["totals"]["net"] == 0.0);
+  auto inv = inventory_of(cluster);
+  CHECK(inv["reservations"][id]["state"] == "released");
+  CHECK(inv["stock"]["A-1"] == json{{"available", 1000}, {"held", 0}});
+  CHECK(eventually([&] { return notifications_for(cluster, id, "OrderCancelled") == 1; }));
+
+  SUBCASE("a confirmed order cannot be cancelled") {
+    auto ok = post(http, "/orders", order_body("c6", {{{"sku", "A-1"}, {"qty", 1}}}, 10.0), "k-cancel-late");
+    const std::string ok_id = ok.body.at("order_id");
+    REQUIRE(wait_final(http, ok_id).at("status") == "confirmed");
+    auto late = post(http, "/orders/" + ok_id + "/cancel", json::object());
+    CHECK(late.status == 409);
+    CHECK(late.body.at("error").at("code") == "order_confirmed");
+    CHECK(get(http, "/orders/" + ok_id).body.at("status") == "confirmed");
+  }
+}
+
+TEST_CASE("commands repeated with new message ids change nothing twice") {
+  Cluster cluster;
+  cluster.start();
+  catga::Mediator& m = cluster.order->mediator();  // routes inventory and payment commands remotely
+  auto inv = [&] { return inventory_of(cluster); };
+
+  REQUIRE(m.send(ReserveInventory{"t-1", {{"A-4", 3}}}, catga::Context::root()));
+  REQUIRE(m.send(ReserveInventory{"t-1", {{"A-4", 3}}}, catga::Context::root()));
+  CHECK(inv()["stock"]["A-4"] == json{{"available", 997}, {"held", 3}});
+  REQUIRE(m.send(ReleaseInventory{"t-1", "test"}, catga::Context::root()));
+  REQUIRE(m.send(ReleaseInventory{"t-1", "test"}, catga::Context::root()));
+  CHECK(inv()["stock"]["A-4"] == json{{"available", 1000}, {"held", 0}});
+  // A release without a reservation is fine, and stops a late reserve.
+  REQUIRE(m.send(ReleaseInventory{"t-2", "timed out"}, catga::Context::root()));
+  auto late = m.send(ReserveInventory{"t-2", {{"A-4", 1}}}, catga::Context::root());
+  REQUIRE(!late);
+  CHECK(late.error().code == "reservation_released");
+  CHECK(!late.error().retryable);
+  CHECK(inv()["stock"]["A-4"]["available"] == 1000);
+
+  auto pay = [&] { return payments_of(cluster)["totals"]; };
+  auto c1 = m.send(ChargePayment{"t-3", "c1", 30.0}, catga::Context::root());
+  auto c2 = m.send(ChargePayment{"t-3", "c1", 30.0}, catga::Context::root());
+  REQUIRE(c1);
+  REQUIRE(c2);
+  CHECK(c1->payment_id == c2->payment_id);
+  CHECK(pay()["charged"] == 30.0);
+  REQUIRE(m.send(RefundPayment{"t-3", "test"}, catga::Context::root()));
+  REQUIRE(m.send(RefundPayment{"t-3", "test"}, catga::Context::root()));
+  CHECK(pay()["refunded"] == 30.0);
+  REQUIRE(m.send(RefundPayment{"t-4", "timed out"}, catga::Context::root()));
+  auto late_charge = m.send(ChargePayment{"t-4", "c1", 10.0}, catga::Context::root());
+  REQUIRE(!late_charge);
+  CHECK(late_charge.error().code == "payment_refunded");
+  CHECK(pay()["charged"] == 30.0);
+
+  auto declined = m.send(ChargePayment{"t-5", "declined", 10.0}, catga::Context::root());
+  REQUIRE(!declined);
+  CHECK(declined.error().code == "payment_declined");
+  CHECK(!declined.error().retryable);
+}
+
+TEST_CASE("the order service dies in the middle of sagas; restarted with its instance id it finishes every one") {
+  Cluster cluster;
+  cluster.start();
+  // Die right after the reserve step of each saga was stored: the next
+  // command (ChargePayment) is never sent by this incarnation.
+  std::atomic<int> abandoned{0};
+  cluster.order->orchestrator().after_persist = [&](const catga::SagaRecord& r) {
+    if (r.status == catga::SagaStatus::running && r.step == 2 && r.attempt == 0) {
+      ++abandoned;
+      return false;
+    }
+    return true;
+  };
+  std::vector<std::string> ids;
+  for (int i = 0; i < 10; ++i) {
+    PlaceOrder c{i == 4 ? "declined" : "c" + std::to_string(i), {{"A-" + std::to_string(1 + i % 5), 1 + i % 2}},
+                 15.0, "crash-" + std::to_string(i)};
+    if (i == 7) c.items.push_back({"SOLDOUT-1", 1});  // fails at reserve: compensated before the crash point
+    ids.push_back(cluster.order->place(c).value().order_id);
+  }
+  REQUIRE(eventually([&] { return abandoned.load() == 9; }));
+  std::map<std::string, std::size_t> before;
+  CHECK(eventually([&] {
+    before = cluster.order->saga_counts().value();
+    return before["compensated"] == 1;
+  }));
+  CHECK(before["running"] == 9);
+
+  // The crash: this incarnation stops for good, its sagas stay in the store.
+  auto dead = std::move(cluster.order);
+  dead->stop();
+  cluster.order = std::make_unique<OrderService>(cluster.env("order-1"), fast_order_options());
+  REQUIRE(cluster.order->start());  // recover() resumes the sagas of "order-1"
+
+  std::map<std::string, std::string> status;
+  REQUIRE(eventually([&] {
+    for (const auto& id : ids) {
+      auto r = cluster.order->find(id).value();
+      if (!r || !is_final(r->status)) return false;
+      status[id] = std::string(to_string(r->status));
+    }
+    return true;
+  }));
+  CHECK(status[ids[4]] == "cancelled");
+  CHECK(status[ids[7]] == "cancelled");
+  CHECK(status[ids[0]] == "confirmed");
+  std::map<std::string, std::size_t> sagas;
+  CHECK(eventually([&] {
+    sagas = cluster.order->saga_counts().value();
+    return sagas["completed"] + sagas["compensated"] == ids.size();
+  }));
+  CHECK(sagas["completed"] == 8);
+  CHECK(sagas["compensated"] == 2);
+
+  std::vector<json> orders;
+  const auto records = cluster.order->list(std::nullopt, 100).value();
+  for (const auto& r : records) orders.push_back(order_view(r));
+  check_invariants(ledger_of(orders), inventory_of(cluster), payments_of(cluster));
+}
+
+TEST_CASE("role all: health, readiness, metrics and the state views over HTTP") {
+  spdlog::set_level(spdlog::level::err);  // the host's services log at the default level
+  HostSettings settings;
+  settings.role = "all";
+  settings.http_port = 0;
+  settings.order = fast_order_options();
+  auto host = Host::start(settings).value();
+  httplib::Client http("127.0.0.1", host->port());
+  http.set_read_timeout(std::chrono::seconds(30));
+
+  auto health = get(http, "/healthz");
+  CHECK(health.status == 200);
+  CHECK(health.body.at("status") == "ok");
+  CHECK(get(http, "/readyz").status == 200);
+
+  auto placed = post(http, "/orders", order_body("c1", {{{"sku", "A-2"}, {"qty", 1}}}, 12.5), "k-metrics");
+  REQUIRE(placed.status == 202);
+  CHECK(wait_final(http, placed.body.at("order_id")).at("status") == "confirmed");
+
+  auto res = http.Get("/metrics");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(res->get_header_value("Content-Type").find("text/plain") == 0);
+  const std::string& text = res->body;
+  for (const char* series : {"catga_messages_handled_total{type=\"PlaceOrder\"} 1",
+                             "catga_handler_duration_seconds_bucket{type=\"ReserveInventory\",le=\"+Inf\"}",
+                             "order_flow_sagas{status=\"completed\"} 1", "order_flow_sagas{status=\"running\"} 0",
+                             "order_flow_handled_total{service=\"order\",instance=\"order-1\",type=\"PlaceOrder\",outcome=\"ok\"} 1",
+                             "order_flow_handled_total{service=\"inventory\",instance=\"inventory-2\"",
+                             "catga_consumer_pending{type=\"OrderConfirmed\",group=\"notification\"}"}) {
+    CHECK_MESSAGE(text.find(series) != std::string::npos, series);
+  }
+  CHECK(get(http, "/inventory").body.at("stock").at("A-2").at("available") == 999);
+  CHECK(get(http, "/payments").body.at("totals").at("charged") == 12.5);
+  CHECK(eventually([&] { return get(http, "/notifications").body.at("count") == 1; }));
+  host->stop();
+}

@@ -1,0 +1,193 @@
+#include "nats_server.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace catga::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string find_binary(const std::string& configured) {
+  if (!configured.empty()) return configured;
+  if (const char* env = std::getenv("CATGA_NATS_SERVER"); env != nullptr && *env != '\0') return env;
+  if (const char* path = std::getenv("PATH"); path != nullptr) {
+    std::stringstream dirs(path);
+    std::string dir;
+    while (std::getline(dirs, dir, ':')) {
+      fs::path candidate = fs::path(dir) / "nats-server";
+      if (!dir.empty() && ::access(candidate.c_str(), X_OK) == 0) return candidate.string();
+    }
+  }
+  return "/usr/sbin/nats-server";
+}
+
+bool accepts_connections(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+}  // namespace
+
+int free_loopback_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw std::runtime_error("socket(): " + std::string(std::strerror(errno)));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = 0;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    const std::string err = std::strerror(errno);
+    ::close(fd);
+    throw std::runtime_error("cannot find a free port: " + err);
+  }
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+NatsServer::NatsServer(NatsServerOptions options) : options_(std::move(options)) {
+  std::string tmpl = (fs::temp_directory_path() / "catga-nats-XXXXXX").string();
+  if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp: " + std::string(std::strerror(errno)));
+  dir_ = tmpl;
+  binary_ = find_binary(options_.binary);
+  port_ = free_loopback_port();
+  if (!options_.config.empty()) {
+    std::ofstream(dir_ / "server.conf") << options_.config;
+  }
+  if (options_.start) {
+    try {
+      start();
+    } catch (...) {
+      std::error_code ec;
+      fs::remove_all(dir_, ec);
+      throw;
+    }
+  }
+}
+
+NatsServer::~NatsServer() {
+  try {
+    stop();
+  } catch (...) {
+  }
+  std::error_code ec;
+  fs::remove_all(dir_, ec);
+}
+
+std::string NatsServer::url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
+
+std::string NatsServer::log() const {
+  std::ifstream in(dir_ / "server.log");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void NatsServer::start() {
+  if (running()) return;
+  std::vector<std::string> args{binary_, "-a", "127.0.0.1", "-p", std::to_string(port_)};
+  if (options_.jetstream) {
+    args.insert(args.end(), {"-js", "-sd", store_dir().string()});
+  }
+  if (!options_.config.empty()) args.insert(args.end(), {"-c", (dir_ / "server.conf").string()});
+  args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
+
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const std::string log_path = (dir_ / "server.log").string();
+  const pid_t parent = ::getpid();
+
+  const pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork: " + std::string(std::strerror(errno)));
+  if (pid == 0) {
+    // Child: only async-signal-safe calls until exec.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);
+    int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      ::dup2(fd, STDOUT_FILENO);
+      ::dup2(fd, STDERR_FILENO);
+      ::close(fd);
+    }
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  pid_ = pid;
+
+  const auto deadline = std::chrono::steady_clock::now() + options_.start_timeout;
+  auto pause = std::chrono::milliseconds(5);
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      throw std::runtime_error("nats-server exited at start (" + binary_ + "):\n" + log());
+    }
+    if (accepts_connections(port_)) return;
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(100));
+  }
+  kill();
+  throw std::runtime_error("nats-server did not accept connections on port " + std::to_string(port_) + ":\n" + log());
+}
+
+void NatsServer::wait_exit(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    int status = 0;
+    const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+    if (r == pid_ || (r < 0 && errno == ECHILD)) {
+      pid_ = -1;
+      return;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &status, 0);
+      pid_ = -1;
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+void NatsServer::stop() {
+  if (!running()) return;
+  ::kill(pid_, SIGTERM);
+  wait_exit(std::chrono::seconds(10));
+}
+
+void NatsServer::kill() {
+  if (!running()) return;
+  ::kill(pid_, SIGKILL);
+  wait_exit(std::chrono::seconds(10));
+}
+
+void NatsServer::restart() {
+  stop();
+  start();
+}
+
+}  // namespace catga::test

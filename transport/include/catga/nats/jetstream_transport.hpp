@@ -1,0 +1,168 @@
+#pragma once
+// JetStreamTransport: catga::Transport over NATS JetStream (nats.c).
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "catga/context.hpp"
+#include "catga/message.hpp"
+#include "catga/nats/connection.hpp"
+#include "catga/nats/options.hpp"
+#include "catga/result.hpp"
+#include "catga/transport.hpp"
+
+namespace catga::nats {
+
+// Lag and state of one consumer group subscription, as the server sees it.
+struct ConsumerHealth {
+  std::string type;
+  std::string group;
+  std::string consumer;              // durable name on the events stream
+  bool reachable = false;            // consumer info could be read
+  std::uint64_t num_pending = 0;     // in the stream, not yet delivered to the group
+  std::uint64_t num_ack_pending = 0; // delivered, not yet acknowledged
+  std::uint64_t num_redelivered = 0;
+  std::uint64_t handled = 0;         // acked by this process
+  std::uint64_t dead_lettered = 0;   // copied to the dead letters by this process
+  std::optional<Error> error;        // why it is not reachable
+
+  std::uint64_t lag() const noexcept { return num_pending + num_ack_pending; }
+};
+
+// What a readiness probe needs. ready(): connected and the events stream
+// answers.
+//
+//   auto h = transport->health();
+//   if (!h.ready()) return 503;
+//   for (auto& c : h.consumers) metrics.gauge("lag", c.lag(), {{"group", c.group}});
+struct Health {
+  ConnectionState connection = ConnectionState::closed;
+  std::string server_url;  // without credentials
+  std::uint64_t reconnects = 0;
+  bool stream_reachable = false;              // the events stream
+  bool dead_letter_stream_reachable = false;
+  std::uint64_t stream_messages = 0;
+  std::uint64_t dead_letters = 0;             // messages in the dead-letter stream
+  std::vector<ConsumerHealth> consumers;      // one per live subscription
+  std::size_t responders = 0;                 // live serve() subscriptions
+  bool stopped = false;
+  std::optional<Error> last_error;            // latest failure seen (transport or connection)
+
+  bool ready() const noexcept { return !stopped && connection == ConnectionState::connected && stream_reachable; }
+};
+
+// The outcome of one publish_async().
+struct PublishOutcome {
+  Status status;              // ok: stored by the stream
+  std::uint64_t sequence = 0; // stream sequence when stored
+  bool duplicate = false;     // the id was already stored (dedup window): not stored twice
+  std::string message_id;     // Nats-Msg-Id
+};
+
+// catga::Transport over JetStream. Events go to the events stream and are
+// consumed by durable pull consumers, one per (group, type), shared by every
+// instance of the group; commands and queries travel by request/reply with
+// queue groups. Subjects, headers and bodies: docs/wire-format.md.
+//
+// Threads: each subscription runs one fetch thread and `workers` handler
+// threads; each serve() runs one receive thread and `serve_workers` handler
+// threads. Handlers never run on nats.c's threads and may block (long ones
+// are kept alive with "+WPI"); they may publish, request and subscribe, but
+// must not stop or destroy the transport. publish_async callbacks do run on
+// a nats.c thread: keep them short. All members are thread-safe.
+//
+//   auto transport = catga::nats::JetStreamTransport::create(
+//       catga::nats::NatsOptions::from_env(), catga::nats::JetStreamOptions{}).value();
+//   catga::Mediator m;
+//   m.attach(*transport);
+//   auto sub = m.subscribe<OrderPlaced>({.group = "billing"}, on_placed).value();
+//   m.publish(OrderPlaced{"A-1"});       // returns once the stream stored it
+//   transport->stop(std::chrono::seconds(10));
+class JetStreamTransport final : public Transport {
+ public:
+  struct State;  // private to catga::nats
+  using PublishCallback = std::function<void(const PublishOutcome&)>;
+
+  // Connects (a server that is not up yet is waited for, up to
+  // js.startup_timeout) and provisions the streams (js.provision).
+  static Result<std::unique_ptr<JetStreamTransport>> create(const NatsOptions& nats, JetStreamOptions js = {});
+  // Uses an existing connection (shared with stores, other transports).
+  static Result<std::unique_ptr<JetStreamTransport>> create(std::shared_ptr<Connection> connection,
+                                                            JetStreamOptions js = {});
+
+  // stop(options().stop_timeout).
+  ~JetStreamTransport() override;
+  JetStreamTransport(const JetStreamTransport&) = delete;
+  JetStreamTransport& operator=(const JetStreamTransport&) = delete;
+
+  // --- catga::Transport ----------------------------------------------------
+
+  // at_most_once: core publish (no broker ack). at_least_once/exactly_once:
+  // JetStream publish; returns success once the stream stored it (or had
+  // already stored that Nats-Msg-Id). Retryable failures are retried until
+  // the context deadline (else publish_timeout); then a retryable Error.
+  Status publish(const OutboundMessage& message) override;
+  // Joins consumer group options.group for `type` with the transport's
+  // ConsumerOptions.
+  Result<Subscription> subscribe(std::string_view type, const SubscribeOptions& options,
+                                 DeliveryHandler handler) override;
+  // The same with JetStream settings for this subscription.
+  Result<Subscription> subscribe(std::string_view type, const SubscribeOptions& options, DeliveryHandler handler,
+                                 const ConsumerOptions& consumer);
+  // Request/reply on <prefix>.cmd.<Type>. no_handler when nobody serves the
+  // type, timeout (retryable) after the context deadline (else request_timeout).
+  Result<std::string> request(const OutboundMessage& message) override;
+  // Queue subscription on <prefix>.cmd.<Type> with queue group `service`.
+  Result<Subscription> serve(std::string_view type, std::string_view service, RequestHandler handler) override;
+
+  // --- batch publishing ----------------------------------------------------
+
+  // Hands the message to JetStream without waiting for the store; `done` is
+  // called once with the outcome (on a nats.c thread; exceptions are
+  // swallowed). At most options().max_async_pending publishes are in flight:
+  // a full window waits until the context deadline (else publish_timeout).
+  // An error returned here means `done` will not be called.
+  Status publish_async(const OutboundMessage& message, PublishCallback done);
+  // Encodes `event` and publish_async()es it (no local handlers run).
+  template <Event E>
+  Status publish_async(const E& event, PublishCallback done, Context ctx = Context::next()) {
+    const auto& info = message_info<E>();
+    ctx.message_type = info.name;
+    nlohmann::json j = event;
+    const std::string body = j.dump();
+    return publish_async(OutboundMessage{info, body, ctx}, std::move(done));
+  }
+  // Waits until every publish_async() so far has its outcome.
+  Status flush(std::chrono::milliseconds timeout);
+
+  // --- operations ----------------------------------------------------------
+
+  // Creates/checks the events and dead-letter streams (create() does this
+  // when options().provision is set).
+  Status ensure_streams();
+  // Connection state, streams, consumer lag, last error. Asks the server;
+  // each question waits at most `timeout`.
+  Health health(std::chrono::milliseconds timeout = std::chrono::seconds(2)) const;
+  // Graceful stop, at most about `timeout` (handlers already running are
+  // always awaited): stops fetching, finishes the messages already received
+  // (past the timeout they are nak'ed for redelivery), acks, waits for async
+  // publishes, drains and closes the connection if this transport created it.
+  // Later calls do nothing. Publishing after stop fails with `unavailable`.
+  Status stop(std::chrono::milliseconds timeout);
+  bool stopped() const noexcept;
+
+  const JetStreamOptions& options() const noexcept;
+  const std::shared_ptr<Connection>& connection() const noexcept;
+
+ private:
+  JetStreamTransport(std::shared_ptr<State> state) noexcept;
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace catga::nats

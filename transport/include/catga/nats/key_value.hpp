@@ -1,0 +1,58 @@
+#pragma once
+// KvBucket: a catga::KeyValue on a JetStream key-value bucket.
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "catga/key_value.hpp"
+#include "catga/nats/connection.hpp"
+#include "catga/nats/options.hpp"
+
+namespace catga::nats {
+
+// Settings of KvBucket.
+struct KvBucketOptions {
+  std::string bucket;
+  int history = 1;
+  std::chrono::nanoseconds ttl{0};  // 0: keep forever
+  StorageType storage = StorageType::file;
+  int replicas = 1;
+  std::chrono::milliseconds timeout{5'000};  // deadline of one operation
+};
+
+// Service state, saga state and the like, shared by every replica through
+// the server. Revisions are the bucket's stream sequences, so update() with
+// a stale revision fails with `conflict` (retryable): the basis of safe
+// read-modify-write across processes (see catga::kv_modify). Keys use the KV
+// alphabet [-/_=.a-zA-Z0-9]; anything else is a `validation` Error.
+// Thread-safe.
+//
+//   auto conn = catga::nats::Connection::connect(catga::nats::NatsOptions::from_env()).value();
+//   auto stock = catga::nats::KvBucket::open(conn, {.bucket = "inventory"}).value();
+//   catga::kv_modify(*stock, "sku.A-1", [](const std::optional<std::string>& v) ...);
+class KvBucket final : public KeyValue {
+ public:
+  // Binds to the bucket, creating it when absent.
+  static Result<std::shared_ptr<KvBucket>> open(std::shared_ptr<Connection> connection, KvBucketOptions options);
+  ~KvBucket() override;
+  KvBucket(const KvBucket&) = delete;
+  KvBucket& operator=(const KvBucket&) = delete;
+
+  Result<std::optional<KvEntry>> get(std::string_view key) override;
+  Result<std::uint64_t> create(std::string_view key, std::string_view value) override;
+  Result<std::uint64_t> update(std::string_view key, std::string_view value, std::uint64_t expected_revision) override;
+  Result<std::uint64_t> put(std::string_view key, std::string_view value) override;
+  Status erase(std::string_view key) override;
+  Result<std::vector<std::string>> keys(std::string_view prefix = {}) override;
+
+  const KvBucketOptions& options() const noexcept;
+
+  struct Impl;
+
+ private:
+  explicit KvBucket(std::unique_ptr<Impl> impl) noexcept;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace catga::nats

@@ -1,0 +1,144 @@
+#pragma once
+// Settings of the NATS connection and of the JetStream transport
+// (every field, its unit and its environment variable: docs/configuration.md).
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "catga/result.hpp"
+
+namespace catga::nats {
+
+// TLS settings. Setting any file (or `enabled`) turns TLS on.
+struct TlsOptions {
+  bool enabled = false;
+  std::string ca_file;    // PEM bundle trusted for the server certificate ($NATS_CA)
+  std::string cert_file;  // client certificate, PEM ($NATS_CERT)
+  std::string key_file;   // client private key, PEM ($NATS_KEY)
+  bool verify = true;     // false skips server certificate verification (tests only)
+  std::string expected_hostname;  // when the certificate names another host than the URL
+
+  bool active() const noexcept { return enabled || !ca_file.empty() || !cert_file.empty() || !key_file.empty(); }
+};
+
+// How to reach NATS. Reconnects forever by default (with growing,
+// jittered pauses), and a first connect while no server is up yet keeps
+// retrying in the background instead of failing.
+//
+//   catga::nats::NatsOptions o = catga::nats::NatsOptions::from_env();  // NATS_URL, NATS_USER, ...
+//   o.name = "billing";
+//   auto conn = catga::nats::Connection::connect(o).value();
+struct NatsOptions {
+  std::vector<std::string> servers{"nats://127.0.0.1:4222"};  // $NATS_URL (comma separated)
+  std::string name = "catga";                                 // connection name shown by the server ($NATS_NAME)
+  // Credentials: never logged.
+  std::string user;              // $NATS_USER
+  std::string password;          // $NATS_PASSWORD
+  std::string token;             // $NATS_TOKEN
+  std::string credentials_file;  // JWT + NKey seed .creds file ($NATS_CREDS)
+  TlsOptions tls;
+
+  std::chrono::milliseconds connect_timeout{2'000};  // one TCP/TLS connect attempt
+  // Reconnect pauses: `reconnect_wait` doubling per round over the server
+  // list up to `max_reconnect_wait`, plus up to `reconnect_jitter` (TLS:
+  // `reconnect_jitter_tls`) random extra.
+  std::chrono::milliseconds reconnect_wait{100};
+  std::chrono::milliseconds max_reconnect_wait{2'000};
+  std::chrono::milliseconds reconnect_jitter{100};
+  std::chrono::milliseconds reconnect_jitter_tls{1'000};
+  int max_reconnect = -1;  // attempts; -1 = forever
+  // Keep retrying a first connect that finds no server (in the background).
+  bool retry_on_failed_connect = true;
+  // Bytes buffered while reconnecting (core publishes, acks); beyond it
+  // publishing fails with `unavailable`.
+  int reconnect_buffer_bytes = 8 * 1024 * 1024;
+  std::chrono::milliseconds ping_interval{20'000};
+  int max_pings_out = 3;
+
+  // Reads NATS_URL, NATS_NAME, NATS_USER, NATS_PASSWORD, NATS_TOKEN,
+  // NATS_CREDS, NATS_CA, NATS_CERT, NATS_KEY over `defaults` (unset or empty
+  // variables keep the default).
+  static NatsOptions from_env(NatsOptions defaults);
+  static NatsOptions from_env();
+
+  // Rejects settings that cannot work (no server, cert without key, ...).
+  Status validate() const;
+};
+
+enum class StorageType { file, memory };
+
+// A stream the transport creates (or checks, when it exists). Fields left at
+// their zero value mean "server default / unlimited".
+struct StreamOptions {
+  std::string name;  // empty: derived from the prefix ("CATGA_EVENTS", "CATGA_DLQ")
+  StorageType storage = StorageType::file;
+  int replicas = 1;
+  std::chrono::nanoseconds max_age{0};                               // 0: keep forever
+  std::chrono::nanoseconds duplicate_window = std::chrono::minutes(2);  // Nats-Msg-Id dedup window
+  std::int64_t max_bytes = -1;                                       // -1: unlimited
+  std::int64_t max_msgs = -1;                                        // -1: unlimited
+};
+
+// Where a consumer group that is created now starts in the stream.
+enum class StartPosition {
+  all,  // every message the stream still holds (a new group catches up)
+  new_messages,  // only messages published after the group was created
+};
+
+// JetStream settings of consumer groups (the portable ones, retry policy and
+// worker count, are in catga::SubscribeOptions).
+struct ConsumerOptions {
+  // Messages asked for per pull request; at most 2 x batch are fetched ahead
+  // of the running handlers (the next batch arrives while one is handled).
+  int batch = 128;
+  // How long one pull request waits at the server for messages.
+  std::chrono::milliseconds fetch_expires{5'000};
+  // How long the server waits for an ack before redelivering (set on the consumer).
+  std::chrono::milliseconds ack_wait{30'000};
+  // Unacknowledged messages the server hands out to the whole group at once.
+  int max_ack_pending = 1'000;
+  // How often a running handler tells the server it is still working
+  // ("+WPI"); 0: ack_wait / 3.
+  std::chrono::milliseconds in_progress_interval{0};
+  // How long a dead-letter copy may take to be stored before the message
+  // is nak'ed instead (and retried later).
+  std::chrono::milliseconds dead_letter_timeout{5'000};
+  StartPosition start = StartPosition::all;
+};
+
+// Settings of JetStreamTransport.
+//
+//   catga::nats::JetStreamOptions js;
+//   js.prefix = "shop";                       // shop.evt.<Type>, streams SHOP_EVENTS / SHOP_DLQ
+//   js.events.storage = catga::nats::StorageType::memory;
+//   js.consumer.ack_wait = std::chrono::seconds(10);
+struct JetStreamOptions {
+  // Subject prefix: <prefix>.evt.<Type>, <prefix>.cmd.<Type>, <prefix>.dlq.<Type>.
+  std::string prefix = "catga";
+  StreamOptions events;        // subjects <prefix>.evt.>
+  StreamOptions dead_letters;  // subjects <prefix>.dlq.>
+  // Create the streams (or check an existing one matches) when the transport
+  // starts. Off: they must exist (made by an operator).
+  bool provision = true;
+  ConsumerOptions consumer;
+  // Deadline of publish() and request() when the context has none.
+  std::chrono::milliseconds publish_timeout{5'000};
+  std::chrono::milliseconds request_timeout{5'000};
+  // Handler threads per serve() call (requests are answered off nats.c's threads).
+  std::size_t serve_workers = 4;
+  // In-flight window of publish_async(); a full window makes it wait.
+  std::size_t max_async_pending = 4'096;
+  // How long create() waits for a server that is not up yet.
+  std::chrono::milliseconds startup_timeout{30'000};
+  // How long the destructor's stop() may take.
+  std::chrono::milliseconds stop_timeout{10'000};
+
+  // The stream names in effect (StreamOptions::name, else derived from the prefix).
+  std::string events_stream() const;
+  std::string dead_letter_stream() const;
+};
+
+}  // namespace catga::nats

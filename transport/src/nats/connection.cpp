@@ -1,0 +1,326 @@
+#include "catga/nats/connection.hpp"
+
+#include <algorithm>
+#include <exception>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "connection_impl.hpp"
+#include "error.hpp"
+#include "log.hpp"
+
+namespace catga::nats {
+
+using detail::CallbackState;
+using detail::log;
+using detail::to_error;
+
+std::string_view to_string(ConnectionState state) noexcept {
+  switch (state) {
+    case ConnectionState::connecting: return "connecting";
+    case ConnectionState::connected: return "connected";
+    case ConnectionState::reconnecting: return "reconnecting";
+    case ConnectionState::draining: return "draining";
+    case ConnectionState::closed: return "closed";
+  }
+  return "unknown";
+}
+
+namespace {
+
+CallbackState& state_of(void* closure) { return *static_cast<CallbackState*>(closure); }
+
+std::string current_url(natsConnection* nc) {
+  char buf[512] = {0};
+  if (natsConnection_GetConnectedUrl(nc, buf, sizeof buf) != NATS_OK) return {};
+  return detail::redact_url(buf);
+}
+
+// Every callback below runs on a nats.c thread: nothing may escape them.
+void on_error(natsConnection* nc, natsSubscription* sub, natsStatus err, void* closure) noexcept {
+  try {
+    auto& st = state_of(closure);
+    const char* text = nullptr;
+    natsConnection_GetLastError(nc, &text);
+    std::string what = "asynchronous NATS error";
+    if (sub != nullptr) {
+      const char* subject = natsSubscription_GetSubject(sub);
+      what += std::string(" on subscription '") + (subject != nullptr ? subject : "?") + "'";
+    }
+    auto e = to_error(err, what);
+    if (text != nullptr && *text != '\0' && e.message.find(text) == std::string::npos) e.message += std::string(": ") + text;
+    log().warn("catga.nats [{}] {}", st.name, e.message);
+    st.set_error(std::move(e));
+  } catch (...) {
+  }
+}
+
+void on_disconnected(natsConnection* nc, void* closure) noexcept {
+  try {
+    auto& st = state_of(closure);
+    const char* text = nullptr;
+    natsConnection_GetLastError(nc, &text);
+    std::string msg = "disconnected from NATS";
+    if (text != nullptr && *text != '\0') msg += std::string(": ") + text;
+    if (st.closing.load()) {
+      log().debug("catga.nats [{}] {} (closing)", st.name, msg);
+      return;
+    }
+    log().warn("catga.nats [{}] {}", st.name, msg);
+    st.set_error(make_error(errc::unavailable, std::move(msg), true));
+  } catch (...) {
+  }
+}
+
+void on_reconnected(natsConnection* nc, void* closure) noexcept {
+  try {
+    auto& st = state_of(closure);
+    st.reconnects.fetch_add(1, std::memory_order_relaxed);
+    log().info("catga.nats [{}] reconnected to {}", st.name, current_url(nc));
+    std::lock_guard lock(st.mu);
+    st.cv.notify_all();
+  } catch (...) {
+  }
+}
+
+void on_connected(natsConnection* nc, void* closure) noexcept {
+  try {
+    auto& st = state_of(closure);
+    st.ever_connected.store(true);
+    log().info("catga.nats [{}] connected to {}", st.name, current_url(nc));
+    std::lock_guard lock(st.mu);
+    st.cv.notify_all();
+  } catch (...) {
+  }
+}
+
+void on_closed(natsConnection*, void* closure) noexcept {
+  try {
+    auto& st = state_of(closure);
+    log().info("catga.nats [{}] connection closed", st.name);
+    std::lock_guard lock(st.mu);
+    st.closed = true;
+    st.cv.notify_all();
+  } catch (...) {
+  }
+}
+
+void on_lame_duck(natsConnection*, void* closure) noexcept {
+  try {
+    log().warn("catga.nats [{}] server entered lame duck mode; it will close soon", state_of(closure).name);
+  } catch (...) {
+  }
+}
+
+// Doubling pause per round over the server list, capped, plus jitter.
+int64_t reconnect_delay(natsConnection*, int attempts, void* closure) noexcept {
+  try {
+    auto& st = state_of(closure);
+    std::int64_t delay = st.reconnect_wait_ms;
+    for (int i = 1; i < attempts && delay < st.max_reconnect_wait_ms; ++i) delay *= 2;
+    delay = std::min(delay, st.max_reconnect_wait_ms);
+    if (st.jitter_ms > 0) {
+      thread_local std::minstd_rand rng{std::random_device{}()};
+      delay += static_cast<std::int64_t>(rng() % static_cast<unsigned>(st.jitter_ms + 1));
+    }
+    return std::max<std::int64_t>(delay, 1);
+  } catch (...) {
+    return 1000;
+  }
+}
+
+Status check(natsStatus s, std::string_view what) {
+  if (s == NATS_OK) return {};
+  return to_error(s, what);
+}
+
+Result<detail::OptionsHandle> build_options(const NatsOptions& o, CallbackState* st) {
+  detail::OptionsHandle opts;
+  if (auto s = check(natsOptions_Create(opts.out()), "natsOptions_Create"); !s) return std::move(s).error();
+  natsOptions* p = opts.get();
+
+  std::vector<const char*> urls;
+  for (const auto& u : o.servers) urls.push_back(u.c_str());
+  Status s = check(natsOptions_SetServers(p, urls.data(), static_cast<int>(urls.size())), "server URLs");
+  if (s && !o.name.empty()) s = check(natsOptions_SetName(p, o.name.c_str()), "connection name");
+  if (s && !o.user.empty()) s = check(natsOptions_SetUserInfo(p, o.user.c_str(), o.password.c_str()), "user/password");
+  if (s && !o.token.empty()) s = check(natsOptions_SetToken(p, o.token.c_str()), "token");
+  if (s && !o.credentials_file.empty()) {
+    s = check(natsOptions_SetUserCredentialsFromFiles(p, o.credentials_file.c_str(), nullptr), "credentials file");
+  }
+  if (s && o.tls.active()) {
+    s = check(natsOptions_SetSecure(p, true), "TLS");
+    if (s && !o.tls.ca_file.empty()) {
+      s = check(natsOptions_LoadCATrustedCertificates(p, o.tls.ca_file.c_str()), "TLS CA file");
+    }
+    if (s && !o.tls.cert_file.empty()) {
+      s = check(natsOptions_LoadCertificatesChain(p, o.tls.cert_file.c_str(), o.tls.key_file.c_str()),
+                "TLS client certificate/key");
+    }
+    if (s && !o.tls.verify) s = check(natsOptions_SkipServerVerification(p, true), "TLS verification");
+    if (s && !o.tls.expected_hostname.empty()) {
+      s = check(natsOptions_SetExpectedHostname(p, o.tls.expected_hostname.c_str()), "TLS expected hostname");
+    }
+  }
+  if (s) s = check(natsOptions_SetTimeout(p, o.connect_timeout.count()), "connect timeout");
+  if (s) s = check(natsOptions_SetAllowReconnect(p, true), "reconnect");
+  if (s) s = check(natsOptions_SetMaxReconnect(p, o.max_reconnect), "max reconnect");
+  if (s) s = check(natsOptions_SetReconnectWait(p, o.reconnect_wait.count()), "reconnect wait");
+  if (s) {
+    s = check(natsOptions_SetReconnectJitter(p, o.reconnect_jitter.count(), o.reconnect_jitter_tls.count()),
+              "reconnect jitter");
+  }
+  if (s) s = check(natsOptions_SetCustomReconnectDelay(p, &reconnect_delay, st), "reconnect delay");
+  if (s) s = check(natsOptions_SetReconnectBufSize(p, o.reconnect_buffer_bytes), "reconnect buffer");
+  if (s) s = check(natsOptions_SetPingInterval(p, o.ping_interval.count()), "ping interval");
+  if (s) s = check(natsOptions_SetMaxPingsOut(p, o.max_pings_out), "max pings out");
+  if (s) s = check(natsOptions_SetErrorHandler(p, &on_error, st), "error handler");
+  if (s) s = check(natsOptions_SetDisconnectedCB(p, &on_disconnected, st), "disconnected handler");
+  if (s) s = check(natsOptions_SetReconnectedCB(p, &on_reconnected, st), "reconnected handler");
+  if (s) s = check(natsOptions_SetClosedCB(p, &on_closed, st), "closed handler");
+  if (s) s = check(natsOptions_SetLameDuckModeCB(p, &on_lame_duck, st), "lame duck handler");
+  if (s && o.retry_on_failed_connect) {
+    s = check(natsOptions_SetRetryOnFailedConnect(p, true, &on_connected, st), "retry on failed connect");
+  }
+  if (!s) return std::move(s).error();
+  return opts;
+}
+
+}  // namespace
+
+Connection::Impl::~Impl() {
+  if (nc) {
+    callbacks->closing.store(true);
+    if (!natsConnection_IsClosed(nc.get())) natsConnection_Close(nc.get());
+    bool closed = false;
+    {
+      std::unique_lock lock(callbacks->mu);
+      closed = callbacks->cv.wait_for(lock, std::chrono::seconds(5), [&] { return callbacks->closed; });
+    }
+    js.reset();
+    nc.reset();
+    if (!closed) {
+      // A callback might still run with this closure: keep it alive.
+      log().warn("catga.nats [{}] no close notification from nats.c; keeping its callback state", callbacks->name);
+      (void)callbacks.release();
+    }
+  }
+}
+
+Connection::Connection(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
+Connection::~Connection() = default;
+
+Result<std::shared_ptr<Connection>> Connection::connect(const NatsOptions& options) {
+  if (auto s = options.validate(); !s) return std::move(s).error();
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->callbacks = std::make_unique<CallbackState>();
+  auto& st = *impl->callbacks;
+  st.name = options.name;
+  st.reconnect_wait_ms = std::max<std::int64_t>(options.reconnect_wait.count(), 1);
+  st.max_reconnect_wait_ms = std::max<std::int64_t>(options.max_reconnect_wait.count(), st.reconnect_wait_ms);
+  st.jitter_ms = options.tls.active() ? options.reconnect_jitter_tls.count() : options.reconnect_jitter.count();
+
+  auto opts = build_options(options, &st);
+  if (!opts) return std::move(opts).error();
+  const natsStatus s = natsConnection_Connect(impl->nc.out(), opts->get());
+  if (s == NATS_NOT_YET_CONNECTED) {
+    log().info("catga.nats [{}] no server reachable yet; retrying in the background", options.name);
+  } else if (s != NATS_OK) {
+    std::string urls;
+    for (const auto& u : options.servers) urls += (urls.empty() ? "" : ",") + detail::redact_url(u);
+    auto e = to_error(s, "connect to " + urls);
+    log().error("catga.nats [{}] {}", options.name, e.message);
+    return e;
+  } else {
+    st.ever_connected.store(true);
+    log().info("catga.nats [{}] connected to {}", options.name, current_url(impl->nc.get()));
+  }
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = 5000;
+  if (natsStatus js = natsConnection_JetStream(impl->js.out(), impl->nc.get(), &jo); js != NATS_OK) {
+    return to_error(js, "JetStream context");
+  }
+  return std::shared_ptr<Connection>(new Connection(std::move(impl)));
+}
+
+ConnectionState Connection::state() const noexcept {
+  switch (natsConnection_Status(impl_->conn())) {
+    case NATS_CONN_STATUS_CONNECTED: return ConnectionState::connected;
+    case NATS_CONN_STATUS_CONNECTING: return ConnectionState::connecting;
+    case NATS_CONN_STATUS_RECONNECTING:
+    case NATS_CONN_STATUS_DISCONNECTED:
+      // A first connect retried in the background also shows as reconnecting.
+      return impl_->callbacks->ever_connected.load() ? ConnectionState::reconnecting : ConnectionState::connecting;
+    case NATS_CONN_STATUS_DRAINING_SUBS:
+    case NATS_CONN_STATUS_DRAINING_PUBS: return ConnectionState::draining;
+    case NATS_CONN_STATUS_CLOSED: return ConnectionState::closed;
+  }
+  return ConnectionState::closed;
+}
+
+Status Connection::wait_connected(std::chrono::milliseconds timeout) const {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto& st = *impl_->callbacks;
+  std::unique_lock lock(st.mu);
+  while (true) {
+    const auto s = state();
+    if (s == ConnectionState::connected) return {};
+    if (s == ConnectionState::closed) return make_error(errc::unavailable, "NATS connection is closed", false);
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) {
+      return make_error(errc::timeout,
+                        "not connected to NATS after " + std::to_string(timeout.count()) + " ms (" +
+                            std::string(to_string(s)) + ")",
+                        true);
+    }
+    // Callbacks notify; the short cap covers a notification that raced us.
+    st.cv.wait_until(lock, std::min(deadline, now + std::chrono::milliseconds(50)));
+  }
+}
+
+std::uint64_t Connection::reconnects() const noexcept { return impl_->callbacks->reconnects.load(); }
+
+std::optional<Error> Connection::last_error() const {
+  std::lock_guard lock(impl_->callbacks->mu);
+  return impl_->callbacks->last_error;
+}
+
+std::string Connection::connected_url() const {
+  if (!connected()) return {};
+  return current_url(impl_->conn());
+}
+
+const std::string& Connection::name() const noexcept { return impl_->options.name; }
+
+Status Connection::close(std::chrono::milliseconds timeout) {
+  {
+    std::lock_guard lock(impl_->close_mu);
+    if (impl_->close_started) return {};
+    impl_->close_started = true;
+  }
+  natsConnection* nc = impl_->conn();
+  impl_->callbacks->closing.store(true);
+  if (natsConnection_IsClosed(nc)) return {};
+  Status result;
+  if (state() == ConnectionState::connected) {
+    // Drain: unsubscribe everything, deliver what is buffered, flush
+    // publishes, then close. Not possible while disconnected.
+    natsStatus s = natsConnection_DrainTimeout(nc, std::max<std::int64_t>(timeout.count(), 1));
+    if (s == NATS_OK) {
+      auto& st = *impl_->callbacks;
+      std::unique_lock lock(st.mu);
+      if (!st.cv.wait_for(lock, timeout + std::chrono::seconds(1), [&] { return st.closed; })) {
+        result = make_error(errc::timeout, "NATS drain did not finish in time", true);
+      }
+    } else {
+      result = to_error(s, "drain NATS connection");
+    }
+  }
+  if (!natsConnection_IsClosed(nc)) natsConnection_Close(nc);
+  return result;
+}
+
+}  // namespace catga::nats

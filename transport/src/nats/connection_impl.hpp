@@ -1,0 +1,60 @@
+#pragma once
+// Connection::Impl: the nats.c connection and what its callbacks share.
+
+#include <nats/nats.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "catga/nats/connection.hpp"
+#include "handle.hpp"
+
+namespace catga::nats {
+
+namespace detail {
+
+// What nats.c callbacks see through their closure pointer. It must outlive
+// every callback, so Impl keeps it until the "closed" callback has run
+// (the last one nats.c delivers); if that never comes, it is leaked on
+// purpose rather than freed under a running callback.
+struct CallbackState {
+  std::string name;
+  std::int64_t reconnect_wait_ms = 100;
+  std::int64_t max_reconnect_wait_ms = 2000;
+  std::int64_t jitter_ms = 100;
+
+  std::atomic<std::uint64_t> reconnects{0};
+  std::atomic<bool> ever_connected{false};
+  std::atomic<bool> closing{false};  // our own close: disconnects are expected
+  mutable std::mutex mu;
+  std::condition_variable cv;  // connected / closed
+  std::optional<Error> last_error;
+  bool closed = false;
+
+  void set_error(Error e) {
+    std::lock_guard lock(mu);
+    last_error = std::move(e);
+  }
+};
+
+}  // namespace detail
+
+struct Connection::Impl {
+  NatsOptions options;  // as given (credentials included: never log it)
+  std::unique_ptr<detail::CallbackState> callbacks;
+  detail::ConnectionHandle nc;
+  detail::JsHandle js;  // for JetStream API calls and synchronous publishes
+  std::mutex close_mu;
+  bool close_started = false;
+
+  ~Impl();
+
+  natsConnection* conn() const noexcept { return nc.get(); }
+  jsCtx* jet() const noexcept { return js.get(); }
+};
+
+}  // namespace catga::nats

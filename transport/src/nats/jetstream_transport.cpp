@@ -1,0 +1,362 @@
+#include "catga/nats/jetstream_transport.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+
+#include "async_publisher.hpp"
+#include "catga/wire.hpp"
+#include "error.hpp"
+#include "log.hpp"
+#include "message.hpp"
+#include "provisioning.hpp"
+#include "pull_consumer.hpp"
+#include "responder.hpp"
+#include "transport_state.hpp"
+
+namespace catga::nats {
+
+using detail::AsyncPublisher;
+using detail::make_message;
+using detail::PullConsumer;
+using detail::Responder;
+using detail::Surface;
+using detail::to_error;
+using Clock = std::chrono::steady_clock;
+
+struct JetStreamTransport::State {
+  std::shared_ptr<detail::TransportState> shared;
+  bool owns_connection = false;
+  std::unique_ptr<AsyncPublisher> async;
+
+  std::mutex mu;  // guards the lists
+  std::vector<std::shared_ptr<PullConsumer>> consumers;
+  std::vector<std::shared_ptr<Responder>> responders;
+
+  std::atomic<bool> stopped{false};
+  std::mutex stop_mu;
+
+  template <class T>
+  void forget(std::vector<std::shared_ptr<T>>& list, const T* item) {
+    std::lock_guard lock(mu);
+    list.erase(std::remove_if(list.begin(), list.end(), [&](const auto& p) { return p.get() == item; }), list.end());
+  }
+};
+
+namespace {
+
+// The Subscription handed to the caller: stopping it stops the consumer (or
+// responder) and removes it from the transport's list, if the transport is
+// still there.
+template <class T>
+class OwnedSubscription final : public Subscription::Impl {
+ public:
+  OwnedSubscription(std::shared_ptr<T> item, std::weak_ptr<JetStreamTransport::State> owner,
+                    std::chrono::milliseconds timeout)
+      : item_(std::move(item)), owner_(std::move(owner)), timeout_(timeout) {}
+  ~OwnedSubscription() override { stop(); }
+
+  void stop() noexcept override {
+    if (!item_) return;
+    item_->stop(timeout_);
+    if (auto owner = owner_.lock()) {
+      if constexpr (std::is_same_v<T, PullConsumer>) {
+        owner->forget(owner->consumers, item_.get());
+      } else {
+        owner->forget(owner->responders, item_.get());
+      }
+    }
+    item_.reset();
+  }
+
+ private:
+  std::shared_ptr<T> item_;
+  std::weak_ptr<JetStreamTransport::State> owner_;
+  std::chrono::milliseconds timeout_;
+};
+
+Status validate(const JetStreamOptions& o) {
+  if (o.prefix.empty()) return make_error(errc::validation, "JetStreamOptions: empty prefix");
+  for (char c : o.prefix) {
+    if (c == ' ' || c == '*' || c == '>' || c == '\t' || c == '\r' || c == '\n') {
+      return make_error(errc::validation, "JetStreamOptions: prefix '" + o.prefix + "' contains a wildcard or space");
+    }
+  }
+  if (o.events_stream() == o.dead_letter_stream()) {
+    return make_error(errc::validation, "JetStreamOptions: events and dead-letter streams need different names");
+  }
+  if (o.consumer.batch < 1) return make_error(errc::validation, "ConsumerOptions: batch must be >= 1");
+  if (o.consumer.ack_wait.count() <= 0) return make_error(errc::validation, "ConsumerOptions: ack_wait must be > 0");
+  return {};
+}
+
+std::chrono::milliseconds left(Clock::time_point deadline) {
+  return std::max(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()),
+                  std::chrono::milliseconds(0));
+}
+
+}  // namespace
+
+JetStreamTransport::JetStreamTransport(std::shared_ptr<State> state) noexcept : state_(std::move(state)) {}
+
+JetStreamTransport::~JetStreamTransport() { (void)stop(state_->shared->options.stop_timeout); }
+
+Result<std::unique_ptr<JetStreamTransport>> JetStreamTransport::create(const NatsOptions& nats, JetStreamOptions js) {
+  auto conn = Connection::connect(nats);
+  if (!conn) return std::move(conn).error();
+  auto t = create(std::move(*conn), std::move(js));
+  if (t) (*t)->state_->owns_connection = true;
+  return t;
+}
+
+Result<std::unique_ptr<JetStreamTransport>> JetStreamTransport::create(std::shared_ptr<Connection> connection,
+                                                                       JetStreamOptions js) {
+  if (!connection) return make_error(errc::validation, "JetStreamTransport: no connection");
+  if (auto s = validate(js); !s) return std::move(s).error();
+  auto state = std::make_shared<State>();
+  state->shared = std::make_shared<detail::TransportState>();
+  auto& shared = *state->shared;
+  shared.connection = std::move(connection);
+  shared.options = std::move(js);
+  shared.events_stream = shared.options.events_stream();
+  shared.dead_letter_stream = shared.options.dead_letter_stream();
+
+  const auto deadline = Clock::now() + shared.options.startup_timeout;
+  if (auto s = shared.connection->wait_connected(shared.options.startup_timeout); !s) {
+    return make_error(s.error().code, "JetStreamTransport: " + s.error().message, s.error().retryable);
+  }
+  if (shared.options.provision) {
+    // Right after a server (re)start JetStream may not answer yet: retry
+    // transient failures until the startup deadline.
+    auto pause = std::chrono::milliseconds(50);
+    while (true) {
+      auto s = detail::ensure_streams(shared.js(), shared.options,
+                                      std::clamp(left(deadline), std::chrono::milliseconds(100), std::chrono::milliseconds(5000)));
+      if (s) break;
+      if (!s.error().retryable || Clock::now() + pause >= deadline) return std::move(s).error();
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, std::chrono::milliseconds(1000));
+    }
+  }
+  auto async = AsyncPublisher::create(state->shared);
+  if (!async) return std::move(async).error();
+  state->async = std::move(*async);
+  return std::unique_ptr<JetStreamTransport>(new JetStreamTransport(std::move(state)));
+}
+
+const JetStreamOptions& JetStreamTransport::options() const noexcept { return state_->shared->options; }
+const std::shared_ptr<Connection>& JetStreamTransport::connection() const noexcept { return state_->shared->connection; }
+bool JetStreamTransport::stopped() const noexcept { return state_->stopped.load(); }
+
+Status JetStreamTransport::ensure_streams() {
+  return detail::ensure_streams(state_->shared->js(), state_->shared->options, state_->shared->options.publish_timeout);
+}
+
+Status JetStreamTransport::publish(const OutboundMessage& message) {
+  auto& shared = *state_->shared;
+  if (stopped()) return make_error(errc::unavailable, "publish: the transport is stopped", false);
+  const std::string subject = wire::event_subject(shared.options.prefix, message.info.name);
+  auto msg = make_message(subject, message);
+  if (!msg) return std::move(msg).error();
+
+  if (message.info.qos == QoS::at_most_once) {
+    // Fire and forget: buffered while reconnecting, may be lost.
+    if (natsStatus s = natsConnection_PublishMsg(shared.nc(), msg->get()); s != NATS_OK) {
+      return to_error(s, "publish '" + std::string(message.info.name) + "'");
+    }
+    return {};
+  }
+
+  const auto& ctx = message.context;
+  const auto deadline = ctx.has_deadline() ? ctx.deadline : Clock::now() + shared.options.publish_timeout;
+  auto pause = std::chrono::milliseconds(25);
+  int attempts = 0;
+  while (true) {
+    const auto remaining = left(deadline);
+    if (remaining.count() <= 0 && attempts > 0) break;
+    ++attempts;
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = std::max<std::int64_t>(remaining.count(), 1);
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    // Same message (same Nats-Msg-Id) on every attempt: if an earlier
+    // attempt was stored after all, the stream's dedup window drops this one.
+    // (No ExpectStream option: it would add a header to every stored
+    // message; the ack names the stream instead.)
+    detail::PubAckHandle ack;
+    const natsStatus s = js_PublishMsg(ack.out(), shared.js(), msg->get(), &po, &jerr);
+    if (s == NATS_OK) {
+      if (ack && ack.get()->Stream != nullptr && shared.events_stream != ack.get()->Stream) {
+        return make_error(errc::conflict, "'" + subject + "' was stored by stream '" + ack.get()->Stream +
+                                              "', not by '" + shared.events_stream + "'");
+      }
+      return {};
+    }
+    auto e = to_error(s, jerr, "publish '" + std::string(message.info.name) + "' to stream '" + shared.events_stream + "'",
+                      Surface::jetstream);
+    if (s == NATS_NO_RESPONDERS || jerr == JSStreamNotFoundErr) {
+      (void)shared.reprovision();  // the stream may be gone (memory storage, restart)
+    }
+    if (!e.retryable || Clock::now() + pause >= deadline) {
+      if (e.retryable && attempts > 1) e.message += " (" + std::to_string(attempts) + " attempts)";
+      shared.note_error(e);
+      return e;
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(500));
+  }
+  auto e = make_error(errc::timeout, "publish '" + std::string(message.info.name) + "': deadline passed", true);
+  shared.note_error(e);
+  return e;
+}
+
+Result<Subscription> JetStreamTransport::subscribe(std::string_view type, const SubscribeOptions& options,
+                                                   DeliveryHandler handler) {
+  return subscribe(type, options, std::move(handler), state_->shared->options.consumer);
+}
+
+Result<Subscription> JetStreamTransport::subscribe(std::string_view type, const SubscribeOptions& options,
+                                                   DeliveryHandler handler, const ConsumerOptions& consumer) {
+  auto& shared = *state_->shared;
+  if (stopped()) return make_error(errc::unavailable, "subscribe: the transport is stopped", false);
+  PullConsumer::Config cfg;
+  cfg.type = std::string(type);
+  cfg.group = options.group;
+  cfg.consumer = detail::consumer_name(options.group, type);
+  cfg.subject = wire::event_subject(shared.options.prefix, type);
+  cfg.dead_letter_subject = wire::dead_letter_subject(shared.options.prefix, type);
+  cfg.retry = options.retry;
+  cfg.workers = options.workers;
+  cfg.options = consumer;
+  auto pc = PullConsumer::start(state_->shared, std::move(cfg), std::move(handler));
+  if (!pc) return std::move(pc).error();
+  {
+    std::lock_guard lock(state_->mu);
+    state_->consumers.push_back(*pc);
+  }
+  return Subscription(std::make_unique<OwnedSubscription<PullConsumer>>(std::move(*pc), state_, shared.options.stop_timeout));
+}
+
+Result<std::string> JetStreamTransport::request(const OutboundMessage& message) {
+  auto& shared = *state_->shared;
+  if (stopped()) return make_error(errc::unavailable, "request: the transport is stopped", false);
+  const auto& ctx = message.context;
+  const auto deadline = ctx.has_deadline() ? ctx.deadline : Clock::now() + shared.options.request_timeout;
+  const auto remaining = left(deadline);
+  const std::string name(message.info.name);
+  if (remaining.count() <= 0) return make_error(errc::timeout, "request '" + name + "': deadline already passed", true);
+  const std::string subject = wire::command_subject(shared.options.prefix, message.info.name);
+  auto msg = make_message(subject, message);
+  if (!msg) return std::move(msg).error();
+  detail::MsgHandle reply;
+  const natsStatus s = natsConnection_RequestMsg(reply.out(), shared.nc(), msg->get(), remaining.count());
+  if (s == NATS_OK) {
+    if (natsMsg_IsNoResponders(reply.get())) {
+      return make_error(errc::no_handler, "no service serves '" + name + "' (nobody listens on '" + subject + "')");
+    }
+    return std::string(detail::body_of(reply.get()));
+  }
+  if (s == NATS_NO_RESPONDERS) {
+    return make_error(errc::no_handler, "no service serves '" + name + "' (nobody listens on '" + subject + "')");
+  }
+  if (s == NATS_TIMEOUT) {
+    return make_error(errc::timeout, "no reply to '" + name + "' within " + std::to_string(remaining.count()) + " ms",
+                      true);
+  }
+  auto e = to_error(s, "request '" + name + "'", Surface::request);
+  shared.note_error(e);
+  return e;
+}
+
+Result<Subscription> JetStreamTransport::serve(std::string_view type, std::string_view service, RequestHandler handler) {
+  if (stopped()) return make_error(errc::unavailable, "serve: the transport is stopped", false);
+  auto r = Responder::start(state_->shared, std::string(type), std::string(service), std::move(handler));
+  if (!r) return std::move(r).error();
+  {
+    std::lock_guard lock(state_->mu);
+    state_->responders.push_back(*r);
+  }
+  return Subscription(
+      std::make_unique<OwnedSubscription<Responder>>(std::move(*r), state_, state_->shared->options.stop_timeout));
+}
+
+Status JetStreamTransport::publish_async(const OutboundMessage& message, PublishCallback done) {
+  if (stopped()) return make_error(errc::unavailable, "publish_async: the transport is stopped", false);
+  return state_->async->publish(message, std::move(done));
+}
+
+Status JetStreamTransport::flush(std::chrono::milliseconds timeout) { return state_->async->flush(timeout); }
+
+Health JetStreamTransport::health(std::chrono::milliseconds timeout) const {
+  auto& shared = *state_->shared;
+  Health h;
+  h.stopped = stopped();
+  h.connection = shared.connection->state();
+  h.server_url = shared.connection->connected_url();
+  h.reconnects = shared.connection->reconnects();
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = std::max<std::int64_t>(timeout.count(), 1);
+  if (h.connection != ConnectionState::closed) {
+    detail::StreamInfoHandle info;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    if (js_GetStreamInfo(info.out(), shared.js(), shared.events_stream.c_str(), &jo, &jerr) == NATS_OK) {
+      h.stream_reachable = true;
+      h.stream_messages = info.get()->State.Msgs;
+    }
+    jerr = static_cast<jsErrCode>(0);
+    if (js_GetStreamInfo(info.out(), shared.js(), shared.dead_letter_stream.c_str(), &jo, &jerr) == NATS_OK) {
+      h.dead_letter_stream_reachable = true;
+      h.dead_letters = info.get()->State.Msgs;
+    }
+  }
+  std::vector<std::shared_ptr<PullConsumer>> consumers;
+  {
+    std::lock_guard lock(state_->mu);
+    consumers = state_->consumers;
+    h.responders = state_->responders.size();
+  }
+  for (const auto& c : consumers) {
+    if (h.connection == ConnectionState::closed) {
+      ConsumerHealth ch;
+      ch.type = c->config().type;
+      ch.group = c->config().group;
+      ch.consumer = c->config().consumer;
+      ch.error = make_error(errc::unavailable, "connection closed", false);
+      h.consumers.push_back(std::move(ch));
+    } else {
+      h.consumers.push_back(c->health(timeout));
+    }
+  }
+  h.last_error = shared.last_error();
+  if (!h.last_error) h.last_error = shared.connection->last_error();
+  return h;
+}
+
+Status JetStreamTransport::stop(std::chrono::milliseconds timeout) {
+  std::lock_guard stop_lock(state_->stop_mu);
+  if (state_->stopped.exchange(true)) return {};
+  const auto deadline = Clock::now() + timeout;
+  std::vector<std::shared_ptr<PullConsumer>> consumers;
+  std::vector<std::shared_ptr<Responder>> responders;
+  {
+    std::lock_guard lock(state_->mu);
+    consumers.swap(state_->consumers);
+    responders.swap(state_->responders);
+  }
+  // All at once: each waits for its own in-flight work.
+  std::vector<std::thread> stoppers;
+  for (auto& c : consumers) stoppers.emplace_back([&c, timeout] { c->stop(timeout); });
+  for (auto& r : responders) stoppers.emplace_back([&r, timeout] { r->stop(timeout); });
+  for (auto& t : stoppers) t.join();
+  state_->async->close(left(deadline));
+  Status result;
+  if (state_->owns_connection) result = state_->shared->connection->close(std::max(left(deadline), std::chrono::milliseconds(100)));
+  if (Clock::now() > deadline + std::chrono::milliseconds(500)) {
+    detail::log().warn("catga.nats transport stop took longer than {} ms (handlers still running were awaited)",
+                       timeout.count());
+  }
+  return result;
+}
+
+}  // namespace catga::nats

@@ -1,0 +1,267 @@
+#include "catga/nats/kv_idempotency_store.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <random>
+#include <thread>
+
+#include "connection_impl.hpp"
+#include "error.hpp"
+#include "handle.hpp"
+#include "log.hpp"
+
+namespace catga::nats {
+
+using detail::Surface;
+using detail::to_error;
+
+struct KvIdempotencyStore::Impl {
+  std::shared_ptr<Connection> connection;
+  KvIdempotencyOptions options;
+  detail::JsHandle js;  // own context: its Wait is options.timeout
+  detail::KvHandle kv;
+  std::string subject_prefix;  // "$KV.<bucket>."
+};
+
+namespace {
+
+constexpr int kMaxRounds = 8;
+
+// The in-progress marker. Its age comes from the server's timestamp of the
+// entry, so instances need not agree on a clock more than roughly.
+// `owner` is a random nonce of this claim call: when a create times out but
+// did reach the server, reading the key back shows the marker is ours.
+std::string marker(std::chrono::nanoseconds lease, const std::string& owner) {
+  const auto ms = std::max<std::int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(lease).count(), 1);
+  return R"({"claim":"in_progress","lease_ms":)" + std::to_string(ms) + R"(,"owner":")" + owner + "\"}";
+}
+
+std::string new_owner() {
+  thread_local std::mt19937_64 rng{std::random_device{}() ^ static_cast<std::uint64_t>(
+                                                               std::chrono::steady_clock::now().time_since_epoch().count())};
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
+  return buf;
+}
+
+struct Parsed {
+  bool in_progress = false;
+  std::int64_t lease_ms = 0;
+  std::string owner;
+  std::optional<IdempotencyOutcome> outcome;
+};
+
+Result<Parsed> parse_value(std::string_view bytes) {
+  auto j = nlohmann::json::parse(bytes, nullptr, false);
+  if (!j.is_discarded() && j.is_object() && j.contains("claim")) {
+    Parsed p;
+    p.in_progress = true;
+    if (j.contains("lease_ms") && j["lease_ms"].is_number_integer()) p.lease_ms = j["lease_ms"].get<std::int64_t>();
+    if (j.contains("owner") && j["owner"].is_string()) p.owner = j["owner"].get<std::string>();
+    return p;
+  }
+  auto outcome = decode_outcome(bytes);
+  if (!outcome) return std::move(outcome).error();
+  Parsed p;
+  p.outcome = std::move(*outcome);
+  return p;
+}
+
+bool lease_expired(kvEntry* e, std::int64_t lease_ms) {
+  const std::int64_t created_ns = kvEntry_Created(e);
+  const std::int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count();
+  return now_ns - created_ns > lease_ms * 1'000'000;
+}
+
+std::string_view value_of(kvEntry* e) {
+  const void* v = kvEntry_Value(e);
+  return v != nullptr ? std::string_view(static_cast<const char*>(v), static_cast<std::size_t>(kvEntry_ValueLen(e)))
+                      : std::string_view{};
+}
+
+}  // namespace
+
+std::string KvIdempotencyStore::encode_key(std::string_view key) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(key.size() + 8);
+  for (unsigned char c : key) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    if (ok) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('=');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xF]);
+    }
+  }
+  if (out.empty()) out = "=";
+  return out;
+}
+
+KvIdempotencyStore::KvIdempotencyStore(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
+KvIdempotencyStore::~KvIdempotencyStore() = default;
+
+const KvIdempotencyOptions& KvIdempotencyStore::options() const noexcept { return impl_->options; }
+
+Result<std::shared_ptr<KvIdempotencyStore>> KvIdempotencyStore::create(std::shared_ptr<Connection> connection,
+                                                                       KvIdempotencyOptions options) {
+  if (!connection) return make_error(errc::validation, "KvIdempotencyStore: no connection");
+  if (options.bucket.empty()) return make_error(errc::validation, "KvIdempotencyStore: empty bucket name");
+  auto impl = std::make_unique<Impl>();
+  impl->connection = std::move(connection);
+  impl->options = std::move(options);
+  const auto& o = impl->options;
+  impl->subject_prefix = "$KV." + o.bucket + ".";
+
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = std::max<std::int64_t>(o.timeout.count(), 1);
+  if (natsStatus s = natsConnection_JetStream(impl->js.out(), impl->connection->impl().conn(), &jo); s != NATS_OK) {
+    return to_error(s, "JetStream context for KV");
+  }
+  if (auto c = impl->connection->wait_connected(o.timeout); !c) return std::move(c).error();
+
+  natsStatus s = js_KeyValue(impl->kv.out(), impl->js.get(), o.bucket.c_str());
+  if (s == NATS_NOT_FOUND) {
+    kvConfig cfg;
+    kvConfig_Init(&cfg);
+    cfg.Bucket = o.bucket.c_str();
+    cfg.Description = "catga idempotency keys";
+    cfg.History = 1;
+    cfg.TTL = o.ttl.count();
+    cfg.StorageType = o.storage == StorageType::memory ? js_MemoryStorage : js_FileStorage;
+    cfg.Replicas = std::max(o.replicas, 1);
+    s = js_CreateKeyValue(impl->kv.out(), impl->js.get(), &cfg);
+    if (s != NATS_OK) {
+      // Created by another instance in between?
+      if (js_KeyValue(impl->kv.out(), impl->js.get(), o.bucket.c_str()) != NATS_OK) {
+        return to_error(s, "create KV bucket '" + o.bucket + "'", Surface::jetstream);
+      }
+    } else {
+      detail::log().info("catga.nats created KV bucket '{}'", o.bucket);
+    }
+  } else if (s != NATS_OK) {
+    return to_error(s, "open KV bucket '" + o.bucket + "'", Surface::jetstream);
+  }
+  kvStatus* status = nullptr;
+  if (kvStore_Status(&status, impl->kv.get()) == NATS_OK) {
+    if (kvStatus_TTL(status) != o.ttl.count()) {
+      detail::log().warn("catga.nats KV bucket '{}' keeps its ttl of {} ns (configured {} ns)", o.bucket,
+                         kvStatus_TTL(status), o.ttl.count());
+    }
+    kvStatus_Destroy(status);
+  }
+  return std::shared_ptr<KvIdempotencyStore>(new KvIdempotencyStore(std::move(impl)));
+}
+
+Result<IdempotencyClaim> KvIdempotencyStore::claim(std::string_view key, duration lease) {
+  const std::string k = encode_key(key);
+  const std::string owner = new_owner();
+  const std::string mark = marker(lease, owner);
+  kvStore* kv = impl_->kv.get();
+  Error last = make_error(errc::conflict, "idempotency key '" + std::string(key) + "' keeps changing", true);
+  for (int round = 0; round < kMaxRounds; ++round) {
+    std::uint64_t rev = 0;
+    natsStatus s = kvStore_Create(&rev, kv, k.c_str(), mark.data(), static_cast<int>(mark.size()));
+    if (s == NATS_OK) return IdempotencyClaim{IdempotencyClaim::State::claimed, rev, std::nullopt};
+    last = to_error(s, "claim idempotency key '" + std::string(key) + "'", Surface::jetstream);
+
+    // Taken (or the create failed): look at what is there.
+    detail::KvEntryHandle entry;
+    const natsStatus g = kvStore_Get(entry.out(), kv, k.c_str());
+    if (g == NATS_NOT_FOUND) {
+      if (!last.retryable) return last;
+      continue;  // gone in between, or the create failed for a transient reason
+    }
+    if (g != NATS_OK) return to_error(g, "read idempotency key '" + std::string(key) + "'", Surface::jetstream);
+    const std::uint64_t revision = kvEntry_Revision(entry.get());
+    auto parsed = parse_value(value_of(entry.get()));
+    if (!parsed) {
+      return make_error(errc::internal, "idempotency key '" + std::string(key) + "' holds an unreadable value: " +
+                                            parsed.error().message);
+    }
+    if (parsed->outcome) {
+      return IdempotencyClaim{IdempotencyClaim::State::completed, revision, std::move(parsed->outcome)};
+    }
+    if (parsed->owner == owner) {
+      // Our own create went through although its answer was lost.
+      return IdempotencyClaim{IdempotencyClaim::State::claimed, revision, std::nullopt};
+    }
+    if (!lease_expired(entry.get(), parsed->lease_ms)) {
+      return IdempotencyClaim{IdempotencyClaim::State::in_progress, revision, std::nullopt};
+    }
+    // The owner's lease ran out (crashed): take it over, if nobody else did.
+    s = kvStore_Update(&rev, kv, k.c_str(), mark.data(), static_cast<int>(mark.size()), revision);
+    if (s == NATS_OK) {
+      detail::log().info("catga.nats took over the expired idempotency claim '{}'", key);
+      return IdempotencyClaim{IdempotencyClaim::State::claimed, rev, std::nullopt};
+    }
+  }
+  return last;
+}
+
+Result<IdempotencyClaim> KvIdempotencyStore::wait(std::string_view key, duration lease, time_point deadline) {
+  while (true) {
+    auto c = claim(key, lease);
+    if (!c || c->state != IdempotencyClaim::State::in_progress) return c;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return c;
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(impl_->options.poll_interval, deadline - now));
+  }
+}
+
+Status KvIdempotencyStore::complete(std::string_view key, std::uint64_t token, IdempotencyOutcome outcome,
+                                    duration) {
+  const std::string k = encode_key(key);
+  const std::string value = encode_outcome(outcome);
+  std::uint64_t rev = 0;
+  const natsStatus s = kvStore_Update(&rev, impl_->kv.get(), k.c_str(), value.data(), static_cast<int>(value.size()), token);
+  if (s == NATS_OK) return {};
+  auto failure = to_error(s, "store the outcome of idempotency key '" + std::string(key) + "'", Surface::jetstream);
+  // Lost the claim, or could not reach the server? Look.
+  detail::KvEntryHandle entry;
+  const natsStatus g = kvStore_Get(entry.out(), impl_->kv.get(), k.c_str());
+  if (g == NATS_OK && kvEntry_Revision(entry.get()) != token && value_of(entry.get()) == value) {
+    return {};  // our update went through; only its answer was lost
+  }
+  if (g == NATS_NOT_FOUND || (g == NATS_OK && kvEntry_Revision(entry.get()) != token)) {
+    return make_error(errc::conflict,
+                      "idempotency claim on '" + std::string(key) + "' was lost (released or taken over)");
+  }
+  return failure;
+}
+
+Status KvIdempotencyStore::release(std::string_view key, std::uint64_t token) {
+  const std::string subject = impl_->subject_prefix + encode_key(key);
+  detail::MsgHandle msg;
+  if (natsStatus s = natsMsg_Create(msg.out(), subject.c_str(), nullptr, nullptr, 0); s != NATS_OK) {
+    return to_error(s, "release idempotency key");
+  }
+  natsMsgHeader_Set(msg.get(), "KV-Operation", "DEL");
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MaxWait = std::max<std::int64_t>(impl_->options.timeout.count(), 1);
+  // Delete only our own claim: a claim taken over meanwhile stays.
+  po.ExpectLastSubjectSeq = token;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  const natsStatus s = js_PublishMsg(nullptr, impl_->js.get(), msg.get(), &po, &jerr);
+  if (s == NATS_OK || jerr == JSStreamWrongLastSequenceErr) return {};
+  return to_error(s, jerr, "release idempotency key '" + std::string(key) + "'", Surface::jetstream);
+}
+
+IdempotencyOptions exactly_once_idempotency(std::shared_ptr<IdempotencyStore> store) {
+  IdempotencyOptions o;
+  o.store = std::move(store);
+  o.key = [](const Invocation& inv) -> std::string {
+    if (inv.info.qos != QoS::exactly_once || !inv.context.message_id) return {};
+    return inv.context.message_id.text().str();
+  };
+  return o;
+}
+
+}  // namespace catga::nats

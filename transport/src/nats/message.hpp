@@ -1,0 +1,78 @@
+#pragma once
+// natsMsg ⇄ catga: outbound messages with wire headers, deliveries.
+
+#include <nats/nats.h>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "catga/transport.hpp"
+#include "handle.hpp"
+
+namespace catga::nats::detail {
+
+// Header values cannot hold CR/LF; long error texts are cut. Used for every
+// header value catga writes.
+std::string header_safe(std::string_view value, std::size_t max = 1024);
+
+// Sets (replaces) header `key` = `value` on a message being built.
+Status set_header(natsMsg* msg, std::string_view key, std::string_view value);
+
+// A new message for `subject` with body and the wire headers of `message`
+// (wire::write_headers: Nats-Msg-Id, Catga-Type, ...). `reply` may be empty.
+Result<MsgHandle> make_message(const std::string& subject, const OutboundMessage& message, const char* reply = nullptr);
+
+// Reads a header of a received message (nullopt when absent). The view
+// lives as long as the message.
+std::optional<std::string_view> get_header(natsMsg* msg, std::string_view key) noexcept;
+
+// Calls visit(key, value) for every header value of a received message.
+void for_each_header(natsMsg* msg, FunctionRef<void(std::string_view, std::string_view)> visit);
+
+inline std::string_view subject_of(natsMsg* m) noexcept {
+  const char* s = natsMsg_GetSubject(m);
+  return s != nullptr ? std::string_view(s) : std::string_view{};
+}
+inline std::string_view reply_of(natsMsg* m) noexcept {
+  const char* s = natsMsg_GetReply(m);
+  return s != nullptr ? std::string_view(s) : std::string_view{};
+}
+inline std::string_view body_of(natsMsg* m) noexcept {
+  const char* d = natsMsg_GetData(m);
+  return d != nullptr ? std::string_view(d, static_cast<std::size_t>(natsMsg_GetDataLength(m))) : std::string_view{};
+}
+
+// catga::Delivery over a received natsMsg (borrowed for the handler call).
+class NatsDelivery final : public Delivery {
+ public:
+  NatsDelivery(natsMsg* msg, int attempt, std::uint64_t sequence, std::function<void()> in_progress = {}) noexcept
+      : msg_(msg), attempt_(attempt), sequence_(sequence), in_progress_(std::move(in_progress)) {}
+
+  std::string_view subject() const noexcept override { return subject_of(msg_); }
+  std::string_view body() const noexcept override { return body_of(msg_); }
+  std::optional<std::string_view> header(std::string_view name) const noexcept override { return get_header(msg_, name); }
+  void for_each_header(FunctionRef<void(std::string_view, std::string_view)> visit) const override {
+    detail::for_each_header(msg_, visit);
+  }
+  int attempt() const noexcept override { return attempt_; }
+  std::uint64_t sequence() const noexcept override { return sequence_; }
+  void in_progress() noexcept override {
+    if (in_progress_) {
+      try {
+        in_progress_();
+      } catch (...) {
+      }
+    }
+  }
+
+ private:
+  natsMsg* msg_;
+  int attempt_;
+  std::uint64_t sequence_;
+  std::function<void()> in_progress_;
+};
+
+}  // namespace catga::nats::detail

@@ -1,0 +1,596 @@
+#include "pull_consumer.hpp"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "ack_reply.hpp"
+#include "catga/handler.hpp"
+#include "catga/wire.hpp"
+#include "error.hpp"
+#include "log.hpp"
+#include "message.hpp"
+#include "provisioning.hpp"
+
+namespace catga::nats::detail {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr std::string_view kStatusHeader = "Status";
+constexpr std::string_view kDescriptionHeader = "Description";
+// Added to dead-letter copies besides the wire.hpp ones (docs/wire-format.md).
+constexpr std::string_view kGroupHeader = "Catga-Group";
+constexpr std::string_view kOriginalMsgIdHeader = "Catga-Original-Msg-Id";
+
+// How long after its expiry a pull request without a status message is
+// given up (the server may have lost it: restart, leader change).
+constexpr auto kRequestGrace = std::chrono::seconds(2);
+
+bool is_dead_letter_header(std::string_view k) {
+  return k == wire::kError || k == wire::kErrorCode || k == wire::kDeliveries || k == wire::kOriginalSubject ||
+         k == wire::kOriginalSeq || k == kGroupHeader || k == kOriginalMsgIdHeader;
+}
+
+std::chrono::milliseconds until(Clock::time_point t, Clock::time_point now) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t - now);
+}
+
+}  // namespace
+
+PullConsumer::PullConsumer(std::shared_ptr<TransportState> state, Config config, DeliveryHandler handler)
+    : state_(std::move(state)), config_(std::move(config)), handler_(std::move(handler)) {
+  next_subject_ = "$JS.API.CONSUMER.MSG.NEXT." + state_->events_stream + "." + config_.consumer;
+  in_progress_interval_ = config_.options.in_progress_interval.count() > 0
+                              ? config_.options.in_progress_interval
+                              : std::max(config_.options.ack_wait / 3, std::chrono::milliseconds(10));
+  slots_.resize(config_.workers);
+}
+
+Result<std::shared_ptr<PullConsumer>> PullConsumer::start(std::shared_ptr<TransportState> state, Config config,
+                                                          DeliveryHandler handler) {
+  if (!handler) return make_error(errc::validation, "subscribe: empty handler");
+  if (config.group.empty()) return make_error(errc::validation, "subscribe: a consumer group name is required");
+  config.workers = std::max<std::size_t>(config.workers, 1);
+  config.options.batch = std::max(config.options.batch, 1);
+  config.options.fetch_expires = std::max(config.options.fetch_expires, std::chrono::milliseconds(10));
+  if (config.retry.max_deliver < 1) config.retry.max_deliver = 1;
+
+  std::shared_ptr<PullConsumer> pc(new PullConsumer(state, std::move(config), std::move(handler)));
+  ConsumerSpec spec{state->events_stream, pc->config_.consumer, pc->config_.subject,
+                    "catga group '" + pc->config_.group + "' for " + pc->config_.type, pc->config_.options};
+  if (auto s = ensure_consumer(state->js(), spec, state->options.publish_timeout); !s) return std::move(s).error();
+
+  InboxHandle inbox;
+  if (natsStatus s = natsInbox_Create(inbox.out()); s != NATS_OK) return to_error(s, "create inbox");
+  pc->inbox_ = inbox.get();
+  const std::string wildcard = pc->inbox_ + ".*";
+  if (natsStatus s = natsConnection_SubscribeSync(pc->inbox_sub_.out(), state->nc(), wildcard.c_str()); s != NATS_OK) {
+    return to_error(s, "subscribe to pull inbox");
+  }
+  // Bounded by our own requests; never let nats.c drop one as a slow consumer.
+  natsSubscription_SetPendingLimits(pc->inbox_sub_.get(), -1, -1);
+
+  pc->fetcher_ = std::thread([raw = pc.get()] { raw->fetch_loop(); });
+  for (std::size_t i = 0; i < pc->config_.workers; ++i) {
+    pc->workers_.emplace_back([raw = pc.get(), i] { raw->worker_loop(i); });
+  }
+  log().debug("catga.nats subscribed group '{}' to '{}' (consumer '{}', {} workers)", pc->config_.group,
+              pc->config_.subject, pc->config_.consumer, pc->config_.workers);
+  return pc;
+}
+
+PullConsumer::~PullConsumer() { stop_now(state_->options.stop_timeout); }
+
+void PullConsumer::reply(std::string_view subject, std::string_view body) noexcept {
+  // `subject` always views a NUL-terminated string (a natsMsg reply or a std::string).
+  const natsStatus s = natsConnection_Publish(state_->nc(), subject.data(), body.data(), static_cast<int>(body.size()));
+  if (s != NATS_OK) {
+    try {
+      state_->note_error(to_error(s, "send '" + std::string(body.substr(0, 5)) + "' for consumer '" + config_.consumer + "'"));
+    } catch (...) {
+    }
+  }
+}
+
+bool PullConsumer::send_pull(int batch) {
+  const auto expires_ns = std::chrono::nanoseconds(config_.options.fetch_expires).count();
+  char body[96];
+  const int len = std::snprintf(body, sizeof body, "{\"batch\":%d,\"expires\":%lld}", batch,
+                                static_cast<long long>(expires_ns));
+  ++request_id_;
+  const std::string reply_to = inbox_ + "." + std::to_string(request_id_);
+  const natsStatus s = natsConnection_PublishRequest(state_->nc(), next_subject_.c_str(), reply_to.c_str(), body, len);
+  if (s != NATS_OK) return false;
+  request_open_ = true;
+  request_remaining_ = batch;
+  request_deadline_ = Clock::now() + config_.options.fetch_expires + kRequestGrace;
+  return true;
+}
+
+void PullConsumer::signal_in_progress(Clock::time_point now) {
+  std::vector<std::string> due;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& slot : slots_) {
+      if (slot.active && now - slot.last_signal >= in_progress_interval_) {
+        due.push_back(slot.reply);
+        slot.last_signal = now;
+      }
+    }
+  }
+  for (const auto& r : due) reply(r, "+WPI");
+}
+
+void PullConsumer::fetch_loop() noexcept {
+  try {
+    const auto& conn = *state_->connection;
+    std::uint64_t seen_reconnects = conn.reconnects();
+    // Room for two batches beyond the running handlers: the next batch is
+    // already on its way while the workers go through the current one.
+    const std::size_t limit = 2 * static_cast<std::size_t>(config_.options.batch) + config_.workers;
+    bool draining = false;
+    bool verify_consumer = false;
+    std::vector<MsgHandle> arrived;
+    Clock::time_point drain_deadline{};
+    Clock::time_point retry_at{};
+    auto pause = std::chrono::milliseconds(50);
+    auto next_tick = Clock::now() + in_progress_interval_;
+
+    while (true) {
+      auto now = Clock::now();
+      if (now >= next_tick) {
+        signal_in_progress(now);
+        next_tick = now + in_progress_interval_;
+      }
+      bool stopping = false;
+      {
+        std::lock_guard lock(mu_);
+        stopping = stop_fetching_;
+      }
+      if (stopping && !draining) {
+        // stop() started draining the inbox (UNSUB + flush): what the server
+        // sent before it saw the UNSUB still arrives and is handled.
+        draining = true;
+        {
+          std::lock_guard lock(mu_);
+          drain_deadline = std::min(stop_deadline_, now + std::chrono::milliseconds(5000));
+        }
+      }
+      if (draining && now >= drain_deadline) break;
+
+      if (const auto r = conn.reconnects(); r != seen_reconnects) {
+        seen_reconnects = r;
+        request_open_ = false;  // the server may have forgotten it
+        verify_consumer = true;  // and the consumer too (memory storage, a new server)
+      }
+      if (!draining && verify_consumer && now >= retry_at) {
+        (void)state_->reprovision();
+        if (recreate_consumer(std::chrono::seconds(2))) {
+          verify_consumer = false;
+        } else {
+          retry_at = now + pause;
+          pause = std::min(pause * 2, std::chrono::milliseconds(1000));
+        }
+      }
+
+      if (!draining && !verify_consumer && !request_open_ && now >= retry_at) {
+        std::size_t room = 0;
+        bool idle = false;
+        {
+          std::lock_guard lock(mu_);
+          const std::size_t busy = queue_.size() + running_;
+          room = busy < limit ? limit - busy : 0;
+          idle = queue_.empty();
+        }
+        // Ask again when half a batch fits (or the queue ran dry), so
+        // requests stay large without starving the workers.
+        const std::size_t wanted = idle ? 1 : std::max<std::size_t>(1, static_cast<std::size_t>(config_.options.batch) / 2);
+        if (room >= wanted) {
+          const int n = static_cast<int>(std::min<std::size_t>(room, static_cast<std::size_t>(config_.options.batch)));
+          if (send_pull(n)) {
+            pause = std::chrono::milliseconds(50);
+          } else {
+            retry_at = now + pause;
+            pause = std::min(pause * 2, std::chrono::milliseconds(1000));
+          }
+        } else {
+          std::unique_lock lock(mu_);
+          ++room_waiters_;
+          room_cv_.wait_until(lock, std::min(next_tick, now + std::chrono::milliseconds(200)), [&] {
+            return stop_fetching_ || queue_.size() + running_ + wanted <= limit;
+          });
+          --room_waiters_;
+          continue;
+        }
+      }
+
+      now = Clock::now();
+      auto wait = until(next_tick, now);
+      if (draining) {
+        wait = std::min(wait, std::chrono::milliseconds(50));
+      } else if (request_open_) {
+        wait = std::min(wait, until(request_deadline_, now));
+      } else {
+        wait = std::min(wait, std::max(until(retry_at, now), std::chrono::milliseconds(1)));
+      }
+      wait = std::max(wait, std::chrono::milliseconds(1));
+
+      MsgHandle msg;
+      const natsStatus s = natsSubscription_NextMsg(msg.out(), inbox_sub_.get(), wait.count());
+      if (s == NATS_OK) {
+        // Take what else nats.c already holds, then hand the lot to the
+        // workers at once: one lock and one wake-up per burst, not per message.
+        arrived.clear();
+        if (accept(msg)) arrived.push_back(std::move(msg));
+        int queued = 0, bytes = 0;
+        if (natsSubscription_GetPending(inbox_sub_.get(), &queued, &bytes) == NATS_OK) {
+          for (int i = 0; i < std::min(queued, 512); ++i) {
+            MsgHandle more;
+            if (natsSubscription_NextMsg(more.out(), inbox_sub_.get(), 1) != NATS_OK) break;
+            if (accept(more)) arrived.push_back(std::move(more));
+          }
+        }
+        enqueue(arrived);
+        continue;
+      }
+      if (s == NATS_TIMEOUT) {
+        if (draining) {
+          if (!natsSubscription_IsValid(inbox_sub_.get())) break;  // drained
+          continue;
+        }
+        if (request_open_ && Clock::now() >= request_deadline_) {
+          request_open_ = false;
+          if (++silent_expiries_ >= 2) {
+            // Requests vanish without an answer: the consumer may be gone
+            // (deleted, or a memory stream after a restart). Recreate it.
+            silent_expiries_ = 0;
+            (void)state_->reprovision();
+            (void)recreate_consumer(std::chrono::seconds(2));
+          }
+        }
+        continue;
+      }
+      if (s == NATS_INVALID_SUBSCRIPTION || s == NATS_CONNECTION_CLOSED) {
+        if (!draining) {
+          state_->note_error(to_error(s, "pull inbox of consumer '" + config_.consumer + "' closed"));
+        }
+        break;
+      }
+      // Anything else (e.g. a slow-consumer notice) is logged and survived.
+      state_->note_error(to_error(s, "read pull inbox of consumer '" + config_.consumer + "'"));
+    }
+  } catch (const std::exception& e) {
+    log().error("catga.nats fetch loop of consumer '{}' failed: {}", config_.consumer, e.what());
+  } catch (...) {
+    log().error("catga.nats fetch loop of consumer '{}' failed", config_.consumer);
+  }
+}
+
+bool PullConsumer::recreate_consumer(std::chrono::milliseconds wait) {
+  ConsumerSpec spec{state_->events_stream, config_.consumer, config_.subject,
+                    "catga group '" + config_.group + "' for " + config_.type, config_.options};
+  if (auto s = ensure_consumer(state_->js(), spec, wait); !s) {
+    state_->note_error(s.error());
+    return false;
+  }
+  return true;
+}
+
+bool PullConsumer::accept(MsgHandle& msg) {
+  natsMsg* m = msg.get();
+  const auto reply_subject = reply_of(m);
+  if (reply_subject.empty()) {
+    // A status message about one of our pull requests; its subject is the
+    // request's reply subject, so an old request's status is told apart.
+    const auto status = get_header(m, kStatusHeader);
+    const int code = status ? parse_status_code(*status) : 0;
+    if (code == 100) return false;  // heartbeat
+    const auto subject = subject_of(m);
+    const std::string current = inbox_ + "." + std::to_string(request_id_);
+    if (!request_open_ || subject != current) return false;
+    request_open_ = false;
+    if (code == 404 || code == 408) {
+      silent_expiries_ = 0;
+      return false;
+    }
+    const auto description = get_header(m, kDescriptionHeader).value_or("");
+    if (code == 409) {
+      // Exceeded MaxWaiting, leadership change, consumer deleted...: ask again.
+      log().debug("catga.nats consumer '{}': pull request ended: 409 {}", config_.consumer, description);
+      if (description.find("Deleted") != std::string_view::npos) silent_expiries_ = 2;
+      return false;
+    }
+    log().warn("catga.nats consumer '{}': unexpected pull status {} {}", config_.consumer, code, description);
+    return false;
+  }
+  if (reply_subject.rfind("$JS.ACK.", 0) != 0) {
+    log().debug("catga.nats consumer '{}': ignoring a message without an ack subject", config_.consumer);
+    return false;
+  }
+  if (request_open_ && --request_remaining_ <= 0) request_open_ = false;
+  silent_expiries_ = 0;
+  return true;
+}
+
+void PullConsumer::enqueue(std::vector<MsgHandle>& arrived) {
+  if (arrived.empty()) return;
+  std::size_t idle = 0;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& m : arrived) queue_.push_back(std::move(m));
+    idle = idle_workers_;
+  }
+  // Busy workers find the queue when they finish; only sleeping ones need a wake-up.
+  if (idle > 0) {
+    if (arrived.size() >= idle) {
+      work_cv_.notify_all();
+    } else {
+      for (std::size_t i = 0; i < arrived.size(); ++i) work_cv_.notify_one();
+    }
+  }
+  arrived.clear();
+}
+
+void PullConsumer::worker_loop(std::size_t index) noexcept {
+  while (true) {
+    MsgHandle msg;
+    bool abandon = false;
+    {
+      std::unique_lock lock(mu_);
+      if (queue_.empty() && !workers_exit_) {
+        ++idle_workers_;
+        work_cv_.wait(lock, [&] { return !queue_.empty() || workers_exit_; });
+        --idle_workers_;
+      }
+      if (queue_.empty()) return;
+      msg = std::move(queue_.front());
+      queue_.pop_front();
+      ++running_;
+      abandon = abandon_;
+      if (!abandon) {
+        auto& slot = slots_[index];
+        slot.active = true;
+        slot.reply.assign(reply_of(msg.get()));
+        slot.last_signal = Clock::now();
+      }
+    }
+    try {
+      if (abandon) {
+        // Stop ran out of time: hand it back for immediate redelivery.
+        reply(reply_of(msg.get()), "-NAK");
+      } else {
+        process(std::move(msg), index);
+      }
+    } catch (const std::exception& e) {
+      log().error("catga.nats consumer '{}': {}", config_.consumer, e.what());
+    } catch (...) {
+      log().error("catga.nats consumer '{}': unknown failure", config_.consumer);
+    }
+    bool wake = false;
+    {
+      std::lock_guard lock(mu_);
+      --running_;
+      slots_[index].active = false;
+      wake = room_waiters_ > 0;
+    }
+    if (wake) room_cv_.notify_all();
+  }
+}
+
+void PullConsumer::process(MsgHandle msg, std::size_t) {
+  natsMsg* m = msg.get();
+  const std::string_view reply_subject = reply_of(m);
+  const auto meta = parse_ack_reply(reply_subject);
+  const int attempt =
+      meta ? static_cast<int>(std::min<std::uint64_t>(meta->delivered, static_cast<std::uint64_t>(INT32_MAX))) : 1;
+  const std::uint64_t sequence = meta ? meta->stream_seq : 0;
+
+  Status status;
+  if (attempt > config_.retry.max_deliver) {
+    // Delivered again although the policy was used up: the handler crashed
+    // or outlived ack_wait last time. Do not run it again (it may crash the
+    // process again); dead-letter it.
+    status = make_error(errc::handler_failed,
+                        "delivered " + std::to_string(attempt) + " times, more than max_deliver = " +
+                            std::to_string(config_.retry.max_deliver) +
+                            ", without an ack (handler crashed or exceeded ack_wait)");
+  } else {
+    NatsDelivery delivery(m, attempt, sequence, [this, m] { reply(reply_of(m), "+WPI"); });
+    try {
+      status = handler_(delivery);
+    } catch (...) {
+      status = error_from_current_exception();
+    }
+  }
+
+  if (status) {
+    reply(reply_subject, "+ACK");
+    handled_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  const Error& error = status.error();
+  auto nak = [&] {
+    const auto delay = std::chrono::nanoseconds(config_.retry.delay_after(attempt)).count();
+    if (delay <= 0) {
+      reply(reply_subject, "-NAK");
+      return;
+    }
+    char body[64];
+    const int n = std::snprintf(body, sizeof body, "-NAK {\"delay\":%lld}", static_cast<long long>(delay));
+    reply(reply_subject, std::string_view(body, static_cast<std::size_t>(n)));
+  };
+  if (error.retryable && !config_.retry.exhausted(attempt)) {
+    nak();
+    return;
+  }
+  if (auto dl = dead_letter(m, meta ? &*meta : nullptr, attempt, error); dl) {
+    reply(reply_subject, "+TERM");
+    dead_lettered_.fetch_add(1, std::memory_order_relaxed);
+    log().warn("catga.nats group '{}' dead-lettered {} #{} after {} deliveries: {}: {}", config_.group, config_.type,
+               sequence, attempt, error.code, error.message);
+  } else {
+    // Never lose it: without a stored copy it stays in the stream.
+    state_->note_error(make_error(dl.error().code, "dead-letter copy of " + config_.type + " #" +
+                                                       std::to_string(sequence) + " failed: " + dl.error().message,
+                                  dl.error().retryable));
+    nak();
+  }
+}
+
+Status PullConsumer::dead_letter(natsMsg* msg, const AckMetadata* meta, int attempt, const Error& error) {
+  const auto body = body_of(msg);
+  MsgHandle copy;
+  if (natsStatus s = natsMsg_Create(copy.out(), config_.dead_letter_subject.c_str(), nullptr, body.data(),
+                                    static_cast<int>(body.size()));
+      s != NATS_OK) {
+    return to_error(s, "create dead-letter message");
+  }
+  std::string original_id;
+  Status hs;
+  for_each_header(msg, [&](std::string_view k, std::string_view v) {
+    if (!hs) return;
+    if (k == wire::kMsgId) {
+      original_id.assign(v);
+      return;
+    }
+    if (is_dead_letter_header(k)) return;  // set fresh below (a replayed copy failing again)
+    const std::string key(k), value = header_safe(v, 8192);
+    if (natsStatus s = natsMsgHeader_Add(copy.get(), key.c_str(), value.c_str()); s != NATS_OK) {
+      hs = to_error(s, "copy header '" + key + "'");
+    }
+  });
+  if (!hs) return hs;
+
+  const std::uint64_t sequence = meta != nullptr ? meta->stream_seq : 0;
+  const std::string stream = meta != nullptr ? std::string(meta->stream) : state_->events_stream;
+  // One copy per (message, group): the id dedups a retried copy, while other
+  // groups dead-lettering the same message still get theirs stored.
+  const std::string dlq_id = stream + ":" + std::to_string(sequence) + ":" + config_.consumer;
+  auto set = [&](std::string_view k, std::string_view v) {
+    if (hs) hs = set_header(copy.get(), k, v);
+  };
+  set(wire::kMsgId, dlq_id);
+  if (!original_id.empty()) set(kOriginalMsgIdHeader, original_id);
+  set(wire::kError, header_safe(error.message));
+  set(wire::kErrorCode, header_safe(error.code, 128));
+  set(wire::kDeliveries, std::to_string(attempt));
+  set(wire::kOriginalSubject, subject_of(msg));
+  set(wire::kOriginalSeq, std::to_string(sequence));
+  set(kGroupHeader, config_.group);
+  if (!hs) return hs;
+
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MaxWait = std::max<std::int64_t>(config_.options.dead_letter_timeout.count(), 1);
+  PubAckHandle ack;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  const natsStatus s = js_PublishMsg(ack.out(), state_->js(), copy.get(), &po, &jerr);
+  if (s != NATS_OK) return to_error(s, jerr, "store dead letter on '" + config_.dead_letter_subject + "'", Surface::jetstream);
+  if (ack && ack.get()->Stream != nullptr && state_->dead_letter_stream != ack.get()->Stream) {
+    return make_error(errc::conflict, "dead letter stored by stream '" + std::string(ack.get()->Stream) +
+                                          "', not by '" + state_->dead_letter_stream + "'");
+  }
+  return {};
+}
+
+bool PullConsumer::on_worker_thread() const noexcept {
+  const auto me = std::this_thread::get_id();
+  return std::any_of(workers_.begin(), workers_.end(), [&](const std::thread& w) { return w.get_id() == me; });
+}
+
+void PullConsumer::stop(std::chrono::milliseconds timeout) noexcept {
+  if (on_worker_thread()) {
+    try {
+      // The helper keeps us alive until the stop (and the joins) are done.
+      std::thread([self = shared_from_this(), timeout] { self->stop_now(timeout); }).detach();
+      return;
+    } catch (...) {
+      log().error("catga.nats consumer '{}': cannot stop from its own handler", config_.consumer);
+      return;
+    }
+  }
+  stop_now(timeout);
+}
+
+void PullConsumer::stop_now(std::chrono::milliseconds timeout) noexcept {
+  try {
+    std::lock_guard stop_lock(stop_mu_);
+    if (stopped_) return;
+    stopped_ = true;
+    const auto deadline = Clock::now() + timeout;
+    {
+      std::lock_guard lock(mu_);
+      stop_fetching_ = true;
+      stop_deadline_ = deadline;
+    }
+    room_cv_.notify_all();
+    // Draining also wakes the fetcher out of NextMsg once the server has
+    // seen the UNSUB; if that is impossible (connection closed) unsubscribe.
+    if (natsSubscription_Drain(inbox_sub_.get()) != NATS_OK) natsSubscription_Unsubscribe(inbox_sub_.get());
+    if (fetcher_.joinable()) fetcher_.join();
+
+    // Handle what was received, keeping long handlers alive, until the deadline.
+    {
+      std::unique_lock lock(mu_);
+      while (!(queue_.empty() && running_ == 0)) {
+        const auto now = Clock::now();
+        if (now >= deadline) break;
+        ++room_waiters_;
+        room_cv_.wait_until(lock, std::min(deadline, now + in_progress_interval_));
+        --room_waiters_;
+        lock.unlock();
+        signal_in_progress(Clock::now());
+        lock.lock();
+      }
+      abandon_ = true;  // what is still queued is nak'ed, not handled
+      workers_exit_ = true;
+    }
+    work_cv_.notify_all();
+    // Handlers already running are awaited (their captures must outlive them).
+    {
+      std::unique_lock lock(mu_);
+      while (!(queue_.empty() && running_ == 0)) {
+        ++room_waiters_;
+        room_cv_.wait_for(lock, in_progress_interval_);
+        --room_waiters_;
+        lock.unlock();
+        signal_in_progress(Clock::now());
+        lock.lock();
+      }
+    }
+    for (auto& w : workers_) {
+      if (w.joinable()) w.join();
+    }
+    inbox_sub_.reset();
+    log().debug("catga.nats group '{}' stopped consuming '{}'", config_.group, config_.subject);
+  } catch (...) {
+    log().error("catga.nats stopping consumer '{}' failed", config_.consumer);
+  }
+}
+
+ConsumerHealth PullConsumer::health(std::chrono::milliseconds timeout) const {
+  ConsumerHealth h;
+  h.type = config_.type;
+  h.group = config_.group;
+  h.consumer = config_.consumer;
+  h.handled = handled_.load(std::memory_order_relaxed);
+  h.dead_lettered = dead_lettered_.load(std::memory_order_relaxed);
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = std::max<std::int64_t>(timeout.count(), 1);
+  ConsumerInfoHandle info;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  const natsStatus s =
+      js_GetConsumerInfo(info.out(), state_->js(), state_->events_stream.c_str(), config_.consumer.c_str(), &jo, &jerr);
+  if (s != NATS_OK) {
+    h.error = to_error(s, jerr, "consumer info of '" + config_.consumer + "'", Surface::jetstream);
+    return h;
+  }
+  h.reachable = true;
+  h.num_pending = info.get()->NumPending;
+  h.num_ack_pending = static_cast<std::uint64_t>(std::max<std::int64_t>(info.get()->NumAckPending, 0));
+  h.num_redelivered = static_cast<std::uint64_t>(std::max<std::int64_t>(info.get()->NumRedelivered, 0));
+  return h;
+}
+
+}  // namespace catga::nats::detail

@@ -1,0 +1,136 @@
+#pragma once
+// PullConsumer: one consumer-group subscription over a durable pull consumer.
+
+#include <nats/nats.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "catga/nats/jetstream_transport.hpp"
+#include "catga/transport.hpp"
+#include "handle.hpp"
+#include "transport_state.hpp"
+
+namespace catga::nats::detail {
+
+struct AckMetadata;
+
+// Fetches with pull requests it writes itself — a JSON body {"batch":N,
+// "expires":ns} published to $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>
+// with a reply subject on a private inbox — instead of
+// natsSubscription_Fetch, whose 3.4.1 version overflows a heap array when
+// more messages are queued than half the batch. One request is open at a
+// time and it never asks for more messages than there is room for
+// (2 x batch + workers, minus what is queued or running), so nothing piles
+// up, yet the next batch is on its way while the workers handle this one.
+// Status messages (404/408/409) close the request; a reconnect or a request
+// that outlives its expiry is abandoned and a new one is sent.
+//
+// Acks go to each message's reply subject: "+ACK" after the handler
+// succeeded, "-NAK {"delay":ns}" for a retryable failure (delay from the
+// RetryPolicy), "+WPI" every in_progress_interval while a handler runs, and
+// "+TERM" after a dead-letter copy was stored (non-retryable failure or
+// max_deliver reached); if the copy cannot be stored the message is nak'ed.
+//
+// Threads: one fetch thread, `workers` handler threads.
+class PullConsumer : public std::enable_shared_from_this<PullConsumer> {
+ public:
+  struct Config {
+    std::string type;
+    std::string group;
+    std::string consumer;  // durable name
+    std::string subject;   // filter subject: <prefix>.evt.<type>
+    std::string dead_letter_subject;
+    RetryPolicy retry;
+    std::size_t workers = 1;
+    ConsumerOptions options;
+  };
+
+  // Creates/binds the durable consumer and starts the threads.
+  static Result<std::shared_ptr<PullConsumer>> start(std::shared_ptr<TransportState> state, Config config,
+                                                     DeliveryHandler handler);
+  ~PullConsumer();
+  PullConsumer(const PullConsumer&) = delete;
+  PullConsumer& operator=(const PullConsumer&) = delete;
+
+  // Stops fetching, handles what was received (past `timeout` the rest is
+  // nak'ed), waits for running handlers. Idempotent; thread-safe. Called
+  // from one of its own handlers it cannot wait for itself: it returns at
+  // once and a helper thread finishes the stop.
+  void stop(std::chrono::milliseconds timeout) noexcept;
+  // Consumer info from the server plus local counters.
+  ConsumerHealth health(std::chrono::milliseconds timeout) const;
+  const Config& config() const noexcept { return config_; }
+
+ private:
+  PullConsumer(std::shared_ptr<TransportState> state, Config config, DeliveryHandler handler);
+
+  struct Running {  // a handler call in progress, for "+WPI"
+    std::string reply;
+    std::chrono::steady_clock::time_point last_signal;
+    bool active = false;
+  };
+
+  void stop_now(std::chrono::milliseconds timeout) noexcept;
+  bool on_worker_thread() const noexcept;
+  void fetch_loop() noexcept;
+  void worker_loop(std::size_t index) noexcept;
+  void process(MsgHandle msg, std::size_t index);
+  // Fetch thread: true for a delivery to hand to the workers; status
+  // messages close the open request.
+  bool accept(MsgHandle& msg);
+  void enqueue(std::vector<MsgHandle>& arrived);
+  bool send_pull(int batch);
+  // Creates the durable consumer again if it is gone; false when the server
+  // could not say.
+  bool recreate_consumer(std::chrono::milliseconds wait);
+  void signal_in_progress(std::chrono::steady_clock::time_point now);
+  Status dead_letter(natsMsg* msg, const AckMetadata* meta, int attempt, const Error& error);
+  void reply(std::string_view subject, std::string_view body) noexcept;
+
+  std::shared_ptr<TransportState> state_;
+  Config config_;
+  DeliveryHandler handler_;
+  std::string next_subject_;  // $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>
+  std::string inbox_;         // _INBOX.<nuid>; requests reply to <inbox>.<n>
+  SubscriptionHandle inbox_sub_;
+  std::chrono::milliseconds in_progress_interval_;
+
+  // Guarded by mu_.
+  mutable std::mutex mu_;
+  std::condition_variable work_cv_;   // workers: queue or stop
+  std::condition_variable room_cv_;   // fetcher: room freed or stop
+  std::deque<MsgHandle> queue_;
+  std::size_t running_ = 0;
+  std::size_t idle_workers_ = 0;  // waiting on work_cv_
+  std::size_t room_waiters_ = 0;  // waiting on room_cv_ (fetcher, stop)
+  std::vector<Running> slots_;
+  bool stop_fetching_ = false;
+  std::chrono::steady_clock::time_point stop_deadline_{};
+  bool abandon_ = false;   // past the stop timeout: nak instead of handling
+  bool workers_exit_ = false;
+
+  // Fetch thread only.
+  std::uint64_t request_id_ = 0;
+  bool request_open_ = false;
+  int request_remaining_ = 0;
+  std::chrono::steady_clock::time_point request_deadline_{};
+  int silent_expiries_ = 0;
+
+  std::atomic<std::uint64_t> handled_{0};
+  std::atomic<std::uint64_t> dead_lettered_{0};
+
+  std::mutex stop_mu_;
+  bool stopped_ = false;
+  std::thread fetcher_;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace catga::nats::detail

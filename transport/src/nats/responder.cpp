@@ -1,0 +1,147 @@
+#include "responder.hpp"
+
+#include <algorithm>
+
+#include "catga/handler.hpp"
+#include "catga/wire.hpp"
+#include "error.hpp"
+#include "log.hpp"
+#include "message.hpp"
+
+namespace catga::nats::detail {
+
+Responder::Responder(std::shared_ptr<TransportState> state, std::string type, std::string service,
+                     RequestHandler handler)
+    : state_(std::move(state)), type_(std::move(type)), service_(std::move(service)), handler_(std::move(handler)) {
+  subject_ = wire::command_subject(state_->options.prefix, type_);
+}
+
+Result<std::shared_ptr<Responder>> Responder::start(std::shared_ptr<TransportState> state, std::string type,
+                                                    std::string service, RequestHandler handler) {
+  if (!handler) return make_error(errc::validation, "serve: empty handler");
+  if (service.empty()) return make_error(errc::validation, "serve: a service (queue group) name is required");
+  std::shared_ptr<Responder> r(new Responder(std::move(state), std::move(type), std::move(service), std::move(handler)));
+  const natsStatus s = natsConnection_QueueSubscribeSync(r->sub_.out(), r->state_->nc(), r->subject_.c_str(),
+                                                         r->service_.c_str());
+  if (s != NATS_OK) return to_error(s, "queue subscribe to '" + r->subject_ + "'");
+  natsSubscription_SetPendingLimits(r->sub_.get(), -1, -1);
+  // Make sure the server knows the subscription before serve() returns, so
+  // a request sent right after does not find "no responders".
+  if (natsStatus f = natsConnection_FlushTimeout(r->state_->nc(), 5000); f != NATS_OK) {
+    log().debug("catga.nats serve '{}': flush failed ({}); the subscription is sent on reconnect", r->subject_,
+                natsStatus_GetText(f));
+  }
+  r->receiver_ = std::thread([raw = r.get()] { raw->receive_loop(); });
+  const std::size_t n = std::max<std::size_t>(r->state_->options.serve_workers, 1);
+  for (std::size_t i = 0; i < n; ++i) r->workers_.emplace_back([raw = r.get()] { raw->worker_loop(); });
+  return r;
+}
+
+Responder::~Responder() { stop_now(state_->options.stop_timeout); }
+
+void Responder::receive_loop() noexcept {
+  try {
+    while (true) {
+      MsgHandle msg;
+      const natsStatus s = natsSubscription_NextMsg(msg.out(), sub_.get(), 1000);
+      if (s == NATS_OK) {
+        {
+          std::lock_guard lock(mu_);
+          queue_.push_back(std::move(msg));
+        }
+        cv_.notify_one();
+        continue;
+      }
+      if (s == NATS_TIMEOUT) {
+        bool stopping = false;
+        {
+          std::lock_guard lock(mu_);
+          stopping = stopping_;
+        }
+        // Drained (or closed): done.
+        if (stopping && !natsSubscription_IsValid(sub_.get())) break;
+        continue;
+      }
+      if (s == NATS_INVALID_SUBSCRIPTION || s == NATS_CONNECTION_CLOSED) break;
+      state_->note_error(to_error(s, "read requests on '" + subject_ + "'"));
+    }
+  } catch (...) {
+    log().error("catga.nats receive loop of '{}' failed", subject_);
+  }
+}
+
+void Responder::worker_loop() noexcept {
+  while (true) {
+    MsgHandle msg;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return !queue_.empty() || exit_; });
+      if (queue_.empty()) return;
+      msg = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    answer(msg.get());
+  }
+}
+
+void Responder::answer(natsMsg* msg) noexcept {
+  try {
+    std::string body;
+    try {
+      NatsDelivery delivery(msg, 1, 0);
+      body = handler_(delivery);
+    } catch (...) {
+      body = wire::encode_reply(error_from_current_exception(), nullptr);
+    }
+    const auto reply = reply_of(msg);
+    if (reply.empty()) return;  // fire-and-forget: nobody waits for an answer
+    const natsStatus s = natsConnection_Publish(state_->nc(), reply.data(), body.data(), static_cast<int>(body.size()));
+    if (s != NATS_OK) state_->note_error(to_error(s, "reply to a request on '" + subject_ + "'"));
+  } catch (...) {
+    log().error("catga.nats answering a request on '{}' failed", subject_);
+  }
+}
+
+void Responder::stop(std::chrono::milliseconds timeout) noexcept {
+  const auto me = std::this_thread::get_id();
+  if (std::any_of(workers_.begin(), workers_.end(), [&](const std::thread& w) { return w.get_id() == me; })) {
+    try {
+      std::thread([self = shared_from_this(), timeout] { self->stop_now(timeout); }).detach();
+    } catch (...) {
+      log().error("catga.nats cannot stop the responder of '{}' from its own handler", subject_);
+    }
+    return;
+  }
+  stop_now(timeout);
+}
+
+void Responder::stop_now(std::chrono::milliseconds timeout) noexcept {
+  try {
+    std::lock_guard stop_lock(stop_mu_);
+    if (stopped_) return;
+    stopped_ = true;
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    // Drain: the server stops routing to us (other members take over), what
+    // it already sent is still answered.
+    if (natsSubscription_DrainTimeout(sub_.get(), std::max<std::int64_t>(timeout.count(), 1)) != NATS_OK) {
+      natsSubscription_Unsubscribe(sub_.get());
+    }
+    if (receiver_.joinable()) receiver_.join();
+    {
+      std::lock_guard lock(mu_);
+      exit_ = true;
+    }
+    cv_.notify_all();
+    for (auto& w : workers_) {
+      if (w.joinable()) w.join();
+    }
+    sub_.reset();
+  } catch (...) {
+    log().error("catga.nats stopping the responder of '{}' failed", subject_);
+  }
+}
+
+}  // namespace catga::nats::detail

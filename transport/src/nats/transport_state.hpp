@@ -1,0 +1,49 @@
+#pragma once
+// What the transport shares with its subscriptions, responders and publisher.
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "catga/nats/connection.hpp"
+#include "catga/nats/options.hpp"
+#include "connection_impl.hpp"
+#include "log.hpp"
+
+namespace catga::nats::detail {
+
+struct TransportState {
+  std::shared_ptr<Connection> connection;
+  JetStreamOptions options;
+  std::string events_stream;
+  std::string dead_letter_stream;
+
+  natsConnection* nc() const noexcept { return connection->impl().conn(); }
+  jsCtx* js() const noexcept { return connection->impl().jet(); }
+
+  // Remembers the latest failure for health() (and logs it once here).
+  void note_error(const Error& e) {
+    log().warn("catga.nats [{}] {}: {}", connection->name(), e.code, e.message);
+    std::lock_guard lock(mu_);
+    last_error_ = e;
+  }
+  std::optional<Error> last_error() const {
+    std::lock_guard lock(mu_);
+    return last_error_;
+  }
+
+  // Creates the streams again when they are gone (memory storage after a
+  // server restart, an operator deleted them) and options.provision is on.
+  // Called after "no stream answered" failures; at most every 500 ms.
+  Status reprovision();
+
+ private:
+  mutable std::mutex mu_;
+  std::optional<Error> last_error_;
+  std::mutex provision_mu_;
+  std::chrono::steady_clock::time_point last_provision_{};
+};
+
+}  // namespace catga::nats::detail
