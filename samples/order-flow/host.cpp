@@ -75,7 +75,7 @@ catga::Status Host::start_services() {
   }
   if (all || role == "payment") {
     for (int i = 1; i <= replicas; ++i) {
-      payments_.push_back(std::make_unique<PaymentService>(env(name("payment", i))));
+      payments_.push_back(std::make_unique<PaymentService>(env(name("payment", i)), settings_.payment));
       if (auto s = payments_.back()->start(); !s) return s;
     }
   }
@@ -150,6 +150,9 @@ catga::Status Host::start_http() {
     port_ = settings_.http_port;
   }
   http_thread_ = std::thread([this] { http_->listen_after_bind(); });
+  // httplib ignores a stop() that comes before the server runs: wait for it.
+  for (int i = 0; i < 5000 && !http_->is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (!http_->is_running()) return catga::make_error(catga::errc::unavailable, "the HTTP server did not start");
   spdlog::info("role={} transport={} http=http://{}:{}", settings_.role, settings_.transport, settings_.http_host,
                port_);
   return {};

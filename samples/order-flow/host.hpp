@@ -35,6 +35,7 @@ struct HostSettings {
   // Role "all": inventory and payment replicas in the process.
   int replicas = 2;
   OrderServiceOptions order{};
+  PaymentOptions payment{};
 };
 
 // Starts the services of settings.role on the chosen infrastructure and

@@ -60,6 +60,10 @@ int main(int argc, char** argv) {
   app.add_option("--instance-id", host.instance_id, "name of this replica (default <role>-<random>)")
       ->envname("INSTANCE_ID");
   app.add_option("--replicas", host.replicas, "role all: inventory and payment replicas")->capture_default_str();
+  int payment_latency_ms = 0;
+  app.add_option("--payment-latency-ms", payment_latency_ms, "role payment: pretend the card provider takes this long")
+      ->envname("PAYMENT_LATENCY_MS")
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace | debug | info | warn | error")
       ->envname("LOG_LEVEL")
       ->capture_default_str();
@@ -80,6 +84,7 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::from_str(log_level));
+  host.payment.latency = std::chrono::milliseconds(payment_latency_ms);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e level=%l instance=main %v");
   host.nats.connection_name = "order-flow-" + (host.instance_id.empty() ? host.role : host.instance_id);
 

@@ -5,6 +5,8 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/logger.h>
 
+#include <catga/saga/events.hpp>
+
 #include "kv_json.hpp"
 
 namespace order_flow {
@@ -127,6 +129,14 @@ OrderService::OrderService(ServiceEnv env, OrderServiceOptions options)
     return add_history(e.order_id,
                        {"PaymentFailed", "payment:" + e.by, e.at_ms, "", "", e.reason, ctx.message_id.text().str()});
   });
+  // A compensation kept failing: the order stays where it is and needs an
+  // operator; its history says so (the orchestrator publishes SagaFailed
+  // through this mediator).
+  mediator().on<catga::SagaFailed>(
+      [this](const catga::SagaFailed& e) {
+        return add_history(e.saga_id, {"SagaFailed", "saga:" + instance(), catga::unix_ms_now(), "", "", e.error, ""});
+      },
+      "order-history");
 }
 
 OrderService::~OrderService() { stop(); }

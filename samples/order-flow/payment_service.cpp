@@ -3,6 +3,7 @@
 #include <catga/saga/record.hpp>
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/logger.h>
+#include <thread>
 
 #include "kv_json.hpp"
 
@@ -50,6 +51,7 @@ catga::Result<double> PaymentService::limit_of(const std::string& customer) {
 }
 
 catga::Result<PaymentReceipt> PaymentService::charge(const ChargePayment& c) {
+  if (options_.latency.count() > 0) std::this_thread::sleep_for(options_.latency);
   auto limit = limit_of(c.customer);
   if (!limit) return std::move(limit).error();
   std::string decline;

@@ -2,6 +2,7 @@
 // PaymentService: one charge per order, in the "payments" KeyValue bucket
 // shared by every replica.
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -17,6 +18,9 @@ struct PaymentOptions {
   double default_limit = 500.0;
   // This customer is always declined (the demo's way to show a failed payment).
   std::string declined_customer = "declined";
+  // How long the (pretend) card provider takes per charge: lets the demo
+  // and the crash test have many sagas in flight at once.
+  std::chrono::milliseconds latency{0};
 };
 
 // Money totals over every charge record (consistency checks, the demo):

@@ -72,6 +72,9 @@ class Cluster {
     port_ = http_.bind_to_any_port("127.0.0.1");
     REQUIRE(port_ > 0);
     http_thread_ = std::thread([this] { http_.listen_after_bind(); });
+    // stop() before the thread runs would be lost (httplib only stops a running server).
+    for (int i = 0; i < 5000 && !http_.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    REQUIRE(http_.is_running());
   }
 
   void stop() {

@@ -518,6 +518,32 @@ TEST_CASE("a customer cancels while the payment is slow: the saga compensates, t
   }
 }
 
+TEST_CASE("a compensation that keeps failing leaves the order to an operator: SagaFailed in its history") {
+  OrderServiceOptions options = fast_order_options();
+  options.timings.compensation_attempts = 2;
+  options.timings.compensation_delay = std::chrono::milliseconds(1);
+  Cluster cluster(2, options);
+  for (auto& inv : cluster.inventories) {
+    inv->mediator().use<ReleaseInventory>(catga::make_behavior([](catga::Invocation&, catga::Next) -> catga::Status {
+      return catga::make_error("warehouse_down", "the warehouse system does not answer", true);
+    }));
+  }
+  cluster.start();
+  auto http = cluster.client();
+  auto placed = post(http, "/orders", order_body("declined", {{{"sku", "A-5"}, {"qty", 1}}}, 25.0), "k-stuck");
+  const std::string id = placed.body.at("order_id");
+  json view;
+  REQUIRE(eventually([&] {
+    view = get(http, "/orders/" + id).body;
+    return view.at("saga").at("status") == "compensation_failed";
+  }));
+  CHECK(view.at("status") == "processing");  // not cancelled: its stock is still held
+  view = wait_history(http, id, "SagaFailed");
+  CHECK(history_entry(view, "SagaFailed")->at("detail").get<std::string>().find("warehouse_down") != std::string::npos);
+  CHECK(inventory_of(cluster)["stock"]["A-5"] == json{{"available", 999}, {"held", 1}});
+  CHECK(cluster.order->saga_counts().value()["compensation_failed"] == 1);
+}
+
 TEST_CASE("commands repeated with new message ids change nothing twice") {
   Cluster cluster;
   cluster.start();

@@ -1,0 +1,332 @@
+// End to end: the order-flow services as separate processes of the
+// `order-flow` binary around a real nats-server with JetStream (two
+// replicas of inventory and payment), driven over HTTP like a client would.
+#include <doctest/doctest.h>
+#include <httplib.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "checks.hpp"
+#include "nats_server.hpp"
+#include "service_process.hpp"
+
+using namespace oft;
+using nlohmann::json;
+
+namespace {
+
+struct Service {
+  std::string role;
+  std::string instance;
+  int port = 0;
+  std::unique_ptr<ServiceProcess> process;
+};
+
+// A nats-server and the services around it. Everything stops with the object.
+class Deployment {
+ public:
+  Deployment() : logs_(nats_.directory() / "logs") { std::filesystem::create_directories(logs_); }
+  ~Deployment() {
+    // Services first, so none sees NATS vanish.
+    for (auto& s : services_) s->process->terminate();
+    // The logs go with the server's temp dir unless asked to keep them.
+    if (const char* keep = std::getenv("ORDER_FLOW_TEST_LOGS")) {
+      std::error_code ec;
+      std::filesystem::copy(logs_, keep, std::filesystem::copy_options::recursive |
+                                             std::filesystem::copy_options::overwrite_existing, ec);
+    }
+  }
+
+  Service& add(const std::string& role, const std::string& instance, std::map<std::string, std::string> env = {}) {
+    auto s = std::make_unique<Service>();
+    s->role = role;
+    s->instance = instance;
+    s->port = catga::test::free_loopback_port();
+    env["NATS_URL"] = nats_.url();
+    env["HTTP_PORT"] = std::to_string(s->port);
+    env["INSTANCE_ID"] = instance;
+    env["SERVICE_NAME"] = role;
+    env["ORDER_FLOW_TRANSPORT"] = "nats";
+    s->process = std::make_unique<ServiceProcess>(instance, std::vector<std::string>{"--log-level", "info"}, env,
+                                                  logs_ / (instance + ".log"));
+    services_.push_back(std::move(s));
+    return *services_.back();
+  }
+
+  // The usual cast: order, two inventory, two payment, notification.
+  void add_standard(int order_replicas = 1, std::map<std::string, std::string> payment_env = {}) {
+    for (int i = 1; i <= order_replicas; ++i) add("order", "order-" + std::to_string(i));
+    add("inventory", "inventory-1");
+    add("inventory", "inventory-2");
+    add("payment", "payment-1", payment_env);
+    add("payment", "payment-2", payment_env);
+    add("notification", "notification-1");
+  }
+
+  void start_all() {
+    for (auto& s : services_) s->process->start();
+    for (auto& s : services_) wait_ready(*s);
+  }
+
+  void wait_ready(Service& s) {
+    auto c = client(s);
+    const bool ready = eventually(
+        [&] {
+          auto r = c.Get("/readyz");
+          return r && r->status == 200;
+        },
+        std::chrono::seconds(60));
+    REQUIRE_MESSAGE(ready, s.instance << " did not become ready:\n" << tail(s));
+  }
+
+  Service& get(const std::string& instance) {
+    for (auto& s : services_) {
+      if (s->instance == instance) return *s;
+    }
+    FAIL("no service " << instance);
+    throw std::logic_error("unreachable");
+  }
+
+  httplib::Client client(Service& s) {
+    httplib::Client c("127.0.0.1", s.port);
+    c.set_connection_timeout(std::chrono::seconds(5));
+    c.set_read_timeout(std::chrono::seconds(30));
+    return c;
+  }
+
+  json get_json(Service& s, const std::string& path) {
+    auto c = client(s);
+    auto r = c.Get(path);
+    if (!r || r->status != 200) return json();
+    return json::parse(r->body, nullptr, false);
+  }
+
+  // The end of every service's log (for failure messages).
+  std::string tails() {
+    std::string out;
+    for (auto& s : services_) out += "--- " + s->instance + "\n" + tail(*s) + "\n";
+    return out;
+  }
+  std::string tail(Service& s) {
+    const std::string log = s.process->log();
+    auto pos = log.size();
+    for (int lines = 0; pos > 0 && lines < 15; --pos) lines += log[pos - 1] == '\n' ? 1 : 0;
+    return log.substr(pos);
+  }
+
+ private:
+  catga::test::NatsServer nats_;
+  std::filesystem::path logs_;
+  std::vector<std::unique_ptr<Service>> services_;
+};
+
+json order_body(const std::string& customer, json items, double amount) {
+  return {{"customer", customer}, {"items", std::move(items)}, {"amount", amount}};
+}
+
+// POSTs an order; the order id, or "" when it was not accepted.
+std::string place(httplib::Client& c, const json& body, const std::string& key, httplib::Headers extra = {}) {
+  extra.emplace("Idempotency-Key", key);
+  auto r = c.Post("/orders", extra, body.dump(), "application/json");
+  if (!r || r->status != 202) return "";
+  return json::parse(r->body).value("order_id", "");
+}
+
+bool is_final_view(const json& v) {
+  const std::string s = v.value("status", "");
+  const std::string saga = v.contains("saga") ? v["saga"].value("status", "") : "";
+  return (s == "confirmed" || s == "cancelled") && (saga == "completed" || saga == "compensated");
+}
+
+json wait_final(Deployment& d, Service& order, const std::string& id) {
+  json view;
+  const bool done = eventually(
+      [&] {
+        view = d.get_json(order, "/orders/" + id);
+        return is_final_view(view);
+      },
+      std::chrono::seconds(90));
+  REQUIRE_MESSAGE(done, "order " << id << " did not finish: " << view.dump() << "\n" << d.tails());
+  return view;
+}
+
+std::vector<json> orders_of(Deployment& d, Service& order) {
+  return d.get_json(order, "/orders").at("orders").get<std::vector<json>>();
+}
+
+// Checks the invariants once every order is final, and that each final
+// order was notified exactly once.
+void check_everything(Deployment& d, Service& order) {
+  const auto orders = orders_of(d, order);
+  const Ledger ledger = ledger_of(orders);
+  check_invariants(ledger, d.get_json(d.get("inventory-1"), "/inventory"), d.get_json(d.get("payment-1"), "/payments"));
+  json notes;
+  CHECK(eventually(
+      [&] {
+        notes = d.get_json(d.get("notification-1"), "/notifications");
+        return notes.value("count", 0) == static_cast<int>(orders.size());
+      },
+      std::chrono::seconds(60)));
+  std::map<std::string, std::string> status;
+  for (const auto& o : orders) status[o.at("order_id")] = o.at("status");
+  std::set<std::string> notified;
+  for (const auto& n : notes.at("notifications")) {
+    const std::string id = n.at("order_id");
+    CHECK_MESSAGE(notified.insert(id).second, "notified twice: " << id);
+    CHECK(n.at("event") == (status[id] == "confirmed" ? "OrderConfirmed" : "OrderCancelled"));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("across processes over NATS: confirmed, declined, out of stock; one order per key on any replica") {
+  Deployment d;
+  d.add_standard(2);
+  d.start_all();
+  Service& order1 = d.get("order-1");
+  Service& order2 = d.get("order-2");
+  auto c1 = d.client(order1);
+
+  const std::string trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  auto placed = c1.Post("/orders", {{"Idempotency-Key", "e2e-ok"}, {"traceparent", trace}},
+                        order_body("c1", {{{"sku", "A-1"}, {"qty", 2}}}, 40.0).dump(), "application/json");
+  REQUIRE(placed);
+  REQUIRE(placed->status == 202);
+  const std::string ok_id = json::parse(placed->body).at("order_id");
+  const std::string correlation = placed->get_header_value("X-Correlation-Id");
+  CHECK(placed->get_header_value("traceparent").substr(0, 36) == trace.substr(0, 36));  // same trace id
+  const std::string declined_id = place(c1, order_body("declined", {{{"sku", "A-2"}, {"qty", 1}}}, 12.5), "e2e-declined");
+  const std::string over_id = place(c1, order_body("c2", {{{"sku", "A-2"}, {"qty", 1}}}, 750.0), "e2e-over");
+  const std::string soldout_id =
+      place(c1, order_body("c3", {{{"sku", "A-3"}, {"qty", 1}}, {{"sku", "SOLDOUT-1"}, {"qty", 1}}}, 15.0), "e2e-soldout");
+  REQUIRE(!declined_id.empty());
+  REQUIRE(!over_id.empty());
+  REQUIRE(!soldout_id.empty());
+
+  // The same key sent to both order replicas at once: one order.
+  std::vector<std::string> dup(6);
+  std::vector<std::thread> clients;
+  for (std::size_t i = 0; i < dup.size(); ++i) {
+    clients.emplace_back([&, i] {
+      auto c = d.client(i % 2 == 0 ? order1 : order2);
+      dup[i] = place(c, order_body("c4", {{{"sku", "A-4"}, {"qty", 1}}}, 20.0), "e2e-dup");
+    });
+  }
+  for (auto& t : clients) t.join();
+  CHECK(std::set<std::string>(dup.begin(), dup.end()).size() == 1);
+  REQUIRE(!dup[0].empty());
+
+  auto ok = wait_final(d, order1, ok_id);
+  CHECK(ok.at("status") == "confirmed");
+  auto declined = wait_final(d, order1, declined_id);
+  CHECK(declined.at("status") == "cancelled");
+  CHECK(declined.at("reason").get<std::string>().find("payment_declined") != std::string::npos);
+  CHECK(declined.at("cancelled_by") == "saga:order-1");
+  CHECK(declined.at("cancelled_from") == "processing");
+  auto over = wait_final(d, order1, over_id);
+  CHECK(over.at("status") == "cancelled");
+  CHECK(over.at("reason").get<std::string>().find("exceeds the limit") != std::string::npos);
+  auto soldout = wait_final(d, order2, soldout_id);  // any replica answers for any order
+  CHECK(soldout.at("status") == "cancelled");
+  CHECK(soldout.at("reason").get<std::string>().find("out_of_stock") != std::string::npos);
+  CHECK(wait_final(d, order2, dup[0]).at("status") == "confirmed");
+
+  // The history names the replicas that did the work.
+  CHECK(eventually([&] {
+    auto v = d.get_json(order1, "/orders/" + ok_id);
+    std::set<std::string> actors;
+    for (const auto& h : v.value("history", json::array())) actors.insert(h.value("actor", ""));
+    return (actors.count("inventory:inventory-1") + actors.count("inventory:inventory-2")) == 1 &&
+           (actors.count("payment:payment-1") + actors.count("payment:payment-2")) == 1;
+  }));
+
+  CHECK(orders_of(d, order1).size() == 5);
+  check_everything(d, order1);
+
+  // One correlation id follows the order through every service's log.
+  for (const char* instance : {"order-1", "notification-1"}) {
+    CHECK_MESSAGE(d.get(instance).process->log().find("correlation=" + correlation) != std::string::npos, instance);
+  }
+  const std::string inventory_logs = d.get("inventory-1").process->log() + d.get("inventory-2").process->log();
+  const std::string payment_logs = d.get("payment-1").process->log() + d.get("payment-2").process->log();
+  CHECK(inventory_logs.find("correlation=" + correlation) != std::string::npos);
+  CHECK(payment_logs.find("correlation=" + correlation) != std::string::npos);
+
+  // Every service reports metrics; the order service counts its sagas.
+  auto metrics = d.client(order1).Get("/metrics");
+  REQUIRE(metrics);
+  CHECK(metrics->body.find("order_flow_sagas{status=\"completed\"} 2") != std::string::npos);
+  CHECK(metrics->body.find("order_flow_sagas{status=\"compensated\"} 3") != std::string::npos);
+  CHECK(metrics->body.find("catga_consumer_pending{type=\"InventoryReserved\",group=\"order-history\"}") !=
+        std::string::npos);
+  auto inv_metrics = d.client(d.get("inventory-1")).Get("/metrics");
+  REQUIRE(inv_metrics);
+  CHECK(inv_metrics->body.find("order_flow_handled_total{service=\"inventory\",instance=\"inventory-1\"") !=
+        std::string::npos);
+}
+
+TEST_CASE("the order service is killed (SIGKILL) in the middle of sagas and restarted: every saga ends, books balance") {
+  Deployment d;
+  // A slow card provider keeps many sagas in flight when the crash comes.
+  d.add_standard(1, {{"PAYMENT_LATENCY_MS", "150"}});
+  d.start_all();
+  Service& order = d.get("order-1");
+
+  constexpr int kOrders = 40;
+  std::vector<std::string> ids(kOrders);
+  std::vector<json> bodies;
+  for (int i = 0; i < kOrders; ++i) {
+    json items = json::array({{{"sku", "A-" + std::to_string(1 + i % 5)}, {"qty", 1 + i % 3}}});
+    std::string customer = "c" + std::to_string(i % 6);
+    double amount = 12.0 * (1 + i % 4);
+    if (i % 10 == 3) customer = "declined";
+    if (i % 10 == 8) items.push_back({{"sku", "SOLDOUT-1"}, {"qty", 1}});
+    bodies.push_back(order_body(customer, items, amount));
+  }
+  std::atomic<int> next{0};
+  std::atomic<int> accepted{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 4; ++c) {
+    clients.emplace_back([&] {
+      auto http = d.client(order);
+      for (int i = next++; i < kOrders; i = next++) {
+        ids[static_cast<std::size_t>(i)] = place(http, bodies[static_cast<std::size_t>(i)], "crash-" + std::to_string(i));
+        if (!ids[static_cast<std::size_t>(i)].empty()) ++accepted;
+      }
+    });
+  }
+  // Crash half way through the batch: some orders are accepted with their
+  // sagas running, some requests die with the process.
+  REQUIRE(eventually([&] { return accepted.load() >= kOrders / 2; }, std::chrono::seconds(60)));
+  order.process->kill();
+  for (auto& t : clients) t.join();
+
+  order.process->start();  // same INSTANCE_ID: it resumes the sagas it owned
+  d.wait_ready(order);
+  // Clients retry what got no answer, with the same keys: no order twice.
+  auto http = d.client(order);
+  for (int i = 0; i < kOrders; ++i) {
+    const auto idx = static_cast<std::size_t>(i);
+    const std::string id = place(http, bodies[idx], "crash-" + std::to_string(i));
+    REQUIRE_MESSAGE(!id.empty(), "order " << i << " was not accepted after the restart\n" << d.tails());
+    if (!ids[idx].empty()) CHECK(ids[idx] == id);
+    ids[idx] = id;
+  }
+  for (const auto& id : ids) wait_final(d, order, id);
+
+  const std::string log = order.process->log();
+  CHECK_MESSAGE(log.find("resumed sagas=") != std::string::npos, "no saga was in flight at the crash\n" << log);
+  CHECK(orders_of(d, order).size() == static_cast<std::size_t>(kOrders));
+  auto metrics = d.client(order).Get("/metrics");
+  REQUIRE(metrics);
+  CHECK(metrics->body.find("order_flow_sagas{status=\"running\"} 0") != std::string::npos);
+  CHECK(metrics->body.find("order_flow_sagas{status=\"compensating\"} 0") != std::string::npos);
+  CHECK(metrics->body.find("order_flow_sagas{status=\"compensation_failed\"} 0") != std::string::npos);
+  check_everything(d, order);
+}

@@ -1,0 +1,52 @@
+#pragma once
+// ServiceProcess: one `order-flow` process of an end-to-end test, with its
+// own HTTP port and log file.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace oft {
+
+// Starts `binary args...` with `env` added to the environment, output to
+// `log`. The child dies with the test process (parent-death signal), and the
+// destructor stops it, so no process outlives a test.
+//
+//   ServiceProcess inventory("inventory-1", {"--role", "inventory"}, {{"HTTP_PORT", "18081"}}, dir / "inv.log");
+//   inventory.start();
+//   inventory.kill();     // SIGKILL: a crash
+//   inventory.start();    // the same command again
+class ServiceProcess {
+ public:
+  ServiceProcess(std::string name, std::vector<std::string> args, std::map<std::string, std::string> env,
+                 std::filesystem::path log);
+  ~ServiceProcess();
+  ServiceProcess(const ServiceProcess&) = delete;
+  ServiceProcess& operator=(const ServiceProcess&) = delete;
+
+  void start();
+  // SIGKILL and reap.
+  void kill();
+  // SIGTERM; SIGKILL after `timeout`. Returns the exit status (-1 if killed).
+  int terminate(std::chrono::milliseconds timeout = std::chrono::seconds(15));
+  bool running();
+
+  const std::string& name() const noexcept { return name_; }
+  std::string log() const;
+
+ private:
+  std::string name_;
+  std::vector<std::string> args_;
+  std::map<std::string, std::string> env_;
+  std::filesystem::path log_;
+  pid_t pid_ = -1;
+};
+
+// The path of the order-flow binary this test was built with.
+std::string order_flow_binary();
+
+}  // namespace oft
