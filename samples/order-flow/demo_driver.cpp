@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <spdlog/fmt/fmt.h>
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -10,7 +11,6 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <regex>
-#include <spdlog/fmt/fmt.h>
 #include <thread>
 
 #include "order_record.hpp"
@@ -194,9 +194,9 @@ int run_demo(const DemoSettings& s, std::ostream& out) {
     const bool done = posting_done && final_count + static_cast<std::size_t>(failed_posts) == orders.size();
     const auto now = Clock::now();
     if (done || now - last_line >= std::chrono::milliseconds(s.live_progress ? 100 : 1000)) {
-      const std::string line = fmt::format("  placed {:>4}/{}   confirmed {:>4}   cancelled {:>4}   in flight {:>4}",
-                                           placed.load(), s.orders, confirmed, cancelled,
-                                           placed.load() - failed_posts - static_cast<int>(final_count));
+      const std::string line =
+          fmt::format("  placed {:>4}/{}   confirmed {:>4}   cancelled {:>4}   in flight {:>4}", placed.load(),
+                      s.orders, confirmed, cancelled, placed.load() - failed_posts - static_cast<int>(final_count));
       out << (s.live_progress ? "\r" : "") << line << (s.live_progress ? "" : "\n") << std::flush;
       last_line = now;
     }

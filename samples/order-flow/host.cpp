@@ -47,6 +47,7 @@ catga::Result<std::unique_ptr<Host>> Host::start(HostSettings settings) {
 }
 
 ServiceEnv Host::env(const std::string& instance) {
+  // [snippet:order-flow-env]
   ServiceEnv e;
   e.instance = instance;
   e.transport = &infra_->transport();
@@ -54,6 +55,7 @@ ServiceEnv Host::env(const std::string& instance) {
   e.idempotency = infra_->idempotency();
   e.metrics = metrics_;
   return e;
+  // [/snippet:order-flow-env]
 }
 
 catga::Status Host::start_services() {
@@ -102,8 +104,9 @@ std::string Host::metrics_text() {
     }
   }
   for (const auto& lag : infra_->consumer_lag()) {
-    metrics_->gauge("catga_consumer_pending", "Messages a consumer group has not finished yet",
-                    {{"type", lag.type}, {"group", lag.group}})
+    metrics_
+        ->gauge("catga_consumer_pending", "Messages a consumer group has not finished yet",
+                {{"type", lag.type}, {"group", lag.group}})
         .set(static_cast<double>(lag.pending));
   }
   return metrics_->render_prometheus();
@@ -144,8 +147,8 @@ catga::Status Host::start_http() {
     if (port_ <= 0) return catga::make_error(catga::errc::unavailable, "cannot bind " + settings_.http_host);
   } else {
     if (!http_->bind_to_port(settings_.http_host, settings_.http_port)) {
-      return catga::make_error(catga::errc::unavailable, "cannot listen on " + settings_.http_host + ":" +
-                                                             std::to_string(settings_.http_port));
+      return catga::make_error(catga::errc::unavailable,
+                               "cannot listen on " + settings_.http_host + ":" + std::to_string(settings_.http_port));
     }
     port_ = settings_.http_port;
   }

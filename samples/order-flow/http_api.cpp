@@ -180,7 +180,9 @@ void add_order_routes(httplib::Server& server, OrderService& orders) {
     }
     nlohmann::json view = order_view(**found);
     if (auto saga = orders.saga(id)) {
-      view["saga"] = {{"status", catga::to_string(saga->status)}, {"step", saga->step}, {"error", saga->error},
+      view["saga"] = {{"status", catga::to_string(saga->status)},
+                      {"step", saga->step},
+                      {"error", saga->error},
                       {"owner", saga->owner}};
     }
     send_json(res, 200, view);

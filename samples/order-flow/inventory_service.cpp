@@ -1,8 +1,8 @@
 #include "inventory_service.hpp"
 
+#include <spdlog/logger.h>
 #include <catga/saga/record.hpp>
 #include <optional>
-#include <spdlog/logger.h>
 
 #include "kv_json.hpp"
 
@@ -49,16 +49,16 @@ InventoryService::InventoryService(ServiceEnv env, std::vector<std::pair<std::st
   handle<ReserveInventory>([this](const ReserveInventory& c, catga::Context& ctx) -> catga::Result<Reservation> {
     auto r = reserve(c);
     if (r) {
-      log().info("reserved order={} items={} correlation={}", c.order_id, describe(c.items), correlation_of(ctx));
+      log().info("reserved order={} items={} {}", c.order_id, describe(c.items), log_ids(ctx));
     } else {
-      log().info("not reserved order={} code={} reason=\"{}\" correlation={}", c.order_id, r.error().code,
-                 r.error().message, correlation_of(ctx));
+      log().info("not reserved order={} code={} reason=\"{}\" {}", c.order_id, r.error().code, r.error().message,
+                 log_ids(ctx));
     }
     return r;
   });
   handle<ReleaseInventory>([this](const ReleaseInventory& c, catga::Context& ctx) -> catga::Status {
     auto s = release(c);
-    if (s) log().info("released order={} correlation={}", c.order_id, correlation_of(ctx));
+    if (s) log().info("released order={} {}", c.order_id, log_ids(ctx));
     return s;
   });
   consume<OrderConfirmed>("inventory", [this](const OrderConfirmed& e) -> catga::Status { return commit(e); });
@@ -75,8 +75,7 @@ catga::Status InventoryService::start() {
 catga::Status InventoryService::seed() {
   int created = 0;
   for (const auto& [sku, qty] : catalog_) {
-    auto r = create_json(*kv_, stock_key(sku),
-                         {{"sku", sku}, {"available", qty}, {"holds", nlohmann::json::object()}});
+    auto r = create_json(*kv_, stock_key(sku), {{"sku", sku}, {"available", qty}, {"holds", nlohmann::json::object()}});
     if (!r) return std::move(r).error();
     created += r->created ? 1 : 0;
   }
@@ -85,6 +84,7 @@ catga::Status InventoryService::seed() {
 }
 
 catga::Status InventoryService::take_hold(const std::string& order, const OrderItem& item) {
+  // [snippet:order-flow-take-hold]
   auto r = modify_json(*kv_, stock_key(item.sku), [&](nlohmann::json& s) -> catga::Result<Write> {
     if (s.is_null()) return catga::make_error(errc::unknown_sku, "unknown sku '" + item.sku + "'");
     auto& holds = s["holds"];
@@ -98,6 +98,7 @@ catga::Status InventoryService::take_hold(const std::string& order, const OrderI
     holds[order] = item.qty;
     return Write::yes;
   });
+  // [/snippet:order-flow-take-hold]
   if (!r) return std::move(r).error();
   return {};
 }
@@ -131,10 +132,10 @@ void InventoryService::announce_reserved(const std::string& order, const std::ve
 // back what it took and fails with reservation_released.
 catga::Result<Reservation> InventoryService::reserve(const ReserveInventory& c) {
   const std::string key = reservation_key(c.order_id);
-  const nlohmann::json initial = {{"order_id", c.order_id},  {"items", merged(c.items)},
-                                  {"state", "reserving"},    {"by", instance()},
-                                  {"error_code", ""},        {"reason", ""},
-                                  {"released_from", ""},     {"updated_ms", catga::unix_ms_now()}};
+  const nlohmann::json initial = {{"order_id", c.order_id}, {"items", merged(c.items)},
+                                  {"state", "reserving"},   {"by", instance()},
+                                  {"error_code", ""},       {"reason", ""},
+                                  {"released_from", ""},    {"updated_ms", catga::unix_ms_now()}};
   auto rec = create_json(*kv_, key, initial);
   if (!rec) return std::move(rec).error();
   const nlohmann::json& doc = rec->entry.value;
@@ -148,7 +149,8 @@ catga::Result<Reservation> InventoryService::reserve(const ReserveInventory& c) 
     return catga::make_error(doc.at("error_code").get<std::string>(), doc.at("reason").get<std::string>());
   }
   if (state == "released") {
-    return catga::make_error(errc::reservation_released, "order " + c.order_id + " was released before it was reserved");
+    return catga::make_error(errc::reservation_released,
+                             "order " + c.order_id + " was released before it was reserved");
   }
 
   // "reserving": ours, or left by an attempt that died half way (holds are
@@ -185,7 +187,8 @@ catga::Result<Reservation> InventoryService::reserve(const ReserveInventory& c) 
   }
   if (auto s = drop_holds(c.order_id, items, true); !s) return s.error();
   if (now_state == "rejected") {
-    return catga::make_error(decided->value("error_code", std::string(errc::out_of_stock)), decided->value("reason", ""));
+    return catga::make_error(decided->value("error_code", std::string(errc::out_of_stock)),
+                             decided->value("reason", ""));
   }
   return catga::make_error(errc::reservation_released, "order " + c.order_id + " was released while reserving");
 }
@@ -196,8 +199,9 @@ catga::Status InventoryService::release(const ReleaseInventory& c) {
     const auto now = catga::unix_ms_now();
     if (d.is_null()) {
       // Nothing reserved: leave a marker so a late ReserveInventory refuses.
-      d = {{"order_id", c.order_id}, {"items", nlohmann::json::array()}, {"state", "released"},
-           {"by", instance()},       {"error_code", ""},                 {"reason", c.reason},
+      d = {{"order_id", c.order_id},  {"items", nlohmann::json::array()},
+           {"state", "released"},     {"by", instance()},
+           {"error_code", ""},        {"reason", c.reason},
            {"released_from", "none"}, {"updated_ms", now}};
       return Write::yes;
     }
@@ -298,8 +302,9 @@ catga::Result<nlohmann::json> InventoryService::snapshot() {
     auto doc = load_json(*kv_, k);
     if (doc && *doc) {
       const auto& d = (*doc)->value;
-      out["reservations"][d.value("order_id", k)] = {
-          {"state", d.value("state", "")}, {"items", d.value("items", nlohmann::json::array())}, {"by", d.value("by", "")}};
+      out["reservations"][d.value("order_id", k)] = {{"state", d.value("state", "")},
+                                                     {"items", d.value("items", nlohmann::json::array())},
+                                                     {"by", d.value("by", "")}};
     }
   }
   out["totals"] = {{"reserved", t->reserved}, {"released", t->released}, {"committed", t->committed}};

@@ -23,8 +23,7 @@ catga::Result<CreateOutcome> create_json(catga::KeyValue& kv, std::string_view k
     // Absent again: it was deleted between our create and our read; try again.
     if (*existing) return CreateOutcome{std::move(**existing), false};
   }
-  return catga::make_error(catga::errc::conflict, "key '" + std::string(key) + "' keeps appearing and vanishing",
-                           true);
+  return catga::make_error(catga::errc::conflict, "key '" + std::string(key) + "' keeps appearing and vanishing", true);
 }
 
 std::string key_token(std::string_view text) {
@@ -32,8 +31,8 @@ std::string key_token(std::string_view text) {
   std::string out;
   out.reserve(text.size());
   for (unsigned char c : text) {
-    const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-                       c == '_';
+    const bool plain =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
     if (plain) {
       out.push_back(static_cast<char>(c));
     } else {

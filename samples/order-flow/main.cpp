@@ -7,9 +7,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 #include <iostream>
-#include <spdlog/spdlog.h>
 
 #include "demo_driver.hpp"
 #include "host.hpp"

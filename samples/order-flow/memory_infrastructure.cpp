@@ -44,8 +44,7 @@ class MemoryInfrastructure final : public Infrastructure {
   }
 
   catga::InMemoryTransport transport_;
-  std::shared_ptr<catga::InMemoryIdempotencyStore> idempotency_ =
-      std::make_shared<catga::InMemoryIdempotencyStore>();
+  std::shared_ptr<catga::InMemoryIdempotencyStore> idempotency_ = std::make_shared<catga::InMemoryIdempotencyStore>();
   std::mutex mutex_;
   std::map<std::string, std::shared_ptr<catga::InMemoryKeyValue>, std::less<>> buckets_;
 };

@@ -34,10 +34,12 @@ class NatsInfrastructure final : public Infrastructure {
     std::lock_guard lock(mutex_);
     auto it = buckets_.find(name);
     if (it != buckets_.end()) return it->second;
+    // [snippet:order-flow-kv-bucket]
     cn::KvBucketOptions o;
     o.bucket = std::string(name);
     o.storage = settings_.memory_storage ? cn::StorageType::memory : cn::StorageType::file;
     auto opened = cn::KvBucket::open(connection_, o);
+    // [/snippet:order-flow-kv-bucket]
     if (!opened) return std::move(opened).error();
     std::shared_ptr<catga::KeyValue> kv = std::move(*opened);
     buckets_.emplace(std::string(name), kv);

@@ -1,8 +1,8 @@
 #include "notification_service.hpp"
 
-#include <catga/saga/record.hpp>
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/logger.h>
+#include <catga/saga/record.hpp>
 
 #include "kv_json.hpp"
 
@@ -21,18 +21,18 @@ NotificationService::NotificationService(ServiceEnv env)
                                      "Deliveries of an order outcome that was notified before",
                                      {{"instance", instance()}})) {
   consume<OrderConfirmed>("notification", [this](const OrderConfirmed& e, catga::Context& ctx) -> catga::Status {
-    auto r = notify({e.order_id, "OrderConfirmed", e.customer,
-                     fmt::format("Your order {} is confirmed ({:.2f}).", e.order_id, e.amount), instance(),
-                     catga::unix_ms_now()},
-                    ctx);
+    auto r = notify(
+        {e.order_id, "OrderConfirmed", e.customer,
+         fmt::format("Your order {} is confirmed ({:.2f}).", e.order_id, e.amount), instance(), catga::unix_ms_now()},
+        ctx);
     if (!r) return std::move(r).error();
     return {};
   });
   consume<OrderCancelled>("notification", [this](const OrderCancelled& e, catga::Context& ctx) -> catga::Status {
-    auto r = notify({e.order_id, "OrderCancelled", e.customer,
-                     fmt::format("Your order {} was cancelled: {}", e.order_id, e.reason), instance(),
-                     catga::unix_ms_now()},
-                    ctx);
+    auto r =
+        notify({e.order_id, "OrderCancelled", e.customer,
+                fmt::format("Your order {} was cancelled: {}", e.order_id, e.reason), instance(), catga::unix_ms_now()},
+               ctx);
     if (!r) return std::move(r).error();
     return {};
   });
@@ -46,16 +46,18 @@ catga::Status NotificationService::start() {
 }
 
 catga::Result<bool> NotificationService::notify(const Notification& n, const catga::Context& ctx) {
+  // [snippet:order-flow-notify-once]
   auto r = create_json(*kv_, "notification." + key_token(n.order_id) + "." + n.event, nlohmann::json(n));
   if (!r) return std::move(r).error();
   if (!r->created) {
     duplicates_.inc();
-    log().info("already notified order={} event={} correlation={}", n.order_id, n.event, correlation_of(ctx));
+    log().info("already notified order={} event={} {}", n.order_id, n.event, log_ids(ctx));
     return false;
   }
   sent_.inc();
-  log().info("notified customer={} order={} event={} text=\"{}\" correlation={}", n.customer, n.order_id, n.event,
-             n.text, correlation_of(ctx));
+  // [/snippet:order-flow-notify-once]
+  log().info("notified customer={} order={} event={} text=\"{}\" {}", n.customer, n.order_id, n.event, n.text,
+             log_ids(ctx));
   return true;
 }
 

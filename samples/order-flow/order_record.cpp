@@ -1,17 +1,21 @@
 #include "order_record.hpp"
 
+#include <spdlog/fmt/fmt.h>
 #include <algorithm>
 #include <ctime>
-#include <spdlog/fmt/fmt.h>
 
 namespace order_flow {
 
 std::string_view to_string(OrderStatus s) noexcept {
   switch (s) {
-    case OrderStatus::pending: return "pending";
-    case OrderStatus::processing: return "processing";
-    case OrderStatus::confirmed: return "confirmed";
-    case OrderStatus::cancelled: return "cancelled";
+    case OrderStatus::pending:
+      return "pending";
+    case OrderStatus::processing:
+      return "processing";
+    case OrderStatus::confirmed:
+      return "confirmed";
+    case OrderStatus::cancelled:
+      return "cancelled";
   }
   return "unknown";
 }
@@ -24,7 +28,7 @@ std::optional<OrderStatus> order_status_from(std::string_view text) noexcept {
 }
 
 void to_json(nlohmann::json& j, const HistoryEntry& e) {
-  j = {{"event", e.event}, {"actor", e.actor}, {"at_ms", e.at_ms}, {"from", e.from},
+  j = {{"event", e.event}, {"actor", e.actor},   {"at_ms", e.at_ms}, {"from", e.from},
        {"to", e.to},       {"detail", e.detail}, {"id", e.id}};
 }
 
@@ -83,8 +87,8 @@ nlohmann::json order_view(const OrderRecord& r) {
   // Time order; within one millisecond, the order of the flow (entries from
   // events are appended when the event arrives, which may be later).
   auto rank = [](const std::string& event) {
-    static const std::vector<std::string> kFlow = {"OrderPlaced",    "OrderProcessing",   "InventoryReserved",
-                                                   "PaymentCharged", "PaymentFailed",     "InventoryReleased",
+    static const std::vector<std::string> kFlow = {"OrderPlaced",    "OrderProcessing", "InventoryReserved",
+                                                   "PaymentCharged", "PaymentFailed",   "InventoryReleased",
                                                    "OrderConfirmed", "OrderCancelled"};
     return std::find(kFlow.begin(), kFlow.end(), event) - kFlow.begin();
   };

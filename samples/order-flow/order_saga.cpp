@@ -3,6 +3,7 @@
 namespace order_flow {
 
 catga::SagaDefinition<OrderSagaData> order_saga(std::string actor, OrderSagaTimings t) {
+  // [snippet:order-flow-saga]
   return catga::SagaDefinition<OrderSagaData>(std::string(kOrderSaga))
       .step<BeginOrderProcessing>("processing",
                                   [](const OrderSagaData& d) {
@@ -14,7 +15,10 @@ catga::SagaDefinition<OrderSagaData> order_saga(std::string actor, OrderSagaTimi
       .timeout(t.step_timeout)
       .attempts(t.step_attempts, t.retry_delay)
       .step<ReserveInventory>(
-          "reserve", [](const OrderSagaData& d) { return ReserveInventory{d.order_id, d.items}; },
+          "reserve",
+          [](const OrderSagaData& d) {
+            return ReserveInventory{d.order_id, d.items};
+          },
           [](OrderSagaData& d, const Reservation& r) { d.reserved_by = r.reserved_by; })
       .compensate<ReleaseInventory>([](const OrderSagaData& d, std::string_view reason) {
         return ReleaseInventory{d.order_id, std::string(reason)};
@@ -22,7 +26,10 @@ catga::SagaDefinition<OrderSagaData> order_saga(std::string actor, OrderSagaTimi
       .timeout(t.step_timeout)
       .attempts(t.step_attempts, t.retry_delay)
       .step<ChargePayment>(
-          "charge", [](const OrderSagaData& d) { return ChargePayment{d.order_id, d.customer, d.amount}; },
+          "charge",
+          [](const OrderSagaData& d) {
+            return ChargePayment{d.order_id, d.customer, d.amount};
+          },
           [](OrderSagaData& d, const PaymentReceipt& r) {
             d.payment_id = r.payment_id;
             d.charged_by = r.charged_by;
@@ -36,6 +43,7 @@ catga::SagaDefinition<OrderSagaData> order_saga(std::string actor, OrderSagaTimi
       .timeout(t.step_timeout)
       .attempts(t.step_attempts, t.retry_delay)
       .compensation_retries(t.compensation_attempts, t.compensation_delay);
+  // [/snippet:order-flow-saga]
 }
 
 }  // namespace order_flow

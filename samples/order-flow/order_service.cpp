@@ -1,9 +1,9 @@
 #include "order_service.hpp"
 
-#include <algorithm>
-#include <cmath>
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/logger.h>
+#include <algorithm>
+#include <cmath>
 
 #include <catga/saga/events.hpp>
 
@@ -101,6 +101,7 @@ OrderService::OrderService(ServiceEnv env, OrderServiceOptions options)
   if (options_.saga.instance_id.empty()) options_.saga.instance_id = instance();
   validation().add<PlaceOrder>(validate_place_order);
 
+  // [snippet:order-flow-order-handlers]
   handle<PlaceOrder>([this](const PlaceOrder& c, catga::Context& ctx) { return on_place(c, ctx); });
   handle<BeginOrderProcessing>([this](const BeginOrderProcessing& c) { return on_begin(c); }, false);
   handle<ConfirmOrder>([this](const ConfirmOrder& c) { return on_confirm(c); });
@@ -111,6 +112,7 @@ OrderService::OrderService(ServiceEnv env, OrderServiceOptions options)
   mediator().route_remote<ReleaseInventory>();
   mediator().route_remote<ChargePayment>();
   mediator().route_remote<RefundPayment>();
+  // [/snippet:order-flow-order-handlers]
 
   // The history projection: what other services did to an order.
   consume<InventoryReserved>("order-history", [this](const InventoryReserved& e, catga::Context& ctx) {
@@ -179,6 +181,7 @@ catga::Status OrderService::cancel(const std::string& order_id, const std::strin
 //    by this or another instance, even if we die now;
 // 3. the order record (the saga's first step creates it if we died first).
 catga::Result<PlaceOrderResult> OrderService::on_place(const PlaceOrder& c, catga::Context& ctx) {
+  // [snippet:order-flow-place-order]
   std::string order_id = new_order_id();
   bool created = true;
   const auto now = catga::unix_ms_now();
@@ -189,9 +192,9 @@ catga::Result<PlaceOrderResult> OrderService::on_place(const PlaceOrder& c, catg
     if (!mapped) return std::move(mapped).error();
     const auto& m = mapped->entry.value;
     if (m.value("fingerprint", "") != print) {
-      return catga::make_error(errc::idempotency_key_reused,
-                               "idempotency key '" + c.idempotency_key + "' was used for a different order (" +
-                                   m.value("order_id", "") + ")");
+      return catga::make_error(errc::idempotency_key_reused, "idempotency key '" + c.idempotency_key +
+                                                                 "' was used for a different order (" +
+                                                                 m.value("order_id", "") + ")");
     }
     order_id = m.value("order_id", order_id);
     created = mapped->created;
@@ -206,17 +209,17 @@ catga::Result<PlaceOrderResult> OrderService::on_place(const PlaceOrder& c, catg
   auto stored = create_json(*kv_, order_key(order_id),
                             placed_record(order_id, first.customer, first.items, first.amount, first.placed_ms));
   if (!stored) return std::move(stored).error();
+  // [/snippet:order-flow-place-order]
   // Also on a replay: the first request may have died before publishing.
   (void)publish_once(OrderPlaced{order_id, first.customer, first.items, first.amount, first.placed_ms},
                      order_id + ".placed");
   if (created) {
-    log().info("placed order={} customer={} amount={:.2f} correlation={}", order_id, c.customer, c.amount,
-               correlation_of(ctx));
+    log().info("placed order={} customer={} amount={:.2f} {}", order_id, c.customer, c.amount, log_ids(ctx));
     return PlaceOrderResult{order_id, "pending", true};
   }
   auto record = decode(stored->entry.value);
   if (!record) return std::move(record).error();
-  log().info("replayed order={} idempotency_key={} correlation={}", order_id, c.idempotency_key, correlation_of(ctx));
+  log().info("replayed order={} idempotency_key={} {}", order_id, c.idempotency_key, log_ids(ctx));
   return PlaceOrderResult{order_id, std::string(to_string(record->status)), false};
 }
 
@@ -257,8 +260,8 @@ catga::Status OrderService::on_confirm(const ConfirmOrder& c) {
                                "order " + c.order_id + " was cancelled by " + r->cancelled_by + ": " + r->reason);
     }
     const auto now = catga::unix_ms_now();
-    r->history.push_back({"OrderConfirmed", "saga:" + instance(), now, std::string(to_string(r->status)), "confirmed",
-                          "", ""});
+    r->history.push_back(
+        {"OrderConfirmed", "saga:" + instance(), now, std::string(to_string(r->status)), "confirmed", "", ""});
     r->status = OrderStatus::confirmed;
     r->updated_ms = r->completed_ms = now;
     d = *r;

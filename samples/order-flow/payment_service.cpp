@@ -1,8 +1,8 @@
 #include "payment_service.hpp"
 
-#include <catga/saga/record.hpp>
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/logger.h>
+#include <catga/saga/record.hpp>
 #include <thread>
 
 #include "kv_json.hpp"
@@ -21,17 +21,16 @@ PaymentService::PaymentService(ServiceEnv env, PaymentOptions options)
   handle<ChargePayment>([this](const ChargePayment& c, catga::Context& ctx) -> catga::Result<PaymentReceipt> {
     auto r = charge(c);
     if (r) {
-      log().info("charged order={} customer={} amount={:.2f} correlation={}", c.order_id, c.customer, c.amount,
-                 correlation_of(ctx));
+      log().info("charged order={} customer={} amount={:.2f} {}", c.order_id, c.customer, c.amount, log_ids(ctx));
     } else {
-      log().info("not charged order={} code={} reason=\"{}\" correlation={}", c.order_id, r.error().code,
-                 r.error().message, correlation_of(ctx));
+      log().info("not charged order={} code={} reason=\"{}\" {}", c.order_id, r.error().code, r.error().message,
+                 log_ids(ctx));
     }
     return r;
   });
   handle<RefundPayment>([this](const RefundPayment& c, catga::Context& ctx) -> catga::Status {
     auto s = refund(c);
-    if (s) log().info("refund done order={} correlation={}", c.order_id, correlation_of(ctx));
+    if (s) log().info("refund done order={} {}", c.order_id, log_ids(ctx));
     return s;
   });
 }
@@ -61,14 +60,10 @@ catga::Result<PaymentReceipt> PaymentService::charge(const ChargePayment& c) {
     decline = fmt::format("amount {:.2f} exceeds the limit {:.2f} of customer '{}'", c.amount, *limit, c.customer);
   }
   const auto now = catga::unix_ms_now();
-  nlohmann::json record = {{"order_id", c.order_id},
-                           {"customer", c.customer},
-                           {"amount", c.amount},
-                           {"state", decline.empty() ? "charged" : "declined"},
-                           {"charged", decline.empty()},
-                           {"payment_id", decline.empty() ? "pay-" + c.order_id : ""},
-                           {"reason", decline},
-                           {"by", instance()},
+  nlohmann::json record = {{"order_id", c.order_id},     {"customer", c.customer},
+                           {"amount", c.amount},         {"state", decline.empty() ? "charged" : "declined"},
+                           {"charged", decline.empty()}, {"payment_id", decline.empty() ? "pay-" + c.order_id : ""},
+                           {"reason", decline},          {"by", instance()},
                            {"updated_ms", now}};
   // One record per order: the first decision stands for every repeat.
   auto stored = create_json(*kv_, charge_key(c.order_id), record);
@@ -77,9 +72,10 @@ catga::Result<PaymentReceipt> PaymentService::charge(const ChargePayment& c) {
   const std::string state = doc.at("state").get<std::string>();
   if (state == "charged") {
     const std::string payment_id = doc.at("payment_id").get<std::string>();
-    (void)publish_once(PaymentCharged{c.order_id, doc.at("customer").get<std::string>(), doc.at("amount").get<double>(),
-                                      payment_id, doc.at("by").get<std::string>(), doc.at("updated_ms").get<std::int64_t>()},
-                       c.order_id + ".charged");
+    (void)publish_once(
+        PaymentCharged{c.order_id, doc.at("customer").get<std::string>(), doc.at("amount").get<double>(), payment_id,
+                       doc.at("by").get<std::string>(), doc.at("updated_ms").get<std::int64_t>()},
+        c.order_id + ".charged");
     return PaymentReceipt{payment_id, doc.at("by").get<std::string>()};
   }
   if (state == "declined") {
@@ -98,9 +94,9 @@ catga::Status PaymentService::refund(const RefundPayment& c) {
     const auto now = catga::unix_ms_now();
     if (d.is_null()) {
       // Never charged: remember the refund so a late ChargePayment refuses.
-      d = {{"order_id", c.order_id}, {"customer", ""},        {"amount", 0.0},  {"state", "refunded"},
-           {"charged", false},       {"payment_id", ""},      {"reason", c.reason}, {"by", instance()},
-           {"updated_ms", now}};
+      d = {{"order_id", c.order_id}, {"customer", ""},   {"amount", 0.0},
+           {"state", "refunded"},    {"charged", false}, {"payment_id", ""},
+           {"reason", c.reason},     {"by", instance()}, {"updated_ms", now}};
       return Write::yes;
     }
     if (d.at("state") != "charged") return Write::no;  // declined or refunded already
@@ -151,10 +147,10 @@ catga::Result<nlohmann::json> PaymentService::snapshot() {
     if (doc && *doc) {
       const auto& d = (*doc)->value;
       out["charges"][d.value("order_id", k)] = {{"state", d.value("state", "")},
-                                                 {"amount", d.value("amount", 0.0)},
-                                                 {"charged", d.value("charged", false)},
-                                                 {"reason", d.value("reason", "")},
-                                                 {"by", d.value("by", "")}};
+                                                {"amount", d.value("amount", 0.0)},
+                                                {"charged", d.value("charged", false)},
+                                                {"reason", d.value("reason", "")},
+                                                {"by", d.value("by", "")}};
     }
   }
   out["totals"] = {{"charged", t->charged}, {"refunded", t->refunded}, {"net", t->charged - t->refunded},

@@ -1,8 +1,8 @@
 #include "service_core.hpp"
 
-#include <mutex>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <mutex>
 
 namespace order_flow {
 
@@ -19,10 +19,11 @@ std::shared_ptr<spdlog::logger> service_logger(const std::string& instance) {
   return logger;
 }
 
-HandledByBehavior::HandledByBehavior(catga::Metrics& metrics, const std::string& service,
-                                     const std::string& instance, std::string_view type)
-    : ok_(metrics.counter("order_flow_handled_total", "Messages handled by this instance, by type and outcome",
-                          {{"service", service}, {"instance", instance}, {"type", std::string(type)}, {"outcome", "ok"}})),
+HandledByBehavior::HandledByBehavior(catga::Metrics& metrics, const std::string& service, const std::string& instance,
+                                     std::string_view type)
+    : ok_(metrics.counter(
+          "order_flow_handled_total", "Messages handled by this instance, by type and outcome",
+          {{"service", service}, {"instance", instance}, {"type", std::string(type)}, {"outcome", "ok"}})),
       failed_(metrics.counter(
           "order_flow_handled_total", "Messages handled by this instance, by type and outcome",
           {{"service", service}, {"instance", instance}, {"type", std::string(type)}, {"outcome", "failed"}})) {}
@@ -43,6 +44,7 @@ ServiceCore::ServiceCore(std::string service, ServiceEnv env) : env_(std::move(e
   // measured, invalid messages stop early, deadlines apply, transient
   // failures are retried; idempotency is added per handled type (see
   // per_type), innermost, so a retry re-claims the message id.
+  // [snippet:order-flow-pipeline]
   catga::LoggingOptions logging;
   logging.logger = log_;
   logging.success_level = spdlog::level::info;
@@ -64,6 +66,7 @@ ServiceCore::ServiceCore(std::string service, ServiceEnv env) : env_(std::move(e
     idem.remember_failures = true;
     idempotency_ = std::make_shared<catga::IdempotencyBehavior>(idem);
   }
+  // [/snippet:order-flow-pipeline]
 }
 
 ServiceCore::~ServiceCore() { close(); }
@@ -86,6 +89,9 @@ void ServiceCore::close() noexcept {
   }
 }
 
-std::string correlation_of(const catga::Context& ctx) { return ctx.correlation_id.text().str(); }
+std::string log_ids(const catga::Context& ctx) {
+  // traceparent is "00-<32 hex trace id>-<16 hex span id>-<flags>".
+  return "correlation=" + ctx.correlation_id.text().str() + " trace=" + ctx.trace.traceparent().str().substr(3, 32);
+}
 
 }  // namespace order_flow

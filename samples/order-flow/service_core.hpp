@@ -3,13 +3,13 @@
 // standard pipeline, the ports it depends on (Transport, KeyValue buckets,
 // IdempotencyStore, Metrics), and helpers to handle, serve and consume.
 
+#include <spdlog/logger.h>
 #include <catga/key_value.hpp>
 #include <catga/mediator.hpp>
 #include <catga/pipeline.hpp>
 #include <chrono>
 #include <functional>
 #include <memory>
-#include <spdlog/logger.h>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -123,8 +123,8 @@ class ServiceCore {
  private:
   template <catga::Message M>
   void per_type() {
-    mediator_.use<M>(std::make_shared<HandledByBehavior>(*env_.metrics, service_, env_.instance,
-                                                         catga::message_name<M>()));
+    mediator_.use<M>(
+        std::make_shared<HandledByBehavior>(*env_.metrics, service_, env_.instance, catga::message_name<M>()));
     if (env_.idempotency) mediator_.use<M>(idempotency_);
   }
 
@@ -137,7 +137,8 @@ class ServiceCore {
   std::vector<catga::Subscription> subscriptions_;
 };
 
-// "correlation=<id>" text of a context, for log lines.
-std::string correlation_of(const catga::Context& ctx);
+// "correlation=<id> trace=<trace id>" of a context: what ties one order's log
+// lines together across services.
+std::string log_ids(const catga::Context& ctx);
 
 }  // namespace order_flow

@@ -5,9 +5,9 @@
 
 #include <httplib.h>
 
-#include <memory>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>

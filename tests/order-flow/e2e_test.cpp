@@ -38,8 +38,9 @@ class Deployment {
     // The logs go with the server's temp dir unless asked to keep them.
     if (const char* keep = std::getenv("ORDER_FLOW_TEST_LOGS")) {
       std::error_code ec;
-      std::filesystem::copy(logs_, keep, std::filesystem::copy_options::recursive |
-                                             std::filesystem::copy_options::overwrite_existing, ec);
+      std::filesystem::copy(
+          logs_, keep, std::filesystem::copy_options::recursive | std::filesystem::copy_options::overwrite_existing,
+          ec);
     }
   }
 
@@ -201,10 +202,11 @@ TEST_CASE("across processes over NATS: confirmed, declined, out of stock; one or
   const std::string ok_id = json::parse(placed->body).at("order_id");
   const std::string correlation = placed->get_header_value("X-Correlation-Id");
   CHECK(placed->get_header_value("traceparent").substr(0, 36) == trace.substr(0, 36));  // same trace id
-  const std::string declined_id = place(c1, order_body("declined", {{{"sku", "A-2"}, {"qty", 1}}}, 12.5), "e2e-declined");
+  const std::string declined_id =
+      place(c1, order_body("declined", {{{"sku", "A-2"}, {"qty", 1}}}, 12.5), "e2e-declined");
   const std::string over_id = place(c1, order_body("c2", {{{"sku", "A-2"}, {"qty", 1}}}, 750.0), "e2e-over");
-  const std::string soldout_id =
-      place(c1, order_body("c3", {{{"sku", "A-3"}, {"qty", 1}}, {{"sku", "SOLDOUT-1"}, {"qty", 1}}}, 15.0), "e2e-soldout");
+  const std::string soldout_id = place(
+      c1, order_body("c3", {{{"sku", "A-3"}, {"qty", 1}}, {{"sku", "SOLDOUT-1"}, {"qty", 1}}}, 15.0), "e2e-soldout");
   REQUIRE(!declined_id.empty());
   REQUIRE(!over_id.empty());
   REQUIRE(!soldout_id.empty());
@@ -249,14 +251,15 @@ TEST_CASE("across processes over NATS: confirmed, declined, out of stock; one or
   CHECK(orders_of(d, order1).size() == 5);
   check_everything(d, order1);
 
-  // One correlation id follows the order through every service's log.
-  for (const char* instance : {"order-1", "notification-1"}) {
-    CHECK_MESSAGE(d.get(instance).process->log().find("correlation=" + correlation) != std::string::npos, instance);
-  }
+  // One correlation id, and the caller's trace id, follow the order through
+  // every service's log.
+  const std::string ids = "correlation=" + correlation + " trace=4bf92f3577b34da6a3ce929d0e0e4736";
+  CHECK(d.get("order-1").process->log().find(ids) != std::string::npos);
+  CHECK(d.get("notification-1").process->log().find(ids) != std::string::npos);
   const std::string inventory_logs = d.get("inventory-1").process->log() + d.get("inventory-2").process->log();
   const std::string payment_logs = d.get("payment-1").process->log() + d.get("payment-2").process->log();
-  CHECK(inventory_logs.find("correlation=" + correlation) != std::string::npos);
-  CHECK(payment_logs.find("correlation=" + correlation) != std::string::npos);
+  CHECK(inventory_logs.find(ids) != std::string::npos);
+  CHECK(payment_logs.find(ids) != std::string::npos);
 
   // Every service reports metrics; the order service counts its sagas.
   auto metrics = d.client(order1).Get("/metrics");
@@ -271,7 +274,8 @@ TEST_CASE("across processes over NATS: confirmed, declined, out of stock; one or
         std::string::npos);
 }
 
-TEST_CASE("the order service is killed (SIGKILL) in the middle of sagas and restarted: every saga ends, books balance") {
+TEST_CASE(
+    "the order service is killed (SIGKILL) in the middle of sagas and restarted: every saga ends, books balance") {
   Deployment d;
   // A slow card provider keeps many sagas in flight when the crash comes.
   d.add_standard(1, {{"PAYMENT_LATENCY_MS", "150"}});
@@ -296,7 +300,8 @@ TEST_CASE("the order service is killed (SIGKILL) in the middle of sagas and rest
     clients.emplace_back([&] {
       auto http = d.client(order);
       for (int i = next++; i < kOrders; i = next++) {
-        ids[static_cast<std::size_t>(i)] = place(http, bodies[static_cast<std::size_t>(i)], "crash-" + std::to_string(i));
+        ids[static_cast<std::size_t>(i)] =
+            place(http, bodies[static_cast<std::size_t>(i)], "crash-" + std::to_string(i));
         if (!ids[static_cast<std::size_t>(i)].empty()) ++accepted;
       }
     });

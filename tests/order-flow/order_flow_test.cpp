@@ -159,8 +159,8 @@ TEST_CASE("happy path: 202 pending, then confirmed; stock sold, payment charged,
   // events, so it may trail the status a little.
   view = wait_history(http, id, "PaymentCharged");
   view = wait_history(http, id, "InventoryReserved");
-  CHECK(events_of(view) ==
-        std::vector<std::string>{"OrderPlaced", "OrderProcessing", "InventoryReserved", "PaymentCharged", "OrderConfirmed"});
+  CHECK(events_of(view) == std::vector<std::string>{"OrderPlaced", "OrderProcessing", "InventoryReserved",
+                                                    "PaymentCharged", "OrderConfirmed"});
   CHECK(history_entry(view, "OrderPlaced")->at("actor") == "customer:c1");
   CHECK(history_entry(view, "OrderConfirmed")->at("actor") == "saga:order-1");
   CHECK(history_entry(view, "OrderConfirmed")->at("from") == "processing");
@@ -234,9 +234,9 @@ TEST_CASE("out of stock: nothing charged, the other item's stock given back, can
   cluster.start();
   auto http = cluster.client();
 
-  auto placed = post(http, "/orders",
-                     order_body("c4", {{{"sku", "A-3"}, {"qty", 2}}, {{"sku", "SOLDOUT-1"}, {"qty", 1}}}, 30.0),
-                     "k-soldout");
+  auto placed =
+      post(http, "/orders", order_body("c4", {{{"sku", "A-3"}, {"qty", 2}}, {{"sku", "SOLDOUT-1"}, {"qty", 1}}}, 30.0),
+           "k-soldout");
   const std::string id = placed.body.at("order_id");
   auto view = wait_final(http, id);
   CHECK(view.at("status") == "cancelled");
@@ -463,7 +463,8 @@ TEST_CASE("a batch of mixed orders from concurrent clients leaves stock and paym
   CHECK(eventually([&] { return notifications_of(cluster).size() == static_cast<std::size_t>(kOrders); }));
 }
 
-TEST_CASE("a customer cancels while the payment is slow: the saga compensates, the history says who, when, from where") {
+TEST_CASE(
+    "a customer cancels while the payment is slow: the saga compensates, the history says who, when, from where") {
   Cluster cluster;
   Gate gate;
   for (auto& p : cluster.payments) p->mediator().use<ChargePayment>(gate.behavior());
@@ -601,8 +602,10 @@ TEST_CASE("the order service dies in the middle of sagas; restarted with its ins
   };
   std::vector<std::string> ids;
   for (int i = 0; i < 10; ++i) {
-    PlaceOrder c{i == 4 ? "declined" : "c" + std::to_string(i), {{"A-" + std::to_string(1 + i % 5), 1 + i % 2}},
-                 15.0, "crash-" + std::to_string(i)};
+    PlaceOrder c{i == 4 ? "declined" : "c" + std::to_string(i),
+                 {{"A-" + std::to_string(1 + i % 5), 1 + i % 2}},
+                 15.0,
+                 "crash-" + std::to_string(i)};
     if (i == 7) c.items.push_back({"SOLDOUT-1", 1});  // fails at reserve: compensated before the crash point
     ids.push_back(cluster.order->place(c).value().order_id);
   }
@@ -670,12 +673,13 @@ TEST_CASE("role all: health, readiness, metrics and the state views over HTTP") 
   CHECK(res->status == 200);
   CHECK(res->get_header_value("Content-Type").find("text/plain") == 0);
   const std::string& text = res->body;
-  for (const char* series : {"catga_messages_handled_total{type=\"PlaceOrder\"} 1",
-                             "catga_handler_duration_seconds_bucket{type=\"ReserveInventory\",le=\"+Inf\"}",
-                             "order_flow_sagas{status=\"completed\"} 1", "order_flow_sagas{status=\"running\"} 0",
-                             "order_flow_handled_total{service=\"order\",instance=\"order-1\",type=\"PlaceOrder\",outcome=\"ok\"} 1",
-                             "order_flow_handled_total{service=\"inventory\",instance=\"inventory-2\"",
-                             "catga_consumer_pending{type=\"OrderConfirmed\",group=\"notification\"}"}) {
+  for (const char* series :
+       {"catga_messages_handled_total{type=\"PlaceOrder\"} 1",
+        "catga_handler_duration_seconds_bucket{type=\"ReserveInventory\",le=\"+Inf\"}",
+        "order_flow_sagas{status=\"completed\"} 1", "order_flow_sagas{status=\"running\"} 0",
+        "order_flow_handled_total{service=\"order\",instance=\"order-1\",type=\"PlaceOrder\",outcome=\"ok\"} 1",
+        "order_flow_handled_total{service=\"inventory\",instance=\"inventory-2\"",
+        "catga_consumer_pending{type=\"OrderConfirmed\",group=\"notification\"}"}) {
     CHECK_MESSAGE(text.find(series) != std::string::npos, series);
   }
   CHECK(get(http, "/inventory").body.at("stock").at("A-2").at("available") == 999);
