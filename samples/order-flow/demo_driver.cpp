@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <regex>
+#include <set>
 #include <thread>
 
 #include "order_record.hpp"
@@ -103,6 +104,14 @@ void add_handled(const std::string& text, std::map<std::string, std::map<std::st
   }
 }
 
+// The sample's events (messages.hpp); every other handled type is a command.
+bool is_event(const std::string& type) {
+  static const std::set<std::string> kEvents = {"OrderPlaced",    "InventoryReserved", "InventoryReleased",
+                                                "PaymentCharged", "PaymentFailed",     "OrderConfirmed",
+                                                "OrderCancelled"};
+  return kEvents.count(type) > 0;
+}
+
 std::int64_t percentile(std::vector<std::int64_t> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -119,7 +128,25 @@ int run_demo(const DemoSettings& s, std::ostream& out) {
   std::vector<Planned> orders;
   for (int i = 0; i < s.orders; ++i) orders.push_back(plan(i, run));
 
-  out << "Placing " << s.orders << " orders on " << s.order_url << " (" << s.concurrency << " clients)\n";
+  {
+    std::map<std::string, int> designed;
+    int twice = 0;
+    for (const auto& p : orders) {
+      if (p.body.value("customer", "") == "declined") {
+        designed["from customer 'declined'"]++;
+      } else if (p.expect == "payment_declined") {
+        designed["over the customer's limit"]++;
+      } else if (p.expect == "out_of_stock") {
+        designed["with the sold-out SKU SOLDOUT-1"]++;
+      }
+      twice += p.post_twice ? 1 : 0;
+    }
+    out << "Placing " << s.orders << " orders on " << s.order_url << " (" << s.concurrency << " clients)\n";
+    std::string failing;
+    for (const auto& [what, n] : designed) failing += fmt::format("{}{} {}", failing.empty() ? "" : ", ", n, what);
+    if (!failing.empty()) out << "  designed to be cancelled: " << failing << "\n";
+    out << "  sent twice with the same Idempotency-Key: " << twice << "\n";
+  }
   std::mutex mutex;  // guards `orders` results written by the clients
   std::atomic<int> next{0};
   std::atomic<int> placed{0};
@@ -251,16 +278,29 @@ int run_demo(const DemoSettings& s, std::ostream& out) {
       out << "  (no metrics from " << url << ")\n";
     }
   }
-  out << "Messages handled per replica (from each service's /metrics):\n";
+  out << "Work per replica (from each service's /metrics):\n";
+  out << fmt::format("  {:<16}{:>9}{:>8}  {}\n", "replica", "commands", "events", "commands by type");
   for (const auto& [instance, types] : handled) {
-    std::string line;
-    double total = 0;
+    std::vector<std::pair<std::string, long>> commands;
+    long command_total = 0;
+    long event_total = 0;
     for (const auto& [type, n] : types) {
-      if (n == 0) continue;
-      line += fmt::format("  {} {}", type, static_cast<long>(n));
-      total += n;
+      const auto count = static_cast<long>(n);
+      if (count == 0) continue;
+      if (is_event(type)) {
+        event_total += count;
+      } else {
+        command_total += count;
+        commands.emplace_back(type, count);
+      }
     }
-    out << fmt::format("  {:<16}{:>6} |{}\n", instance, static_cast<long>(total), line);
+    std::stable_sort(commands.begin(), commands.end(),
+                     [](const auto& a, const auto& b) { return a.second > b.second; });
+    std::string detail;
+    for (const auto& [type, n] : commands) detail += fmt::format("{}{} {}", detail.empty() ? "" : ", ", type, n);
+    std::string line = fmt::format("  {:<16}{:>9}{:>8}  {}", instance, command_total, event_total, detail);
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out << line << "\n";
   }
 
   if (example != nullptr && !example->view.is_null()) {

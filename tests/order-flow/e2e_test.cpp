@@ -6,13 +6,17 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
+#include <catga/nats/jetstream_transport.hpp>
+
 #include "checks.hpp"
+#include "messages.hpp"
 #include "nats_server.hpp"
 #include "service_process.hpp"
 
@@ -24,9 +28,22 @@ namespace {
 struct Service {
   std::string role;
   std::string instance;
-  int port = 0;
+  int port = 0;                // HTTP, as the process reported it (it picks a free one)
+  std::size_t log_offset = 0;  // where the log of the current run starts
   std::unique_ptr<ServiceProcess> process;
 };
+
+// The HTTP port a service logged at start ("... http=http://127.0.0.1:<port>")
+// in `log` after `offset`, or 0.
+int logged_port(const std::string& log, std::size_t offset) {
+  static const std::string kMark = "http=http://127.0.0.1:";
+  const auto at = log.find(kMark, offset);
+  if (at == std::string::npos) return 0;
+  int port = 0;
+  for (auto i = at + kMark.size(); i < log.size() && log[i] >= '0' && log[i] <= '9'; ++i)
+    port = port * 10 + (log[i] - '0');
+  return port;
+}
 
 // A nats-server and the services around it. Everything stops with the object.
 class Deployment {
@@ -48,9 +65,8 @@ class Deployment {
     auto s = std::make_unique<Service>();
     s->role = role;
     s->instance = instance;
-    s->port = catga::test::free_loopback_port();
     env["NATS_URL"] = nats_.url();
-    env["HTTP_PORT"] = std::to_string(s->port);
+    env["HTTP_PORT"] = "0";  // any free port, no race with other tests for one
     env["INSTANCE_ID"] = instance;
     env["SERVICE_NAME"] = role;
     env["ORDER_FLOW_TRANSPORT"] = "nats";
@@ -71,20 +87,31 @@ class Deployment {
   }
 
   void start_all() {
-    for (auto& s : services_) s->process->start();
+    for (auto& s : services_) start(*s);
     for (auto& s : services_) wait_ready(*s);
   }
 
+  // Starts (or restarts) the process of `s`; wait_ready() learns its port.
+  void start(Service& s) {
+    s.log_offset = s.process->log().size();
+    s.port = 0;
+    s.process->start();
+  }
+
   void wait_ready(Service& s) {
-    auto c = client(s);
     const bool ready = eventually(
         [&] {
+          if (s.port == 0) s.port = logged_port(s.process->log(), s.log_offset);
+          if (s.port == 0) return false;
+          auto c = client(s);
           auto r = c.Get("/readyz");
           return r && r->status == 200;
         },
         std::chrono::seconds(60));
     REQUIRE_MESSAGE(ready, s.instance << " did not become ready:\n" << tail(s));
   }
+
+  catga::test::NatsServer& nats() { return nats_; }
 
   Service& get(const std::string& instance) {
     for (auto& s : services_) {
@@ -224,6 +251,33 @@ TEST_CASE("across processes over NATS: confirmed, declined, out of stock; one or
   CHECK(std::set<std::string>(dup.begin(), dup.end()).size() == 1);
   REQUIRE(!dup[0].empty());
 
+  // PlaceOrder is also a remote command: any catga client on the bus may
+  // send it (here, this test process over its own connection).
+  std::string remote_id;
+  {
+    catga::nats::NatsOptions o;
+    o.servers = {d.nats().url()};
+    o.name = "e2e-client";
+    auto transport = catga::nats::JetStreamTransport::create(o).value();
+    catga::Mediator client;
+    client.attach(*transport);
+    client.route_remote<order_flow::PlaceOrder>();
+    const order_flow::PlaceOrder command{"c5", {{"A-5", 1}}, 25.0, "e2e-remote"};
+    auto first = client.send(command);
+    REQUIRE_MESSAGE(first, first.error().code << ": " << first.error().message);
+    CHECK(first->created);
+    CHECK(first->status == "pending");
+    auto again = client.send(command);
+    REQUIRE(again);
+    CHECK(again->order_id == first->order_id);
+    CHECK_FALSE(again->created);
+    auto invalid = client.send(order_flow::PlaceOrder{"", {}, -1.0, ""});
+    REQUIRE_FALSE(invalid);
+    CHECK(invalid.error().code == catga::errc::validation);
+    remote_id = first->order_id;
+    (void)transport->stop(std::chrono::seconds(5));
+  }
+
   auto ok = wait_final(d, order1, ok_id);
   CHECK(ok.at("status") == "confirmed");
   auto declined = wait_final(d, order1, declined_id);
@@ -238,6 +292,7 @@ TEST_CASE("across processes over NATS: confirmed, declined, out of stock; one or
   CHECK(soldout.at("status") == "cancelled");
   CHECK(soldout.at("reason").get<std::string>().find("out_of_stock") != std::string::npos);
   CHECK(wait_final(d, order2, dup[0]).at("status") == "confirmed");
+  CHECK(wait_final(d, order1, remote_id).at("status") == "confirmed");
 
   // The history names the replicas that did the work.
   CHECK(eventually([&] {
@@ -248,7 +303,12 @@ TEST_CASE("across processes over NATS: confirmed, declined, out of stock; one or
            (actors.count("payment:payment-1") + actors.count("payment:payment-2")) == 1;
   }));
 
-  CHECK(orders_of(d, order1).size() == 5);
+  CHECK(orders_of(d, order1).size() == 6);
+  // Listing by status.
+  const auto cancelled = d.get_json(order2, "/orders?status=cancelled");
+  CHECK(cancelled.value("count", 0) == 3);
+  for (const auto& o : cancelled.at("orders")) CHECK(o.at("status") == "cancelled");
+  CHECK(d.get_json(order1, "/orders?status=confirmed").value("count", 0) == 3);
   check_everything(d, order1);
 
   // One correlation id, and the caller's trace id, follow the order through
@@ -264,14 +324,52 @@ TEST_CASE("across processes over NATS: confirmed, declined, out of stock; one or
   // Every service reports metrics; the order service counts its sagas.
   auto metrics = d.client(order1).Get("/metrics");
   REQUIRE(metrics);
-  CHECK(metrics->body.find("order_flow_sagas{status=\"completed\"} 2") != std::string::npos);
+  CHECK(metrics->body.find("order_flow_sagas{status=\"completed\"} 3") != std::string::npos);
   CHECK(metrics->body.find("order_flow_sagas{status=\"compensated\"} 3") != std::string::npos);
   CHECK(metrics->body.find("catga_consumer_pending{type=\"InventoryReserved\",group=\"order-history\"}") !=
         std::string::npos);
-  auto inv_metrics = d.client(d.get("inventory-1")).Get("/metrics");
-  REQUIRE(inv_metrics);
-  CHECK(inv_metrics->body.find("order_flow_handled_total{service=\"inventory\",instance=\"inventory-1\"") !=
-        std::string::npos);
+  // Per service, summed over its replicas: calls handled and failed per
+  // type (with the error code), handler duration histograms, consumer lag.
+  auto scrape = [&](std::initializer_list<const char*> instances) {
+    std::string text;
+    for (const char* i : instances) {
+      auto r = d.client(d.get(i)).Get("/metrics");
+      REQUIRE_MESSAGE(r, "no /metrics from " << i);
+      CHECK(r->status == 200);
+      text += r->body;
+    }
+    return text;
+  };
+  const std::string inventory = scrape({"inventory-1", "inventory-2"});
+  const std::string payment = scrape({"payment-1", "payment-2"});
+  const std::string notification = scrape({"notification-1"});
+  for (const auto& [text, series] : std::vector<std::pair<const std::string*, std::string>>{
+           {&inventory, "order_flow_handled_total{service=\"inventory\",instance=\"inventory-1\""},
+           {&inventory, "catga_messages_handled_total{type=\"ReserveInventory\"}"},
+           {&inventory, "catga_messages_failed_total{type=\"ReserveInventory\",code=\"out_of_stock\"}"},
+           {&inventory, "catga_handler_duration_seconds_bucket{type=\"ReserveInventory\",le=\"+Inf\"}"},
+           {&inventory, "catga_consumer_pending{type=\"OrderConfirmed\",group=\"inventory\"}"},
+           {&payment, "catga_messages_failed_total{type=\"ChargePayment\",code=\"payment_declined\"}"},
+           {&payment, "catga_handler_duration_seconds_sum{type=\"ChargePayment\"}"},
+           {&notification, "catga_messages_handled_total{type=\"OrderConfirmed\"}"},
+           {&notification, "catga_consumer_pending{type=\"OrderCancelled\",group=\"notification\"}"}}) {
+    CHECK_MESSAGE(text->find(series) != std::string::npos, series);
+  }
+
+  // Readiness follows NATS: not ready while the server is down, ready
+  // again once it is back (same port and store).
+  d.nats().stop();
+  CHECK(eventually(
+      [&] {
+        auto r = d.client(d.get("payment-2")).Get("/readyz");
+        return r && r->status == 503 && r->body.find("NATS connection is") != std::string::npos;
+      },
+      std::chrono::seconds(30)));
+  auto health = d.client(d.get("payment-2")).Get("/healthz");
+  REQUIRE(health);
+  CHECK(health->status == 200);  // alive all the same
+  d.nats().start();
+  for (const char* i : {"order-1", "inventory-1", "payment-2", "notification-1"}) d.wait_ready(d.get(i));
 }
 
 TEST_CASE(
@@ -312,7 +410,7 @@ TEST_CASE(
   order.process->kill();
   for (auto& t : clients) t.join();
 
-  order.process->start();  // same INSTANCE_ID: it resumes the sagas it owned
+  d.start(order);  // same INSTANCE_ID: it resumes the sagas it owned
   d.wait_ready(order);
   // Clients retry what got no answer, with the same keys: no order twice.
   auto http = d.client(order);

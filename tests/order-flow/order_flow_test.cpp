@@ -445,6 +445,24 @@ TEST_CASE("a batch of mixed orders from concurrent clients leaves stock and paym
 
   auto orders = all_orders(http);
   CHECK(orders.size() == static_cast<std::size_t>(kOrders));
+  // GET /orders?status= lists the orders with that status, oldest first; limit caps it.
+  auto cancelled = get(http, "/orders?status=cancelled");
+  REQUIRE(cancelled.status == 200);
+  CHECK(cancelled.body.at("count") == 12);
+  std::set<std::string> cancelled_ids;
+  for (const auto& o : cancelled.body.at("orders")) {
+    CHECK(o.at("status") == "cancelled");
+    CHECK_FALSE(o.at("reason").get<std::string>().empty());
+    cancelled_ids.insert(o.at("order_id"));
+  }
+  CHECK(cancelled_ids.size() == 12);
+  CHECK(get(http, "/orders?status=confirmed").body.at("count") == kOrders - 12);
+  CHECK(get(http, "/orders?status=pending").body.at("count") == 0);
+  auto first_five = get(http, "/orders?status=confirmed&limit=5").body.at("orders");
+  REQUIRE(first_five.size() == 5);
+  for (std::size_t i = 1; i < first_five.size(); ++i) {
+    CHECK(first_five[i - 1].at("created_at").get<std::string>() <= first_five[i].at("created_at").get<std::string>());
+  }
   const Ledger ledger = ledger_of(orders);
   check_invariants(ledger, inventory_of(cluster), payments_of(cluster));
   auto sagas = cluster.order->saga_counts().value();
