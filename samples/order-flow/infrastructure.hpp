@@ -56,6 +56,7 @@ struct NatsSettings {
   std::string url = "nats://127.0.0.1:4222";
   std::string connection_name = "order-flow";
   bool memory_storage = false;  // streams and buckets in memory instead of files
+  int replicas = 1;             // stream and KV replicas (3 on a 3-node cluster)
   std::chrono::milliseconds startup_timeout{std::chrono::seconds(30)};
 };
 

@@ -53,6 +53,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--nats-url", host.nats.url, "NATS server URL")->envname("NATS_URL")->capture_default_str();
   app.add_flag("--memory-storage", host.nats.memory_storage, "JetStream streams and buckets in memory");
+  app.add_option("--stream-replicas", host.nats.replicas, "JetStream stream and KV bucket replicas")
+      ->envname("ORDER_FLOW_STREAM_REPLICAS")
+      ->capture_default_str();
   app.add_option("--http-host", host.http_host, "HTTP listen address")->envname("HTTP_HOST")->capture_default_str();
   app.add_option("--http-port", host.http_port, "HTTP port (0: any free port)")
       ->envname("HTTP_PORT")

@@ -38,6 +38,7 @@ class NatsInfrastructure final : public Infrastructure {
     cn::KvBucketOptions o;
     o.bucket = std::string(name);
     o.storage = settings_.memory_storage ? cn::StorageType::memory : cn::StorageType::file;
+    o.replicas = settings_.replicas;
     auto opened = cn::KvBucket::open(connection_, o);
     // [/snippet:order-flow-kv-bucket]
     if (!opened) return std::move(opened).error();
@@ -98,11 +99,14 @@ catga::Result<std::unique_ptr<Infrastructure>> nats_infrastructure(const NatsSet
     js.events.storage = cn::StorageType::memory;
     js.dead_letters.storage = cn::StorageType::memory;
   }
+  js.events.replicas = settings.replicas;
+  js.dead_letters.replicas = settings.replicas;
   js.startup_timeout = settings.startup_timeout;
   auto transport = cn::JetStreamTransport::create(*connection, js);
   if (!transport) return std::move(transport).error();
   cn::KvIdempotencyOptions idem;
   idem.storage = settings.memory_storage ? cn::StorageType::memory : cn::StorageType::file;
+  idem.replicas = settings.replicas;
   auto store = cn::KvIdempotencyStore::create(*connection, idem);
   if (!store) return std::move(store).error();
   return std::unique_ptr<Infrastructure>(
