@@ -391,3 +391,55 @@ TEST_CASE("a handler may stop its own subscription") {
   REQUIRE(wait_for([&] { return consumer([](const jsConsumerInfo& ci) { return ci.NumPending >= 3; }); }));
   CHECK(calls.load() == seen);
 }
+
+TEST_CASE("health reports connection, streams, consumer lag and the last error") {
+  catga::test::NatsServer server;
+  Instance svc(server, "svc");
+  auto h = svc.transport->health();
+  CHECK(h.ready());
+  CHECK(h.connection == catga::nats::ConnectionState::connected);
+  CHECK(h.stream_reachable);
+  CHECK(h.dead_letter_stream_reachable);
+  CHECK(h.consumers.empty());
+  CHECK_FALSE(h.last_error.has_value());
+
+  // A handler held back: the group's lag is every event published.
+  std::atomic<bool> release{false};
+  std::atomic<int> handled{0};
+  auto sub = svc.mediator.subscribe<nt::OrderPlaced>(nt::group("lagging"), [&](const nt::OrderPlaced&) {
+    while (!release.load()) std::this_thread::sleep_for(1ms);
+    handled++;
+  });
+  REQUIRE(sub);
+  constexpr int kEvents = 10;
+  for (int i = 0; i < kEvents; ++i) REQUIRE(svc.mediator.publish(nt::OrderPlaced{"lag-" + std::to_string(i), i}));
+  REQUIRE(wait_for([&] {
+    auto now = svc.transport->health();
+    return now.consumers.size() == 1 && now.consumers[0].reachable && now.consumers[0].num_ack_pending >= 1 &&
+           now.consumers[0].lag() == kEvents;
+  }));
+  h = svc.transport->health();
+  CHECK(h.stream_messages == kEvents);
+  CHECK(h.consumers[0].group == "lagging");
+  CHECK(h.consumers[0].type == "OrderPlaced");
+  CHECK(h.consumers[0].handled == 0);
+  release = true;
+  REQUIRE(wait_for([&] {
+    auto now = svc.transport->health();
+    return handled.load() == kEvents && now.consumers.size() == 1 && now.consumers[0].lag() == 0 &&
+           now.consumers[0].handled == kEvents;
+  }));
+
+  // The server goes away: not ready, nothing reachable, the reason is kept.
+  server.stop();
+  REQUIRE(wait_for([&] { return svc.transport->connection()->state() != catga::nats::ConnectionState::connected; }));
+  h = svc.transport->health(200ms);
+  CHECK_FALSE(h.ready());
+  CHECK_FALSE(h.stream_reachable);
+  REQUIRE(h.consumers.size() == 1);
+  CHECK_FALSE(h.consumers[0].reachable);
+  CHECK(h.consumers[0].error.has_value());
+  CHECK(h.last_error.has_value());
+  server.start();
+  REQUIRE(svc.transport->connection()->wait_connected(30s));
+}

@@ -1,6 +1,7 @@
 // Publishing: stored on return, QoS, dedup, unreachable broker, async window.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <set>
@@ -134,8 +135,12 @@ TEST_CASE("publish_async keeps a bounded window and reports every outcome") {
   std::set<std::uint64_t> sequences;
   std::set<std::string> ids;
   std::atomic<int> errors{0};
+  // In flight = handed over and still without an outcome; the window bounds it.
+  std::atomic<int> completed{0};
+  int max_in_flight = 0;
   for (int i = 0; i < kEvents; ++i) {
     REQUIRE(t->publish_async(nt::OrderPlaced{"a-" + std::to_string(i), i}, [&](const catga::nats::PublishOutcome& o) {
+      completed++;
       if (!o.status) {
         errors++;
         return;
@@ -144,8 +149,11 @@ TEST_CASE("publish_async keeps a bounded window and reports every outcome") {
       sequences.insert(o.sequence);
       ids.insert(o.message_id);
     }));
+    max_in_flight = std::max(max_in_flight, i + 1 - completed.load());
   }
   REQUIRE(t->flush(30s));
+  CHECK(max_in_flight <= 32);
+  CHECK(completed.load() == kEvents);
   CHECK(errors.load() == 0);
   std::lock_guard lock(mu);
   CHECK(sequences.size() == kEvents);

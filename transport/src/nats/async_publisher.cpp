@@ -77,11 +77,17 @@ void AsyncPublisher::complete(natsMsg* msg, PublishOutcome outcome) noexcept {
   struct FreeSlot {
     AsyncPublisher* self;
     ~FreeSlot() {
+      bool wake = false;
       {
         std::lock_guard lock(self->mu_);
         --self->reserved_;
+        // Wake waiters only when what they wait for holds: a publisher
+        // blocked on a full window resumes at half the window (one wake-up
+        // per half window, not one per ack), flush() at zero.
+        wake = (self->blocked_ > 0 && self->reserved_ <= self->low_water()) ||
+               (self->flushing_ > 0 && self->reserved_ == 0);
       }
-      self->cv_.notify_all();
+      if (wake) self->cv_.notify_all();
     }
   } free_slot{this};
   outcome.message_id = std::move(p.message_id);
@@ -106,10 +112,15 @@ Status AsyncPublisher::publish(const OutboundMessage& message, JetStreamTranspor
       ctx.has_deadline() ? ctx.deadline : Clock::now() + state_->options.publish_timeout;
   {
     std::unique_lock lock(mu_);
-    const std::size_t window = std::max<std::size_t>(state_->options.max_async_pending, 1);
-    if (!cv_.wait_until(lock, deadline, [&] { return closed_ || reserved_ < window; })) {
-      return make_error(errc::timeout,
-                        "publish_async: window of " + std::to_string(window) + " in-flight publishes still full", true);
+    if (reserved_ >= window_) {
+      ++blocked_;
+      const bool room = cv_.wait_until(lock, deadline, [&] { return closed_ || reserved_ <= low_water(); });
+      --blocked_;
+      if (!room) {
+        return make_error(errc::timeout,
+                          "publish_async: window of " + std::to_string(window_) + " in-flight publishes still full",
+                          true);
+      }
     }
     if (closed_) return make_error(errc::unavailable, "publish_async: the transport is stopped", false);
     ++reserved_;
@@ -122,7 +133,9 @@ Status AsyncPublisher::publish(const OutboundMessage& message, JetStreamTranspor
     cv_.notify_all();
   };
 
-  const std::string subject = wire::event_subject(state_->options.prefix, message.info.name);
+  // Built in a per-thread buffer: no allocation once it has grown.
+  thread_local std::string subject;
+  subject.assign(state_->options.prefix).append(".evt.").append(message.info.name);
   auto msg = make_message(subject, message);
   if (!msg) {
     release();
@@ -156,7 +169,10 @@ Status AsyncPublisher::publish(const OutboundMessage& message, JetStreamTranspor
 
 Status AsyncPublisher::flush(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
-  if (!cv_.wait_for(lock, timeout, [&] { return reserved_ == 0; })) {
+  ++flushing_;
+  const bool done = cv_.wait_for(lock, timeout, [&] { return reserved_ == 0; });
+  --flushing_;
+  if (!done) {
     return make_error(errc::timeout, std::to_string(reserved_) + " async publishes still without an outcome", true);
   }
   return {};

@@ -3,10 +3,13 @@
 
 #include <nats/nats.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include "catga/nats/jetstream_transport.hpp"
@@ -34,7 +37,10 @@ class AsyncPublisher {
   void close(std::chrono::milliseconds timeout) noexcept;
 
  private:
-  explicit AsyncPublisher(std::shared_ptr<TransportState> state) : state_(std::move(state)) {}
+  explicit AsyncPublisher(std::shared_ptr<TransportState> state)
+      : state_(std::move(state)), window_(std::max<std::size_t>(state_->options.max_async_pending, 1)) {}
+  // A publisher blocked on a full window resumes once this many are left.
+  std::size_t low_water() const noexcept { return window_ / 2; }
   static void on_ack(jsCtx* js, natsMsg* msg, jsPubAck* ack, jsPubAckErr* err, void* closure) noexcept;
   void complete(natsMsg* msg, PublishOutcome outcome) noexcept;
 
@@ -48,7 +54,10 @@ class AsyncPublisher {
   std::mutex mu_;
   std::condition_variable cv_;
   std::unordered_map<natsMsg*, Pending> pending_;
+  std::size_t window_;
   std::size_t reserved_ = 0;  // window slots taken (pending_ + being sent)
+  std::size_t blocked_ = 0;   // publishers waiting for room
+  std::size_t flushing_ = 0;  // flush() callers waiting
   bool closed_ = false;
 };
 

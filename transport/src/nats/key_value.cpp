@@ -5,6 +5,7 @@
 #include "connection_impl.hpp"
 #include "error.hpp"
 #include "handle.hpp"
+#include "kv_open.hpp"
 #include "log.hpp"
 
 namespace catga::nats {
@@ -15,9 +16,56 @@ using detail::to_error;
 struct KvBucket::Impl {
   std::shared_ptr<Connection> connection;
   KvBucketOptions options;
-  detail::JsHandle js;  // own context: its Wait is options.timeout
-  detail::KvHandle kv;
+  detail::KvBinding binding;  // own context: its Wait is options.timeout
+  kvStore* kv() const noexcept { return binding.kv.get(); }
 };
+
+namespace detail {
+
+Result<KvBinding> open_kv(Connection& connection, const KvSpec& spec) {
+  KvBinding b;
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = std::max<std::int64_t>(spec.timeout.count(), 1);
+  if (natsStatus s = natsConnection_JetStream(b.js.out(), connection.impl().conn(), &jo); s != NATS_OK) {
+    return to_error(s, "JetStream context for KV");
+  }
+  if (auto c = connection.wait_connected(spec.timeout); !c) return std::move(c).error();
+
+  natsStatus s = js_KeyValue(b.kv.out(), b.js.get(), spec.bucket.c_str());
+  if (s == NATS_NOT_FOUND) {
+    kvConfig cfg;
+    kvConfig_Init(&cfg);
+    cfg.Bucket = spec.bucket.c_str();
+    if (!spec.description.empty()) cfg.Description = spec.description.c_str();
+    cfg.History = static_cast<uint8_t>(std::clamp(spec.history, 1, 64));
+    cfg.TTL = spec.ttl.count();
+    cfg.StorageType = spec.storage == StorageType::memory ? js_MemoryStorage : js_FileStorage;
+    cfg.Replicas = std::max(spec.replicas, 1);
+    s = js_CreateKeyValue(b.kv.out(), b.js.get(), &cfg);
+    if (s == NATS_OK) {
+      log().info("catga.nats created KV bucket '{}'", spec.bucket);
+      return b;
+    }
+    // Created by a peer in between?
+    if (js_KeyValue(b.kv.out(), b.js.get(), spec.bucket.c_str()) != NATS_OK) {
+      return to_error(s, "create KV bucket '" + spec.bucket + "'", Surface::jetstream);
+    }
+  } else if (s != NATS_OK) {
+    return to_error(s, "open KV bucket '" + spec.bucket + "'", Surface::jetstream);
+  }
+  kvStatus* status = nullptr;
+  if (kvStore_Status(&status, b.kv.get()) == NATS_OK) {
+    if (kvStatus_TTL(status) != spec.ttl.count()) {
+      log().warn("catga.nats KV bucket '{}' keeps its ttl of {} ns (configured {} ns)", spec.bucket,
+                 kvStatus_TTL(status), spec.ttl.count());
+    }
+    kvStatus_Destroy(status);
+  }
+  return b;
+}
+
+}  // namespace detail
 
 namespace {
 
@@ -45,31 +93,15 @@ Result<std::shared_ptr<KvBucket>> KvBucket::open(std::shared_ptr<Connection> con
   impl->connection = std::move(connection);
   impl->options = std::move(options);
   const auto& o = impl->options;
-
-  jsOptions jo;
-  jsOptions_Init(&jo);
-  jo.Wait = std::max<std::int64_t>(o.timeout.count(), 1);
-  if (natsStatus s = natsConnection_JetStream(impl->js.out(), impl->connection->impl().conn(), &jo); s != NATS_OK) {
-    return to_error(s, "JetStream context for KV");
-  }
-  if (auto c = impl->connection->wait_connected(o.timeout); !c) return std::move(c).error();
-
-  natsStatus s = js_KeyValue(impl->kv.out(), impl->js.get(), o.bucket.c_str());
-  if (s == NATS_NOT_FOUND) {
-    kvConfig cfg;
-    kvConfig_Init(&cfg);
-    cfg.Bucket = o.bucket.c_str();
-    cfg.History = static_cast<uint8_t>(std::clamp(o.history, 1, 64));
-    cfg.TTL = o.ttl.count();
-    cfg.StorageType = o.storage == StorageType::memory ? js_MemoryStorage : js_FileStorage;
-    cfg.Replicas = std::max(o.replicas, 1);
-    s = js_CreateKeyValue(impl->kv.out(), impl->js.get(), &cfg);
-    if (s != NATS_OK && js_KeyValue(impl->kv.out(), impl->js.get(), o.bucket.c_str()) != NATS_OK) {
-      return to_error(s, "create KV bucket '" + o.bucket + "'", Surface::jetstream);  // not created by a peer either
-    }
-  } else if (s != NATS_OK) {
-    return to_error(s, "open KV bucket '" + o.bucket + "'", Surface::jetstream);
-  }
+  auto binding = detail::open_kv(*impl->connection, {.bucket = o.bucket,
+                                                     .description = {},
+                                                     .history = o.history,
+                                                     .ttl = o.ttl,
+                                                     .storage = o.storage,
+                                                     .replicas = o.replicas,
+                                                     .timeout = o.timeout});
+  if (!binding) return std::move(binding).error();
+  impl->binding = std::move(*binding);
   return std::shared_ptr<KvBucket>(new KvBucket(std::move(impl)));
 }
 
@@ -77,7 +109,7 @@ Result<std::optional<KvEntry>> KvBucket::get(std::string_view key) {
   if (auto c = check_key(key); !c) return std::move(c).error();
   const std::string k(key);
   detail::KvEntryHandle e;
-  const natsStatus s = kvStore_Get(e.out(), impl_->kv.get(), k.c_str());
+  const natsStatus s = kvStore_Get(e.out(), impl_->kv(), k.c_str());
   if (s == NATS_NOT_FOUND) return std::optional<KvEntry>();
   if (s != NATS_OK) return to_error(s, "KV get '" + k + "'", Surface::jetstream);
   const void* v = kvEntry_Value(e.get());
@@ -91,7 +123,7 @@ Result<std::uint64_t> KvBucket::create(std::string_view key, std::string_view va
   if (auto c = check_key(key); !c) return std::move(c).error();
   const std::string k(key);
   std::uint64_t rev = 0;
-  const natsStatus s = kvStore_Create(&rev, impl_->kv.get(), k.c_str(), value.data(), static_cast<int>(value.size()));
+  const natsStatus s = kvStore_Create(&rev, impl_->kv(), k.c_str(), value.data(), static_cast<int>(value.size()));
   if (s == NATS_OK) return rev;
   Error err = to_error(s, "KV create '" + k + "'", Surface::jetstream);
   // The server answers "wrong last sequence" when the key exists; make that
@@ -104,7 +136,7 @@ Result<std::uint64_t> KvBucket::update(std::string_view key, std::string_view va
   if (auto c = check_key(key); !c) return std::move(c).error();
   const std::string k(key);
   std::uint64_t rev = 0;
-  const natsStatus s = kvStore_Update(&rev, impl_->kv.get(), k.c_str(), value.data(), static_cast<int>(value.size()),
+  const natsStatus s = kvStore_Update(&rev, impl_->kv(), k.c_str(), value.data(), static_cast<int>(value.size()),
                                       expected_revision);
   if (s == NATS_OK) return rev;
   Error err = to_error(s, "KV update '" + k + "'", Surface::jetstream);
@@ -118,7 +150,7 @@ Result<std::uint64_t> KvBucket::put(std::string_view key, std::string_view value
   if (auto c = check_key(key); !c) return std::move(c).error();
   const std::string k(key);
   std::uint64_t rev = 0;
-  const natsStatus s = kvStore_Put(&rev, impl_->kv.get(), k.c_str(), value.data(), static_cast<int>(value.size()));
+  const natsStatus s = kvStore_Put(&rev, impl_->kv(), k.c_str(), value.data(), static_cast<int>(value.size()));
   if (s != NATS_OK) return to_error(s, "KV put '" + k + "'", Surface::jetstream);
   return rev;
 }
@@ -126,14 +158,14 @@ Result<std::uint64_t> KvBucket::put(std::string_view key, std::string_view value
 Status KvBucket::erase(std::string_view key) {
   if (auto c = check_key(key); !c) return std::move(c).error();
   const std::string k(key);
-  const natsStatus s = kvStore_Delete(impl_->kv.get(), k.c_str());
+  const natsStatus s = kvStore_Delete(impl_->kv(), k.c_str());
   if (s != NATS_OK && s != NATS_NOT_FOUND) return to_error(s, "KV delete '" + k + "'", Surface::jetstream);
   return {};
 }
 
 Result<std::vector<std::string>> KvBucket::keys(std::string_view prefix) {
   kvKeysList list{nullptr, 0};
-  const natsStatus s = kvStore_Keys(&list, impl_->kv.get(), nullptr);
+  const natsStatus s = kvStore_Keys(&list, impl_->kv(), nullptr);
   std::vector<std::string> out;
   if (s == NATS_NOT_FOUND) return out;  // empty bucket
   if (s != NATS_OK) return to_error(s, "KV keys of '" + impl_->options.bucket + "'", Surface::jetstream);

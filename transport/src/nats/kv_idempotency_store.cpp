@@ -10,6 +10,7 @@
 #include "connection_impl.hpp"
 #include "error.hpp"
 #include "handle.hpp"
+#include "kv_open.hpp"
 #include "log.hpp"
 
 namespace catga::nats {
@@ -20,9 +21,9 @@ using detail::to_error;
 struct KvIdempotencyStore::Impl {
   std::shared_ptr<Connection> connection;
   KvIdempotencyOptions options;
-  detail::JsHandle js;  // own context: its Wait is options.timeout
-  detail::KvHandle kv;
+  detail::KvBinding binding;  // own context: its Wait is options.timeout
   std::string subject_prefix;  // "$KV.<bucket>."
+  kvStore* kv() const noexcept { return binding.kv.get(); }
 };
 
 namespace {
@@ -118,44 +119,15 @@ Result<std::shared_ptr<KvIdempotencyStore>> KvIdempotencyStore::create(std::shar
   const auto& o = impl->options;
   impl->subject_prefix = "$KV." + o.bucket + ".";
 
-  jsOptions jo;
-  jsOptions_Init(&jo);
-  jo.Wait = std::max<std::int64_t>(o.timeout.count(), 1);
-  if (natsStatus s = natsConnection_JetStream(impl->js.out(), impl->connection->impl().conn(), &jo); s != NATS_OK) {
-    return to_error(s, "JetStream context for KV");
-  }
-  if (auto c = impl->connection->wait_connected(o.timeout); !c) return std::move(c).error();
-
-  natsStatus s = js_KeyValue(impl->kv.out(), impl->js.get(), o.bucket.c_str());
-  if (s == NATS_NOT_FOUND) {
-    kvConfig cfg;
-    kvConfig_Init(&cfg);
-    cfg.Bucket = o.bucket.c_str();
-    cfg.Description = "catga idempotency keys";
-    cfg.History = 1;
-    cfg.TTL = o.ttl.count();
-    cfg.StorageType = o.storage == StorageType::memory ? js_MemoryStorage : js_FileStorage;
-    cfg.Replicas = std::max(o.replicas, 1);
-    s = js_CreateKeyValue(impl->kv.out(), impl->js.get(), &cfg);
-    if (s != NATS_OK) {
-      // Created by another instance in between?
-      if (js_KeyValue(impl->kv.out(), impl->js.get(), o.bucket.c_str()) != NATS_OK) {
-        return to_error(s, "create KV bucket '" + o.bucket + "'", Surface::jetstream);
-      }
-    } else {
-      detail::log().info("catga.nats created KV bucket '{}'", o.bucket);
-    }
-  } else if (s != NATS_OK) {
-    return to_error(s, "open KV bucket '" + o.bucket + "'", Surface::jetstream);
-  }
-  kvStatus* status = nullptr;
-  if (kvStore_Status(&status, impl->kv.get()) == NATS_OK) {
-    if (kvStatus_TTL(status) != o.ttl.count()) {
-      detail::log().warn("catga.nats KV bucket '{}' keeps its ttl of {} ns (configured {} ns)", o.bucket,
-                         kvStatus_TTL(status), o.ttl.count());
-    }
-    kvStatus_Destroy(status);
-  }
+  auto binding = detail::open_kv(*impl->connection, {.bucket = o.bucket,
+                                                     .description = "catga idempotency keys",
+                                                     .history = 1,
+                                                     .ttl = o.ttl,
+                                                     .storage = o.storage,
+                                                     .replicas = o.replicas,
+                                                     .timeout = o.timeout});
+  if (!binding) return std::move(binding).error();
+  impl->binding = std::move(*binding);
   return std::shared_ptr<KvIdempotencyStore>(new KvIdempotencyStore(std::move(impl)));
 }
 
@@ -163,7 +135,7 @@ Result<IdempotencyClaim> KvIdempotencyStore::claim(std::string_view key, duratio
   const std::string k = encode_key(key);
   const std::string owner = new_owner();
   const std::string mark = marker(lease, owner);
-  kvStore* kv = impl_->kv.get();
+  kvStore* kv = impl_->kv();
   Error last = make_error(errc::conflict, "idempotency key '" + std::string(key) + "' keeps changing", true);
   for (int round = 0; round < kMaxRounds; ++round) {
     std::uint64_t rev = 0;
@@ -220,12 +192,12 @@ Status KvIdempotencyStore::complete(std::string_view key, std::uint64_t token, I
   const std::string k = encode_key(key);
   const std::string value = encode_outcome(outcome);
   std::uint64_t rev = 0;
-  const natsStatus s = kvStore_Update(&rev, impl_->kv.get(), k.c_str(), value.data(), static_cast<int>(value.size()), token);
+  const natsStatus s = kvStore_Update(&rev, impl_->kv(), k.c_str(), value.data(), static_cast<int>(value.size()), token);
   if (s == NATS_OK) return {};
   auto failure = to_error(s, "store the outcome of idempotency key '" + std::string(key) + "'", Surface::jetstream);
   // Lost the claim, or could not reach the server? Look.
   detail::KvEntryHandle entry;
-  const natsStatus g = kvStore_Get(entry.out(), impl_->kv.get(), k.c_str());
+  const natsStatus g = kvStore_Get(entry.out(), impl_->kv(), k.c_str());
   if (g == NATS_OK && kvEntry_Revision(entry.get()) != token && value_of(entry.get()) == value) {
     return {};  // our update went through; only its answer was lost
   }
@@ -249,7 +221,7 @@ Status KvIdempotencyStore::release(std::string_view key, std::uint64_t token) {
   // Delete only our own claim: a claim taken over meanwhile stays.
   po.ExpectLastSubjectSeq = token;
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  const natsStatus s = js_PublishMsg(nullptr, impl_->js.get(), msg.get(), &po, &jerr);
+  const natsStatus s = js_PublishMsg(nullptr, impl_->binding.js.get(), msg.get(), &po, &jerr);
   if (s == NATS_OK || jerr == JSStreamWrongLastSequenceErr) return {};
   return to_error(s, jerr, "release idempotency key '" + std::string(key) + "'", Surface::jetstream);
 }

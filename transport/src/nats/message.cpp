@@ -35,8 +35,15 @@ std::string header_safe(std::string_view value, std::size_t max) {
 }
 
 Status set_header(natsMsg* msg, std::string_view key, std::string_view value) {
-  const std::string v = header_safe(value, 8192);
-  const natsStatus s = with_c_string(key, [&](const char* k) { return natsMsgHeader_Set(msg, k, v.c_str()); });
+  constexpr std::size_t kMax = 8192;
+  auto set = [&](std::string_view v) {
+    return with_c_string(key, [&](const char* k) {
+      return with_c_string(v, [&](const char* cv) { return natsMsgHeader_Set(msg, k, cv); });
+    });
+  };
+  // The usual value is short and clean: no copy beyond the stack buffer.
+  const bool clean = value.size() <= kMax && value.find_first_of("\r\n") == std::string_view::npos;
+  const natsStatus s = clean ? set(value) : set(header_safe(value, kMax));
   if (s != NATS_OK) return to_error(s, "set header '" + std::string(key) + "'");
   return {};
 }

@@ -195,11 +195,11 @@ void PullConsumer::fetch_loop() noexcept {
           }
         } else {
           std::unique_lock lock(mu_);
-          ++room_waiters_;
+          fetch_wake_at_ = limit - wanted;
           room_cv_.wait_until(lock, std::min(next_tick, now + std::chrono::milliseconds(200)), [&] {
-            return stop_fetching_ || queue_.size() + running_ + wanted <= limit;
+            return stop_fetching_ || queue_.size() + running_ <= fetch_wake_at_;
           });
-          --room_waiters_;
+          fetch_wake_at_ = kNotWaiting;
           continue;
         }
       }
@@ -371,7 +371,8 @@ void PullConsumer::worker_loop(std::size_t index) noexcept {
       std::lock_guard lock(mu_);
       --running_;
       slots_[index].active = false;
-      wake = room_waiters_ > 0;
+      const std::size_t busy = queue_.size() + running_;
+      wake = (fetch_wake_at_ != kNotWaiting && busy <= fetch_wake_at_) || (room_waiters_ > 0 && busy == 0);
     }
     if (wake) room_cv_.notify_all();
   }

@@ -110,7 +110,12 @@ class PullConsumer : public std::enable_shared_from_this<PullConsumer> {
   std::deque<MsgHandle> queue_;
   std::size_t running_ = 0;
   std::size_t idle_workers_ = 0;  // waiting on work_cv_
-  std::size_t room_waiters_ = 0;  // waiting on room_cv_ (fetcher, stop)
+  std::size_t room_waiters_ = 0;  // stop() waiting on room_cv_ for the queue to empty
+  // The fetcher waits on room_cv_ until queue_ + running_ is at most this
+  // (kNotWaiting: it is not waiting); workers wake it only then, not after
+  // every message.
+  static constexpr std::size_t kNotWaiting = static_cast<std::size_t>(-1);
+  std::size_t fetch_wake_at_ = kNotWaiting;
   std::vector<Running> slots_;
   bool stop_fetching_ = false;
   std::chrono::steady_clock::time_point stop_deadline_{};

@@ -1,0 +1,448 @@
+// `transport` benchmark: catga::nats against plain nats.c, same process, same
+// run, same nats-server (file storage, temp dir). Prints one JSON line:
+//   {"bench":"transport","raw_publish_per_s":…,"publish_per_s":…,"publish_ratio":…,
+//    "raw_consume_per_s":…,"consume_per_s":…,"consume_ratio":…,"e2e_p50_us":…,"e2e_p99_us":…,
+//    "raw_request_per_s":…,"request_per_s":…,"request_ratio":…}
+// Details (what each side does, recorded runs): BENCHMARKS.md, "transport".
+// Progress and extra figures go to stderr.
+
+#include <nats/nats.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "bench_util.hpp"
+#include "catga/mediator.hpp"
+#include "catga/nats/jetstream_transport.hpp"
+#include "catga/wire.hpp"
+#include "nats_server.hpp"
+
+namespace bench_msgs {
+// 128 bytes of JSON (see make_event).
+struct BenchEvent {
+  std::int64_t sent_ns = 0;
+  std::string payload;
+};
+CATGA_EVENT(BenchEvent, sent_ns, payload)
+
+// Its own subject, so the latency group sees only these.
+struct BenchPing {
+  std::int64_t sent_ns = 0;
+  std::string payload;
+};
+CATGA_EVENT(BenchPing, sent_ns, payload)
+
+struct BenchAdd {
+  int a = 0;
+  int b = 0;
+};
+CATGA_COMMAND(BenchAdd, int, a, b)
+}  // namespace bench_msgs
+
+using namespace bench_msgs;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr int kPublishCount = 40'000;  // per round and side
+constexpr int kConsumeCount = 60'000;  // per round and side
+constexpr int kRequestCount = 4'000;   // per round and side
+constexpr int kRounds = 3;             // best of
+constexpr int kBatch = 128;            // pull batch, both sides
+constexpr int kWindow = 4'096;         // async publish window, both sides
+constexpr int kLatencyRate = 2'000;    // events/s for e2e latency
+constexpr int kLatencySamples = 4'000;
+
+void check(natsStatus s, const char* what) {
+  if (s != NATS_OK) {
+    std::fprintf(stderr, "bench_transport: %s: %s\n", what, natsStatus_GetText(s));
+    std::exit(1);
+  }
+}
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+}
+
+// CPU time of this process (all threads), in microseconds.
+double cpu_us() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// An event whose JSON is exactly 128 bytes with a 19-digit sent_ns.
+template <class E>
+E make_event() {
+  E e;
+  e.sent_ns = 1'000'000'000'000'000'000;
+  const std::size_t bare = nlohmann::json(e).dump().size();
+  e.payload.assign(128 - bare, 'x');
+  return e;
+}
+
+// --- raw nats.c -------------------------------------------------------------
+
+struct RawConn {
+  natsConnection* nc = nullptr;
+  jsCtx* js = nullptr;
+  explicit RawConn(const std::string& url, jsOptions* jo = nullptr) {
+    check(natsConnection_ConnectTo(&nc, url.c_str()), "raw connect");
+    check(natsConnection_JetStream(&js, nc, jo), "raw JetStream");
+  }
+  ~RawConn() {
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+  }
+};
+
+std::atomic<int> raw_publish_errors{0};
+
+void raw_ack_handler(jsCtx*, natsMsg* msg, jsPubAck*, jsPubAckErr* err, void*) {
+  if (err != nullptr) raw_publish_errors++;
+  natsMsg_Destroy(msg);  // with an ack handler the message comes back to us
+}
+
+// js_PublishMsgAsync with a window, the same subject and headers catga writes
+// (each message with its own Nats-Msg-Id), then PublishAsyncComplete.
+double raw_publish(const std::string& url, const std::string& body, int round) {
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.PublishAsync.MaxPending = kWindow;
+  jo.PublishAsync.AckHandler = &raw_ack_handler;
+  RawConn c(url, &jo);
+  std::vector<std::pair<std::string, std::string>> headers;
+  const auto ctx = catga::Context::root();
+  catga::wire::write_headers(ctx, "BenchEvent", [&](std::string_view k, std::string_view v) {
+    if (k != catga::wire::kMsgId) headers.emplace_back(k, v);
+  });
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MaxWait = 10'000;
+  char id[64];
+  const auto t0 = Clock::now();
+  for (int i = 0; i < kPublishCount; ++i) {
+    natsMsg* m = nullptr;
+    check(natsMsg_Create(&m, "catga.evt.BenchEvent", nullptr, body.data(), static_cast<int>(body.size())), "msg");
+    std::snprintf(id, sizeof id, "raw-%d-%d", round, i);
+    natsMsgHeader_Set(m, "Nats-Msg-Id", id);
+    for (const auto& [k, v] : headers) natsMsgHeader_Set(m, k.c_str(), v.c_str());
+    check(js_PublishMsgAsync(c.js, &m, &po), "js_PublishMsgAsync");
+  }
+  check(js_PublishAsyncComplete(c.js, &po), "js_PublishAsyncComplete");
+  return kPublishCount / seconds_since(t0);
+}
+
+// A durable pull consumer read with pull requests written by hand (as catga
+// does: 3.4.1's Fetch is unsafe), two batches in flight, "+ACK" per message.
+double raw_consume(const std::string& url, const std::string& durable) {
+  RawConn c(url);
+  const auto t0 = Clock::now();
+  jsConsumerConfig cfg;
+  jsConsumerConfig_Init(&cfg);
+  cfg.Durable = durable.c_str();
+  cfg.FilterSubject = "catga.evt.BenchEvent";
+  cfg.AckPolicy = js_AckExplicit;
+  cfg.DeliverPolicy = js_DeliverAll;
+  cfg.MaxAckPending = 1000;
+  cfg.AckWait = 30'000'000'000LL;
+  jsConsumerInfo* ci = nullptr;
+  jsErrCode jerr{};
+  check(js_AddConsumer(&ci, c.js, "CATGA_EVENTS", &cfg, nullptr, &jerr), "js_AddConsumer");
+  jsConsumerInfo_Destroy(ci);
+  natsInbox* inbox = nullptr;
+  check(natsInbox_Create(&inbox), "inbox");
+  const std::string wildcard = std::string(inbox) + ".*";
+  const std::string reply_to = std::string(inbox) + ".1";
+  natsSubscription* sub = nullptr;
+  check(natsConnection_SubscribeSync(&sub, c.nc, wildcard.c_str()), "subscribe inbox");
+  natsSubscription_SetPendingLimits(sub, -1, -1);
+  const std::string next = "$JS.API.CONSUMER.MSG.NEXT.CATGA_EVENTS." + durable;
+  char req[64];
+  const int req_len = std::snprintf(req, sizeof req, "{\"batch\":%d,\"expires\":5000000000}", kBatch);
+  long requested = 0, received = 0;
+  while (received < kConsumeCount) {
+    while (requested - received < 2 * kBatch) {
+      check(natsConnection_PublishRequest(c.nc, next.c_str(), reply_to.c_str(), req, req_len), "pull request");
+      requested += kBatch;
+    }
+    natsMsg* m = nullptr;
+    const natsStatus s = natsSubscription_NextMsg(&m, sub, 1000);
+    if (s == NATS_TIMEOUT) {
+      requested = received;  // a request was lost: ask again
+      continue;
+    }
+    check(s, "next message");
+    const char* reply = natsMsg_GetReply(m);
+    if (reply != nullptr) {
+      natsConnection_Publish(c.nc, reply, "+ACK", 4);
+      ++received;
+    }
+    natsMsg_Destroy(m);
+  }
+  const double rate = kConsumeCount / seconds_since(t0);
+  natsSubscription_Unsubscribe(sub);
+  natsSubscription_Destroy(sub);
+  natsInbox_Destroy(inbox);
+  return rate;
+}
+
+void raw_responder(natsConnection* nc, natsSubscription*, natsMsg* msg, void* reply) {
+  const auto* r = static_cast<const std::string*>(reply);
+  if (const char* to = natsMsg_GetReply(msg); to != nullptr) {
+    natsConnection_Publish(nc, to, r->data(), static_cast<int>(r->size()));
+  }
+  natsMsg_Destroy(msg);
+}
+
+double raw_requests(natsConnection* client, const std::string& body) {
+  const auto t0 = Clock::now();
+  for (int i = 0; i < kRequestCount; ++i) {
+    natsMsg* reply = nullptr;
+    check(natsConnection_Request(&reply, client, "rawbench.cmd.BenchAdd", body.data(), static_cast<int>(body.size()),
+                                 5000),
+          "natsConnection_Request");
+    natsMsg_Destroy(reply);
+  }
+  return kRequestCount / seconds_since(t0);
+}
+
+// --- catga ------------------------------------------------------------------
+
+std::unique_ptr<catga::nats::JetStreamTransport> make_transport(const std::string& url, const std::string& name) {
+  catga::nats::NatsOptions o;
+  o.servers = {url};
+  o.name = name;
+  catga::nats::JetStreamOptions js;  // file storage, the defaults
+  js.consumer.batch = kBatch;
+  js.max_async_pending = kWindow;
+  js.publish_timeout = 10s;
+  auto t = catga::nats::JetStreamTransport::create(o, js);
+  if (!t) {
+    std::fprintf(stderr, "bench_transport: %s\n", t.error().message.c_str());
+    std::exit(1);
+  }
+  return std::move(*t);
+}
+
+struct Percentiles {
+  double p50 = 0, p99 = 0;
+};
+
+Percentiles percentiles(std::vector<double> v) {
+  if (v.empty()) return {};
+  std::sort(v.begin(), v.end());
+  auto at = [&](double q) { return v[std::min(v.size() - 1, static_cast<std::size_t>(q * static_cast<double>(v.size())))]; };
+  return {at(0.50), at(0.99)};
+}
+
+// CATGA_BENCH_ONLY=publish|consume|latency|request runs one part (for
+// profiling); the others print as 0.
+bool wanted(const char* part) {
+  const char* only = std::getenv("CATGA_BENCH_ONLY");
+  return only == nullptr || *only == '\0' || std::strcmp(only, part) == 0;
+}
+
+std::string load_average() {
+  std::ifstream f("/proc/loadavg");
+  std::string a, b, c;
+  f >> a >> b >> c;
+  return a + " " + b + " " + c;
+}
+
+}  // namespace
+
+int main() {
+  // stdout carries only the JSON line: the library's log lines go to stderr.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("bench"));
+  spdlog::set_level(spdlog::level::warn);
+  catga::test::NatsServer server;  // file store in a temp dir, removed at exit
+  const std::string url = server.url();
+  std::fprintf(stderr, "bench_transport: nats-server at %s, load average %s\n", url.c_str(), load_average().c_str());
+
+  auto transport = make_transport(url, "bench");
+  const auto event = make_event<BenchEvent>();
+  const std::string body = nlohmann::json(event).dump();
+
+  // --- publish: raw and catga rounds alternate, best of each -----------------
+  double raw_pub = 0, cat_pub = 0, pub_allocs = 0;
+  double raw_pub_cpu = 1e300, cat_pub_cpu = 1e300;  // client CPU µs per message, best round
+  std::atomic<int> cat_errors{0};
+  for (int r = 0; r < kRounds && wanted("publish"); ++r) {
+    double c0 = cpu_us();
+    raw_pub = std::max(raw_pub, raw_publish(url, body, r));
+    raw_pub_cpu = std::min(raw_pub_cpu, (cpu_us() - c0) / kPublishCount);
+    c0 = cpu_us();
+    const auto a0 = catga::bench::allocations();
+    const auto t0 = Clock::now();
+    for (int i = 0; i < kPublishCount; ++i) {
+      auto s = transport->publish_async(event, [&cat_errors](const catga::nats::PublishOutcome& o) {
+        if (!o.status) cat_errors++;
+      });
+      if (!s) {
+        std::fprintf(stderr, "bench_transport: publish_async: %s\n", s.error().message.c_str());
+        return 1;
+      }
+    }
+    if (auto s = transport->flush(60s); !s) {
+      std::fprintf(stderr, "bench_transport: flush: %s\n", s.error().message.c_str());
+      return 1;
+    }
+    cat_pub = std::max(cat_pub, kPublishCount / seconds_since(t0));
+    cat_pub_cpu = std::min(cat_pub_cpu, (cpu_us() - c0) / kPublishCount);
+    pub_allocs = static_cast<double>(catga::bench::allocations() - a0) / kPublishCount;
+  }
+  if (raw_pub == 0) raw_pub = cat_pub = 1;  // skipped
+  if (raw_publish_errors.load() != 0 || cat_errors.load() != 0) {
+    std::fprintf(stderr, "bench_transport: publish errors: raw %d, catga %d\n", raw_publish_errors.load(),
+                 cat_errors.load());
+    return 1;
+  }
+  std::fprintf(stderr,
+               "bench_transport: publish raw %.0f/s catga %.0f/s (%.1f C++ allocations/msg; client CPU/msg raw %.1f us, "
+               "catga %.1f us)\n",
+               raw_pub, cat_pub, pub_allocs, raw_pub_cpu, cat_pub_cpu);
+
+  // --- consume: each round a new raw consumer and a new catga group ----------
+  double raw_con = 0, cat_con = 0, con_allocs = 0;
+  double raw_con_cpu = 1e300, cat_con_cpu = 1e300;
+  if (wanted("consume")) {
+    if (!wanted("publish")) {  // something to consume
+      for (int i = 0; i < kConsumeCount; ++i) (void)transport->publish_async(event, nullptr);
+      (void)transport->flush(60s);
+    }
+    catga::Mediator m;
+    m.attach(*transport);
+    for (int r = 0; r < kRounds; ++r) {
+      double c0 = cpu_us();
+      raw_con = std::max(raw_con, raw_consume(url, "raw_" + std::to_string(r)));
+      raw_con_cpu = std::min(raw_con_cpu, (cpu_us() - c0) / kConsumeCount);
+      c0 = cpu_us();
+      std::atomic<int> handled{0};
+      const auto a0 = catga::bench::allocations();
+      const auto t0 = Clock::now();
+      catga::SubscribeOptions so;
+      so.group = "catga_" + std::to_string(r);
+      auto sub = m.subscribe<BenchEvent>(so, [&handled](const BenchEvent& e) {
+        catga::bench::keep(e.sent_ns);
+        handled.fetch_add(1, std::memory_order_relaxed);
+      });
+      if (!sub) {
+        std::fprintf(stderr, "bench_transport: subscribe: %s\n", sub.error().message.c_str());
+        return 1;
+      }
+      while (handled.load(std::memory_order_relaxed) < kConsumeCount) std::this_thread::sleep_for(1ms);
+      cat_con = std::max(cat_con, kConsumeCount / seconds_since(t0));
+      cat_con_cpu = std::min(cat_con_cpu, (cpu_us() - c0) / kConsumeCount);
+      con_allocs = static_cast<double>(catga::bench::allocations() - a0) / kConsumeCount;
+      sub->stop();
+    }
+  }
+  if (raw_con == 0) raw_con = cat_con = 1;  // skipped
+  std::fprintf(stderr,
+               "bench_transport: consume raw %.0f/s catga %.0f/s (%.1f C++ allocations/msg; client CPU/msg raw %.1f us, "
+               "catga %.1f us)\n",
+               raw_con, cat_con, con_allocs, raw_con_cpu, cat_con_cpu);
+
+  // --- e2e latency: Mediator::publish (stored when it returns) → handler -----
+  Percentiles lat;
+  if (wanted("latency")) {
+    catga::Mediator m;
+    m.attach(*transport);
+    std::vector<double> samples(kLatencySamples, 0.0);
+    std::atomic<int> seen{0};
+    catga::SubscribeOptions so;
+    so.group = "latency";
+    auto sub = m.subscribe<BenchPing>(so, [&](const BenchPing& e) {
+      const int i = seen.load(std::memory_order_relaxed);
+      if (i < kLatencySamples) samples[static_cast<std::size_t>(i)] = static_cast<double>(now_ns() - e.sent_ns) / 1e3;
+      seen.store(i + 1, std::memory_order_release);
+    });
+    if (!sub) return 1;
+    auto ping = make_event<BenchPing>();
+    const auto period = std::chrono::nanoseconds(1'000'000'000 / kLatencyRate);
+    auto next = Clock::now();
+    for (int i = 0; i < kLatencySamples; ++i) {
+      std::this_thread::sleep_until(next);
+      next += period;
+      ping.sent_ns = now_ns();
+      if (auto s = m.publish(ping); !s) {
+        std::fprintf(stderr, "bench_transport: publish: %s\n", s.error().message.c_str());
+        return 1;
+      }
+    }
+    const auto deadline = Clock::now() + 30s;
+    while (seen.load(std::memory_order_acquire) < kLatencySamples && Clock::now() < deadline) {
+      std::this_thread::sleep_for(1ms);
+    }
+    sub->stop();
+    lat = percentiles(samples);
+  }
+
+  // --- request/reply ---------------------------------------------------------
+  double raw_req = 0, cat_req = 0;
+  if (wanted("request")) {
+    RawConn responder(url), client(url);
+    const std::string reply = R"({"ok":true,"value":3})";
+    natsSubscription* rsub = nullptr;
+    check(natsConnection_QueueSubscribe(&rsub, responder.nc, "rawbench.cmd.BenchAdd", "bench", &raw_responder,
+                                        const_cast<std::string*>(&reply)),
+          "raw responder");
+    check(natsConnection_Flush(responder.nc), "flush");
+
+    auto server_transport = make_transport(url, "bench-service");
+    catga::Mediator service;
+    service.handle<BenchAdd>([](const BenchAdd& a) { return a.a + a.b; });
+    service.attach(*server_transport);
+    auto serving = service.serve<BenchAdd>("bench");
+    if (!serving) return 1;
+    catga::Mediator caller;
+    caller.attach(*transport);
+    caller.route_remote<BenchAdd>();
+    const std::string req_body = nlohmann::json(BenchAdd{1, 2}).dump();
+
+    for (int r = 0; r < kRounds; ++r) {
+      raw_req = std::max(raw_req, raw_requests(client.nc, req_body));
+      const auto t0 = Clock::now();
+      for (int i = 0; i < kRequestCount; ++i) {
+        auto v = caller.send(BenchAdd{1, 2});
+        if (!v || *v != 3) {
+          std::fprintf(stderr, "bench_transport: send: %s\n", v ? "wrong value" : v.error().message.c_str());
+          return 1;
+        }
+      }
+      cat_req = std::max(cat_req, kRequestCount / seconds_since(t0));
+    }
+    serving->stop();
+    (void)server_transport->stop(5s);
+    natsSubscription_Unsubscribe(rsub);
+    natsSubscription_Destroy(rsub);
+  }
+  if (raw_req == 0) raw_req = cat_req = 1;
+  (void)transport->stop(10s);
+  std::fprintf(stderr, "bench_transport: done, load average %s\n", load_average().c_str());
+
+  std::printf(
+      "{\"bench\":\"transport\",\"raw_publish_per_s\":%.0f,\"publish_per_s\":%.0f,\"publish_ratio\":%.3f,"
+      "\"raw_consume_per_s\":%.0f,\"consume_per_s\":%.0f,\"consume_ratio\":%.3f,\"e2e_p50_us\":%.0f,"
+      "\"e2e_p99_us\":%.0f,\"raw_request_per_s\":%.0f,\"request_per_s\":%.0f,\"request_ratio\":%.3f}\n",
+      raw_pub, cat_pub, cat_pub / raw_pub, raw_con, cat_con, cat_con / raw_con, lat.p50, lat.p99, raw_req, cat_req,
+      cat_req / raw_req);
+  return 0;
+}
