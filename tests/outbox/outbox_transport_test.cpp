@@ -1,0 +1,117 @@
+// OutboxTransport over a real JetStreamTransport: direct while the broker is
+// there, stored locally while it is not, relayed in order when it is back.
+#include <doctest/doctest.h>
+
+#include <atomic>
+
+#include "../nats/stream_reader.hpp"
+#include "catga/mediator.hpp"
+#include "catga/nats/jetstream_transport.hpp"
+#include "catga/outbox/outbox_transport.hpp"
+#include "nats_server.hpp"
+#include "outbox_messages.hpp"
+#include "raw_nats.hpp"
+#include "wait_for.hpp"
+
+using namespace std::chrono_literals;
+using catga::outbox::PublishRoute;
+
+namespace {
+
+struct Pinged {
+  int n = 0;
+};
+CATGA_EVENT(Pinged, n)
+CATGA_QOS(Pinged, catga::QoS::at_most_once)
+
+catga::Result<PublishRoute> publish(catga::outbox::OutboxTransport& t, int i) {
+  const auto& info = catga::message_info<ob::Deposited>();
+  auto ctx = catga::Context::root();
+  ctx.message_id = *catga::MessageId::parse(ob::deposit_id(i));
+  ctx.message_type = info.name;
+  const std::string body = nlohmann::json(ob::Deposited{ob::deposit_id(i), i}).dump();
+  return t.publish_routed(catga::OutboundMessage{info, body, ctx});
+}
+
+}  // namespace
+
+TEST_CASE("direct while the broker is up; stored locally while it is down; relayed in order when it is back") {
+  catga::test::NatsServer server;
+  catga::nats::NatsOptions nats;
+  nats.servers = {server.url()};
+  nats.max_reconnect_wait = 200ms;
+  catga::nats::JetStreamOptions js;
+  js.publish_timeout = 2s;
+  auto inner = std::shared_ptr<catga::nats::JetStreamTransport>(catga::nats::JetStreamTransport::create(nats, js).value());
+  auto store = catga::outbox::OutboxStore::open({.path = (server.directory() / "outbox.db").string()}).value();
+  auto outbox = catga::outbox::OutboxTransport::create(store, inner).value();
+
+  int next = 0;
+  for (; next < 10; ++next) CHECK(publish(*outbox, next).value() == PublishRoute::sent);
+  CHECK(outbox->pending() == 0);
+
+  server.kill();
+  REQUIRE(catga::test::wait_for([&] { return !inner->connection()->connected(); }, 30s));
+  for (; next < 60; ++next) REQUIRE(publish(*outbox, next).value() == PublishRoute::stored_locally);
+  CHECK(outbox->pending() == 50);
+  CHECK(outbox->stored_locally() == 50);
+  // at-most-once events are not kept: they fail (or drop) like on the inner transport.
+  catga::Mediator m;
+  m.attach(*outbox);
+  (void)m.publish(Pinged{1});
+  CHECK(outbox->pending() == 50);
+
+  server.start();
+  // While the outbox drains, new events queue behind the stored ones.
+  int queued_behind = 0;
+  while (outbox->pending() > 0 && next < 200) {
+    if (publish(*outbox, next++).value() == PublishRoute::stored_locally) ++queued_behind;
+  }
+  REQUIRE(outbox->drain(60s));
+  CHECK(outbox->relayed() >= 50);
+  CHECK(publish(*outbox, next++).value() == PublishRoute::sent);
+  MESSAGE("published behind the draining outbox: " << queued_behind);
+
+  catga::test::RawNats raw(server.url());
+  std::vector<nt::Stored> stored;
+  for (auto& e : nt::read_stream(raw, "CATGA_EVENTS")) {
+    // The at-most-once Pinged may be there too (nats.c buffered it while reconnecting).
+    if (e.header("Catga-Type") == "Deposited") stored.push_back(std::move(e));
+  }
+  REQUIRE(stored.size() == static_cast<std::size_t>(next));
+  for (int i = 0; i < next; ++i) {
+    CHECK(stored[static_cast<std::size_t>(i)].header("Nats-Msg-Id") == ob::deposit_id(i));  // publish order
+  }
+  outbox->stop();
+}
+
+TEST_CASE("the broker down at start: events are stored, the connector is retried, then they are relayed") {
+  catga::test::NatsServerOptions so;
+  so.start = false;
+  catga::test::NatsServer server(so);
+  catga::nats::NatsOptions nats;
+  nats.servers = {server.url()};
+  catga::nats::JetStreamOptions js;
+  js.startup_timeout = 500ms;
+  std::atomic<int> attempts{0};
+  auto store = catga::outbox::OutboxStore::open({.path = (server.directory() / "outbox.db").string()}).value();
+  auto outbox = catga::outbox::OutboxTransport::create(
+                    store,
+                    [&]() -> catga::Result<std::shared_ptr<catga::Transport>> {
+                      ++attempts;
+                      auto t = catga::nats::JetStreamTransport::create(nats, js);
+                      if (!t) return std::move(t).error();
+                      return std::shared_ptr<catga::Transport>(std::move(*t));
+                    })
+                    .value();
+  for (int i = 0; i < 5; ++i) CHECK(publish(*outbox, i).value() == PublishRoute::stored_locally);
+  auto sub = outbox->subscribe("Deposited", {}, [](catga::Delivery&) { return catga::Status{}; });
+  REQUIRE_FALSE(sub);
+  CHECK(sub.error().code == "unavailable");
+  REQUIRE(catga::test::wait_for([&] { return attempts.load() >= 2; }, 30s));  // failed at least once
+  server.start();
+  REQUIRE(outbox->drain(60s));
+  catga::test::RawNats raw(server.url());
+  CHECK(nt::stream_count(raw, "CATGA_EVENTS") == 5);
+  outbox->stop();
+}

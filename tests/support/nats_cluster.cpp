@@ -1,0 +1,322 @@
+#include "nats_cluster.hpp"
+
+#include <fcntl.h>
+#include <nats/nats.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "nats_server.hpp"
+
+namespace catga::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string find_binary(const std::string& configured) {
+  if (!configured.empty()) return configured;
+  if (const char* env = std::getenv("CATGA_NATS_SERVER"); env != nullptr && *env != '\0') return env;
+  if (const char* path = std::getenv("PATH"); path != nullptr) {
+    std::stringstream dirs(path);
+    std::string dir;
+    while (std::getline(dirs, dir, ':')) {
+      fs::path candidate = fs::path(dir) / "nats-server";
+      if (!dir.empty() && ::access(candidate.c_str(), X_OK) == 0) return candidate.string();
+    }
+  }
+  return "/usr/sbin/nats-server";
+}
+
+bool accepts_connections(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// The value of "leader":"..." inside the "cluster" object of a STREAM.INFO reply.
+std::string leader_in(const std::string& info) {
+  const auto cluster = info.find("\"cluster\"");
+  if (cluster == std::string::npos) return {};
+  const std::string key = "\"leader\":\"";
+  const auto at = info.find(key, cluster);
+  if (at == std::string::npos) return {};
+  const auto begin = at + key.size();
+  const auto end = info.find('"', begin);
+  return end == std::string::npos ? std::string() : info.substr(begin, end - begin);
+}
+
+}  // namespace
+
+NatsCluster::NatsCluster(NatsClusterOptions options) : options_(std::move(options)) {
+  std::string tmpl = (fs::temp_directory_path() / "catga-cluster-XXXXXX").string();
+  if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp: " + std::string(std::strerror(errno)));
+  dir_ = tmpl;
+  binary_ = find_binary(options_.binary);
+  // Six distinct ports: free_loopback_port may hand out one it gave before.
+  std::vector<int> taken;
+  auto fresh_port = [&taken] {
+    while (true) {
+      const int p = free_loopback_port();
+      if (std::find(taken.begin(), taken.end(), p) == taken.end()) {
+        taken.push_back(p);
+        return p;
+      }
+    }
+  };
+  for (auto& n : nodes_) {
+    n.port = fresh_port();
+    n.cluster_port = fresh_port();
+  }
+  for (int i = 0; i < kNodes; ++i) write_config(i);
+  if (options_.start) {
+    try {
+      start();
+    } catch (...) {
+      stop();
+      std::error_code ec;
+      fs::remove_all(dir_, ec);
+      throw;
+    }
+  }
+}
+
+NatsCluster::~NatsCluster() {
+  try {
+    stop();
+  } catch (...) {
+  }
+  std::error_code ec;
+  fs::remove_all(dir_, ec);
+}
+
+std::string NatsCluster::name(int node) { return "n" + std::to_string(node + 1); }
+
+std::optional<int> NatsCluster::node_of(const std::string& server_name) {
+  for (int i = 0; i < kNodes; ++i) {
+    if (name(i) == server_name) return i;
+  }
+  return std::nullopt;
+}
+
+const NatsCluster::Node& NatsCluster::at(int node) const {
+  if (node < 0 || node >= kNodes) throw std::out_of_range("NatsCluster: no node " + std::to_string(node));
+  return nodes_[static_cast<std::size_t>(node)];
+}
+NatsCluster::Node& NatsCluster::at(int node) {
+  return const_cast<Node&>(static_cast<const NatsCluster&>(*this).at(node));
+}
+
+std::filesystem::path NatsCluster::store_dir(int node) const { return dir_ / name(node); }
+std::filesystem::path NatsCluster::config_path(int node) const { return dir_ / (name(node) + ".conf"); }
+std::filesystem::path NatsCluster::log_path(int node) const { return dir_ / (name(node) + ".log"); }
+
+std::string NatsCluster::url(int node) const { return "nats://127.0.0.1:" + std::to_string(at(node).port); }
+
+std::vector<std::string> NatsCluster::urls() const {
+  std::vector<std::string> out;
+  for (int i = 0; i < kNodes; ++i) out.push_back(url(i));
+  return out;
+}
+
+std::string NatsCluster::url_list() const {
+  std::string out;
+  for (int i = 0; i < kNodes; ++i) out += (i == 0 ? "" : ",") + url(i);
+  return out;
+}
+
+bool NatsCluster::running(int node) const { return at(node).pid > 0; }
+
+std::string NatsCluster::log(int node) const {
+  std::ifstream in(log_path(node));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void NatsCluster::write_config(int node) const {
+  std::ofstream out(config_path(node));
+  out << "server_name: " << name(node) << "\n"
+      << "listen: 127.0.0.1:" << at(node).port << "\n"
+      << "jetstream {\n  store_dir: \"" << store_dir(node).string() << "\"\n}\n"
+      << "cluster {\n  name: catga_test\n  listen: 127.0.0.1:" << at(node).cluster_port << "\n"
+      << "  no_advertise: true\n  routes: [\n";
+  for (int i = 0; i < kNodes; ++i) {
+    if (i != node) out << "    nats-route://127.0.0.1:" << at(i).cluster_port << "\n";
+  }
+  out << "  ]\n}\n";
+}
+
+void NatsCluster::start_node(int node) {
+  Node& n = at(node);
+  if (n.pid > 0) return;
+  std::vector<std::string> args{binary_, "-c", config_path(node).string()};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const std::string log_file = log_path(node).string();
+  const pid_t parent = ::getpid();
+
+  const pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork: " + std::string(std::strerror(errno)));
+  if (pid == 0) {
+    // Child: only async-signal-safe calls until exec.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);
+    int fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      ::dup2(fd, STDOUT_FILENO);
+      ::dup2(fd, STDERR_FILENO);
+      ::close(fd);
+    }
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  n.pid = pid;
+
+  const auto deadline = std::chrono::steady_clock::now() + options_.start_timeout;
+  auto pause = std::chrono::milliseconds(5);
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (::waitpid(n.pid, &status, WNOHANG) == n.pid) {
+      n.pid = -1;
+      throw std::runtime_error("nats-server " + name(node) + " exited at start (" + binary_ + "):\n" + log(node));
+    }
+    if (accepts_connections(n.port)) return;
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(100));
+  }
+  kill(node);
+  throw std::runtime_error("nats-server " + name(node) + " did not accept connections on port " +
+                           std::to_string(n.port) + ":\n" + log(node));
+}
+
+void NatsCluster::start() {
+  for (int i = 0; i < kNodes; ++i) start_node(i);
+  if (!wait_for_meta_leader(options_.start_timeout)) {
+    throw std::runtime_error("NatsCluster: no JetStream meta leader was elected; log of n1:\n" + log(0));
+  }
+}
+
+void NatsCluster::wait_exit(int node, std::chrono::milliseconds timeout) {
+  Node& n = at(node);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    int status = 0;
+    const pid_t r = ::waitpid(n.pid, &status, WNOHANG);
+    if (r == n.pid || (r < 0 && errno == ECHILD)) {
+      n.pid = -1;
+      return;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      ::kill(n.pid, SIGKILL);
+      ::waitpid(n.pid, &status, 0);
+      n.pid = -1;
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+void NatsCluster::stop(int node) {
+  if (!running(node)) return;
+  ::kill(at(node).pid, SIGTERM);
+  wait_exit(node, std::chrono::seconds(10));
+}
+
+void NatsCluster::kill(int node) {
+  if (!running(node)) return;
+  ::kill(at(node).pid, SIGKILL);
+  wait_exit(node, std::chrono::seconds(10));
+}
+
+void NatsCluster::restart(int node) {
+  stop(node);
+  start_node(node);
+}
+
+void NatsCluster::stop() {
+  // Signal all first so the nodes go down together (no elections in between).
+  for (auto& n : nodes_) {
+    if (n.pid > 0) ::kill(n.pid, SIGTERM);
+  }
+  for (int i = 0; i < kNodes; ++i) {
+    if (running(i)) wait_exit(i, std::chrono::seconds(10));
+  }
+}
+
+std::string NatsCluster::request(const std::string& subject, const std::string& body,
+                                 std::chrono::milliseconds timeout) const {
+  for (int i = 0; i < kNodes; ++i) {
+    if (!running(i)) continue;
+    natsOptions* opts = nullptr;
+    if (natsOptions_Create(&opts) != NATS_OK) return {};
+    natsConnection* nc = nullptr;
+    natsStatus s = natsOptions_SetURL(opts, url(i).c_str());
+    if (s == NATS_OK) s = natsOptions_SetTimeout(opts, 2000);
+    if (s == NATS_OK) s = natsOptions_SetAllowReconnect(opts, false);
+    if (s == NATS_OK) s = natsConnection_Connect(&nc, opts);
+    natsOptions_Destroy(opts);
+    if (s != NATS_OK) continue;
+    natsMsg* reply = nullptr;
+    s = natsConnection_Request(&reply, nc, subject.c_str(), body.data(), static_cast<int>(body.size()),
+                               static_cast<std::int64_t>(timeout.count()));
+    std::string out;
+    if (s == NATS_OK && natsMsg_GetData(reply) != nullptr) {
+      out.assign(natsMsg_GetData(reply), static_cast<std::size_t>(natsMsg_GetDataLength(reply)));
+    }
+    natsMsg_Destroy(reply);
+    natsConnection_Destroy(nc);
+    if (!out.empty()) return out;
+  }
+  return {};
+}
+
+bool NatsCluster::wait_for_meta_leader(std::chrono::milliseconds timeout) const {
+  // Only the meta leader answers account info in a cluster; without one the
+  // request times out or gets a 503 error.
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    const std::string info = request("$JS.API.INFO", "", std::chrono::milliseconds(1000));
+    if (!info.empty() && info.find("\"error\"") == std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
+std::optional<int> NatsCluster::stream_leader(const std::string& stream) const {
+  const std::string info = request("$JS.API.STREAM.INFO." + stream, "", std::chrono::milliseconds(1000));
+  if (info.empty() || info.find("\"error\"") != std::string::npos) return std::nullopt;
+  return node_of(leader_in(info));
+}
+
+std::optional<int> NatsCluster::wait_for_stream_leader(const std::string& stream, std::optional<int> not_this,
+                                                       std::chrono::milliseconds timeout) const {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (auto leader = stream_leader(stream); leader && leader != not_this && running(*leader)) return leader;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return std::nullopt;
+}
+
+}  // namespace catga::test
