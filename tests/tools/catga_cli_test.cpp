@@ -1,0 +1,307 @@
+// The `catga` operator CLI against a real nats-server: dead letters made by
+// a failing handler (and one published by hand, as another language would),
+// then list / show / replay / purge / streams / consumers, as tables and JSON.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <iostream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "catga/mediator.hpp"
+#include "catga/nats/jetstream_transport.hpp"
+#include "nats_server.hpp"
+#include "raw_nats.hpp"
+#include "run_cli.hpp"
+#include "wait_for.hpp"
+
+using catga::test::run_cli;
+using catga::test::wait_for;
+using namespace std::chrono_literals;
+
+namespace cli_test {
+
+struct InvoiceDue {
+  std::string invoice;
+  int amount = 0;
+};
+CATGA_EVENT(InvoiceDue, invoice, amount)
+
+struct ReportRequested {
+  int n = 0;
+};
+CATGA_EVENT(ReportRequested, n)
+
+}  // namespace cli_test
+
+namespace {
+
+using cli_test::InvoiceDue;
+using cli_test::ReportRequested;
+
+catga::test::CliResult cli(const catga::test::NatsServer& server, std::vector<std::string> args) {
+  args.insert(args.begin(), {"--server", server.url()});
+  auto r = run_cli(CATGA_CLI, args);
+  // CATGA_TEST_VERBOSE=1 shows what an operator would see.
+  if (std::getenv("CATGA_TEST_VERBOSE") != nullptr) std::cout << "$ catga " << args.back() << "\n" << r.out << r.err;
+  return r;
+}
+
+nlohmann::json cli_json(const catga::test::NatsServer& server, std::vector<std::string> args) {
+  args.insert(args.begin(), "--json");
+  auto r = cli(server, args);
+  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  REQUIRE(r.exit_code == 0);
+  return nlohmann::json::parse(r.out);
+}
+
+// A dead letter as another client would store it (docs/wire-format.md).
+void publish_dead_letter(const catga::test::NatsServer& server, const std::string& type, const std::string& body) {
+  catga::test::RawNats raw(server.url());
+  natsMsg* msg = nullptr;
+  const std::string subject = "catga.dlq." + type;
+  catga::test::check(natsMsg_Create(&msg, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size())),
+                     "create");
+  static int n = 0;
+  const std::string id = "CATGA_EVENTS:" + std::to_string(900 + ++n) + ":refunds_" + type;
+  natsMsgHeader_Set(msg, "Nats-Msg-Id", id.c_str());
+  natsMsgHeader_Set(msg, "Catga-Type", type.c_str());
+  natsMsgHeader_Set(msg, "Catga-Original-Msg-Id", ("orig-" + std::to_string(n)).c_str());
+  natsMsgHeader_Set(msg, "Catga-Error", "body is not valid JSON");
+  natsMsgHeader_Set(msg, "Catga-Error-Code", "malformed");
+  natsMsgHeader_Set(msg, "Catga-Deliveries", "1");
+  natsMsgHeader_Set(msg, "Catga-Original-Subject", ("catga.evt." + type).c_str());
+  natsMsgHeader_Set(msg, "Catga-Original-Seq", "77");
+  natsMsgHeader_Set(msg, "Catga-Group", "refunds");
+  jsPubAck* ack = nullptr;
+  const natsStatus s = js_PublishMsg(&ack, raw.js(), msg, nullptr, nullptr);
+  jsPubAck_Destroy(ack);
+  natsMsg_Destroy(msg);
+  catga::test::check(s, "publish dead letter");
+}
+
+const nlohmann::json* find_by(const nlohmann::json& array, const std::string& key, const std::string& value) {
+  for (const auto& e : array) {
+    if (e.contains(key) && e[key] == value) return &e;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("catga dlq/streams/consumers: list, show, replay once, purge; tables and JSON") {
+  catga::test::NatsServer server;
+  catga::nats::NatsOptions no;
+  no.servers = {server.url()};
+  catga::nats::JetStreamOptions js;
+  js.events.storage = catga::nats::StorageType::memory;
+  js.dead_letters.storage = catga::nats::StorageType::memory;
+  js.consumer.fetch_expires = 1s;
+  auto transport = catga::nats::JetStreamTransport::create(no, js).value();
+  catga::Mediator mediator;
+  mediator.attach(*transport);
+
+  // billing: declines every invoice until "fixed"; 2 deliveries, then dead letter.
+  std::atomic<bool> fixed{false};
+  std::atomic<int> billed{0};
+  std::mutex mu;
+  std::string original_id;
+  std::string replayed_header, replayed_original;
+  catga::SubscribeOptions billing_opts;
+  billing_opts.group = "billing";
+  billing_opts.retry.max_deliver = 2;
+  billing_opts.retry.backoff = {10ms};
+  auto billing = mediator.subscribe<InvoiceDue>(billing_opts, [&](const InvoiceDue&, catga::Context& ctx) -> catga::Status {
+    std::lock_guard lock(mu);
+    if (original_id.empty()) original_id = ctx.message_id.text().str();
+    if (!fixed.load()) return catga::make_error("declined", "card declined", true);
+    replayed_header = std::string(ctx.headers.get("Catga-Replayed").value_or(""));
+    replayed_original = std::string(ctx.headers.get("Catga-Original-Msg-Id").value_or(""));
+    ++billed;
+    return {};
+  });
+  REQUIRE(billing);
+
+  // audit: fails the first delivery, then holds the redelivery until released,
+  // so the group has one redelivered message awaiting its ack.
+  std::atomic<bool> release{false};
+  std::atomic<int> audit_attempts{0};
+  catga::SubscribeOptions audit_opts;
+  audit_opts.group = "audit";
+  audit_opts.retry.backoff = {10ms};
+  auto audit = mediator.subscribe<InvoiceDue>(audit_opts, [&](const InvoiceDue&, catga::Context& ctx) -> catga::Status {
+    ++audit_attempts;
+    if (ctx.attempt == 1) return catga::make_error("busy", "try again", true);
+    wait_for([&] { return release.load(); }, 60s);
+    return {};
+  });
+  REQUIRE(audit);
+
+  // reports: a group whose members are all gone, with 3 events waiting.
+  {
+    catga::SubscribeOptions o;
+    o.group = "reports";
+    auto s = mediator.subscribe<ReportRequested>(o, [](const ReportRequested&) {});
+    REQUIRE(s);
+  }
+  for (int i = 0; i < 3; ++i) REQUIRE(mediator.publish(ReportRequested{i}));
+
+  REQUIRE(mediator.publish(InvoiceDue{"inv-1", 10}));
+  publish_dead_letter(server, "Refund", "not json \xff\xfe");
+  REQUIRE(wait_for([&] { return transport->health().dead_letters == 2; }, 60s));
+  REQUIRE(wait_for([&] {
+    for (const auto& c : transport->health().consumers) {
+      if (c.group == "audit" && c.num_redelivered == 1 && c.num_ack_pending == 1) return true;
+    }
+    return false;
+  }, 60s));
+
+  // --- dlq list ---------------------------------------------------------------
+  auto list = cli(server, {"dlq", "list"});
+  REQUIRE(list.exit_code == 0);
+  INFO("list: " << list.out);
+  CHECK(list.out.find("SEQ") != std::string::npos);
+  CHECK(list.out.find("InvoiceDue") != std::string::npos);
+  CHECK(list.out.find("billing") != std::string::npos);
+  CHECK(list.out.find("card declined") != std::string::npos);
+  CHECK(list.out.find("Refund") != std::string::npos);
+
+  auto letters = cli_json(server, {"dlq", "list"});
+  REQUIRE(letters.size() == 2);
+  const auto* inv = find_by(letters, "type", "InvoiceDue");
+  const auto* refund = find_by(letters, "type", "Refund");
+  REQUIRE(inv != nullptr);
+  REQUIRE(refund != nullptr);
+  CHECK((*inv)["group"] == "billing");
+  CHECK((*inv)["deliveries"] == 2);
+  CHECK((*inv)["error_code"] == "declined");
+  CHECK((*inv)["error"] == "card declined");
+  CHECK((*inv)["original_subject"] == "catga.evt.InvoiceDue");
+  CHECK((*inv)["original_msg_id"] == original_id);
+  CHECK((*refund)["error_code"] == "malformed");
+  const auto inv_seq = (*inv)["seq"].get<std::uint64_t>();
+  const auto refund_seq = (*refund)["seq"].get<std::uint64_t>();
+  CHECK(cli_json(server, {"dlq", "list", "--type", "Refund"}).size() == 1);
+
+  // --- dlq show -------------------------------------------------------------
+  auto show = cli(server, {"dlq", "show", std::to_string(inv_seq)});
+  REQUIRE(show.exit_code == 0);
+  CHECK(show.out.find("Catga-Error: card declined") != std::string::npos);
+  CHECK(show.out.find("\"invoice\":\"inv-1\"") != std::string::npos);
+  auto shown = cli_json(server, {"dlq", "show", std::to_string(inv_seq)});
+  CHECK(shown["body"]["invoice"] == "inv-1");
+  CHECK(shown["headers"]["Catga-Type"] == "InvoiceDue");
+  auto shown_raw = cli_json(server, {"dlq", "show", std::to_string(refund_seq)});
+  CHECK(shown_raw["body"].is_null());
+  CHECK(shown_raw["body_text"].get<std::string>().rfind("not json", 0) == 0);
+  auto missing = cli(server, {"dlq", "show", "999"});
+  CHECK(missing.exit_code == 1);
+  CHECK(missing.err.find("no dead letter #999") != std::string::npos);
+
+  // --- consumers and streams --------------------------------------------------
+  auto consumers = cli(server, {"consumers"});
+  REQUIRE(consumers.exit_code == 0);
+  CHECK(consumers.out.find("REDELIVERED") != std::string::npos);
+  CHECK(consumers.out.find("audit") != std::string::npos);
+  auto groups = cli_json(server, {"consumers"});
+  const auto* a = find_by(groups, "group", "audit");
+  const auto* r = find_by(groups, "group", "reports");
+  REQUIRE(a != nullptr);
+  REQUIRE(r != nullptr);
+  CHECK((*a)["type"] == "InvoiceDue");
+  CHECK((*a)["redelivered"] == 1);
+  CHECK((*a)["ack_pending"] == 1);
+  CHECK((*r)["type"] == "ReportRequested");
+  CHECK((*r)["pending"] == 3);
+  CHECK(find_by(groups, "group", "billing") != nullptr);
+  release = true;
+
+  auto streams = cli(server, {"streams"});
+  REQUIRE(streams.exit_code == 0);
+  CHECK(streams.out.find("CATGA_EVENTS") != std::string::npos);
+  CHECK(streams.out.find("CATGA_DLQ") != std::string::npos);
+  auto stream_list = cli_json(server, {"streams"});
+  const auto* dlq = find_by(stream_list, "name", "CATGA_DLQ");
+  const auto* events = find_by(stream_list, "name", "CATGA_EVENTS");
+  REQUIRE(dlq != nullptr);
+  REQUIRE(events != nullptr);
+  CHECK((*dlq)["messages"] == 2);
+  CHECK((*events)["messages"] == 4);
+  CHECK((*events)["consumers"] == 3);
+
+  // --- dlq replay: the fixed handler gets it exactly once ---------------------
+  fixed = true;
+  auto replay = cli(server, {"dlq", "replay", std::to_string(inv_seq)});
+  REQUIRE(replay.exit_code == 0);
+  CHECK(replay.out.find("replayed") != std::string::npos);
+  REQUIRE(wait_for([&] { return billed.load() == 1; }, 60s));
+  REQUIRE(wait_for([&] {
+    for (const auto& c : transport->health().consumers) {
+      if (!c.reachable || c.lag() != 0) return false;
+    }
+    return true;
+  }, 60s));
+  CHECK(billed.load() == 1);
+  {
+    std::lock_guard lock(mu);
+    CHECK(replayed_header == std::to_string(inv_seq));
+    CHECK(replayed_original == original_id);
+  }
+  // Replayed dead letters leave the stream; a second replay finds nothing.
+  CHECK(cli_json(server, {"dlq", "list"}).size() == 1);
+  auto again = cli(server, {"dlq", "replay", std::to_string(inv_seq)});
+  CHECK(again.exit_code == 1);
+  CHECK(again.err.find("no dead letter #" + std::to_string(inv_seq)) != std::string::npos);
+
+  // --keep, twice: the second copy is recognised as a duplicate and not stored.
+  auto kept = cli_json(server, {"dlq", "replay", "--keep", std::to_string(refund_seq)});
+  REQUIRE(kept.size() == 1);
+  CHECK(kept[0]["ok"] == true);
+  CHECK(kept[0]["duplicate"] == false);
+  CHECK(kept[0]["removed"] == false);
+  CHECK(kept[0]["subject"] == "catga.evt.Refund");
+  CHECK(kept[0]["msg_id"] == "orig-1.r" + std::to_string(refund_seq));
+  auto all = cli_json(server, {"dlq", "replay", "--all"});
+  REQUIRE(all.size() == 1);
+  CHECK(all[0]["duplicate"] == true);
+  CHECK(all[0]["removed"] == true);
+  auto empty = cli(server, {"dlq", "list"});
+  CHECK(empty.exit_code == 0);
+  CHECK(empty.out.find("no dead letters") != std::string::npos);
+
+  // --- dlq purge --------------------------------------------------------------
+  publish_dead_letter(server, "Refund", "{}");
+  publish_dead_letter(server, "Chargeback", "{}");
+  auto refused = cli(server, {"dlq", "purge"});
+  CHECK(refused.exit_code == 1);
+  CHECK(refused.err.find("--yes") != std::string::npos);
+  auto purged_one = cli_json(server, {"dlq", "purge", "--type", "Refund", "--yes"});
+  CHECK(purged_one["purged"] == 1);
+  auto purged = cli(server, {"dlq", "purge", "--yes"});
+  CHECK(purged.exit_code == 0);
+  CHECK(purged.out.find("purged 1 dead letter") != std::string::npos);
+  CHECK(cli_json(server, {"dlq", "list"}).empty());
+  CHECK(transport->stop(10s));
+}
+
+TEST_CASE("catga: an unreachable server or a missing stream is a clear error") {
+  const int port = catga::test::free_loopback_port();
+  auto r = run_cli(CATGA_CLI, {"--server", "nats://127.0.0.1:" + std::to_string(port), "streams"});
+  CHECK(r.exit_code == 1);
+  CHECK(r.out.empty());
+  CHECK(r.err.find("connect to nats://127.0.0.1:" + std::to_string(port)) != std::string::npos);
+
+  catga::test::NatsServer server;  // nothing provisioned yet
+  auto list = run_cli(CATGA_CLI, {"--server", server.url(), "dlq", "list"});
+  CHECK(list.exit_code == 1);
+  CHECK(list.err.find("stream 'CATGA_DLQ' does not exist") != std::string::npos);
+  auto streams = run_cli(CATGA_CLI, {"--server", server.url(), "streams"});
+  CHECK(streams.exit_code == 0);
+  CHECK(streams.out.find("no streams") != std::string::npos);
+  auto usage = run_cli(CATGA_CLI, {"--server", server.url(), "dlq", "frobnicate"});
+  CHECK(usage.exit_code == 2);
+  auto twice = run_cli(CATGA_CLI, {"--server", server.url(), "--server", server.url(), "streams"});
+  CHECK(twice.exit_code == 2);
+}
