@@ -1,10 +1,19 @@
 // `dispatch` benchmark: the cost of the mediator on top of a direct call.
 // Prints one JSON line; see BENCHMARKS.md for the fields and recorded runs.
+//
+//   bench_dispatch                         the JSON line
+//   bench_dispatch --only send3 --calls N  just N calls of one case (send,
+//                                          send3, query, publish, direct),
+//                                          for profilers: run it under
+//                                          callgrind with two N and divide
+//                                          the difference
 
 #include <catga/mediator.hpp>
 #include <catga/pipeline.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
+#include <string_view>
 
 #include "bench_util.hpp"
 
@@ -29,28 +38,32 @@ CATGA_EVENT(Added, sum)
 using namespace bench_msgs;
 using catga::bench::allocs_per_call;
 using catga::bench::keep;
-using catga::bench::ns_per_call;
+using catga::bench::measure;
 
-int main() {
+int main(int argc, char** argv) {
+  std::string_view only;
+  std::size_t calls = 0;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string_view arg = argv[i];
+    if (arg == "--only") only = argv[i + 1];
+    if (arg == "--calls") calls = std::strtoull(argv[i + 1], nullptr, 10);
+  }
+
   int sink = 0;
   auto add = [](const Add& a) { return a.x + a.y; };
 
   // Baseline: the same handler through a std::function, in the same run.
   std::function<int(const Add&)> direct = add;
   const Add cmd{1, 2};
-  const double direct_ns = ns_per_call([&] { keep(direct(cmd)); });
+  auto direct_call = [&] { keep(direct(cmd)); };
 
   catga::Mediator plain;
   plain.handle<Add>(add);
   plain.handle<Total>([](const Total& t) { return t.id; });
   for (int i = 0; i < 3; ++i) plain.on<Added>([&sink](const Added& e) { sink += e.sum; });
-
   auto send = [&] { keep(plain.send(cmd)); };
-  const double send_ns = ns_per_call(send);
-  const double send_allocs = allocs_per_call(send);
-  const double query_ns = ns_per_call([&] { keep(plain.query(Total{7})); });
-  const double publish_ns = ns_per_call([&] { keep(plain.publish(Added{1})); });
-  const double publish_allocs = allocs_per_call([&] { keep(plain.publish(Added{1})); });
+  auto query = [&] { keep(plain.query(Total{7})); };
+  auto publish = [&] { keep(plain.publish(Added{1})); };
 
   // validation + retry + in-memory idempotency, logging off.
   catga::Mediator piped;
@@ -59,18 +72,48 @@ int main() {
   validation->add<Add>([](const Add& a, catga::ValidationErrors& e) {
     if (a.x < 0) e.add("x", "must not be negative");
   });
-  auto store = std::make_shared<catga::InMemoryIdempotencyStore>();
+  // BENCH_STORE_ENTRIES (default 100 000, the store's default bound) shows
+  // how much of the cost is cache misses: at 1000 entries the store stays in
+  // the L1/L2 caches.
+  catga::InMemoryIdempotencyStoreOptions store_options;
+  if (const char* n = std::getenv("BENCH_STORE_ENTRIES")) store_options.max_entries = std::strtoull(n, nullptr, 10);
+  auto store = std::make_shared<catga::InMemoryIdempotencyStore>(store_options);
   piped.use(validation);
   piped.use(std::make_shared<catga::RetryBehavior>());
   piped.use(std::make_shared<catga::IdempotencyBehavior>(store));
-  const double send3_ns = ns_per_call([&] { keep(piped.send(cmd)); }, 300'000, 5);
-  const double send3_allocs = allocs_per_call([&] { keep(piped.send(cmd)); }, 30'000);
+  auto send3 = [&] { keep(piped.send(cmd)); };
+
+  if (!only.empty()) {
+    auto run = [&](auto& f) {
+      for (std::size_t i = 0; i < calls; ++i) f();
+    };
+    if (only == "direct") run(direct_call);
+    else if (only == "send") run(send);
+    else if (only == "send3") run(send3);
+    else if (only == "query") run(query);
+    else if (only == "publish") run(publish);
+    else return 2;
+    keep(sink);
+    return 0;
+  }
+
+  const auto direct_t = measure(direct_call);
+  const auto send_t = measure(send);
+  const double send_allocs = allocs_per_call(send);
+  const auto query_t = measure(query);
+  const auto publish_t = measure(publish);
+  const double publish_allocs = allocs_per_call(publish);
+  const auto send3_t = measure(send3, 300'000, 5);
+  const double send3_allocs = allocs_per_call(send3, 30'000);
 
   std::printf(
       "{\"bench\":\"dispatch\",\"direct_ns\":%.1f,\"send_ns\":%.1f,\"send_allocs\":%.2f,"
       "\"send_3behaviors_ns\":%.1f,\"send_3behaviors_allocs\":%.2f,\"publish_3handlers_ns\":%.1f,"
-      "\"publish_3handlers_allocs\":%.2f,\"query_ns\":%.1f}\n",
-      direct_ns, send_ns, send_allocs, send3_ns, send3_allocs, publish_ns, publish_allocs, query_ns);
+      "\"publish_3handlers_allocs\":%.2f,\"query_ns\":%.1f,"
+      "\"send_cpu_ns\":%.1f,\"send_3behaviors_cpu_ns\":%.1f,\"publish_3handlers_cpu_ns\":%.1f,"
+      "\"query_cpu_ns\":%.1f}\n",
+      direct_t.wall_ns, send_t.wall_ns, send_allocs, send3_t.wall_ns, send3_allocs, publish_t.wall_ns,
+      publish_allocs, query_t.wall_ns, send_t.cpu_ns, send3_t.cpu_ns, publish_t.cpu_ns, query_t.cpu_ns);
   keep(sink);
   return 0;
 }

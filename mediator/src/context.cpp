@@ -3,18 +3,8 @@
 #include <algorithm>
 
 namespace catga {
-namespace {
 
-thread_local const Context* t_current = nullptr;
-
-// A span id from a message id: mixes both halves so ids from different threads
-// (same low counter) still differ; never zero.
-std::uint64_t span_of(const MessageId& id) noexcept {
-  std::uint64_t s = id.lo() ^ (id.hi() * 0x9e3779b97f4a7c15ULL);
-  return s != 0 ? s : 1;
-}
-
-}  // namespace
+using detail::span_of;
 
 IdText TraceContext::traceparent() const noexcept {
   IdText out;
@@ -92,17 +82,6 @@ bool Headers::erase(std::string_view key) noexcept {
   return true;
 }
 
-Context Context::root() noexcept {
-  Context ctx;
-  ctx.message_id = MessageId::generate();
-  ctx.correlation_id = ctx.message_id;
-  // The root message's id doubles as the trace id: no extra randomness needed.
-  ctx.trace.trace_hi = ctx.message_id.hi();
-  ctx.trace.trace_lo = ctx.message_id.lo();
-  ctx.trace.span_id = span_of(ctx.message_id);
-  return ctx;
-}
-
 Context Context::child() const noexcept {
   Context ctx;
   ctx.message_id = MessageId::generate();
@@ -122,19 +101,9 @@ Context Context::child() const noexcept {
   return ctx;
 }
 
-Context Context::next() noexcept { return t_current != nullptr ? t_current->child() : root(); }
-
-const Context* Context::current() noexcept { return t_current; }
-
 Context::Clock::duration Context::remaining(Clock::time_point now) const noexcept {
   if (!has_deadline()) return Clock::duration::max();
   return now >= deadline ? Clock::duration::zero() : deadline - now;
 }
-
-CurrentContextScope::CurrentContextScope(const Context& ctx) noexcept : previous_(t_current) {
-  t_current = &ctx;
-}
-
-CurrentContextScope::~CurrentContextScope() { t_current = previous_; }
 
 }  // namespace catga

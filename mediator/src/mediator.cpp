@@ -20,7 +20,7 @@ Status run_from(const std::vector<Behavior*>& chain, std::size_t i, Invocation& 
 }
 }  // namespace
 
-Status run_pipeline(const std::vector<Behavior*>& chain, Invocation& inv, ErasedHandler& handler) noexcept {
+Status run_chain(const std::vector<Behavior*>& chain, Invocation& inv, ErasedHandler& handler) noexcept {
   try {
     return run_from(chain, 0, inv, handler);
   } catch (...) {
@@ -36,8 +36,9 @@ Error no_handler_error(const MessageInfo& info) {
 }
 
 Error no_transport_error(const MessageInfo& info) {
-  return make_error(errc::no_handler,
-                    "'" + std::string(info.name) + "' needs a transport, but none is attached to the mediator");
+  std::string msg = "'";
+  msg.append(info.name).append("' needs a transport, but none is attached to the mediator");
+  return make_error(errc::no_handler, std::move(msg));
 }
 
 Status combine_event_failures(const MessageInfo& info, std::vector<std::pair<std::string_view, Error>>& failures) {

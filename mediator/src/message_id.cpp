@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <random>
 #include <thread>
@@ -16,17 +17,33 @@ std::uint64_t splitmix64(std::uint64_t& state) noexcept {
   return z ^ (z >> 31);
 }
 
+constexpr char kHex[] = "0123456789abcdef";
+
+// Two lowercase hex digits per byte value: one table load per byte.
+constexpr std::array<char, 512> kHexPairs = [] {
+  std::array<char, 512> t{};
+  for (int i = 0; i < 256; ++i) {
+    t[2 * i] = kHex[i >> 4];
+    t[2 * i + 1] = kHex[i & 15];
+  }
+  return t;
+}();
+
+int hex_value(char c) noexcept {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
 // Per-thread generator state: a random 128-bit base, then a counter in the
 // low half. Two threads (anywhere) collide only if their random high halves
-// match: probability ~2^-64 per pair.
-struct IdState {
-  std::uint64_t hi;  // 0 until seeded
-  std::uint64_t lo;
-};
-
-// Seeds a thread's generator on its first id. Kept out of IdState's
-// constructor so the thread_local is trivial: no TLS init guard per id.
-[[gnu::noinline]] void seed(IdState& s) noexcept {
+// match: probability ~2^-64 per pair. Seeding is kept out of the
+// thread_local's initialiser so the variable stays trivial: no TLS init
+// guard per id.
+void detail::seed_id_generator(IdGenState& s) noexcept {
   std::uint64_t seed = 0;
   try {
     std::random_device rd;
@@ -42,30 +59,14 @@ struct IdState {
   if (s.hi == 0) s.hi = 1;
 }
 
-thread_local IdState t_ids{0, 0};
-
-constexpr char kHex[] = "0123456789abcdef";
-
-int hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-}  // namespace
-
 void append_hex(char* out, const unsigned char* bytes, std::size_t n) noexcept {
-  for (std::size_t i = 0; i < n; ++i) {
-    out[2 * i] = kHex[bytes[i] >> 4];
-    out[2 * i + 1] = kHex[bytes[i] & 0xf];
-  }
+  for (std::size_t i = 0; i < n; ++i) std::memcpy(out + 2 * i, &kHexPairs[2 * bytes[i]], 2);
 }
 
 void append_hex_u64(char* out, std::uint64_t v) noexcept {
-  for (int i = 15; i >= 0; --i) {
-    out[i] = kHex[v & 0xf];
-    v >>= 4;
+  for (int i = 7; i >= 0; --i) {
+    std::memcpy(out + 2 * i, &kHexPairs[2 * (v & 0xff)], 2);
+    v >>= 8;
   }
 }
 
@@ -78,15 +79,6 @@ std::optional<std::uint64_t> parse_hex_u64(std::string_view s) noexcept {
     v = (v << 4) | static_cast<std::uint64_t>(d);
   }
   return v;
-}
-
-MessageId::Parts MessageId::next_generated_parts() noexcept {
-  IdState& state = t_ids;
-  if (state.hi == 0) [[unlikely]] seed(state);
-  // The low half counts; a zero low half is skipped so span ids (taken from
-  // it) are never the invalid all-zero value.
-  if (++state.lo == 0) ++state.lo;
-  return Parts{state.hi, state.lo};
 }
 
 std::optional<MessageId> MessageId::parse(std::string_view text) noexcept {

@@ -1,5 +1,7 @@
 #include "catga/pipeline/idempotency.hpp"
 
+#include "catga/pipeline/in_memory_idempotency_store.hpp"
+
 #include <spdlog/spdlog.h>
 #include <algorithm>
 #include <array>
@@ -95,6 +97,7 @@ std::function<std::string(const Invocation&)> IdempotencyOptions::header_key(std
 IdempotencyBehavior::IdempotencyBehavior(IdempotencyOptions options) : options_(std::move(options)) {
   if (!options_.store) throw Exception(make_error(errc::internal, "IdempotencyBehavior needs a store"));
   if (!options_.clock) options_.clock = Clock::system();
+  if (!options_.key) in_memory_ = dynamic_cast<InMemoryIdempotencyStore*>(options_.store.get());
 }
 
 IdempotencyBehavior::IdempotencyBehavior(std::shared_ptr<IdempotencyStore> store)
@@ -105,6 +108,39 @@ Status IdempotencyBehavior::handle(Invocation& inv, Next next) {
   if (info.kind == MessageKind::query && !options_.include_queries) return next();
   // A result we cannot store could not be replayed to a duplicate.
   if (inv.result != nullptr && (info.encode_result == nullptr || info.decode_result == nullptr)) return next();
+
+  // Fast path: an in-process store and a generated (binary) id, the common
+  // case for commands. Duplicates take the general path below, which finds
+  // the same entry through the id's text.
+  if (in_memory_ != nullptr && inv.handler_key.empty() && inv.context.message_id.is_binary() &&
+      inv.context.message_id) {
+    const MessageId& id = inv.context.message_id;
+    const auto claim = in_memory_->claim_id(id.hi(), id.lo(), options_.lease);
+    if (claim.state == IdempotencyClaim::State::claimed) {
+      struct Release {
+        InMemoryIdempotencyStore& store;
+        const InMemoryIdempotencyStore::IdClaim& claim;
+        bool armed = true;
+        ~Release() {
+          if (armed) store.release_id(claim);
+        }
+      } guard{*in_memory_, claim};
+      Status s = next();
+      const Error* failure = nullptr;
+      if (!s) {
+        if (!options_.remember_failures || s.error().retryable) return s;  // guard releases
+        failure = &s.error();
+      }
+      Status stored = in_memory_->complete_id(claim, failure, inv.result != nullptr ? info.encode_result : nullptr,
+                                              inv.result, options_.ttl);
+      guard.armed = false;
+      if (!stored) {
+        spdlog::warn("catga idempotency: outcome of '{}' (key '{}') not stored: {}: {}", info.name,
+                     id.text().view(), stored.error().code, stored.error().message);
+      }
+      return s;
+    }
+  }
 
   KeyBuffer key;
   std::string custom;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <memory>
@@ -62,6 +63,48 @@ std::uint64_t hash_of(std::string_view s) noexcept {
   return fold_mul(h ^ kA, s.size() ^ 0x8bb84b93962eacc9ULL);
 }
 
+// Binary keys (message ids): two folded multiplies, no loop.
+std::uint64_t hash_of(std::uint64_t hi, std::uint64_t lo) noexcept {
+  constexpr std::uint64_t kA = 0x9e3779b97f4a7c15ULL;
+  constexpr std::uint64_t kB = 0xd6e8feb86659fd93ULL;
+  const std::uint64_t seed = hash_seed();
+  return fold_mul(fold_mul(hi ^ seed ^ kA, lo ^ seed ^ kB) ^ kA, 0x8bb84b93962eacc9ULL);
+}
+
+// True for exactly 32 lowercase hex digits: the text MessageId gives a binary
+// id, held as 128 bits here so the text and binary forms are one key.
+bool binary_key_text(std::string_view s, std::uint64_t& hi, std::uint64_t& lo) noexcept {
+  if (s.size() != 32) return false;
+  std::uint64_t parts[2] = {0, 0};
+  for (std::size_t i = 0; i < 32; ++i) {
+    const char c = s[i];
+    std::uint64_t d;
+    if (c >= '0' && c <= '9') {
+      d = static_cast<std::uint64_t>(c - '0');
+    } else if (c >= 'a' && c <= 'f') {
+      d = static_cast<std::uint64_t>(c - 'a' + 10);
+    } else {
+      return false;
+    }
+    parts[i / 16] = (parts[i / 16] << 4) | d;
+  }
+  hi = parts[0];
+  lo = parts[1];
+  return true;
+}
+
+// Frees what a stored value holds. Values holding no memory (numbers,
+// booleans) stay: an entry's value is only read once it is completed, and
+// completing always sets it, so the json destructor is skipped for them.
+void drop_memory(nlohmann::json& j) noexcept {
+  if (j.is_structured() || j.is_string() || j.is_binary()) j = nullptr;
+}
+
+// Sets a value that may hold a leftover number to null.
+void set_null(nlohmann::json& j) noexcept {
+  if (!j.is_null()) j = nullptr;
+}
+
 Clock::time_point add_saturated(Clock::time_point t, Clock::duration d) noexcept {
   return d >= Clock::time_point::max() - t ? Clock::time_point::max() : t + d;
 }
@@ -70,6 +113,61 @@ Error lost_claim(std::string_view key) {
   return make_error(errc::conflict,
                     "idempotency claim on '" + std::string(key) + "' was lost (released, or its lease expired)");
 }
+
+// The lock of a shard. Uncontended lock and unlock are one inline atomic
+// instruction each (std::mutex costs two pthread calls per pair, a third of
+// the store's work per message); contended lockers spin briefly, then sleep
+// in the kernel through C++20 atomic wait (a futex on Linux).
+// States: 0 free, 1 held, 2 held and someone may sleep.
+class ShardLock {
+ public:
+  void lock() noexcept {
+    int expected = 0;
+    if (!state_.compare_exchange_strong(expected, 1, std::memory_order_acquire, std::memory_order_relaxed))
+        [[unlikely]] {
+      lock_contended(expected);
+    }
+  }
+  void unlock() noexcept {
+    if (state_.exchange(0, std::memory_order_release) == 2) [[unlikely]] state_.notify_one();
+  }
+
+ private:
+  [[gnu::noinline]] void lock_contended(int seen) noexcept {
+    // Holders keep the lock for well under a microsecond: a short spin
+    // usually wins without a system call.
+    for (int spin = 0; spin < 40 && seen == 1; ++spin) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+      seen = 0;
+      if (state_.compare_exchange_weak(seen, 1, std::memory_order_acquire, std::memory_order_relaxed)) return;
+    }
+    if (seen != 2) seen = state_.exchange(2, std::memory_order_acquire);
+    while (seen != 0) {
+      state_.wait(2, std::memory_order_relaxed);
+      seen = state_.exchange(2, std::memory_order_acquire);
+    }
+  }
+
+  std::atomic<int> state_{0};
+};
+
+// A key as the table compares it: 128 bits, or text.
+struct Key {
+  std::string_view text;  // unused when binary
+  std::uint64_t hi = 0;
+  std::uint64_t lo = 0;
+  bool binary = false;
+
+  static Key of(std::string_view text) noexcept {
+    Key k;
+    k.binary = binary_key_text(text, k.hi, k.lo);
+    if (!k.binary) k.text = text;
+    return k;
+  }
+  std::uint64_t hash() const noexcept { return binary ? hash_of(hi, lo) : hash_of(text); }
+};
 
 // One key: a claim in progress or a completed outcome. Entries live in a
 // vector and are recycled through a free list, so a steady stream of new
@@ -80,6 +178,7 @@ Error lost_claim(std::string_view key) {
 struct alignas(64) Entry {
   enum class State : std::uint8_t { free, claimed, completed };
   static constexpr std::size_t kInlineKey = 56;
+  static constexpr std::uint8_t kBinaryKey = 0xff;  // key_size of a 128-bit key
 
   std::uint64_t hash = 0;
   std::uint64_t token = 0;
@@ -88,7 +187,7 @@ struct alignas(64) Entry {
   Index prev = kNil;  // completed entries form a list, oldest first
   Index next = kNil;  // (also the free list link)
   State state = State::free;
-  std::uint8_t key_size = 0;     // > kInlineKey: the key is in long_key
+  std::uint8_t key_size = 0;     // kInlineKey + 1: in long_key; kBinaryKey: 16 bytes hi, lo
   nlohmann::json value;          // stored result (null for void)
   std::unique_ptr<Error> error;  // only for remembered failures
 
@@ -97,6 +196,23 @@ struct alignas(64) Entry {
 
   std::string_view key() const noexcept {
     return key_size <= kInlineKey ? std::string_view(key_chars.data(), key_size) : std::string_view(*long_key);
+  }
+  bool matches(const Key& k) const noexcept {
+    if (k.binary) {
+      return key_size == kBinaryKey && std::memcmp(key_chars.data(), &k.hi, 8) == 0 &&
+             std::memcmp(key_chars.data() + 8, &k.lo, 8) == 0;
+    }
+    return key_size != kBinaryKey && key() == k.text;
+  }
+  void set_key(const Key& k) {
+    if (k.binary) {
+      std::memcpy(key_chars.data(), &k.hi, 8);
+      std::memcpy(key_chars.data() + 8, &k.lo, 8);
+      key_size = kBinaryKey;
+      long_key.reset();
+    } else {
+      set_key(k.text);
+    }
   }
   void set_key(std::string_view k) {
     if (k.size() <= kInlineKey) {
@@ -127,8 +243,8 @@ struct Slot {
 }  // namespace
 
 struct alignas(64) InMemoryIdempotencyStore::Shard {
-  std::mutex mutex;
-  std::condition_variable cv;
+  ShardLock mutex;
+  std::condition_variable_any cv;
   std::vector<Slot> slots = std::vector<Slot>(16);  // size is a power of two
   std::vector<Entry> entries;
   std::size_t live = 0;  // claimed + completed
@@ -140,13 +256,16 @@ struct alignas(64) InMemoryIdempotencyStore::Shard {
 
   std::size_t mask() const noexcept { return slots.size() - 1; }
 
-  Index find(std::string_view key, std::uint64_t hash) const noexcept {
+  Index find(const Key& key, std::uint64_t hash) const noexcept {
     for (std::size_t i = hash & mask();; i = (i + 1) & mask()) {
       const Slot& s = slots[i];
       if (s.index == kNil) return kNil;
-      if (s.hash == static_cast<std::uint32_t>(hash) && entries[s.index].key() == key) return s.index;
+      if (s.hash == static_cast<std::uint32_t>(hash) && entries[s.index].matches(key)) return s.index;
     }
   }
+
+  // Starts loading the cache line a lookup of `hash` reads first.
+  void prefetch(std::uint64_t hash) const noexcept { __builtin_prefetch(&slots[hash & mask()]); }
 
   void place(std::uint64_t hash, Index index) noexcept {
     std::size_t i = hash & mask();
@@ -198,7 +317,7 @@ struct alignas(64) InMemoryIdempotencyStore::Shard {
     if (e.state == Entry::State::completed) unlink(i);
     unplace(i);
     e.state = Entry::State::free;
-    e.value = nullptr;  // drop large values now
+    drop_memory(e.value);  // drop large values now
     e.error.reset();
     e.next = free_head;
     free_head = i;
@@ -210,7 +329,7 @@ struct alignas(64) InMemoryIdempotencyStore::Shard {
     Entry& e = entries[i];
     if (e.state == Entry::State::completed) {
       unlink(i);
-      e.value = nullptr;
+      drop_memory(e.value);
       e.error.reset();
     }
     e.state = Entry::State::claimed;
@@ -220,19 +339,26 @@ struct alignas(64) InMemoryIdempotencyStore::Shard {
   }
 
   // claim() under the lock.
-  IdempotencyClaim claim(std::string_view key, std::uint64_t hash, Clock::time_point now, Clock::duration lease) {
-    if (const Index i = find(key, hash); i != kNil) {
+  IdempotencyClaim claim(const Key& key, std::uint64_t hash, Clock::time_point now, Clock::duration lease) {
+    Index i = kNil;
+    const auto state = claim_index(key, hash, now, lease, i);
+    if (state == IdempotencyClaim::State::completed) return IdempotencyClaim{state, entries[i].token, entries[i].outcome()};
+    return IdempotencyClaim{state, entries[i].token, std::nullopt};
+  }
+
+  // claim() without copying an outcome: the state, and in `i` the entry.
+  IdempotencyClaim::State claim_index(const Key& key, std::uint64_t hash, Clock::time_point now,
+                                      Clock::duration lease, Index& i) {
+    if (i = find(key, hash); i != kNil) {
       const Entry& e = entries[i];
       if (now < e.expires) {
-        if (e.state == Entry::State::completed) {
-          return IdempotencyClaim{IdempotencyClaim::State::completed, e.token, e.outcome()};
-        }
-        return IdempotencyClaim{IdempotencyClaim::State::in_progress, e.token, std::nullopt};
+        return e.state == Entry::State::completed ? IdempotencyClaim::State::completed
+                                                  : IdempotencyClaim::State::in_progress;
       }
-      return own(i, now, lease);  // expired outcome or abandoned claim
+      own(i, now, lease);  // expired outcome or abandoned claim
+      return IdempotencyClaim::State::claimed;
     }
     if ((live + 1) * 2 > slots.size()) grow();  // load factor <= 1/2
-    Index i;
     if (free_head != kNil) {
       i = free_head;
       free_head = entries[i].next;
@@ -246,11 +372,36 @@ struct alignas(64) InMemoryIdempotencyStore::Shard {
     e.prev = e.next = kNil;
     ++live;
     place(hash, i);
-    return own(i, now, lease);
+    own(i, now, lease);
+    return IdempotencyClaim::State::claimed;
+  }
+
+  // Marks claimed entry `i` completed with what `fill` puts into it.
+  template <class Fill>
+  void complete(Index i, Clock::time_point now, Clock::duration ttl, std::size_t bound, Fill&& fill) {
+    if (ttl <= Clock::duration::zero()) {
+      erase(i);  // nothing to remember
+    } else {
+      Entry& e = entries[i];
+      fill(e);  // first: if it throws, the entry is still a plain claim
+      e.state = Entry::State::completed;
+      e.expires = add_saturated(now, ttl);
+      link_newest(i);
+    }
+    evict(bound, now);
+    wake();
   }
 
   void evict(std::size_t bound, Clock::time_point now) noexcept {
     while (oldest != kNil && (live > bound || entries[oldest].expires <= now)) erase(oldest);
+    // The next entry to go was just touched (unlink); start loading the slot
+    // its eviction will rewrite and the entry its unlink will touch, so
+    // those misses overlap other work instead of stalling the next eviction.
+    if (oldest != kNil) {
+      const Entry& o = entries[oldest];
+      prefetch(o.hash);
+      if (o.next != kNil) __builtin_prefetch(&entries[o.next]);
+    }
   }
 
   void wake() {
@@ -270,24 +421,69 @@ InMemoryIdempotencyStore::InMemoryIdempotencyStore(InMemoryIdempotencyStoreOptio
 
 InMemoryIdempotencyStore::~InMemoryIdempotencyStore() = default;
 
-InMemoryIdempotencyStore::Shard& InMemoryIdempotencyStore::shard_for(std::string_view key,
-                                                                     std::size_t& hash) const noexcept {
-  hash = hash_of(key);
-  // Slots use the low bits; the high bits pick the shard.
+InMemoryIdempotencyStore::Shard& InMemoryIdempotencyStore::shard_for(std::uint64_t hash) const noexcept {
   return shards_[(hash >> 48) % options_.shards];
 }
 
-Result<IdempotencyClaim> InMemoryIdempotencyStore::claim(std::string_view key, duration lease) {
-  std::size_t hash;
-  Shard& s = shard_for(key, hash);
+Result<IdempotencyClaim> InMemoryIdempotencyStore::claim(std::string_view text, duration lease) {
+  const Key key = Key::of(text);
+  const std::uint64_t hash = key.hash();
+  Shard& s = shard_for(hash);
   const auto now = options_.clock->coarse_now();
   std::lock_guard lock(s.mutex);
   return s.claim(key, hash, now, lease);
 }
 
-Result<IdempotencyClaim> InMemoryIdempotencyStore::wait(std::string_view key, duration lease, time_point deadline) {
-  std::size_t hash;
-  Shard& s = shard_for(key, hash);
+InMemoryIdempotencyStore::IdClaim InMemoryIdempotencyStore::claim_id(std::uint64_t hi, std::uint64_t lo,
+                                                                     duration lease) {
+  Key key;
+  key.hi = hi;
+  key.lo = lo;
+  key.binary = true;
+  const std::uint64_t hash = key.hash();
+  Shard& s = shard_for(hash);
+  std::lock_guard lock(s.mutex);
+  s.prefetch(hash);  // the clock read below overlaps the likely cache miss
+  const auto now = options_.clock->coarse_now();
+  Index i = kNil;
+  const auto state = s.claim_index(key, hash, now, lease, i);
+  return IdClaim{state, s.entries[i].token, static_cast<std::uint32_t>(&s - shards_.get()), i};
+}
+
+Status InMemoryIdempotencyStore::complete_id(const IdClaim& c, const Error* error, EncodeResult encode,
+                                             const void* result, duration ttl) {
+  Shard& s = shards_[c.shard];
+  const auto now = options_.clock->coarse_now();
+  std::lock_guard lock(s.mutex);
+  if (c.index >= s.entries.size() || s.entries[c.index].state != Entry::State::claimed ||
+      s.entries[c.index].token != c.token) {
+    return make_error(errc::conflict, "idempotency claim was lost (released, or its lease expired)");
+  }
+  s.complete(c.index, now, ttl, shard_bound_, [&](Entry& e) {
+    if (error == nullptr && encode != nullptr && result != nullptr) {
+      encode(e.value, result);
+    } else {
+      set_null(e.value);
+      if (error != nullptr) e.error = std::make_unique<Error>(*error);
+    }
+  });
+  return {};
+}
+
+void InMemoryIdempotencyStore::release_id(const IdClaim& c) noexcept {
+  Shard& s = shards_[c.shard];
+  std::lock_guard lock(s.mutex);
+  if (c.index < s.entries.size() && s.entries[c.index].state == Entry::State::claimed &&
+      s.entries[c.index].token == c.token) {
+    s.erase(c.index);
+    s.wake();
+  }
+}
+
+Result<IdempotencyClaim> InMemoryIdempotencyStore::wait(std::string_view text, duration lease, time_point deadline) {
+  const Key key = Key::of(text);
+  const std::uint64_t hash = key.hash();
+  Shard& s = shard_for(hash);
   const Clock& clock = *options_.clock;
 
   // The condition variable waits in real time; an injected clock may not move
@@ -320,32 +516,27 @@ Result<IdempotencyClaim> InMemoryIdempotencyStore::wait(std::string_view key, du
   }
 }
 
-Status InMemoryIdempotencyStore::complete(std::string_view key, std::uint64_t token, IdempotencyOutcome outcome,
+Status InMemoryIdempotencyStore::complete(std::string_view text, std::uint64_t token, IdempotencyOutcome outcome,
                                           duration ttl) {
-  std::size_t hash;
-  Shard& s = shard_for(key, hash);
+  const Key key = Key::of(text);
+  const std::uint64_t hash = key.hash();
+  Shard& s = shard_for(hash);
   const auto now = options_.clock->coarse_now();
   std::lock_guard lock(s.mutex);
   const Index i = s.find(key, hash);
-  if (i == kNil || s.entries[i].state != Entry::State::claimed || s.entries[i].token != token) return lost_claim(key);
-  if (ttl <= duration::zero()) {
-    s.erase(i);  // nothing to remember
-  } else {
-    Entry& e = s.entries[i];
-    e.state = Entry::State::completed;
-    e.expires = add_saturated(now, ttl);
+  if (i == kNil || s.entries[i].state != Entry::State::claimed || s.entries[i].token != token) return lost_claim(text);
+  s.complete(i, now, ttl, shard_bound_, [&](Entry& e) {
     if (outcome.error) e.error = std::make_unique<Error>(std::move(*outcome.error));
-    if (!outcome.value.is_null()) e.value.swap(outcome.value);  // e.value is null here; swap makes no temporary
-    s.link_newest(i);
-  }
-  s.evict(shard_bound_, now);
-  s.wake();
+    set_null(e.value);
+    if (!outcome.value.is_null()) e.value.swap(outcome.value);  // swap makes no temporary
+  });
   return {};
 }
 
-Status InMemoryIdempotencyStore::release(std::string_view key, std::uint64_t token) {
-  std::size_t hash;
-  Shard& s = shard_for(key, hash);
+Status InMemoryIdempotencyStore::release(std::string_view text, std::uint64_t token) {
+  const Key key = Key::of(text);
+  const std::uint64_t hash = key.hash();
+  Shard& s = shard_for(hash);
   std::lock_guard lock(s.mutex);
   const Index i = s.find(key, hash);
   if (i != kNil && s.entries[i].state == Entry::State::claimed && s.entries[i].token == token) {

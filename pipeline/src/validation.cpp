@@ -23,9 +23,10 @@ void ValidationBehavior::run(const MessageInfo& info, const void* message, Valid
 }
 
 Status ValidationBehavior::handle(Invocation& inv, Next next) {
-  if (inv.info.slot >= by_slot_.size() || by_slot_[inv.info.slot].empty()) return next();
+  const std::size_t slot = inv.info.slot;
+  if (slot >= by_slot_.size() || by_slot_[slot].empty()) return next();
   ValidationErrors errors;
-  run(inv.info, inv.message, errors);
+  for (const auto& v : by_slot_[slot]) v(inv.message, errors);
   if (errors.empty()) return next();
   return make_error(errc::validation, errors.to_string(), false);
 }

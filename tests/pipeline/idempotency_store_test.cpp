@@ -249,7 +249,8 @@ TEST_CASE("InMemoryIdempotencyStore: random operations agree with a simple model
   };
 
   for (int step = 0; step < 20000; ++step) {
-    const std::string key = "k" + std::to_string(next(120));
+    std::string key = "k";
+    key += std::to_string(next(120));
     const auto op = next(10);
     const auto now = clock->now();
     if (op < 5) {

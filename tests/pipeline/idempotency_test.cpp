@@ -195,6 +195,48 @@ TEST_CASE("IdempotencyBehavior: 8 concurrent duplicates run the handler once and
   for (const auto& r : results) CHECK(r == "order-ann-1");
 }
 
+TEST_CASE("IdempotencyBehavior: threads sending the same ids in different orders run each id once") {
+  // Many ids claimed, waited on and completed from several threads at once:
+  // the shard locks (and the store's fast path for binary ids) under
+  // contention, with the general path taking the duplicates.
+  auto store = std::make_shared<catga::InMemoryIdempotencyStore>(
+      catga::InMemoryIdempotencyStoreOptions{.max_entries = 20'000, .shards = 4});
+  catga::Mediator mediator;
+  mediator.use(std::make_shared<catga::IdempotencyBehavior>(store));
+  std::atomic<int> calls{0};
+  mediator.handle<pt::Add>([&](const pt::Add&) { return calls.fetch_add(1) + 1; });
+
+  constexpr int kIds = 2000;
+  constexpr int kThreads = 4;
+  std::vector<catga::Context> contexts;
+  for (int i = 0; i < kIds; ++i) contexts.push_back(catga::Context::root());
+  std::vector<std::vector<int>> seen(kThreads, std::vector<int>(kIds, 0));
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int n = 0; n < kIds; ++n) {
+        const int i = (n + t * kIds / kThreads) % kIds;  // each thread starts elsewhere
+        auto r = mediator.send(pt::Add{}, contexts[i]);
+        if (r) {
+          seen[t][i] = *r;
+        } else {
+          failures.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(failures == 0);
+  CHECK(calls == kIds);
+  CHECK(store->size() == kIds);
+  int disagreements = 0;
+  for (int i = 0; i < kIds; ++i) {
+    for (int t = 1; t < kThreads; ++t) disagreements += seen[t][i] != seen[0][i] ? 1 : 0;
+  }
+  CHECK(disagreements == 0);
+}
+
 TEST_CASE("IdempotencyBehavior: a waiting duplicate gets the owner's stored result") {
   auto observed = std::make_shared<ObservedStore>(std::make_shared<catga::InMemoryIdempotencyStore>());
   IdemFixture f({.store = observed});

@@ -54,6 +54,21 @@ class Headers {
   std::vector<Entry> entries_;
 };
 
+struct Context;
+
+namespace detail {
+// The context of the handler running on this thread (Context::current).
+// Trivial and constant-initialised: inline reads need no TLS guard.
+inline thread_local const Context* t_current_context = nullptr;
+
+// A span id from a message id: mixes both halves so ids from different
+// threads (same low counter) still differ; never zero.
+inline std::uint64_t span_of(const MessageId& id) noexcept {
+  const std::uint64_t s = id.lo() ^ (id.hi() * 0x9e3779b97f4a7c15ULL);
+  return s != 0 ? s : 1;
+}
+}  // namespace detail
+
 // The context of one dispatch: ids, trace, headers, deadline, attempt.
 // The mediator creates one per send/query/publish; a message sent from inside
 // a handler becomes its child (same correlation id and trace, causation = the
@@ -77,14 +92,28 @@ struct Context {
   std::string_view message_type;  // wire name; set by the mediator
 
   // A new conversation: fresh message id, correlation = message id, new trace.
-  static Context root() noexcept;
+  // Inline (built on every dispatch): an id from the thread's counter, the
+  // trace derived from it, no clock read, no allocation.
+  static Context root() noexcept {
+    Context ctx;
+    ctx.message_id = MessageId::generate();
+    ctx.correlation_id = ctx.message_id;
+    // The root message's id doubles as the trace id: no extra randomness needed.
+    ctx.trace.trace_hi = ctx.message_id.hi();
+    ctx.trace.trace_lo = ctx.message_id.lo();
+    ctx.trace.span_id = detail::span_of(ctx.message_id);
+    return ctx;
+  }
   // The next message in this conversation.
   Context child() const noexcept;
   // Child of the context of the handler running on this thread, or a root.
-  static Context next() noexcept;
+  static Context next() noexcept {
+    const Context* parent = detail::t_current_context;
+    return parent != nullptr ? parent->child() : root();
+  }
 
   // The context of the handler running on this thread (nullptr outside one).
-  static const Context* current() noexcept;
+  static const Context* current() noexcept { return detail::t_current_context; }
 
   bool has_deadline() const noexcept { return deadline != kNoDeadline; }
   bool expired(Clock::time_point now = Clock::now()) const noexcept { return now >= deadline; }
@@ -96,8 +125,10 @@ struct Context {
 // mediator around handler calls, and by transports around consumed messages.
 class CurrentContextScope {
  public:
-  explicit CurrentContextScope(const Context& ctx) noexcept;
-  ~CurrentContextScope();
+  explicit CurrentContextScope(const Context& ctx) noexcept : previous_(detail::t_current_context) {
+    detail::t_current_context = &ctx;
+  }
+  ~CurrentContextScope() { detail::t_current_context = previous_; }
   CurrentContextScope(const CurrentContextScope&) = delete;
   CurrentContextScope& operator=(const CurrentContextScope&) = delete;
 

@@ -62,7 +62,14 @@ struct Entry {
 };
 
 // Runs chain[0] → chain[1] → ... → handler. Never throws.
-Status run_pipeline(const std::vector<Behavior*>& chain, Invocation& inv, ErasedHandler& handler) noexcept;
+Status run_chain(const std::vector<Behavior*>& chain, Invocation& inv, ErasedHandler& handler) noexcept;
+
+// run_chain, with the handler called directly when there is no behavior
+// (inline: a plain send costs one virtual call past the lookup).
+inline Status run_pipeline(const std::vector<Behavior*>& chain, Invocation& inv, ErasedHandler& handler) noexcept {
+  if (chain.empty()) return handler.call(inv);
+  return run_chain(chain, inv, handler);
+}
 
 Error no_handler_error(const MessageInfo& info);
 Error no_transport_error(const MessageInfo& info);

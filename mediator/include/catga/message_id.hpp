@@ -10,6 +10,19 @@
 
 namespace catga {
 
+namespace detail {
+// Per-thread state of the id generator (MessageId::generate): a random high
+// half and a counter in the low half; hi == 0 until the thread's first id.
+// Trivial and constant-initialised, so reading it inline needs no TLS guard.
+struct IdGenState {
+  std::uint64_t hi;
+  std::uint64_t lo;
+};
+inline thread_local IdGenState t_id_gen{0, 0};
+// Seeds the calling thread's state (message_id.cpp); once per thread.
+void seed_id_generator(IdGenState& state) noexcept;
+}  // namespace detail
+
 // The text of an id, held inline (no allocation). Converts to string_view.
 struct IdText {
   std::array<char, 64> chars{};
@@ -36,9 +49,15 @@ class MessageId {
   // Nil. The text buffer stays uninitialized: ids are made on every dispatch.
   MessageId() noexcept {}  // NOLINT(modernize-use-equals-default)
 
+  // Inline: a TLS read, an increment and two stores (ids are made on every
+  // dispatch).
   static MessageId generate() noexcept {
-    const auto [hi, lo] = next_generated_parts();
-    return from_parts(hi, lo);
+    detail::IdGenState& s = detail::t_id_gen;
+    if (s.hi == 0) [[unlikely]] detail::seed_id_generator(s);
+    // The low half counts; zero is skipped so span ids taken from it are
+    // never the invalid all-zero value.
+    if (++s.lo == 0) [[unlikely]] ++s.lo;
+    return from_parts(s.hi, s.lo);
   }
   // Any non-empty text of at most kMaxText printable ASCII characters.
   // 32 hex digits parse to the binary form, so generate/print/parse round-trips.
@@ -78,13 +97,6 @@ class MessageId {
   }
 
  private:
-  struct Parts {
-    std::uint64_t hi;
-    std::uint64_t lo;
-  };
-  // The per-thread generator (message_id.cpp); two registers, no memory.
-  static Parts next_generated_parts() noexcept;
-
   std::uint64_t hi_ = 0;
   std::uint64_t lo_ = 0;
   std::uint8_t text_size_ = 0;  // 0: binary form

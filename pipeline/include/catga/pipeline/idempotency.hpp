@@ -13,6 +13,8 @@
 
 namespace catga {
 
+class InMemoryIdempotencyStore;
+
 // Options of IdempotencyBehavior.
 struct IdempotencyOptions {
   // Where claims and outcomes live (required).
@@ -80,6 +82,9 @@ class IdempotencyBehavior final : public Behavior {
   Status replay(Invocation& inv, const IdempotencyOutcome& outcome);
 
   IdempotencyOptions options_;
+  // The store, when it is the in-memory one and keys are message ids: then
+  // binary ids take its fast path (no key text, one lookup, no JSON copy).
+  InMemoryIdempotencyStore* in_memory_ = nullptr;
 };
 
 }  // namespace catga

@@ -2,6 +2,7 @@
 // InMemoryIdempotencyStore: an IdempotencyStore for one process.
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 
 #include "catga/pipeline/clock.hpp"
@@ -23,10 +24,13 @@ struct InMemoryIdempotencyStoreOptions {
   std::shared_ptr<Clock> clock{};
 };
 
-// Keys in hash maps behind sharded mutexes; each operation takes one lock.
+// Keys in hash maps behind sharded locks; each operation takes one lock.
 // Completed entries expire after their TTL (checked lazily, plus
 // purge_expired()); wait() sleeps on a condition variable until the owner
-// completes or releases. Thread-safe.
+// completes or releases. Thread-safe. Keys of 32 lowercase hex digits (the
+// text of a generated message id) are held as 128 bits; IdempotencyBehavior
+// claims those without making their text, and stores the result straight
+// into the entry (one lookup and no allocation per message).
 //
 //   auto store = std::make_shared<catga::InMemoryIdempotencyStore>(
 //       catga::InMemoryIdempotencyStoreOptions{.max_entries = 50'000});
@@ -51,7 +55,25 @@ class InMemoryIdempotencyStore final : public IdempotencyStore {
 
  private:
   struct Shard;
-  Shard& shard_for(std::string_view key, std::size_t& hash) const noexcept;
+  // Slots use a hash's low bits; its high bits pick the shard.
+  Shard& shard_for(std::uint64_t hash) const noexcept;
+
+  // The fast path of IdempotencyBehavior for binary message ids (no key
+  // text, no second lookup, no IdempotencyOutcome): what claim_id returns.
+  friend class IdempotencyBehavior;
+  struct IdClaim {
+    IdempotencyClaim::State state;
+    std::uint64_t token;
+    std::uint32_t shard;
+    std::uint32_t index;
+  };
+  using EncodeResult = void (*)(nlohmann::json& out, const void* optional_result);
+  IdClaim claim_id(std::uint64_t hi, std::uint64_t lo, duration lease);
+  // complete(): `error` set stores that failure, else `encode(result)` (when
+  // both are non-null) becomes the stored value.
+  Status complete_id(const IdClaim& claim, const Error* error, EncodeResult encode, const void* result,
+                     duration ttl);
+  void release_id(const IdClaim& claim) noexcept;
 
   InMemoryIdempotencyStoreOptions options_;
   std::size_t shard_bound_;
