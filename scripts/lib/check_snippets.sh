@@ -135,7 +135,7 @@ $(diff -u --label source --label "$file" "$tmp/source" "$tmp/doc" || true)"
 }
 
 shopt -s nullglob globstar
-for f in "$root"/examples/*.cpp "$root"/samples/**/*.cpp; do
+for f in "$root"/examples/*.cpp "$root"/samples/**/*.cpp "$root"/tests/eventsourcing/*.cpp; do
   extract "$f"
 done
 

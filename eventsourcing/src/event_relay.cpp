@@ -1,0 +1,118 @@
+#include "catga/eventsourcing/event_relay.hpp"
+
+#include <atomic>
+
+#include "catga/wire.hpp"
+#include "commit_codec.hpp"
+#include "commit_feed.hpp"
+#include "error.hpp"
+#include "event_store_impl.hpp"
+#include "message.hpp"
+
+namespace catga::eventsourcing {
+
+using nats::detail::to_error;
+
+struct EventRelay::Impl {
+  std::shared_ptr<EventStore> store;
+  EventRelayOptions options;
+  nats::detail::JsHandle js;  // async publishing, errors counted below
+  std::atomic<std::uint64_t> failures{0};
+  std::atomic<std::uint64_t> published{0};
+  std::unique_ptr<detail::CommitFeed> feed;
+
+  std::string consumer() const { return "es_relay_" + options.name; }
+
+  static void on_error(jsCtx*, jsPubAckErr*, void* closure) {
+    static_cast<Impl*>(closure)->failures.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  Status publish_event(const Commit& c, const RecordedEvent& e) {
+    Context ctx = Context::root();
+    if (auto id = MessageId::parse(e.id)) ctx.message_id = *id;
+    if (auto id = MessageId::parse(e.correlation_id)) ctx.correlation_id = *id;
+    ctx.causation_id = MessageId{};
+    if (auto id = MessageId::parse(e.causation_id)) ctx.causation_id = *id;
+    const std::string subject = wire::event_subject(options.events_prefix, e.type);
+    const std::string body = e.data.dump();
+    nats::detail::MsgHandle msg;
+    if (natsStatus s = natsMsg_Create(msg.out(), subject.c_str(), nullptr, body.data(), static_cast<int>(body.size()));
+        s != NATS_OK) {
+      return to_error(s, "create event message");
+    }
+    Status hs;
+    auto put = [&](std::string_view k, std::string_view v) {
+      if (hs) hs = nats::detail::set_header(msg.get(), k, v);
+    };
+    wire::write_headers(ctx, e.type, put);
+    put("Catga-Es-Stream", c.stream.key());
+    put("Catga-Es-Version", std::to_string(e.version));
+    if (!e.actor.empty()) put("Catga-Es-Actor", e.actor);
+    if (!hs) return hs;
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = options.publish_timeout.count();
+    natsMsg* raw = msg.get();
+    const natsStatus s = js_PublishMsgAsync(js.get(), &raw, &po);
+    if (s != NATS_OK) return to_error(s, "relay '" + subject + "'", nats::detail::Surface::jetstream);
+    (void)msg.release();  // js_PublishMsgAsync took it
+    published.fetch_add(1, std::memory_order_relaxed);
+    return {};
+  }
+
+  Status relay(std::vector<detail::Delivered>& batch) {
+    const auto before = failures.load();
+    for (auto& d : batch) {
+      for (auto& e : d.commit.events) {
+        if (auto s = publish_event(d.commit, e); !s) return s;
+      }
+    }
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = options.publish_timeout.count();
+    if (natsStatus s = js_PublishAsyncComplete(js.get(), &po); s != NATS_OK) {
+      return to_error(s, "relay: wait for the events stream", nats::detail::Surface::jetstream);
+    }
+    if (failures.load() != before) return make_error(errc::unavailable, "relay: the events stream refused events", true);
+    return {};
+  }
+};
+
+EventRelay::EventRelay(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
+EventRelay::~EventRelay() { stop(); }
+std::uint64_t EventRelay::published() const noexcept { return impl_->published.load(); }
+void EventRelay::stop() noexcept { impl_->feed.reset(); }
+
+Result<std::uint64_t> EventRelay::lag() const {
+  auto i = detail::CommitFeed::info(*impl_->store, impl_->consumer());
+  if (!i) return std::move(i).error();
+  if (!*i) return make_error(errc::unavailable, "relay consumer '" + impl_->consumer() + "' is gone", true);
+  return (*i)->pending + (*i)->ack_pending;
+}
+
+Result<std::unique_ptr<EventRelay>> EventRelay::start(std::shared_ptr<EventStore> store, EventRelayOptions options) {
+  if (!store) return make_error(errc::validation, "relay without event store");
+  auto impl = std::make_unique<Impl>();
+  impl->store = std::move(store);
+  impl->options = std::move(options);
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = impl->options.publish_timeout.count();
+  jo.PublishAsync.MaxPending = 4'096;
+  jo.PublishAsync.ErrHandler = &Impl::on_error;
+  jo.PublishAsync.ErrHandlerClosure = impl.get();
+  if (natsStatus s = natsConnection_JetStream(impl->js.out(), impl->store->impl().nc(), &jo); s != NATS_OK) {
+    return to_error(s, "JetStream context for the relay");
+  }
+  detail::CommitFeed::Config cfg{impl->consumer(),
+                                 impl->options.filter.empty() ? impl->store->options().all_subjects() : impl->options.filter,
+                                 impl->options.batch, impl->options.ack_wait};
+  if (auto s = detail::CommitFeed::ensure_consumer(*impl->store, cfg, 0); !s) return std::move(s).error();
+  auto raw = impl.get();
+  auto f = detail::CommitFeed::start(impl->store, cfg, [raw](std::vector<detail::Delivered>& b) { return raw->relay(b); });
+  if (!f) return std::move(f).error();
+  impl->feed = std::move(*f);
+  return std::unique_ptr<EventRelay>(new EventRelay(std::move(impl)));
+}
+
+}  // namespace catga::eventsourcing

@@ -1,0 +1,27 @@
+#pragma once
+// EventStore::Impl: shared with the projection and the relay (same stream,
+// same connection).
+
+#include <nats/nats.h>
+
+#include <memory>
+#include <string>
+
+#include "catga/eventsourcing/event_store.hpp"
+#include "connection_impl.hpp"
+#include "handle.hpp"
+
+namespace catga::eventsourcing {
+
+struct EventStore::Impl {
+  std::shared_ptr<nats::Connection> connection;
+  EventStoreOptions options;
+  std::string stream_name;
+  nats::detail::JsHandle js;  // own context: Wait = options.timeout
+
+  natsConnection* nc() const noexcept { return connection->impl().conn(); }
+  jsCtx* jet() const noexcept { return js.get(); }
+  const Upcasters* upcasters() const noexcept { return options.upcasters.get(); }
+};
+
+}  // namespace catga::eventsourcing

@@ -1,0 +1,66 @@
+// EventRelay: appended events reach catga subscribers as catga events
+// (catga.evt.<Type>), once, with their ids; a restarted relay repeats nothing.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+
+#include "catga/mediator.hpp"
+#include "catga/nats/jetstream_transport.hpp"
+#include "es_test_support.hpp"
+#include "wait_for.hpp"
+
+using namespace catga::eventsourcing;
+using namespace std::chrono_literals;
+
+TEST_CASE("appended events are published as catga events, each once, with the ids of the store") {
+  catga::test::NatsServer server;
+  auto conn = est::connect(server);
+  catga::nats::JetStreamOptions js;
+  js.events.storage = catga::nats::StorageType::memory;
+  js.dead_letters.storage = catga::nats::StorageType::memory;
+  auto transport = catga::nats::JetStreamTransport::create(conn, js).value();
+  auto store = est::store_on(conn);
+
+  catga::Mediator m;
+  m.attach(*transport);
+  std::mutex mu;
+  std::multiset<std::int64_t> amounts;
+  std::set<std::string> correlations;
+  std::atomic<int> received{0};
+  auto sub = m.subscribe<est::Deposited>({.group = "audit"}, [&](const est::Deposited& d, catga::Context& ctx) {
+                std::lock_guard lock(mu);
+                amounts.insert(d.amount);
+                correlations.insert(ctx.correlation_id.text().str());
+                ++received;
+              }).value();
+
+  auto relay = EventRelay::start(store).value();
+  const std::string corr = catga::MessageId::generate().text().str();
+  Position at{};
+  for (int i = 1; i <= 20; ++i) {
+    at = store->append({"Account", "E-1"}, at, {EventData::of(est::Deposited{i}), EventData::of(est::Renamed{"x"})},
+                       {.actor = "alice", .correlation_id = corr})
+             .value()
+             .position;
+  }
+  REQUIRE(catga::test::wait_for([&] { return received.load() == 20; }, 60s));
+  REQUIRE(catga::test::wait_for([&] { auto l = relay->lag(); return l && *l == 0; }, 60s));
+  CHECK(relay->published() == 40);
+
+  // A new relay instance under another name replays the whole store: the
+  // events stream drops every repeat by Nats-Msg-Id.
+  relay.reset();
+  auto again = EventRelay::start(store, {.name = "second"}).value();
+  REQUIRE(catga::test::wait_for([&] { auto l = again->lag(); return l && *l == 0; }, 60s));
+  CHECK(again->published() == 40);
+  auto health = transport->health();
+  CHECK(health.stream_messages == 40);  // 20 Deposited + 20 Renamed, no repeats
+  std::lock_guard lock(mu);
+  CHECK(received.load() == 20);
+  CHECK(amounts.size() == 20);
+  CHECK(*amounts.begin() == 1);
+  CHECK(*amounts.rbegin() == 20);
+  CHECK(correlations == std::set<std::string>{corr});
+}
