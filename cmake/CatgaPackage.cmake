@@ -24,11 +24,18 @@ function(catga_install_package)
   endif()
   # The components installed, for find_package(catga COMPONENTS ...).
   set(CATGA_PACKAGE_COMPONENTS "")
-  foreach(component IN ITEMS mediator pipeline transport nats saga)
+  foreach(component IN ITEMS mediator pipeline transport nats outbox saga eventsourcing)
     if(TARGET catga_${component})
       list(APPEND CATGA_PACKAGE_COMPONENTS ${component})
     endif()
   endforeach()
+
+  # The outbox and the event store's projections use SQLite.
+  if(TARGET catga_outbox OR TARGET catga_eventsourcing)
+    set(CATGA_PACKAGE_WITH_SQLITE ON)
+  else()
+    set(CATGA_PACKAGE_WITH_SQLITE OFF)
+  endif()
 
   configure_package_config_file(
     ${PROJECT_SOURCE_DIR}/cmake/catgaConfig.cmake.in

@@ -18,3 +18,9 @@ target_compile_features(catga_outbox PUBLIC cxx_std_20)
 target_link_libraries(catga_outbox
   PUBLIC catga::mediator catga::nats SQLite::SQLite3
   PRIVATE spdlog::spdlog $<BUILD_INTERFACE:catga_warnings>)
+if(CATGA_INSTALL)
+  install(TARGETS catga_outbox EXPORT catgaTargets
+    ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+    LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  install(DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/include/catga/outbox DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/catga)
+endif()
