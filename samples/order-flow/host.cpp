@@ -86,7 +86,12 @@ catga::Status Host::start_services() {
     if (auto s = notifications_.back()->start(); !s) return s;
   }
   if (all || role == "order") {
-    orders_.push_back(std::make_unique<OrderService>(env(name("order", 1)), settings_.order));
+    const std::string instance = name("order", 1);
+    OrderServiceOptions options = settings_.order;
+    auto repository = infra_->order_repository(instance, settings_.data_dir);
+    if (!repository) return std::move(repository).error();
+    options.repository = std::move(*repository);
+    orders_.push_back(std::make_unique<OrderService>(env(instance), std::move(options)));
     if (auto s = orders_.back()->start(); !s) return s;
   }
   return {};

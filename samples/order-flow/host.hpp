@@ -34,6 +34,10 @@ struct HostSettings {
   std::string instance_id;
   // Role "all": inventory and payment replicas in the process.
   int replicas = 2;
+  // Role order/all on NATS: directory of the order list's SQLite read model.
+  // Empty: a temporary directory per instance (rebuilt from the event store
+  // at every start).
+  std::string data_dir;
   OrderServiceOptions order{};
   PaymentOptions payment{};
 };

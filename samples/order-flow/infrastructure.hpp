@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "order_repository.hpp"
 #include "service_core.hpp"
 
 namespace order_flow {
@@ -36,6 +37,11 @@ class Infrastructure {
   // The bucket `name` (opened once, then shared by every service of the process).
   virtual catga::Result<std::shared_ptr<catga::KeyValue>> bucket(std::string_view name) = 0;
   virtual std::shared_ptr<catga::IdempotencyStore> idempotency() = 0;
+  // Where the order service `instance` keeps its orders: event-sourced on
+  // NATS (read model in `data_dir`, empty: a temporary directory), one
+  // KeyValue record per order in memory (no event store there).
+  virtual catga::Result<std::shared_ptr<OrderRepository>> order_repository(const std::string& instance,
+                                                                           const std::string& data_dir) = 0;
   // Empty when ready; else why not.
   virtual std::string not_ready() = 0;
   virtual std::vector<ConsumerLag> consumer_lag() = 0;

@@ -62,6 +62,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--instance-id", host.instance_id, "name of this replica (default <role>-<random>)")
       ->envname("INSTANCE_ID");
+  app.add_option("--data-dir", host.data_dir, "role order: directory of the order list read model (default: a temp dir)")
+      ->envname("ORDER_FLOW_DATA_DIR");
   app.add_option("--replicas", host.replicas, "role all: inventory and payment replicas")->capture_default_str();
   int payment_latency_ms = 0;
   app.add_option("--payment-latency-ms", payment_latency_ms, "role payment: pretend the card provider takes this long")

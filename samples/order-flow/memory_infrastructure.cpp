@@ -23,6 +23,12 @@ class MemoryInfrastructure final : public Infrastructure {
 
   std::shared_ptr<catga::IdempotencyStore> idempotency() override { return idempotency_; }
 
+  catga::Result<std::shared_ptr<OrderRepository>> order_repository(const std::string&, const std::string&) override {
+    auto orders = bucket("orders");
+    if (!orders) return std::move(orders).error();
+    return kv_order_repository(std::move(*orders));
+  }
+
   std::string not_ready() override { return {}; }
 
   std::vector<ConsumerLag> consumer_lag() override {

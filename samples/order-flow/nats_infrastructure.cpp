@@ -10,6 +10,9 @@
 #include <map>
 #include <mutex>
 #endif
+#ifdef ORDER_FLOW_WITH_ES
+#include "es_order_repository.hpp"
+#endif
 
 namespace order_flow {
 
@@ -48,6 +51,24 @@ class NatsInfrastructure final : public Infrastructure {
   }
 
   std::shared_ptr<catga::IdempotencyStore> idempotency() override { return idempotency_; }
+
+  catga::Result<std::shared_ptr<OrderRepository>> order_repository(const std::string& instance,
+                                                                   const std::string& data_dir) override {
+#ifdef ORDER_FLOW_WITH_ES
+    EsOrderSettings es;
+    es.instance = instance;
+    es.data_dir = data_dir;
+    es.stream.storage = settings_.memory_storage ? cn::StorageType::memory : cn::StorageType::file;
+    es.stream.replicas = settings_.replicas;
+    return event_sourced_orders(connection_, std::move(es));
+#else
+    (void)instance;
+    (void)data_dir;
+    auto orders = bucket("orders");
+    if (!orders) return std::move(orders).error();
+    return kv_order_repository(std::move(*orders));
+#endif
+  }
 
   std::string not_ready() override {
     auto h = transport_->health(std::chrono::milliseconds(1000));

@@ -54,7 +54,8 @@ void to_json(nlohmann::json& j, const OrderRecord& r) {
        {"created_ms", r.created_ms},
        {"updated_ms", r.updated_ms},
        {"completed_ms", r.completed_ms},
-       {"history", r.history}};
+       {"history", r.history},
+       {"noted", r.noted}};
 }
 
 void from_json(const nlohmann::json& j, OrderRecord& r) {
@@ -72,6 +73,7 @@ void from_json(const nlohmann::json& j, OrderRecord& r) {
   r.updated_ms = j.value("updated_ms", std::int64_t{0});
   r.completed_ms = j.value("completed_ms", std::int64_t{0});
   r.history = j.value("history", std::vector<HistoryEntry>{});
+  r.noted = j.value("noted", std::vector<std::string>{});
 }
 
 std::string iso_time(std::int64_t unix_ms) {

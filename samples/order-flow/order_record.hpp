@@ -51,6 +51,9 @@ struct OrderRecord {
   std::int64_t updated_ms = 0;
   std::int64_t completed_ms = 0;  // when it became confirmed or cancelled
   std::vector<HistoryEntry> history;
+  // Events of other services already noted (noted_key), so a redelivery is
+  // not noted twice.
+  std::vector<std::string> noted;
 };
 
 void to_json(nlohmann::json& j, const HistoryEntry& e);

@@ -15,7 +15,6 @@ namespace {
 constexpr std::string_view kOrdersBucket = "orders";
 constexpr std::string_view kSagasBucket = "order_sagas";
 
-std::string order_key(std::string_view id) { return "order." + key_token(id); }
 std::string idempotency_key(std::string_view key) { return "idem." + key_token(key); }
 
 // "ord-" + 16 hex digits: short enough to read, random enough not to clash
@@ -39,36 +38,7 @@ std::string fingerprint(const PlaceOrder& c) {
   return std::string(hex, 16);
 }
 
-std::string describe(const std::vector<OrderItem>& items) {
-  std::string s;
-  for (const auto& i : items) {
-    if (!s.empty()) s += ", ";
-    s += i.sku + " x" + std::to_string(i.qty);
-  }
-  return s;
-}
-
-OrderRecord placed_record(const std::string& id, const std::string& customer, const std::vector<OrderItem>& items,
-                          double amount, std::int64_t placed_ms) {
-  OrderRecord r;
-  r.order_id = id;
-  r.customer = customer;
-  r.items = items;
-  r.amount = amount;
-  r.status = OrderStatus::pending;
-  r.created_ms = r.updated_ms = placed_ms;
-  r.history.push_back({"OrderPlaced", "customer:" + customer, placed_ms, "", "pending",
-                       fmt::format("{} for {:.2f}", describe(items), amount), ""});
-  return r;
-}
-
-catga::Result<OrderRecord> decode(const nlohmann::json& doc) {
-  try {
-    return doc.get<OrderRecord>();
-  } catch (const std::exception& e) {
-    return catga::make_error(catga::errc::malformed, std::string("stored order: ") + e.what());
-  }
-}
+using Events = std::vector<OrderEvent>;
 
 bool valid_sku(std::string_view sku) {
   if (sku.empty() || sku.size() > 64) return false;
@@ -115,29 +85,24 @@ OrderService::OrderService(ServiceEnv env, OrderServiceOptions options)
   // [/snippet:order-flow-order-handlers]
 
   // The history projection: what other services did to an order.
-  consume<InventoryReserved>("order-history", [this](const InventoryReserved& e, catga::Context& ctx) {
-    return add_history(e.order_id, {"InventoryReserved", "inventory:" + e.by, e.at_ms, "", "", describe(e.items),
-                                    ctx.message_id.text().str()});
+  // What other services did to an order goes on the order as well.
+  consume<InventoryReserved>("order-history", [this](const InventoryReserved& e) {
+    return add_history(e.order_id, "inventory:" + e.by, e);
   });
-  consume<InventoryReleased>("order-history", [this](const InventoryReleased& e, catga::Context& ctx) {
-    return add_history(e.order_id, {"InventoryReleased", "inventory:" + e.by, e.at_ms, "", "", describe(e.items),
-                                    ctx.message_id.text().str()});
+  consume<InventoryReleased>("order-history", [this](const InventoryReleased& e) {
+    return add_history(e.order_id, "inventory:" + e.by, e);
   });
-  consume<PaymentCharged>("order-history", [this](const PaymentCharged& e, catga::Context& ctx) {
-    return add_history(e.order_id, {"PaymentCharged", "payment:" + e.by, e.at_ms, "", "",
-                                    fmt::format("{:.2f} ({})", e.amount, e.payment_id), ctx.message_id.text().str()});
+  consume<PaymentCharged>("order-history", [this](const PaymentCharged& e) {
+    return add_history(e.order_id, "payment:" + e.by, e);
   });
-  consume<PaymentFailed>("order-history", [this](const PaymentFailed& e, catga::Context& ctx) {
-    return add_history(e.order_id,
-                       {"PaymentFailed", "payment:" + e.by, e.at_ms, "", "", e.reason, ctx.message_id.text().str()});
+  consume<PaymentFailed>("order-history", [this](const PaymentFailed& e) {
+    return add_history(e.order_id, "payment:" + e.by, e);
   });
   // A compensation kept failing: the order stays where it is and needs an
   // operator; its history says so (the orchestrator publishes SagaFailed
   // through this mediator).
   mediator().on<catga::SagaFailed>(
-      [this](const catga::SagaFailed& e) {
-        return add_history(e.saga_id, {"SagaFailed", "saga:" + instance(), catga::unix_ms_now(), "", "", e.error, ""});
-      },
+      [this](const catga::SagaFailed& e) { return add_history(e.saga_id, "saga:" + instance(), e); },
       "order-history");
 }
 
@@ -147,6 +112,7 @@ catga::Status OrderService::start() {
   auto orders = bucket(kOrdersBucket);
   if (!orders) return std::move(orders).error();
   kv_ = std::move(*orders);
+  if (!options_.repository) options_.repository = kv_order_repository(kv_);
   auto sagas = bucket(kSagasBucket);
   if (!sagas) return std::move(sagas).error();
   saga_store_ = std::make_shared<catga::KvSagaStore>(std::move(*sagas));
@@ -164,6 +130,7 @@ catga::Status OrderService::start() {
 void OrderService::stop() {
   if (orchestrator_) orchestrator_->stop();
   close();
+  if (options_.repository) options_.repository->close();
 }
 
 catga::Result<PlaceOrderResult> OrderService::place(const PlaceOrder& c, catga::Context ctx) {
@@ -179,7 +146,8 @@ catga::Status OrderService::cancel(const std::string& order_id, const std::strin
 //    whichever replica gets the request);
 // 2. the saga (idempotent start): from here on the order will be finished
 //    by this or another instance, even if we die now;
-// 3. the order record (the saga's first step creates it if we died first).
+// 3. the order's OrderPlaced event (the saga's first step records it if we
+//    died first).
 catga::Result<PlaceOrderResult> OrderService::on_place(const PlaceOrder& c, catga::Context& ctx) {
   // [snippet:order-flow-place-order]
   std::string order_id = new_order_id();
@@ -206,8 +174,12 @@ catga::Result<PlaceOrderResult> OrderService::on_place(const PlaceOrder& c, catg
   // The saga keeps the first request's data and time.
   const auto first = saga->data.get<OrderSagaData>();
 
-  auto stored = create_json(*kv_, order_key(order_id),
-                            placed_record(order_id, first.customer, first.items, first.amount, first.placed_ms));
+  const OrderPlaced placed{order_id, first.customer, first.items, first.amount, first.placed_ms};
+  auto stored = options_.repository->update(order_id, "customer:" + first.customer,
+                                            [&](const std::optional<OrderRecord>& o) -> catga::Result<Events> {
+                                              if (o) return Events{};  // a replay, or the saga came first
+                                              return Events{placed};
+                                            });
   if (!stored) return std::move(stored).error();
   // [/snippet:order-flow-place-order]
   // Also on a replay: the first request may have died before publishing.
@@ -217,134 +189,89 @@ catga::Result<PlaceOrderResult> OrderService::on_place(const PlaceOrder& c, catg
     log().info("placed order={} customer={} amount={:.2f} {}", order_id, c.customer, c.amount, log_ids(ctx));
     return PlaceOrderResult{order_id, "pending", true};
   }
-  auto record = decode(stored->entry.value);
-  if (!record) return std::move(record).error();
+  if (!*stored) return catga::make_error(catga::errc::internal, "order " + order_id + " was not stored");
   log().info("replayed order={} idempotency_key={} {}", order_id, c.idempotency_key, log_ids(ctx));
-  return PlaceOrderResult{order_id, std::string(to_string(record->status)), false};
+  return PlaceOrderResult{order_id, std::string(to_string((*stored)->status)), false};
 }
 
 catga::Status OrderService::on_begin(const BeginOrderProcessing& c) {
-  auto doc = modify_json(*kv_, order_key(c.order_id), [&](nlohmann::json& d) -> catga::Result<Write> {
-    const auto now = catga::unix_ms_now();
-    OrderRecord r;
-    if (d.is_null()) {
-      // PlaceOrder died between starting the saga and storing the order.
-      r = placed_record(c.order_id, c.customer, c.items, c.amount, c.placed_ms);
-    } else {
-      auto decoded = decode(d);
-      if (!decoded) return std::move(decoded).error();
-      r = std::move(*decoded);
-    }
-    if (r.status == OrderStatus::processing || r.status == OrderStatus::confirmed) return Write::no;
-    if (r.status == OrderStatus::cancelled) {
-      return catga::make_error(errc::order_cancelled, "order " + c.order_id + " was cancelled: " + r.reason);
-    }
-    r.status = OrderStatus::processing;
-    r.updated_ms = now;
-    r.history.push_back({"OrderProcessing", "saga:" + instance(), now, "pending", "processing", "", ""});
-    d = r;
-    return Write::yes;
-  });
-  if (!doc) return std::move(doc).error();
+  auto r = options_.repository->update(
+      c.order_id, "saga:" + instance(), [&](const std::optional<OrderRecord>& o) -> catga::Result<Events> {
+        const OrderProcessing processing{c.order_id, instance(), catga::unix_ms_now()};
+        // PlaceOrder died between starting the saga and recording the order.
+        if (!o) return Events{OrderPlaced{c.order_id, c.customer, c.items, c.amount, c.placed_ms}, processing};
+        if (o->status == OrderStatus::processing || o->status == OrderStatus::confirmed) return Events{};
+        if (o->status == OrderStatus::cancelled) {
+          return catga::make_error(errc::order_cancelled, "order " + c.order_id + " was cancelled: " + o->reason);
+        }
+        return Events{processing};
+      });
+  if (!r) return std::move(r).error();
   return {};
 }
 
 catga::Status OrderService::on_confirm(const ConfirmOrder& c) {
-  auto doc = modify_json(*kv_, order_key(c.order_id), [&](nlohmann::json& d) -> catga::Result<Write> {
-    if (d.is_null()) return catga::make_error(errc::not_found, "no order " + c.order_id);
-    auto r = decode(d);
-    if (!r) return std::move(r).error();
-    if (r->status == OrderStatus::confirmed) return Write::no;
-    if (r->status == OrderStatus::cancelled) {
-      return catga::make_error(errc::order_cancelled,
-                               "order " + c.order_id + " was cancelled by " + r->cancelled_by + ": " + r->reason);
-    }
-    const auto now = catga::unix_ms_now();
-    r->history.push_back(
-        {"OrderConfirmed", "saga:" + instance(), now, std::string(to_string(r->status)), "confirmed", "", ""});
-    r->status = OrderStatus::confirmed;
-    r->updated_ms = r->completed_ms = now;
-    d = *r;
-    return Write::yes;
-  });
-  if (!doc) return std::move(doc).error();
-  auto r = decode(*doc);
+  auto r = options_.repository->update(
+      c.order_id, "saga:" + instance(), [&](const std::optional<OrderRecord>& o) -> catga::Result<Events> {
+        if (!o) return catga::make_error(errc::not_found, "no order " + c.order_id);
+        if (o->status == OrderStatus::confirmed) return Events{};
+        if (o->status == OrderStatus::cancelled) {
+          return catga::make_error(errc::order_cancelled,
+                                   "order " + c.order_id + " was cancelled by " + o->cancelled_by + ": " + o->reason);
+        }
+        return Events{OrderConfirmed{c.order_id, o->customer, o->amount, instance(), catga::unix_ms_now()}};
+      });
   if (!r) return std::move(r).error();
+  if (!*r) return catga::make_error(errc::not_found, "no order " + c.order_id);
+  const OrderRecord& order = **r;
   // Also after a repeat: the first attempt may have died before publishing.
-  (void)publish_once(OrderConfirmed{r->order_id, r->customer, r->amount, instance(), r->completed_ms},
-                     r->order_id + ".confirmed");
+  (void)publish_once(OrderConfirmed{order.order_id, order.customer, order.amount, instance(), order.completed_ms},
+                     order.order_id + ".confirmed");
   return {};
 }
 
 catga::Status OrderService::on_cancel(const CancelOrder& c) {
-  auto doc = modify_json(*kv_, order_key(c.order_id), [&](nlohmann::json& d) -> catga::Result<Write> {
-    if (d.is_null()) return catga::make_error(errc::not_found, "no order " + c.order_id);
-    auto r = decode(d);
-    if (!r) return std::move(r).error();
-    if (r->status == OrderStatus::cancelled) return Write::no;  // the first cancellation's reason stays
-    if (r->status == OrderStatus::confirmed) {
-      return catga::make_error(errc::order_confirmed, "order " + c.order_id + " is already confirmed");
-    }
-    const auto now = catga::unix_ms_now();
-    const std::string from(to_string(r->status));
-    r->history.push_back({"OrderCancelled", c.actor, now, from, "cancelled", c.reason, ""});
-    r->status = OrderStatus::cancelled;
-    r->reason = c.reason;
-    r->cancelled_by = c.actor;
-    r->cancelled_from = from;
-    r->updated_ms = r->completed_ms = now;
-    d = *r;
-    return Write::yes;
-  });
-  if (!doc) return std::move(doc).error();
-  auto r = decode(*doc);
+  auto r = options_.repository->update(
+      c.order_id, c.actor, [&](const std::optional<OrderRecord>& o) -> catga::Result<Events> {
+        if (!o) return catga::make_error(errc::not_found, "no order " + c.order_id);
+        if (o->status == OrderStatus::cancelled) return Events{};  // the first cancellation's reason stays
+        if (o->status == OrderStatus::confirmed) {
+          return catga::make_error(errc::order_confirmed, "order " + c.order_id + " is already confirmed");
+        }
+        return Events{OrderCancelled{c.order_id, o->customer, c.reason, c.actor, std::string(to_string(o->status)),
+                                     instance(), catga::unix_ms_now()}};
+      });
   if (!r) return std::move(r).error();
-  (void)publish_once(OrderCancelled{r->order_id, r->customer, r->reason, r->cancelled_by, r->cancelled_from, instance(),
-                                    r->completed_ms},
-                     r->order_id + ".cancelled");
+  if (!*r) return catga::make_error(errc::not_found, "no order " + c.order_id);
+  const OrderRecord& order = **r;
+  (void)publish_once(OrderCancelled{order.order_id, order.customer, order.reason, order.cancelled_by,
+                                    order.cancelled_from, instance(), order.completed_ms},
+                     order.order_id + ".cancelled");
   return {};
 }
 
-catga::Status OrderService::add_history(const std::string& order_id, HistoryEntry entry) {
-  auto doc = modify_json(*kv_, order_key(order_id), [&](nlohmann::json& d) -> catga::Result<Write> {
-    if (d.is_null()) return Write::no;
-    auto& history = d["history"];
-    for (const auto& h : history) {
-      if (!entry.id.empty() && h.value("id", "") == entry.id) return Write::no;  // redelivered
+catga::Status OrderService::add_history(const std::string& order_id, const std::string& actor, OrderEvent event) {
+  bool unknown = false;
+  const std::string key = noted_key(event);
+  auto r = options_.repository->update(order_id, actor, [&](const std::optional<OrderRecord>& o) -> catga::Result<Events> {
+    unknown = !o;
+    if (!o) return Events{};
+    if (!key.empty() && std::find(o->noted.begin(), o->noted.end(), key) != o->noted.end()) {
+      return Events{};  // redelivered
     }
-    history.push_back(entry);
-    return Write::yes;
+    return Events{event};
   });
-  if (!doc) return std::move(doc).error();
-  if (doc->is_null()) log().warn("event={} for unknown order={}", entry.event, order_id);
+  if (!r) return std::move(r).error();
+  if (unknown) log().warn("event for unknown order={} by {}", order_id, actor);
   return {};
 }
 
 catga::Result<std::optional<OrderRecord>> OrderService::find(std::string_view order_id) {
-  auto doc = load_json(*kv_, order_key(order_id));
-  if (!doc) return std::move(doc).error();
-  if (!*doc) return std::optional<OrderRecord>();
-  auto r = decode((*doc)->value);
-  if (!r) return std::move(r).error();
-  return std::optional<OrderRecord>(std::move(*r));
+  return options_.repository->find(order_id);
 }
 
 catga::Result<std::vector<OrderRecord>> OrderService::list(std::optional<OrderStatus> status, std::size_t limit) {
-  auto keys = kv_->keys("order.");
-  if (!keys) return std::move(keys).error();
-  std::vector<OrderRecord> out;
-  for (const auto& k : *keys) {
-    auto doc = load_json(*kv_, k);
-    if (!doc) return std::move(doc).error();
-    if (!*doc) continue;
-    auto r = decode((*doc)->value);
-    if (!r) return std::move(r).error();
-    if (!status || r->status == *status) out.push_back(std::move(*r));
-  }
-  std::stable_sort(out.begin(), out.end(),
-                   [](const OrderRecord& a, const OrderRecord& b) { return a.created_ms < b.created_ms; });
-  if (out.size() > limit) out.resize(limit);
-  return out;
+  return options_.repository->list(status, limit);
 }
 
 catga::Result<std::map<std::string, std::size_t>> OrderService::saga_counts() {

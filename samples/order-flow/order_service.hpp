@@ -1,6 +1,7 @@
 #pragma once
-// OrderService: takes orders, drives the order saga, and keeps each order's
-// status and history in the "orders" bucket (saga state in "order_sagas").
+// OrderService: takes orders, drives the order saga, and records what happens
+// to each order in an OrderRepository (event-sourced on NATS; idempotency
+// keys in the "orders" bucket, saga state in "order_sagas").
 
 #include <catga/saga/kv_saga_store.hpp>
 #include <catga/saga/orchestrator.hpp>
@@ -12,6 +13,7 @@
 
 #include "messages.hpp"
 #include "order_record.hpp"
+#include "order_repository.hpp"
 #include "order_saga.hpp"
 #include "service_core.hpp"
 
@@ -24,6 +26,9 @@ struct OrderServiceOptions {
   // instance that is gone are taken over once their lease expired.
   catga::SagaOptions saga = default_saga_options();
   OrderSagaTimings timings{};
+  // Where orders are kept (Infrastructure::order_repository); null: one
+  // KeyValue record per order in the "orders" bucket.
+  std::shared_ptr<OrderRepository> repository{};
 
   static catga::SagaOptions default_saga_options() {
     catga::SagaOptions o;
@@ -36,10 +41,11 @@ struct OrderServiceOptions {
 
 // Handles PlaceOrder (also served remotely, queue group "order"),
 // ConfirmOrder and CancelOrder, and BeginOrderProcessing (local, first saga
-// step); sends ReserveInventory/ReleaseInventory/ChargePayment/RefundPayment
-// to whichever instance serves them; consumes InventoryReserved,
-// InventoryReleased, PaymentCharged and PaymentFailed (group
-// "order-history") into the order history.
+// step), each recording an event of the order (OrderPlaced, OrderProcessing,
+// OrderConfirmed, OrderCancelled); sends ReserveInventory/ReleaseInventory/
+// ChargePayment/RefundPayment to whichever instance serves them; consumes
+// InventoryReserved, InventoryReleased, PaymentCharged and PaymentFailed
+// (group "order-history") and records them on the order too.
 //
 //   order_flow::OrderService orders(env);
 //   orders.start().value();
@@ -76,7 +82,8 @@ class OrderService final : public ServiceCore {
   catga::Status on_begin(const BeginOrderProcessing& c);
   catga::Status on_confirm(const ConfirmOrder& c);
   catga::Status on_cancel(const CancelOrder& c);
-  catga::Status add_history(const std::string& order_id, HistoryEntry entry);
+  // Notes what another service (or the saga) did to the order.
+  catga::Status add_history(const std::string& order_id, const std::string& actor, OrderEvent event);
 
   OrderServiceOptions options_;
   catga::SagaDefinition<OrderSagaData> saga_;

@@ -70,6 +70,9 @@ class Deployment {
     env["INSTANCE_ID"] = instance;
     env["SERVICE_NAME"] = role;
     env["ORDER_FLOW_TRANSPORT"] = "nats";
+    // The order list's read model goes with the server's temp dir; a restarted
+    // replica resumes its projection from the checkpoint in that file.
+    env["ORDER_FLOW_DATA_DIR"] = (nats_.directory() / "data").string();
     s->process = std::make_unique<ServiceProcess>(instance, std::vector<std::string>{"--log-level", "info"}, env,
                                                   logs_ / (instance + ".log"));
     services_.push_back(std::move(s));
