@@ -56,6 +56,13 @@ Result<Context> read_context(HeaderGet get, HeaderEach each) {
   auto id = MessageId::parse(*id_text);
   if (!id) return make_error(errc::malformed, "invalid Nats-Msg-Id (1-64 printable ASCII characters expected)");
   ctx.message_id = *id;
+  // A replay republishes under "<original>.r<seq>" to pass the duplicate
+  // window; handlers and idempotency keys must still see the original id.
+  if (get(kReplayed)) {
+    if (auto original = get(kOriginalMsgId)) {
+      if (auto oid = MessageId::parse(*original)) ctx.message_id = *oid;
+    }
+  }
   if (!get(kType)) return make_error(errc::malformed, "missing header Catga-Type");
 
   if (auto c = get(kCorrelationId)) {

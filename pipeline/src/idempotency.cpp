@@ -188,6 +188,7 @@ Status IdempotencyBehavior::handle(Invocation& inv, Next next) {
 Status IdempotencyBehavior::run_owned(Invocation& inv, Next next, std::string_view key, std::uint64_t token) {
   IdempotencyStore& store = *options_.store;
   ReleaseOnUnwind guard{store, key, token};
+  const auto claimed_at = options_.clock->now();
   Status s = next();
 
   IdempotencyOutcome outcome;
@@ -201,8 +202,22 @@ Status IdempotencyBehavior::run_owned(Invocation& inv, Next next, std::string_vi
     return s;
   }
   guard.armed = false;
-  if (Status stored = store.complete(key, token, std::move(outcome), options_.ttl); !stored) {
-    // The handler's work is done; failing now would invite a second run.
+  // The handler's work is done; failing now would invite a second run. While
+  // our claim's lease runs nobody else may apply the effect, so a store that
+  // is briefly unreachable (a broker restart, a leader election) is retried
+  // until 3/4 of the lease has passed, leaving a margin before a duplicate
+  // could take the claim over.
+  const auto give_up = claimed_at + options_.lease / 4 * 3;
+  auto pause = std::chrono::nanoseconds(std::chrono::milliseconds(20));
+  Status stored = store.complete(key, token, outcome, options_.ttl);
+  while (!stored && stored.error().retryable) {
+    const auto now = options_.clock->now();
+    if (now >= give_up) break;
+    options_.clock->sleep_for(std::min(pause, give_up - now));
+    pause = std::min<std::chrono::nanoseconds>(pause * 2, std::chrono::milliseconds(500));
+    stored = store.complete(key, token, outcome, options_.ttl);
+  }
+  if (!stored) {
     // A duplicate may still run once the store loses the claim: say so.
     spdlog::warn("catga idempotency: outcome of '{}' (key '{}') not stored: {}: {}", inv.info.name, key,
                  stored.error().code, stored.error().message);

@@ -60,7 +60,8 @@ TEST_CASE("malformed, unknown-type, header-less, oversized and non-UTF-8 message
       {"malformed_json", "{\"id\": \"bad-1\", \"n\": ", good_headers("bad-json"), "malformed"},
       {"unknown_type", R"({"id":"bad-2","n":2})", good_headers("bad-type", "NoSuchType"), "unknown_type"},
       {"missing_headers", R"({"id":"bad-3","n":3})", {}, "malformed"},
-      {"oversized_body", oversized, good_headers("bad-big"), "malformed"},
+      // Over the consumer's max_body_bytes (512 KiB): refused before decoding.
+      {"oversized_body", oversized, good_headers("bad-big"), "too_large"},
       {"invalid_utf8", "{\"id\":\"bad-\xff\xfe\",\"n\":5}", good_headers("bad-utf8"), "malformed"},
   };
 

@@ -50,38 +50,6 @@ inline catga::nats::NatsOptions nats_at(std::vector<std::string> urls, std::stri
   return o;
 }
 
-// Keeps trying to store an outcome while the store is unreachable (a broker
-// outage), for up to `patience`: the owner knows its effect was applied, and
-// while its claim's lease runs nobody else may apply it. IdempotencyBehavior
-// itself tries once and logs "outcome ... not stored"; then the redelivery
-// after the lease applies the effect again (see docs/guarantees.md, "Under
-// faults").
-class PatientStore final : public catga::IdempotencyStore {
- public:
-  PatientStore(std::shared_ptr<catga::IdempotencyStore> inner, std::chrono::milliseconds patience)
-      : inner_(std::move(inner)), patience_(patience) {}
-  catga::Result<catga::IdempotencyClaim> claim(std::string_view key, duration lease) override {
-    return inner_->claim(key, lease);
-  }
-  catga::Result<catga::IdempotencyClaim> wait(std::string_view key, duration lease, time_point deadline) override {
-    return inner_->wait(key, lease, deadline);
-  }
-  catga::Status complete(std::string_view key, std::uint64_t token, catga::IdempotencyOutcome outcome,
-                         duration ttl) override {
-    const auto give_up = std::chrono::steady_clock::now() + patience_;
-    while (true) {
-      catga::Status s = inner_->complete(key, token, outcome, ttl);
-      if (s || !s.error().retryable || std::chrono::steady_clock::now() >= give_up) return s;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the broker is coming back
-    }
-  }
-  catga::Status release(std::string_view key, std::uint64_t token) override { return inner_->release(key, token); }
-
- private:
-  std::shared_ptr<catga::IdempotencyStore> inner_;
-  std::chrono::milliseconds patience_;
-};
-
 // One consuming member: connection, KV idempotency store, transport and a
 // mediator with IdempotencyBehavior, running `effect` for each Credit.
 struct Member {
@@ -97,9 +65,10 @@ struct Member {
     store = catga::nats::KvIdempotencyStore::create(conn, kv).value();
     transport = catga::nats::JetStreamTransport::create(conn, js).value();
     mediator.attach(*transport);
-    // The claim outlives a broker outage (its owner keeps completing it);
-    // a short lease lets a crashed process's claims be taken over quickly.
-    auto idem = catga::nats::exactly_once_idempotency(std::make_shared<PatientStore>(store, lease * 3 / 4));
+    // A short lease lets a crashed process's claims be taken over quickly;
+    // IdempotencyBehavior keeps storing an outcome through a broker outage
+    // for 3/4 of it.
+    auto idem = catga::nats::exactly_once_idempotency(store);
     idem.lease = lease;
     idem.wait_timeout = 5s;
     mediator.use(std::make_shared<catga::IdempotencyBehavior>(idem));

@@ -133,6 +133,43 @@ TEST_CASE("read_context: a missing correlation id defaults to the message id") {
   CHECK(ctx->correlation_id == ctx->message_id);
 }
 
+TEST_CASE("read_context: a replayed copy keeps the original message id") {
+  HeaderMap h;
+  h.set("Nats-Msg-Id", "orig-7.r12");
+  h.set("Catga-Type", "T");
+  h.set("Catga-Original-Msg-Id", "orig-7");
+
+  SUBCASE("without Catga-Replayed the Nats-Msg-Id is the id") {
+    auto ctx = read(h);
+    REQUIRE(ctx);
+    CHECK(ctx->message_id.text().str() == "orig-7.r12");
+  }
+  SUBCASE("with Catga-Replayed the original id is the id (and the default correlation)") {
+    h.set("Catga-Replayed", "12");
+    auto ctx = read(h);
+    REQUIRE(ctx);
+    CHECK(ctx->message_id.text().str() == "orig-7");
+    CHECK(ctx->correlation_id.text().str() == "orig-7");
+    // The markers stay visible to handlers.
+    CHECK(ctx->headers.get("Catga-Replayed") == std::optional<std::string_view>("12"));
+    CHECK(ctx->headers.get("Catga-Original-Msg-Id") == std::optional<std::string_view>("orig-7"));
+  }
+  SUBCASE("an invalid original id falls back to Nats-Msg-Id") {
+    h.set("Catga-Replayed", "12");
+    h.set("Catga-Original-Msg-Id", "");
+    auto ctx = read(h);
+    REQUIRE(ctx);
+    CHECK(ctx->message_id.text().str() == "orig-7.r12");
+  }
+  SUBCASE("a replayed copy without an original id keeps Nats-Msg-Id") {
+    h.set("Catga-Replayed", "12");
+    h.erase("Catga-Original-Msg-Id");
+    auto ctx = read(h);
+    REQUIRE(ctx);
+    CHECK(ctx->message_id.text().str() == "orig-7.r12");
+  }
+}
+
 TEST_CASE("read_context: an invalid traceparent restarts the trace instead of failing") {
   HeaderMap h;
   h.set("Nats-Msg-Id", "m-1");

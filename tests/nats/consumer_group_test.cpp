@@ -443,3 +443,62 @@ TEST_CASE("health reports connection, streams, consumer lag and the last error")
   server.start();
   REQUIRE(svc.transport->connection()->wait_connected(30s));
 }
+
+TEST_CASE("an oversized body is dead-lettered as too_large undecoded; a copy beyond max payload is truncated") {
+  catga::test::NatsServer server;
+  auto js = nt::js_options();
+  js.consumer.max_body_bytes = 4096;
+  Instance svc(server, "svc", js);
+  std::atomic<int> handled{0};
+  auto sub = svc.mediator.subscribe<nt::OrderPlaced>(nt::group("billing"), [&](const nt::OrderPlaced& e) -> catga::Status {
+    if (e.order_id == "rejected") return catga::make_error("invalid_address", "no such street", false);
+    handled++;
+    return {};
+  });
+  REQUIRE(sub);
+
+  catga::test::RawNats raw(server.url());
+  auto publish_raw = [&](const std::string& body, std::vector<std::pair<const char*, const char*>> headers) {
+    natsMsg* m = nullptr;
+    catga::test::check(natsMsg_Create(&m, "catga.evt.OrderPlaced", nullptr, body.data(), static_cast<int>(body.size())),
+                       "msg");
+    for (auto& [k, v] : headers) natsMsgHeader_Set(m, k, v);
+    jsErrCode jerr{};
+    catga::test::check(js_PublishMsg(nullptr, raw.js(), m, nullptr, &jerr), "publish raw");
+    natsMsg_Destroy(m);
+  };
+  // Valid JSON, so only the size can be why it is refused.
+  auto json_of_size = [](std::size_t n) {
+    const std::string head = R"({"order_id":")", tail = R"(","amount":1})";
+    return head + std::string(n - head.size() - tail.size(), 'x') + tail;
+  };
+  const auto max_payload = static_cast<std::size_t>(natsConnection_GetMaxPayload(raw.nc()));
+  REQUIRE(max_payload > 8192);
+  const std::string big = json_of_size(6000);
+  const std::string huge = json_of_size(max_payload - 256);  // fits the stream, not beside the DLQ headers
+  publish_raw(big, {{"Nats-Msg-Id", "big-1"}, {"Catga-Type", "OrderPlaced"}});
+  publish_raw(huge, {{"Nats-Msg-Id", "huge-1"}, {"Catga-Type", "OrderPlaced"}});
+  // A replayed copy failing again keeps the id of the first message.
+  publish_raw(R"({"order_id":"rejected","amount":1})", {{"Nats-Msg-Id", "first-id.r7"},
+                                                        {"Catga-Type", "OrderPlaced"},
+                                                        {"Catga-Replayed", "7"},
+                                                        {"Catga-Original-Msg-Id", "first-id"}});
+  REQUIRE(svc.mediator.publish(nt::OrderPlaced{"small", 1}));
+
+  REQUIRE(wait_for([&] { return handled.load() == 1 && nt::stream_count(raw, "CATGA_DLQ") == 3; }));
+  REQUIRE(wait_for([&] { return group_settled(*svc.transport, "billing"); }));
+  std::map<std::string, nt::Stored> by_id;
+  for (auto& d : nt::read_stream(raw, "CATGA_DLQ")) by_id[d.header("Catga-Original-Msg-Id")] = d;
+  REQUIRE(by_id.size() == 3);
+  CHECK(by_id["big-1"].header("Catga-Error-Code") == "too_large");
+  CHECK(by_id["big-1"].header("Catga-Error").find("6000") != std::string::npos);
+  CHECK(by_id["big-1"].body == big);
+  CHECK(by_id["big-1"].header("Catga-Body-Truncated") == "<absent>");
+  CHECK(by_id["huge-1"].header("Catga-Error-Code") == "too_large");
+  CHECK(by_id["huge-1"].header("Catga-Body-Truncated") == std::to_string(huge.size()));
+  CHECK(by_id["huge-1"].body.size() < huge.size());
+  CHECK(huge.compare(0, by_id["huge-1"].body.size(), by_id["huge-1"].body) == 0);
+  CHECK(by_id["first-id"].header("Catga-Error-Code") == "invalid_address");
+  CHECK(by_id["first-id"].header("Catga-Original-Seq") == "3");
+  CHECK(svc.transport->health().consumers[0].dead_lettered == 3);
+}

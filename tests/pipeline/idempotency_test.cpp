@@ -404,6 +404,79 @@ TEST_CASE("IdempotencyBehavior: store errors fail the call without running the h
   CHECK(f.calls == 0);
 }
 
+namespace {
+
+// complete() fails `failures` times with `error`, then passes through.
+class FlakyCompleteStore final : public catga::IdempotencyStore {
+ public:
+  FlakyCompleteStore(int failures, catga::Error error)
+      : inner_(std::make_shared<catga::InMemoryIdempotencyStore>()), failures_(failures), error_(std::move(error)) {}
+  catga::Result<catga::IdempotencyClaim> claim(std::string_view key, duration lease) override {
+    return inner_->claim(key, lease);
+  }
+  catga::Result<catga::IdempotencyClaim> wait(std::string_view key, duration lease, time_point deadline) override {
+    return inner_->wait(key, lease, deadline);
+  }
+  catga::Status complete(std::string_view key, std::uint64_t token, catga::IdempotencyOutcome outcome,
+                         duration ttl) override {
+    completes.fetch_add(1);
+    if (failures_ > 0) {
+      --failures_;
+      return error_;
+    }
+    return inner_->complete(key, token, std::move(outcome), ttl);
+  }
+  catga::Status release(std::string_view key, std::uint64_t token) override { return inner_->release(key, token); }
+
+  std::atomic<int> completes{0};
+
+ private:
+  std::shared_ptr<catga::InMemoryIdempotencyStore> inner_;
+  int failures_;
+  catga::Error error_;
+};
+
+std::chrono::nanoseconds total(const std::vector<catga::Clock::duration>& sleeps) {
+  std::chrono::nanoseconds sum{0};
+  for (auto d : sleeps) sum += d;
+  return sum;
+}
+
+}  // namespace
+
+TEST_CASE("IdempotencyBehavior: a briefly unreachable store still gets the outcome (retried within the lease)") {
+  auto flaky = std::make_shared<FlakyCompleteStore>(3, catga::make_error(catga::errc::unavailable, "kv down", true));
+  IdemFixture f({.store = flaky, .lease = 8s});
+  f.mediator.handle<pt::Add>([&](const pt::Add&) { return f.calls.fetch_add(1) + 1; });
+  auto ctx = catga::Context::root();
+  CHECK(f.mediator.send(pt::Add{}, ctx).value() == 1);
+  CHECK(flaky->completes == 4);
+  CHECK(f.clock->sleeps().size() == 3);
+  CHECK(total(f.clock->sleeps()) < 6s);
+  // Stored: the duplicate gets the result without running the handler.
+  CHECK(f.mediator.send(pt::Add{}, ctx).value() == 1);
+  CHECK(f.calls == 1);
+}
+
+TEST_CASE("IdempotencyBehavior: storing the outcome gives up at 3/4 of the lease; the handler's result stands") {
+  auto down = std::make_shared<FlakyCompleteStore>(1 << 30, catga::make_error(catga::errc::unavailable, "kv down", true));
+  IdemFixture f({.store = down, .lease = 8s});
+  f.mediator.handle<pt::Add>([&](const pt::Add&) { return f.calls.fetch_add(1) + 1; });
+  CHECK(f.mediator.send(pt::Add{}).value() == 1);
+  CHECK(down->completes > 2);
+  const auto waited = total(f.clock->sleeps());
+  CHECK(waited == 6s);  // exactly up to 3/4 of the lease, never past it
+}
+
+TEST_CASE("IdempotencyBehavior: a non-retryable store error is not retried") {
+  auto broken = std::make_shared<FlakyCompleteStore>(1 << 30, catga::make_error(catga::errc::conflict, "lost claim", false));
+  IdemFixture f({.store = broken, .lease = 8s});
+  f.mediator.handle<pt::Add>([&](const pt::Add&) { return f.calls.fetch_add(1) + 1; });
+  CHECK(f.mediator.send(pt::Add{}).value() == 1);
+  CHECK(broken->completes == 1);
+  CHECK(f.clock->sleeps().empty());
+}
+
 TEST_CASE("IdempotencyBehavior: construction without a store throws") {
   CHECK_THROWS_AS(catga::IdempotencyBehavior(catga::IdempotencyOptions{}), catga::Exception);
 }

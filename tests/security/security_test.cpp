@@ -167,9 +167,9 @@ TEST_CASE("TLS with server verification and client certificates") {
     INFO(c.error().message);
     CHECK(c.error().retryable == false);
     // The server drops the connection after its side of the handshake
-    // fails; nats.c only says "Protocol Error: Expected 'PONG', got ''".
-    // Naming the likely cause is a pending transport change (skipped test
-    // "TLS: a missing client certificate is named").
+    // fails; nats.c only says "Protocol Error: Expected 'PONG', got ''", so
+    // connect names the likely cause.
+    CHECK(mentions(cause(c.error()), "client certificate"));
   }
   SUBCASE("a plain connection to a TLS-only server is refused") {
     auto c = Connection::connect(once(server.url()));
@@ -246,12 +246,9 @@ TEST_CASE("token: the right token connects, a wrong one fails at connect; neithe
   CHECK(text.find(kWrongToken) == std::string::npos);
 }
 
-// Services keep the default retry_on_failed_connect: the first connect runs
-// in the background, so a wrong password must still surface. Today it does
-// not (connect() succeeds, last_error() stays empty, wait_connected() only
-// says "timeout"): enabled once transport/src/nats/connection.cpp tries one
-// plain connect first (see docs/operations.md, "Connect errors").
-TEST_CASE("a retrying first connect still reports a wrong password" * doctest::skip()) {
+// Services keep the default retry_on_failed_connect: background retries are
+// only for "no server yet", so a wrong password still fails at connect().
+TEST_CASE("a retrying first connect still reports a wrong password") {
   catga::test::NatsServerOptions so;
   so.config = std::string("authorization { user: alice, password: \"") + kPassword + "\" }\n";
   catga::test::NatsServer server(so);
@@ -260,18 +257,21 @@ TEST_CASE("a retrying first connect still reports a wrong password" * doctest::s
   o.user = "alice";
   o.password = kWrongPassword;
   auto c = Connection::connect(o);
-  if (c) {
-    CHECK_FALSE((*c)->wait_connected(2s));
-    REQUIRE(catga::test::wait_for([&] { return (*c)->last_error().has_value(); }, 30s));
-    CHECK(mentions((*c)->last_error()->message, "authorization"));
-  } else {
-    CHECK(mentions(c.error().message, "authorization"));
-  }
+  REQUIRE_FALSE(c);
+  INFO(c.error().message);
+  CHECK(mentions(c.error().message, "authorization"));
+  CHECK(c.error().retryable == false);
+  CHECK(c.error().message.find(kWrongPassword) == std::string::npos);
+  // nats.c's source location is not part of the message, nor is the status said twice.
+  CHECK(c.error().message.find(".c:") == std::string::npos);
+  const auto first = lower(c.error().message).find("authorization violation");
+  REQUIRE(first != std::string::npos);
+  CHECK(lower(c.error().message).find("authorization violation", first + 1) == std::string::npos);
 }
 
-// Enabled once transport/src/nats/connection.cpp adds a hint to a protocol
-// error during a TLS connect (docs/operations.md, "Connect errors").
-TEST_CASE("TLS: a missing client certificate is named" * doctest::skip()) {
+// nats.c only sees the server hang up ("Expected 'PONG', got ''"); the error
+// names the likely cause.
+TEST_CASE("TLS: a missing client certificate is named") {
   REQUIRE(catga::test::have_openssl());
   const auto dir = temp_dir("tls-hint");
   catga::test::Certificates certs(dir);
@@ -303,6 +303,8 @@ TEST_CASE("a credentials file that is not one is refused with a clear error") {
   // "no nkey user seed found in '<path>'"
   CHECK(c.error().message.find(path) != std::string::npos);
   CHECK(mentions(c.error().message, "seed"));
+  CHECK(c.error().code == catga::errc::validation);
+  CHECK(c.error().retryable == false);
   std::filesystem::remove_all(dir);
 }
 

@@ -108,7 +108,7 @@ TEST_CASE("catga dlq/streams/consumers: list, show, replay once, purge; tables a
   std::atomic<int> billed{0};
   std::mutex mu;
   std::string original_id;
-  std::string replayed_header, replayed_original;
+  std::string replayed_header, replayed_original, replayed_id;
   catga::SubscribeOptions billing_opts;
   billing_opts.group = "billing";
   billing_opts.retry.max_deliver = 2;
@@ -119,6 +119,7 @@ TEST_CASE("catga dlq/streams/consumers: list, show, replay once, purge; tables a
     if (!fixed.load()) return catga::make_error("declined", "card declined", true);
     replayed_header = std::string(ctx.headers.get("Catga-Replayed").value_or(""));
     replayed_original = std::string(ctx.headers.get("Catga-Original-Msg-Id").value_or(""));
+    replayed_id = ctx.message_id.text().str();
     ++billed;
     return {};
   });
@@ -248,6 +249,9 @@ TEST_CASE("catga dlq/streams/consumers: list, show, replay once, purge; tables a
     std::lock_guard lock(mu);
     CHECK(replayed_header == std::to_string(inv_seq));
     CHECK(replayed_original == original_id);
+    // The copy travels as "<original>.r<seq>", but handlers (and idempotency
+    // keys) see the original id.
+    CHECK(replayed_id == original_id);
   }
   // Replayed dead letters leave the stream; a second replay finds nothing.
   CHECK(cli_json(server, {"dlq", "list"}).size() == 1);

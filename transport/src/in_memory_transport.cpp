@@ -189,7 +189,7 @@ Status InMemoryTransport::replay_dead_letter(std::uint64_t sequence) {
   std::string subject = std::string(headers.get(wire::kOriginalSubject).value_or(""));
   if (subject.empty()) subject = wire::event_subject(core_->options.prefix, letter.type);
   for (auto name : kDeadLetterHeaders) headers.erase(name);
-  headers.set(wire::kReplayed, "true");
+  headers.set(wire::kReplayed, std::to_string(letter.sequence));
   Status s = publish_raw(subject, headers, letter.message.body);
   if (!s) {
     std::lock_guard lk(core_->mu);

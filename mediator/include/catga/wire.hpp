@@ -27,7 +27,15 @@ inline constexpr std::string_view kErrorCode = "Catga-Error-Code";
 inline constexpr std::string_view kDeliveries = "Catga-Deliveries";
 inline constexpr std::string_view kOriginalSubject = "Catga-Original-Subject";
 inline constexpr std::string_view kOriginalSeq = "Catga-Original-Seq";
-// Added to copies replayed from the dead-letter stream.
+inline constexpr std::string_view kOriginalMsgId = "Catga-Original-Msg-Id";
+inline constexpr std::string_view kGroup = "Catga-Group";
+// On a dead-letter copy whose body was cut to fit the server's max payload:
+// the original body size in bytes.
+inline constexpr std::string_view kBodyTruncated = "Catga-Body-Truncated";
+// Added to copies replayed from the dead-letter stream; the value is the
+// dead-letter sequence. A replayed copy has its own Nats-Msg-Id (so the
+// stream's duplicate window keeps it) and read_context takes the message id
+// from Catga-Original-Msg-Id instead, so idempotency keys match the original.
 inline constexpr std::string_view kReplayed = "Catga-Replayed";
 
 inline constexpr std::string_view kJson = "application/json";
@@ -45,6 +53,8 @@ void write_headers(const Context& ctx, std::string_view type,
 // Rebuilds a Context from received headers. `get(name)` returns the value or
 // nullopt; `each(visit)` visits every header (for the user headers).
 // Fails with `malformed` when Nats-Msg-Id or Catga-Type is missing or invalid.
+// For a replayed copy (Catga-Replayed present) whose Catga-Original-Msg-Id is
+// a valid MessageId, ctx.message_id is that original id.
 using HeaderGet = FunctionRef<std::optional<std::string_view>(std::string_view)>;
 using HeaderVisitor = FunctionRef<void(std::string_view, std::string_view)>;
 using HeaderEach = FunctionRef<void(HeaderVisitor)>;

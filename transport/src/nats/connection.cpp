@@ -180,11 +180,36 @@ Result<detail::OptionsHandle> build_options(const NatsOptions& o, CallbackState*
   if (s) s = check(natsOptions_SetReconnectedCB(p, &on_reconnected, st), "reconnected handler");
   if (s) s = check(natsOptions_SetClosedCB(p, &on_closed, st), "closed handler");
   if (s) s = check(natsOptions_SetLameDuckModeCB(p, &on_lame_duck, st), "lame duck handler");
-  if (s && o.retry_on_failed_connect) {
-    s = check(natsOptions_SetRetryOnFailedConnect(p, true, &on_connected, st), "retry on failed connect");
-  }
+  // Retry-on-failed-connect is enabled by connect() only after a first plain
+  // attempt found no server: otherwise nats.c would hide a wrong password or
+  // a TLS failure behind background retries.
   if (!s) return std::move(s).error();
   return opts;
+}
+
+// Failures that mean "no server there (yet)", as opposed to a server that
+// refused us.
+bool server_not_up(natsStatus s) noexcept {
+  return s == NATS_NO_SERVER || s == NATS_IO_ERROR || s == NATS_TIMEOUT;
+}
+
+bool uses_tls(const NatsOptions& o) {
+  if (o.tls.active()) return true;
+  return std::any_of(o.servers.begin(), o.servers.end(), [](const std::string& u) { return u.rfind("tls://", 0) == 0; });
+}
+
+Error connect_error(natsStatus s, const NatsOptions& options) {
+  std::string urls;
+  for (const auto& u : options.servers) urls += (urls.empty() ? "" : ",") + detail::redact_url(u);
+  auto e = to_error(s, "connect to " + urls);
+  // With --tlsverify the server hangs up after its side of the handshake
+  // fails; nats.c then only sees "Expected 'PONG', got ''".
+  if (s == NATS_PROTOCOL_ERROR && uses_tls(options)) {
+    e.message +=
+        " (the server closed the connection during the TLS handshake: it may require a client certificate "
+        "(NATS_CERT/NATS_KEY) or reject the one given)";
+  }
+  return e;
 }
 
 }  // namespace
@@ -224,13 +249,17 @@ Result<std::shared_ptr<Connection>> Connection::connect(const NatsOptions& optio
 
   auto opts = build_options(options, &st);
   if (!opts) return std::move(opts).error();
-  const natsStatus s = natsConnection_Connect(impl->nc.out(), opts->get());
+  natsStatus s = natsConnection_Connect(impl->nc.out(), opts->get());
+  if (s != NATS_OK && options.retry_on_failed_connect && server_not_up(s)) {
+    // Nobody listening yet (a service starting before its broker): keep
+    // trying in the background. Anything else (auth, TLS) is reported now.
+    s = natsOptions_SetRetryOnFailedConnect(opts->get(), true, &on_connected, &st);
+    if (s == NATS_OK) s = natsConnection_Connect(impl->nc.out(), opts->get());
+  }
   if (s == NATS_NOT_YET_CONNECTED) {
     log().info("catga.nats [{}] no server reachable yet; retrying in the background", options.name);
   } else if (s != NATS_OK) {
-    std::string urls;
-    for (const auto& u : options.servers) urls += (urls.empty() ? "" : ",") + detail::redact_url(u);
-    auto e = to_error(s, "connect to " + urls);
+    auto e = connect_error(s, options);
     log().error("catga.nats [{}] {}", options.name, e.message);
     return e;
   } else {

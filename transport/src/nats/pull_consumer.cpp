@@ -18,9 +18,11 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view kStatusHeader = "Status";
 constexpr std::string_view kDescriptionHeader = "Description";
-// Added to dead-letter copies besides the wire.hpp ones (docs/wire-format.md).
-constexpr std::string_view kGroupHeader = "Catga-Group";
-constexpr std::string_view kOriginalMsgIdHeader = "Catga-Original-Msg-Id";
+// Set on a dead-letter copy whose body was cut to fit the server's max
+// payload: the original body size in bytes.
+constexpr std::string_view kBodyTruncatedHeader = wire::kBodyTruncated;
+// Room kept free beside the estimated header block of a dead-letter copy.
+constexpr std::size_t kPayloadMargin = 512;
 
 // How long after its expiry a pull request without a status message is
 // given up (the server may have lost it: restart, leader change).
@@ -28,7 +30,7 @@ constexpr auto kRequestGrace = std::chrono::seconds(2);
 
 bool is_dead_letter_header(std::string_view k) {
   return k == wire::kError || k == wire::kErrorCode || k == wire::kDeliveries || k == wire::kOriginalSubject ||
-         k == wire::kOriginalSeq || k == kGroupHeader || k == kOriginalMsgIdHeader;
+         k == wire::kOriginalSeq || k == wire::kGroup || k == wire::kOriginalMsgId || k == kBodyTruncatedHeader;
 }
 
 std::chrono::milliseconds until(Clock::time_point t, Clock::time_point now) {
@@ -387,7 +389,12 @@ void PullConsumer::process(MsgHandle msg, std::size_t) {
   const std::uint64_t sequence = meta ? meta->stream_seq : 0;
 
   Status status;
-  if (attempt > config_.retry.max_deliver) {
+  const std::size_t max_body = config_.options.max_body_bytes;
+  if (max_body > 0 && static_cast<std::size_t>(natsMsg_GetDataLength(m)) > max_body) {
+    // Not decoded, not retried: it will not get smaller.
+    status = make_error("too_large", "body of " + std::to_string(natsMsg_GetDataLength(m)) +
+                                         " bytes exceeds max_body_bytes = " + std::to_string(max_body));
+  } else if (attempt > config_.retry.max_deliver) {
     // Delivered again although the policy was used up: the handler crashed
     // or outlived ack_wait last time. Do not run it again (it may crash the
     // process again); dead-letter it.
@@ -439,21 +446,57 @@ void PullConsumer::process(MsgHandle msg, std::size_t) {
 }
 
 Status PullConsumer::dead_letter(natsMsg* msg, const AckMetadata* meta, int attempt, const Error& error) {
-  const auto body = body_of(msg);
+  // First pass: the ids to keep and the size of the copied header block.
+  std::string_view msg_id, kept_original_id;
+  bool replayed = false;
+  std::size_t header_bytes = 0;
+  for_each_header(msg, [&](std::string_view k, std::string_view v) {
+    if (k == wire::kMsgId) msg_id = v;
+    if (k == wire::kOriginalMsgId) kept_original_id = v;
+    if (k == wire::kReplayed) replayed = true;
+    header_bytes += k.size() + std::min<std::size_t>(v.size(), 8192) + 4;  // "k: v\r\n"
+  });
+  // A replayed copy carries Nats-Msg-Id <orig>.r<seq>: the first id must survive.
+  const std::string original_id(replayed && !kept_original_id.empty() ? kept_original_id : msg_id);
+
+  const std::uint64_t sequence = meta != nullptr ? meta->stream_seq : 0;
+  const std::string stream = meta != nullptr ? std::string(meta->stream) : state_->events_stream;
+  // One copy per (message, group): the id dedups a retried copy, while other
+  // groups dead-lettering the same message still get theirs stored.
+  const std::string dlq_id = stream + ":" + std::to_string(sequence) + ":" + config_.consumer;
+  const std::string error_text = header_safe(error.message);
+  const std::string error_code = header_safe(error.code, 128);
+  const std::string deliveries = std::to_string(attempt);
+  const std::string seq_text = std::to_string(sequence);
+  const std::string_view original_subject = subject_of(msg);
+  header_bytes += dlq_id.size() + original_id.size() + error_text.size() + error_code.size() + deliveries.size() +
+                  original_subject.size() + seq_text.size() + config_.group.size() + 8 * 40;
+
+  // A copy larger than the server's max payload could never be stored (and
+  // the message would be nak'ed forever): keep the head of the body.
+  auto body = body_of(msg);
+  const std::size_t full_size = body.size();
+  const auto max_payload = natsConnection_GetMaxPayload(state_->nc());
+  bool truncated = false;
+  if (max_payload > 0) {
+    const auto limit = static_cast<std::size_t>(max_payload);
+    const std::size_t overhead = header_bytes + kPayloadMargin;
+    if (body.size() + overhead > limit) {
+      body = body.substr(0, limit > overhead ? limit - overhead : 0);
+      truncated = true;
+    }
+  }
+
   MsgHandle copy;
   if (natsStatus s = natsMsg_Create(copy.out(), config_.dead_letter_subject.c_str(), nullptr, body.data(),
                                     static_cast<int>(body.size()));
       s != NATS_OK) {
     return to_error(s, "create dead-letter message");
   }
-  std::string original_id;
   Status hs;
   for_each_header(msg, [&](std::string_view k, std::string_view v) {
     if (!hs) return;
-    if (k == wire::kMsgId) {
-      original_id.assign(v);
-      return;
-    }
+    if (k == wire::kMsgId) return;
     if (is_dead_letter_header(k)) return;  // set fresh below (a replayed copy failing again)
     const std::string key(k), value = header_safe(v, 8192);
     if (natsStatus s = natsMsgHeader_Add(copy.get(), key.c_str(), value.c_str()); s != NATS_OK) {
@@ -462,22 +505,18 @@ Status PullConsumer::dead_letter(natsMsg* msg, const AckMetadata* meta, int atte
   });
   if (!hs) return hs;
 
-  const std::uint64_t sequence = meta != nullptr ? meta->stream_seq : 0;
-  const std::string stream = meta != nullptr ? std::string(meta->stream) : state_->events_stream;
-  // One copy per (message, group): the id dedups a retried copy, while other
-  // groups dead-lettering the same message still get theirs stored.
-  const std::string dlq_id = stream + ":" + std::to_string(sequence) + ":" + config_.consumer;
   auto set = [&](std::string_view k, std::string_view v) {
     if (hs) hs = set_header(copy.get(), k, v);
   };
   set(wire::kMsgId, dlq_id);
-  if (!original_id.empty()) set(kOriginalMsgIdHeader, original_id);
-  set(wire::kError, header_safe(error.message));
-  set(wire::kErrorCode, header_safe(error.code, 128));
-  set(wire::kDeliveries, std::to_string(attempt));
-  set(wire::kOriginalSubject, subject_of(msg));
-  set(wire::kOriginalSeq, std::to_string(sequence));
-  set(kGroupHeader, config_.group);
+  if (!original_id.empty()) set(wire::kOriginalMsgId, original_id);
+  set(wire::kError, error_text);
+  set(wire::kErrorCode, error_code);
+  set(wire::kDeliveries, deliveries);
+  set(wire::kOriginalSubject, original_subject);
+  set(wire::kOriginalSeq, seq_text);
+  set(wire::kGroup, config_.group);
+  if (truncated) set(kBodyTruncatedHeader, std::to_string(full_size));
   if (!hs) return hs;
 
   jsPubOptions po;

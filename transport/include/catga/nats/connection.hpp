@@ -30,8 +30,11 @@ class Connection {
  public:
   struct Impl;  // nats.c side, private to catga::nats
 
-  // Fails only on invalid options or errors a retry cannot fix (bad
-  // credentials file, TLS files); an absent server is not an error.
+  // Tries the servers once. A server that answers but refuses us (wrong
+  // password or token, TLS failure, bad credentials file) fails here with
+  // an error naming the cause. When no server answers yet and
+  // retry_on_failed_connect is set, it succeeds (state `connecting`) and
+  // keeps trying in the background.
   static Result<std::shared_ptr<Connection>> connect(const NatsOptions& options);
 
   ~Connection();

@@ -51,6 +51,7 @@ struct NatsOptions {
   std::chrono::milliseconds reconnect_jitter_tls{1'000};
   int max_reconnect = -1;  // attempts; -1 = forever
   // Keep retrying a first connect that finds no server (in the background).
+  // Auth and TLS failures are still reported by connect() at once.
   bool retry_on_failed_connect = true;
   // Bytes buffered while reconnecting (core publishes, acks); beyond it
   // publishing fails with `unavailable`.
@@ -106,6 +107,9 @@ struct ConsumerOptions {
   // How long a dead-letter copy may take to be stored before the message
   // is nak'ed instead (and retried later).
   std::chrono::milliseconds dead_letter_timeout{5'000};
+  // Largest body a handler is given; a larger message is dead-lettered with
+  // error code "too_large" without being decoded (0: no limit).
+  std::size_t max_body_bytes = 512 * 1024;
   StartPosition start = StartPosition::all;
 };
 
