@@ -83,16 +83,29 @@ NatsCluster::NatsCluster(NatsClusterOptions options) : options_(std::move(option
       }
     }
   };
-  for (auto& n : nodes_) {
-    n.port = fresh_port();
-    n.cluster_port = fresh_port();
-  }
-  for (int i = 0; i < kNodes; ++i) write_config(i);
-  if (options_.start) {
+  auto choose_ports = [&] {
+    for (auto& n : nodes_) {
+      n.port = fresh_port();
+      n.cluster_port = fresh_port();
+    }
+    for (int i = 0; i < kNodes; ++i) write_config(i);
+  };
+  choose_ports();
+  if (!options_.start) return;
+  // A port found free can be taken by another test before the node binds
+  // it (ctest -j): start again on other ports, a few times, before failing.
+  for (int attempt = 1;; ++attempt) {
     try {
       start();
+      return;
     } catch (...) {
       stop();
+      if (attempt < 3) {
+        std::error_code ec;
+        for (int i = 0; i < kNodes; ++i) fs::remove_all(store_dir(i), ec);
+        choose_ports();
+        continue;
+      }
       std::error_code ec;
       fs::remove_all(dir_, ec);
       throw;
