@@ -27,32 +27,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string find_binary(const std::string& configured) {
-  if (!configured.empty()) return configured;
-  if (const char* env = std::getenv("CATGA_NATS_SERVER"); env != nullptr && *env != '\0') return env;
-  if (const char* path = std::getenv("PATH"); path != nullptr) {
-    std::stringstream dirs(path);
-    std::string dir;
-    while (std::getline(dirs, dir, ':')) {
-      fs::path candidate = fs::path(dir) / "nats-server";
-      if (!dir.empty() && ::access(candidate.c_str(), X_OK) == 0) return candidate.string();
-    }
-  }
-  return "/usr/sbin/nats-server";
-}
-
-bool accepts_connections(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return false;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(fd);
-  return ok;
-}
-
 // The value of "leader":"..." inside the "cluster" object of a STREAM.INFO reply.
 std::string leader_in(const std::string& info) {
   const auto cluster = info.find("\"cluster\"");
@@ -71,7 +45,7 @@ NatsCluster::NatsCluster(NatsClusterOptions options) : options_(std::move(option
   std::string tmpl = (fs::temp_directory_path() / "catga-cluster-XXXXXX").string();
   if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp: " + std::string(std::strerror(errno)));
   dir_ = tmpl;
-  binary_ = find_binary(options_.binary);
+  binary_ = nats_server_binary(options_.binary);
   // Six distinct ports: free_loopback_port may hand out one it gave before.
   std::vector<int> taken;
   auto fresh_port = [&taken] {
@@ -214,7 +188,7 @@ void NatsCluster::start_node(int node) {
       n.pid = -1;
       throw std::runtime_error("nats-server " + name(node) + " exited at start (" + binary_ + "):\n" + log(node));
     }
-    if (accepts_connections(n.port)) return;
+    if (loopback_port_accepts(n.port)) return;
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::milliseconds(100));
   }

@@ -18,37 +18,7 @@
 #include <thread>
 
 namespace catga::test {
-namespace {
-
 namespace fs = std::filesystem;
-
-std::string find_binary(const std::string& configured) {
-  if (!configured.empty()) return configured;
-  if (const char* env = std::getenv("CATGA_NATS_SERVER"); env != nullptr && *env != '\0') return env;
-  if (const char* path = std::getenv("PATH"); path != nullptr) {
-    std::stringstream dirs(path);
-    std::string dir;
-    while (std::getline(dirs, dir, ':')) {
-      fs::path candidate = fs::path(dir) / "nats-server";
-      if (!dir.empty() && ::access(candidate.c_str(), X_OK) == 0) return candidate.string();
-    }
-  }
-  return "/usr/sbin/nats-server";
-}
-
-bool accepts_connections(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return false;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(fd);
-  return ok;
-}
-
-}  // namespace
 
 int free_loopback_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -72,7 +42,7 @@ NatsServer::NatsServer(NatsServerOptions options) : options_(std::move(options))
   std::string tmpl = (fs::temp_directory_path() / "catga-nats-XXXXXX").string();
   if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp: " + std::string(std::strerror(errno)));
   dir_ = tmpl;
-  binary_ = find_binary(options_.binary);
+  binary_ = nats_server_binary(options_.binary);
   port_ = free_loopback_port();
   if (!options_.config.empty()) {
     std::ofstream(dir_ / "server.conf") << options_.config;
@@ -146,7 +116,7 @@ void NatsServer::start() {
       pid_ = -1;
       throw std::runtime_error("nats-server exited at start (" + binary_ + "):\n" + log());
     }
-    if (accepts_connections(port_)) return;
+    if (loopback_port_accepts(port_)) return;
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::milliseconds(100));
   }
@@ -188,6 +158,32 @@ void NatsServer::kill() {
 void NatsServer::restart() {
   stop();
   start();
+}
+
+std::string nats_server_binary(const std::string& configured) {
+  if (!configured.empty()) return configured;
+  if (const char* env = std::getenv("CATGA_NATS_SERVER"); env != nullptr && *env != '\0') return env;
+  if (const char* path = std::getenv("PATH"); path != nullptr) {
+    std::stringstream dirs(path);
+    std::string dir;
+    while (std::getline(dirs, dir, ':')) {
+      std::filesystem::path candidate = std::filesystem::path(dir) / "nats-server";
+      if (!dir.empty() && ::access(candidate.c_str(), X_OK) == 0) return candidate.string();
+    }
+  }
+  return "/usr/sbin/nats-server";
+}
+
+bool loopback_port_accepts(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
 }
 
 }  // namespace catga::test

@@ -73,4 +73,11 @@ class NatsServer {
 // A free TCP port on 127.0.0.1 (bound to port 0, then released).
 int free_loopback_port();
 
+// The nats-server binary: `configured` if set, else $CATGA_NATS_SERVER, else
+// nats-server on PATH, else /usr/sbin/nats-server.
+std::string nats_server_binary(const std::string& configured);
+
+// True when something accepts TCP connections on 127.0.0.1:<port>.
+bool loopback_port_accepts(int port);
+
 }  // namespace catga::test
