@@ -46,6 +46,10 @@ PullConsumer::PullConsumer(std::shared_ptr<TransportState> state, Config config,
                               ? config_.options.in_progress_interval
                               : std::max(config_.options.ack_wait / 3, std::chrono::milliseconds(10));
   slots_.resize(config_.workers);
+  // Room for two batches beyond the running handlers: the next batch is
+  // already on its way while the workers go through the current one.
+  limit_ = 2 * static_cast<std::size_t>(config_.options.batch) + config_.workers;
+  inline_ = config_.workers == 1;
 }
 
 Result<std::shared_ptr<PullConsumer>> PullConsumer::start(std::shared_ptr<TransportState> state, Config config,
@@ -73,8 +77,12 @@ Result<std::shared_ptr<PullConsumer>> PullConsumer::start(std::shared_ptr<Transp
   natsSubscription_SetPendingLimits(pc->inbox_sub_.get(), -1, -1);
 
   pc->fetcher_ = std::thread([raw = pc.get()] { raw->fetch_loop(); });
-  for (std::size_t i = 0; i < pc->config_.workers; ++i) {
-    pc->workers_.emplace_back([raw = pc.get(), i] { raw->worker_loop(i); });
+  if (pc->inline_) {
+    pc->workers_.emplace_back([raw = pc.get()] { raw->keeper_loop(); });
+  } else {
+    for (std::size_t i = 0; i < pc->config_.workers; ++i) {
+      pc->workers_.emplace_back([raw = pc.get(), i] { raw->worker_loop(i); });
+    }
   }
   log().debug("catga.nats subscribed group '{}' to '{}' (consumer '{}', {} workers)", pc->config_.group,
               pc->config_.subject, pc->config_.consumer, pc->config_.workers);
@@ -127,15 +135,9 @@ void PullConsumer::fetch_loop() noexcept {
   try {
     const auto& conn = *state_->connection;
     std::uint64_t seen_reconnects = conn.reconnects();
-    // Room for two batches beyond the running handlers: the next batch is
-    // already on its way while the workers go through the current one.
-    const std::size_t limit = 2 * static_cast<std::size_t>(config_.options.batch) + config_.workers;
     bool draining = false;
-    bool verify_consumer = false;
     std::vector<MsgHandle> arrived;
     Clock::time_point drain_deadline{};
-    Clock::time_point retry_at{};
-    auto pause = std::chrono::milliseconds(50);
     auto next_tick = Clock::now() + in_progress_interval_;
 
     while (true) {
@@ -163,41 +165,28 @@ void PullConsumer::fetch_loop() noexcept {
       if (const auto r = conn.reconnects(); r != seen_reconnects) {
         seen_reconnects = r;
         request_open_ = false;  // the server may have forgotten it
-        verify_consumer = true;  // and the consumer too (memory storage, a new server)
+        verify_consumer_ = true;  // and the consumer too (memory storage, a new server)
       }
-      if (!draining && verify_consumer && now >= retry_at) {
+      if (!draining && verify_consumer_ && now >= retry_at_) {
         (void)state_->reprovision();
         if (recreate_consumer(std::chrono::seconds(2))) {
-          verify_consumer = false;
+          verify_consumer_ = false;
         } else {
-          retry_at = now + pause;
-          pause = std::min(pause * 2, std::chrono::milliseconds(1000));
+          back_off(now);
         }
       }
 
-      if (!draining && !verify_consumer && !request_open_ && now >= retry_at) {
-        std::size_t room = 0;
+      if (!draining && !verify_consumer_ && !request_open_ && now >= retry_at_) {
+        std::size_t held = 0;
         bool idle = false;
         {
           std::lock_guard lock(mu_);
-          const std::size_t busy = queue_.size() + running_;
-          room = busy < limit ? limit - busy : 0;
+          held = queue_.size() + running_;
           idle = queue_.empty();
         }
-        // Ask again when half a batch fits (or the queue ran dry), so
-        // requests stay large without starving the workers.
-        const std::size_t wanted = idle ? 1 : std::max<std::size_t>(1, static_cast<std::size_t>(config_.options.batch) / 2);
-        if (room >= wanted) {
-          const int n = static_cast<int>(std::min<std::size_t>(room, static_cast<std::size_t>(config_.options.batch)));
-          if (send_pull(n)) {
-            pause = std::chrono::milliseconds(50);
-          } else {
-            retry_at = now + pause;
-            pause = std::min(pause * 2, std::chrono::milliseconds(1000));
-          }
-        } else {
+        if (!request_more(held, idle, now)) {
           std::unique_lock lock(mu_);
-          fetch_wake_at_ = limit - wanted;
+          fetch_wake_at_ = limit_ - wanted_room(idle);
           room_cv_.wait_until(lock, std::min(next_tick, now + std::chrono::milliseconds(200)), [&] {
             return stop_fetching_ || queue_.size() + running_ <= fetch_wake_at_;
           });
@@ -213,7 +202,7 @@ void PullConsumer::fetch_loop() noexcept {
       } else if (request_open_) {
         wait = std::min(wait, until(request_deadline_, now));
       } else {
-        wait = std::min(wait, std::max(until(retry_at, now), std::chrono::milliseconds(1)));
+        wait = std::min(wait, std::max(until(retry_at_, now), std::chrono::milliseconds(1)));
       }
       wait = std::max(wait, std::chrono::milliseconds(1));
 
@@ -232,7 +221,11 @@ void PullConsumer::fetch_loop() noexcept {
             if (accept(more)) arrived.push_back(std::move(more));
           }
         }
-        enqueue(arrived);
+        if (inline_) {
+          handle_here(arrived, draining);
+        } else {
+          enqueue(arrived);
+        }
         continue;
       }
       if (s == NATS_TIMEOUT) {
@@ -265,6 +258,87 @@ void PullConsumer::fetch_loop() noexcept {
     log().error("catga.nats fetch loop of consumer '{}' failed: {}", config_.consumer, e.what());
   } catch (...) {
     log().error("catga.nats fetch loop of consumer '{}' failed", config_.consumer);
+  }
+}
+
+std::size_t PullConsumer::wanted_room(bool idle) const noexcept {
+  // Ask again when half a batch fits (or nothing waits to be handled), so
+  // requests stay large without starving the handlers.
+  return idle ? 1 : std::max<std::size_t>(1, static_cast<std::size_t>(config_.options.batch) / 2);
+}
+
+void PullConsumer::back_off(Clock::time_point now) noexcept {
+  retry_at_ = now + pause_;
+  pause_ = std::min(pause_ * 2, std::chrono::milliseconds(1000));
+}
+
+bool PullConsumer::request_more(std::size_t held, bool idle, Clock::time_point now) {
+  const std::size_t room = held < limit_ ? limit_ - held : 0;
+  if (room < wanted_room(idle)) return false;
+  const int n = static_cast<int>(std::min<std::size_t>(room, static_cast<std::size_t>(config_.options.batch)));
+  if (send_pull(n)) {
+    pause_ = std::chrono::milliseconds(50);
+  } else {
+    back_off(now);
+  }
+  return true;
+}
+
+void PullConsumer::handle_here(std::vector<MsgHandle>& arrived, bool draining) {
+  auto& slot = slots_[0];
+  for (std::size_t i = 0; i < arrived.size(); ++i) {
+    const auto now = Clock::now();
+    // The next batch is requested while this one is handled.
+    if (!draining && !verify_consumer_ && !request_open_ && now >= retry_at_) {
+      (void)request_more(arrived.size() - i, false, now);
+    }
+    MsgHandle msg = std::move(arrived[i]);
+    bool abandon = false;
+    {
+      std::lock_guard lock(mu_);
+      abandon = stop_fetching_ && now >= stop_deadline_;
+      if (!abandon) {
+        ++running_;
+        slot.active = true;
+        slot.reply.assign(reply_of(msg.get()));
+        slot.last_signal = now;
+      }
+    }
+    run_guarded(std::move(msg), 0, abandon);
+    if (!abandon) {
+      std::lock_guard lock(mu_);
+      --running_;
+      slot.active = false;
+    }
+  }
+  arrived.clear();
+}
+
+void PullConsumer::keeper_loop() noexcept {
+  // Handlers run on the fetch thread here: "+WPI" for a long one comes from
+  // this thread, which wakes once per in_progress_interval.
+  std::unique_lock lock(mu_);
+  while (!workers_exit_) {
+    work_cv_.wait_for(lock, in_progress_interval_, [&] { return workers_exit_; });
+    if (workers_exit_) break;
+    lock.unlock();
+    signal_in_progress(Clock::now());
+    lock.lock();
+  }
+}
+
+void PullConsumer::run_guarded(MsgHandle msg, std::size_t index, bool abandon) noexcept {
+  try {
+    if (abandon) {
+      // Stop ran out of time: hand it back for immediate redelivery.
+      reply(reply_of(msg.get()), "-NAK");
+    } else {
+      process(std::move(msg), index);
+    }
+  } catch (const std::exception& e) {
+    log().error("catga.nats consumer '{}': {}", config_.consumer, e.what());
+  } catch (...) {
+    log().error("catga.nats consumer '{}': unknown failure", config_.consumer);
   }
 }
 
@@ -356,18 +430,7 @@ void PullConsumer::worker_loop(std::size_t index) noexcept {
         slot.last_signal = Clock::now();
       }
     }
-    try {
-      if (abandon) {
-        // Stop ran out of time: hand it back for immediate redelivery.
-        reply(reply_of(msg.get()), "-NAK");
-      } else {
-        process(std::move(msg), index);
-      }
-    } catch (const std::exception& e) {
-      log().error("catga.nats consumer '{}': {}", config_.consumer, e.what());
-    } catch (...) {
-      log().error("catga.nats consumer '{}': unknown failure", config_.consumer);
-    }
+    run_guarded(std::move(msg), index, abandon);
     bool wake = false;
     {
       std::lock_guard lock(mu_);
@@ -535,6 +598,7 @@ Status PullConsumer::dead_letter(natsMsg* msg, const AckMetadata* meta, int atte
 
 bool PullConsumer::on_worker_thread() const noexcept {
   const auto me = std::this_thread::get_id();
+  if (inline_ && fetcher_.get_id() == me) return true;
   return std::any_of(workers_.begin(), workers_.end(), [&](const std::thread& w) { return w.get_id() == me; });
 }
 

@@ -39,7 +39,9 @@ struct AckMetadata;
 // "+TERM" after a dead-letter copy was stored (non-retryable failure or
 // max_deliver reached); if the copy cannot be stored the message is nak'ed.
 //
-// Threads: one fetch thread, `workers` handler threads.
+// Threads: one fetch thread and `workers` handler threads. With one worker
+// (the default) the fetch thread runs the handler itself — one thread hop
+// less per message — and a keeper thread sends "+WPI" for long handlers.
 class PullConsumer : public std::enable_shared_from_this<PullConsumer> {
  public:
   struct Config {
@@ -83,6 +85,17 @@ class PullConsumer : public std::enable_shared_from_this<PullConsumer> {
   void fetch_loop() noexcept;
   void worker_loop(std::size_t index) noexcept;
   void process(MsgHandle msg, std::size_t index);
+  // process() (or "-NAK" when abandoned) with every exception logged.
+  void run_guarded(MsgHandle msg, std::size_t index, bool abandon) noexcept;
+  // Fetch thread, one worker: handles `arrived` in order, requesting the
+  // next batch meanwhile.
+  void handle_here(std::vector<MsgHandle>& arrived, bool draining);
+  void keeper_loop() noexcept;
+  // Fetch thread: sends the next pull request when `held` messages (queued,
+  // running or about to run) leave room for one; false when they do not.
+  bool request_more(std::size_t held, bool idle, std::chrono::steady_clock::time_point now);
+  std::size_t wanted_room(bool idle) const noexcept;
+  void back_off(std::chrono::steady_clock::time_point now) noexcept;
   // Fetch thread: true for a delivery to hand to the workers; status
   // messages close the open request.
   bool accept(MsgHandle& msg);
@@ -122,7 +135,13 @@ class PullConsumer : public std::enable_shared_from_this<PullConsumer> {
   bool abandon_ = false;   // past the stop timeout: nak instead of handling
   bool workers_exit_ = false;
 
+  std::size_t limit_ = 0;  // most messages held at once (2 x batch + workers)
+  bool inline_ = false;    // one worker: handlers run on the fetch thread
+
   // Fetch thread only.
+  bool verify_consumer_ = false;  // after a reconnect: is the consumer still there?
+  std::chrono::steady_clock::time_point retry_at_{};
+  std::chrono::milliseconds pause_{50};
   std::uint64_t request_id_ = 0;
   bool request_open_ = false;
   int request_remaining_ = 0;
