@@ -6,6 +6,23 @@ namespace catga {
 
 using detail::span_of;
 
+namespace {
+
+// Two lowercase hex digits (the version and flags of a traceparent).
+bool lower_hex_byte(const char* p, int& out) noexcept {
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  const int h = nibble(p[0]);
+  const int l = nibble(p[1]);
+  out = h * 16 + l;
+  return h >= 0 && l >= 0;
+}
+
+}  // namespace
+
 IdText TraceContext::traceparent() const noexcept {
   IdText out;
   char* p = out.chars.data();
@@ -27,34 +44,24 @@ std::optional<TraceContext> TraceContext::parse(std::string_view s) noexcept {
   // version "00" has exactly this shape; later versions may append fields
   // after a dash. Every hex field is lowercase (W3C trace-context).
   if (s.size() < 55 || s[2] != '-' || s[35] != '-' || s[52] != '-') return std::nullopt;
-  auto lower_hex = [](std::string_view part) {
-    return part.find_first_not_of("0123456789abcdef") == std::string_view::npos;
-  };
-  if (!lower_hex(s.substr(0, 2)) || !lower_hex(s.substr(3, 32)) || !lower_hex(s.substr(36, 16)) ||
-      !lower_hex(s.substr(53, 2))) {
+  // version-traceid-parentid-flags, every field lowercase hex.
+  int version = 0, flags = 0;
+  std::uint64_t hi = 0, lo = 0, span = 0;
+  if (!lower_hex_byte(s.data(), version) || !parse_lower_hex_u64(s.data() + 3, hi) ||
+      !parse_lower_hex_u64(s.data() + 19, lo) || !parse_lower_hex_u64(s.data() + 36, span) ||
+      !lower_hex_byte(s.data() + 53, flags)) {
     return std::nullopt;
   }
-  if (s.substr(0, 2) == "ff") return std::nullopt;
-  if (s.substr(0, 2) == "00" && s.size() != 55) return std::nullopt;
+  if (version == 0xff) return std::nullopt;
+  if (version == 0 && s.size() != 55) return std::nullopt;
   if (s.size() > 55 && s[55] != '-') return std::nullopt;
-  auto hi = parse_hex_u64(s.substr(3, 16));
-  auto lo = parse_hex_u64(s.substr(19, 16));
-  auto span = parse_hex_u64(s.substr(36, 16));
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-  };
-  const int f_hi = nibble(s[53]);
-  const int f_lo = nibble(s[54]);
-  if (!hi || !lo || !span || f_hi < 0 || f_lo < 0) return std::nullopt;
-  if ((*hi | *lo) == 0 || *span == 0) return std::nullopt;
+  if ((hi | lo) == 0 || span == 0) return std::nullopt;
   TraceContext tc;
-  tc.trace_hi = *hi;
-  tc.trace_lo = *lo;
-  tc.parent_span_id = *span;
+  tc.trace_hi = hi;
+  tc.trace_lo = lo;
+  tc.parent_span_id = span;
   tc.span_id = span_of(MessageId::generate());
-  tc.flags = static_cast<std::uint8_t>(f_hi * 16 + f_lo);
+  tc.flags = static_cast<std::uint8_t>(flags);
   return tc;
 }
 

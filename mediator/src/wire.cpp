@@ -114,6 +114,8 @@ std::string encode_reply(const Status& status, const nlohmann::json* value) {
 }
 
 Result<nlohmann::json> parse_json(std::string_view body) {
+  nlohmann::json fast;
+  if (parse_json_fast(body, fast)) return fast;
   auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) {
     return make_error(errc::malformed, "body is not valid JSON (" + std::to_string(body.size()) + " bytes)");

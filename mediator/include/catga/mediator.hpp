@@ -85,7 +85,7 @@ Result<M> decode_delivery(Delivery& d, Context& ctx) {
                                               std::string(d.subject()) + "', expected '" + std::string(name) + "'");
   }
   auto read = wire::read_context([&](std::string_view k) { return d.header(k); },
-                                 [&](wire::HeaderVisitor v) { d.for_each_header(v); });
+                                 [&](wire::HeaderVisitor v) { d.for_each_app_header(v); });
   if (!read) return std::move(read).error();
   ctx = std::move(*read);
   ctx.attempt = d.attempt();

@@ -70,6 +70,12 @@ std::string encode_reply(const Status& status, const nlohmann::json* value);
 Result<nlohmann::json> decode_reply(std::string_view body);
 
 // Parses a JSON body; a clear `malformed` Error instead of an exception.
+// Accepts exactly what nlohmann::json::parse accepts, with the same values.
 Result<nlohmann::json> parse_json(std::string_view body);
+
+// parse_json's fast path: true when `body` has the common shape of message
+// bodies (no escapes or non-ASCII bytes in strings, integers only) and was
+// parsed into `out`; false leaves the decision to nlohmann's parser.
+bool parse_json_fast(std::string_view body, nlohmann::json& out);
 
 }  // namespace catga::wire

@@ -31,6 +31,9 @@ std::optional<std::string_view> get_header(natsMsg* msg, std::string_view key) n
 
 // Calls visit(key, value) for every header value of a received message.
 void for_each_header(natsMsg* msg, FunctionRef<void(std::string_view, std::string_view)> visit);
+// The same without the headers wire::is_managed_header names; their values
+// are never fetched (nats.c allocates an array per header for that).
+void for_each_app_header(natsMsg* msg, FunctionRef<void(std::string_view, std::string_view)> visit);
 
 inline std::string_view subject_of(natsMsg* m) noexcept {
   const char* s = natsMsg_GetSubject(m);
@@ -56,6 +59,9 @@ class NatsDelivery final : public Delivery {
   std::optional<std::string_view> header(std::string_view name) const noexcept override { return get_header(msg_, name); }
   void for_each_header(FunctionRef<void(std::string_view, std::string_view)> visit) const override {
     detail::for_each_header(msg_, visit);
+  }
+  void for_each_app_header(FunctionRef<void(std::string_view, std::string_view)> visit) const override {
+    detail::for_each_app_header(msg_, visit);
   }
   int attempt() const noexcept override { return attempt_; }
   std::uint64_t sequence() const noexcept override { return sequence_; }
