@@ -71,7 +71,8 @@ struct PublishOutcome {
 // queue groups. Subjects, headers and bodies: docs/wire-format.md.
 //
 // Threads: each subscription runs one fetch thread and `workers` handler
-// threads; each serve() runs one receive thread and `serve_workers` handler
+// threads (with one worker the fetch thread runs the handler itself and a
+// keeper thread sends "+WPI"); each serve() runs one receive thread and `serve_workers` handler
 // threads. Handlers never run on nats.c's threads and may block (long ones
 // are kept alive with "+WPI"); they may publish, request and subscribe, but
 // must not stop or destroy the transport. publish_async callbacks do run on
