@@ -147,7 +147,7 @@ void Mediator::rebuild_chain(detail::Entry& e) {
 Status Mediator::publish_to_transport(const MessageInfo& info, const void* event, const Context& ctx) {
   nlohmann::json j;
   info.encode(j, event);
-  const std::string body = j.dump();
+  const std::string body = wire::dump_json(j);
   return transport_->publish(OutboundMessage{info, body, ctx});
 }
 

@@ -110,7 +110,7 @@ std::string encode_reply(const Status& status, const nlohmann::json* value) {
                   {"message", status.error().message},
                   {"retryable", status.error().retryable}};
   }
-  return j.dump();
+  return dump_json(j);
 }
 
 Result<nlohmann::json> parse_json(std::string_view body) {

@@ -1,7 +1,8 @@
 // wire::parse_json's fast path against nlohmann's parser: whenever the fast
 // path takes a document it must build exactly the value nlohmann builds
 // (same types, same numbers), and parse_json as a whole must accept and
-// reject exactly what nlohmann does.
+// reject exactly what nlohmann does. wire::dump_json must write exactly
+// nlohmann's dump() text.
 
 #include <doctest/doctest.h>
 
@@ -38,6 +39,7 @@ bool same(const nlohmann::json& a, const nlohmann::json& b) {
 // parse_json agrees with nlohmann always. Returns whether the fast path answered.
 bool check_against_nlohmann(const std::string& text) {
   const auto reference = nlohmann::json::parse(text, nullptr, false);
+  if (!reference.is_discarded()) REQUIRE(catga::wire::dump_json(reference) == reference.dump());
   nlohmann::json fast;
   const bool taken = catga::wire::parse_json_fast(text, fast);
   INFO("text: " << text);
@@ -118,4 +120,29 @@ TEST_CASE("parse_json fast path: random mutations of bodies agree with nlohmann"
   // Both outcomes were exercised (a broken generator would make this vacuous).
   CHECK(taken > 100);
   CHECK(taken < 20'000);
+}
+
+TEST_CASE("dump_json writes exactly nlohmann's text") {
+  nlohmann::json j = {
+      {"plain", "abc xyz ~!@#$%^&*()"},
+      {"escaped", "quote\" backslash\\ newline\n tab\t ctl\x01"},
+      {"utf8", "caf\xc3\xa9 \xe2\x82\xac"},
+      {"int", -42},
+      {"uint", 18446744073709551615ULL},
+      {"min", INT64_MIN},
+      {"float", 19.99},
+      {"whole_float", 2.0},
+      {"tiny", 1e-300},
+      {"bool", true},
+      {"null", nullptr},
+      {"array", {1, "two", 3.5, false, nullptr, nlohmann::json::object(), nlohmann::json::array()}},
+      {"nested", {{"z", 1}, {"a", {{"deep", "x"}}}}},
+      {"", "empty key"},
+      {"key\"quoted", "k"},
+  };
+  CHECK(catga::wire::dump_json(j) == j.dump());
+  CHECK(catga::wire::dump_json(nlohmann::json("top")) == "\"top\"");
+  CHECK(catga::wire::dump_json(nlohmann::json(7)) == "7");
+  // Invalid UTF-8 fails as nlohmann's dump does, not with half a body.
+  CHECK_THROWS_AS((void)catga::wire::dump_json(nlohmann::json{{"bad", "\xff"}}), nlohmann::json::type_error);
 }

@@ -374,7 +374,7 @@ Status Mediator::RemoteHandler<M>::call(Invocation& inv) noexcept {
     Transport* t = mediator.transport_;
     if (t == nullptr) return detail::no_transport_error(inv.info);
     nlohmann::json j = *static_cast<const M*>(inv.message);
-    const std::string body = j.dump();
+    const std::string body = wire::dump_json(j);
     auto reply = t->request(OutboundMessage{inv.info, body, inv.context});
     if (!reply) return std::move(reply).error();
     auto value = wire::decode_reply(*reply);

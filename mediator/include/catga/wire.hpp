@@ -78,4 +78,9 @@ Result<nlohmann::json> parse_json(std::string_view body);
 // parsed into `out`; false leaves the decision to nlohmann's parser.
 bool parse_json_fast(std::string_view body, nlohmann::json& out);
 
+// Exactly j.dump()'s text (compact, nlohmann's escaping and number format),
+// with plain ASCII strings and integers written without nlohmann's
+// per-character UTF-8 pass. Throws what j.dump() throws (invalid UTF-8).
+std::string dump_json(const nlohmann::json& j);
+
 }  // namespace catga::wire

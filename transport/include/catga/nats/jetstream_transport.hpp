@@ -16,6 +16,7 @@
 #include "catga/nats/options.hpp"
 #include "catga/result.hpp"
 #include "catga/transport.hpp"
+#include "catga/wire.hpp"
 
 namespace catga::nats {
 
@@ -72,10 +73,10 @@ struct PublishOutcome {
 //
 // Threads: each subscription runs one fetch thread and `workers` handler
 // threads (with one worker the fetch thread runs the handler itself and a
-// keeper thread sends "+WPI"); each serve() runs one receive thread and `serve_workers` handler
-// threads. Handlers never run on nats.c's threads and may block (long ones
-// are kept alive with "+WPI"); they may publish, request and subscribe, but
-// must not stop or destroy the transport. publish_async callbacks do run on
+// keeper thread sends "+WPI"); each serve() runs one receive thread and
+// `serve_workers` handler threads. Handlers never run on nats.c's threads
+// and may block (long ones are kept alive with "+WPI"); they may publish,
+// request and subscribe, but must not stop or destroy the transport. publish_async callbacks do run on
 // a nats.c thread: keep them short. All members are thread-safe.
 //
 //   auto transport = catga::nats::JetStreamTransport::create(
@@ -136,7 +137,7 @@ class JetStreamTransport final : public Transport {
     const auto& info = message_info<E>();
     ctx.message_type = info.name;
     nlohmann::json j = event;
-    const std::string body = j.dump();
+    const std::string body = wire::dump_json(j);
     return publish_async(OutboundMessage{info, body, ctx}, std::move(done));
   }
   // Waits until every publish_async() so far has its outcome.
