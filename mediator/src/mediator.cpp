@@ -13,16 +13,35 @@ std::size_t next_message_slot() noexcept {
 }
 
 namespace {
-Status run_from(const std::vector<Behavior*>& chain, std::size_t i, Invocation& inv, ErasedHandler& handler) {
-  if (i == chain.size()) return handler.call(inv);
-  auto next = [&]() -> Status { return run_from(chain, i + 1, inv, handler); };
-  return chain[i]->handle(inv, Next(next));
-}
+
+// What every link of one dispatch shares.
+struct ChainFrame {
+  Behavior* const* end;
+  Invocation& inv;
+  ErasedHandler& handler;
+};
+
+// `next` of the behavior before `pos`: runs *pos with the link after it, or
+// the handler at the end. One small object and one indirect call per level
+// (no nested lambda and helper call); retry may call it again, so it keeps
+// no state of its own.
+struct ChainLink {
+  Behavior* const* pos;
+  const ChainFrame* frame;
+
+  Status operator()() const {
+    if (pos == frame->end) return frame->handler.call(frame->inv);
+    const ChainLink rest{pos + 1, frame};
+    return (*pos)->handle(frame->inv, Next(rest));
+  }
+};
+
 }  // namespace
 
 Status run_chain(const std::vector<Behavior*>& chain, Invocation& inv, ErasedHandler& handler) noexcept {
   try {
-    return run_from(chain, 0, inv, handler);
+    const ChainFrame frame{chain.data() + chain.size(), inv, handler};
+    return ChainLink{chain.data(), &frame}();
   } catch (...) {
     // A behavior threw: the pipeline boundary turns it into an Error too.
     return error_from_current_exception();

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <deque>
 #include <map>
 #include <thread>
@@ -227,10 +228,14 @@ TEST_CASE("InMemoryIdempotencyStore: concurrent claims of one key grant exactly 
 TEST_CASE("InMemoryIdempotencyStore: random operations agree with a simple model") {
   // The model: a map of keys plus the completion order, with the same rules
   // (TTL checked on claim, eviction of the oldest completed on complete).
+  // Keys mix the three kinds the store keeps apart (32 lowercase hex digits
+  // stored as binary, short text, long text), so one slot goes from one kind
+  // to another; one completion in four remembers a failure.
   struct ModelEntry {
     bool completed = false;
     std::chrono::steady_clock::time_point expires;
     int value = 0;
+    bool failed = false;
   };
   auto clock = std::make_shared<catga::ManualClock>();
   constexpr std::size_t kBound = 40;
@@ -247,10 +252,18 @@ TEST_CASE("InMemoryIdempotencyStore: random operations agree with a simple model
   auto forget_order = [&](const std::string& k) {
     order.erase(std::remove(order.begin(), order.end(), k), order.end());
   };
+  auto make_key = [](std::uint64_t n) {
+    if (n % 3 == 0) {
+      char hex[33];
+      std::snprintf(hex, sizeof hex, "%016llx%016llx", 0x1234ULL * n + 1, 7ULL + n);
+      return std::string(hex);
+    }
+    if (n % 3 == 1) return "k" + std::to_string(n);
+    return std::string(60, 'x') + std::to_string(n);
+  };
 
   for (int step = 0; step < 20000; ++step) {
-    std::string key = "k";
-    key += std::to_string(next(120));
+    const std::string key = make_key(next(120));
     const auto op = next(10);
     const auto now = clock->now();
     if (op < 5) {
@@ -260,27 +273,36 @@ TEST_CASE("InMemoryIdempotencyStore: random operations agree with a simple model
         if (it->second.completed) {
           REQUIRE(c.state == State::completed);
           REQUIRE(c.outcome);
-          REQUIRE(c.outcome->value == it->second.value);
+          if (it->second.failed) {
+            REQUIRE(c.outcome->error);
+            REQUIRE(c.outcome->error->message == std::to_string(it->second.value));
+          } else {
+            REQUIRE_FALSE(c.outcome->error);
+            REQUIRE(c.outcome->value == it->second.value);
+          }
         } else {
           REQUIRE(c.state == State::in_progress);
         }
       } else {
         REQUIRE(c.state == State::claimed);
         if (it != model.end() && it->second.completed) forget_order(key);
-        model[key] = ModelEntry{false, now + 1h, 0};
+        model[key] = ModelEntry{false, now + 1h, 0, false};
         tokens[key] = c.token;
       }
     } else if (op < 8) {
       auto t = tokens.find(key);
       if (t == tokens.end()) continue;
       const int value = static_cast<int>(next(1000));
-      const bool stored = store.complete(key, t->second, ok_value(value), 10min).ok();
+      const bool fail = next(4) == 0;
+      catga::IdempotencyOutcome outcome = ok_value(value);
+      if (fail) outcome = {.value = {}, .error = catga::Error{"bad", std::to_string(value), false}};
+      const bool stored = store.complete(key, t->second, outcome, 10min).ok();
       tokens.erase(t);
       auto it = model.find(key);
       const bool ours = it != model.end() && !it->second.completed;
       REQUIRE(stored == ours);
       if (!ours) continue;
-      it->second = ModelEntry{true, now + 10min, value};
+      it->second = ModelEntry{true, now + 10min, value, fail};
       order.push_back(key);
       while (!order.empty() && (model.size() > kBound || model[order.front()].expires <= now)) {
         model.erase(order.front());

@@ -2,6 +2,8 @@
 // Clock: the time source of the behaviors that wait or expire things (retry,
 // timeout, idempotency TTL, metrics), injectable so tests never sleep.
 
+#include <time.h>
+
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -38,7 +40,20 @@ class Clock {
 class SystemClock final : public Clock {
  public:
   time_point now() const noexcept override { return std::chrono::steady_clock::now(); }
-  time_point coarse_now() const noexcept override;
+  // Inline: callers holding a SystemClock (the in-memory idempotency store
+  // reads it twice per message) skip the virtual call.
+  time_point coarse_now() const noexcept override {
+#if defined(__linux__) && defined(CLOCK_MONOTONIC_COARSE)
+    // libstdc++'s steady_clock is CLOCK_MONOTONIC; the coarse variant shares
+    // its origin, so both kinds of reading compare.
+    timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) == 0) {
+      return time_point(
+          std::chrono::duration_cast<duration>(std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)));
+    }
+#endif
+    return now();
+  }
   void sleep_for(duration d) override;
 };
 

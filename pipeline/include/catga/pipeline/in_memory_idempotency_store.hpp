@@ -30,7 +30,9 @@ struct InMemoryIdempotencyStoreOptions {
 // completes or releases. Thread-safe. Keys of 32 lowercase hex digits (the
 // text of a generated message id) are held as 128 bits; IdempotencyBehavior
 // claims those without making their text, and stores the result straight
-// into the entry (one lookup and no allocation per message).
+// into the entry (one lookup and no allocation per message). An entry is one
+// cache line, and claiming a generated id also prefetches the slots of the
+// id that follows it, so one thread's stream of sends rarely waits for memory.
 //
 //   auto store = std::make_shared<catga::InMemoryIdempotencyStore>(
 //       catga::InMemoryIdempotencyStoreOptions{.max_entries = 50'000});
@@ -57,6 +59,11 @@ class InMemoryIdempotencyStore final : public IdempotencyStore {
   struct Shard;
   // Slots use a hash's low bits; its high bits pick the shard.
   Shard& shard_for(std::uint64_t hash) const noexcept;
+  // options_.clock->coarse_now(), without the virtual call for the system
+  // clock (two reads per message on the fast path).
+  Clock::time_point coarse_now() const noexcept {
+    return system_clock_ != nullptr ? system_clock_->coarse_now() : options_.clock->coarse_now();
+  }
 
   // The fast path of IdempotencyBehavior for binary message ids (no key
   // text, no second lookup, no IdempotencyOutcome): what claim_id returns.
@@ -76,6 +83,7 @@ class InMemoryIdempotencyStore final : public IdempotencyStore {
   void release_id(const IdClaim& claim) noexcept;
 
   InMemoryIdempotencyStoreOptions options_;
+  const SystemClock* system_clock_ = nullptr;  // options_.clock, when it is one
   std::size_t shard_bound_;
   std::unique_ptr<Shard[]> shards_;
 };
