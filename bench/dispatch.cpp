@@ -10,6 +10,7 @@
 
 #include <catga/mediator.hpp>
 #include <catga/pipeline.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -97,13 +98,24 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  const auto direct_t = measure(direct_call);
-  const auto send_t = measure(send);
+  // The VM's speed drifts for seconds at a time (a neighbour on the host:
+  // even direct_ns moves between 1.5 and 2.8 ns), so every case is measured
+  // in several passes spread over a few seconds, keeping each one's best.
+  constexpr int kPasses = 6;
+  catga::bench::Timing direct_t, send_t, query_t, publish_t, send3_t;
+  auto keep_best = [](catga::bench::Timing& best, const catga::bench::Timing& t) {
+    best.wall_ns = std::min(best.wall_ns, t.wall_ns);
+    best.cpu_ns = std::min(best.cpu_ns, t.cpu_ns);
+  };
+  for (int pass = 0; pass < kPasses; ++pass) {
+    keep_best(direct_t, measure(direct_call));
+    keep_best(send_t, measure(send));
+    keep_best(query_t, measure(query));
+    keep_best(publish_t, measure(publish));
+    keep_best(send3_t, measure(send3, 300'000, 5));
+  }
   const double send_allocs = allocs_per_call(send);
-  const auto query_t = measure(query);
-  const auto publish_t = measure(publish);
   const double publish_allocs = allocs_per_call(publish);
-  const auto send3_t = measure(send3, 300'000, 5);
   const double send3_allocs = allocs_per_call(send3, 30'000);
 
   std::printf(
