@@ -4,13 +4,15 @@
 # Nothing here needs more than a fresh Debian 12 with network access to apt.
 
 # Everything the build, the tests and the tools need. clang and its runtime
-# libraries are there for the sanitizer and fuzzing builds.
+# libraries are there for the sanitizer and fuzzing builds; libssl-dev (also
+# pulled in by libcpp-httplib-dev) signs the test JWTs of tests/security.
 CATGA_DEBIAN_PACKAGES=(
   build-essential cmake g++
   libnats-dev nats-server
   nlohmann-json3-dev libspdlog-dev
   doctest-dev libbenchmark-dev
   libsqlite3-dev libcpp-httplib-dev libcli11-dev
+  libssl-dev
   clang libclang-rt-14-dev
 )
 

@@ -1,0 +1,171 @@
+// Credentials-file (.creds: user JWT + NKey seed) authentication against a
+// real nats-server in operator mode: the test makes its own operator,
+// accounts and user (credentials.hpp); a trusted user connects and carries
+// events over JetStream, a user signed by an unknown account fails at
+// connect with a clear error, and neither the seed nor the JWT reaches the
+// log or an error.
+#include <doctest/doctest.h>
+#include <nats/nats.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "catga/mediator.hpp"
+#include "catga/nats/connection.hpp"
+#include "catga/nats/jetstream_transport.hpp"
+#include "credentials.hpp"
+#include "nats_server.hpp"
+#include "wait_for.hpp"
+
+using catga::test::NKey;
+using catga::test::OperatorTrust;
+using namespace std::chrono_literals;
+
+namespace creds_test {
+struct Signed {
+  std::string by;
+};
+CATGA_EVENT(Signed, by)
+}  // namespace creds_test
+
+namespace {
+
+std::filesystem::path fresh_dir() {
+  auto dir = std::filesystem::temp_directory_path() / ("catga-creds-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+std::string write_file(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream(path) << text;
+  std::filesystem::permissions(path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  return path.string();
+}
+
+catga::nats::NatsOptions with_creds(const std::string& url, const std::string& creds) {
+  catga::nats::NatsOptions o;
+  o.servers = {url};
+  o.name = "creds-test";
+  o.credentials_file = creds;
+  o.retry_on_failed_connect = false;
+  o.max_reconnect = 0;
+  o.connect_timeout = 10s;
+  return o;
+}
+
+// spdlog's default logger (where catga::nats logs) into a string, restored
+// however the test ends.
+class LogCapture {
+ public:
+  LogCapture() : previous_(spdlog::default_logger()) {
+    auto logger = std::make_shared<spdlog::logger>("captured", std::make_shared<spdlog::sinks::ostream_sink_mt>(out_));
+    logger->set_level(spdlog::level::trace);
+    spdlog::set_default_logger(logger);
+  }
+  ~LogCapture() { spdlog::set_default_logger(previous_); }
+  LogCapture(const LogCapture&) = delete;
+  LogCapture& operator=(const LogCapture&) = delete;
+  std::string text() {
+    spdlog::default_logger()->flush();
+    return out_.str();
+  }
+
+ private:
+  std::ostringstream out_;
+  std::shared_ptr<spdlog::logger> previous_;
+};
+
+bool contains_nocase(std::string text, std::string word) {
+  for (auto* s : {&text, &word}) {
+    for (auto& c : *s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return text.find(word) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("NKeys: NATS text form; nats.c signs with our seed and the signature verifies") {
+  const auto user = NKey::create(NKey::Role::user);
+  const auto seed = user.seed();
+  const auto pub = user.public_key();
+  CHECK(seed.size() == 58);
+  CHECK(seed.rfind("SU", 0) == 0);
+  CHECK(pub.size() == 56);
+  CHECK(pub[0] == 'U');
+  CHECK(NKey::create(NKey::Role::account).seed().rfind("SA", 0) == 0);
+  CHECK(NKey::create(NKey::Role::operator_).public_key()[0] == 'O');
+
+  // nats.c decodes the seed (prefix, checksum) and signs a nonce with it.
+  unsigned char* sig = nullptr;
+  int sig_len = 0;
+  REQUIRE(nats_Open(-1) == NATS_OK);  // the library's crypto setup (idempotent)
+  const natsStatus signed_status = nats_Sign(seed.c_str(), "nonce-1234", &sig, &sig_len);
+  INFO(std::string(nats_GetLastError(nullptr)));
+  REQUIRE(signed_status == NATS_OK);
+  const std::vector<std::uint8_t> signature(sig, sig + sig_len);
+  std::free(sig);
+  CHECK(NKey::verify(pub, "nonce-1234", signature));
+  CHECK_FALSE(NKey::verify(pub, "nonce-1235", signature));
+  CHECK_FALSE(NKey::verify(NKey::create(NKey::Role::user).public_key(), "nonce-1234", signature));
+  // A corrupted checksum is refused by nats.c too.
+  std::string broken = seed;
+  broken[10] = broken[10] == 'A' ? 'B' : 'A';
+  unsigned char* sig2 = nullptr;
+  int len2 = 0;
+  CHECK(nats_Sign(broken.c_str(), "x", &sig2, &len2) != NATS_OK);
+  std::free(sig2);
+}
+
+TEST_CASE("credentials file: a trusted user connects and carries events; an unknown one fails at connect; "
+          "seeds and JWTs are never logged") {
+  LogCapture log;
+  const auto trust = OperatorTrust::create();
+  catga::test::NatsServerOptions so;
+  so.config = trust.server_config();
+  catga::test::NatsServer server(so);
+  const auto dir = fresh_dir();
+  const auto good = write_file(dir / "service.creds", trust.user_creds());
+
+  {
+    catga::nats::JetStreamOptions js;
+    js.events.storage = catga::nats::StorageType::memory;
+    js.dead_letters.storage = catga::nats::StorageType::memory;
+    js.startup_timeout = 20s;
+    auto t = catga::nats::JetStreamTransport::create(with_creds(server.url(), good), js);
+    REQUIRE_MESSAGE(t, (t ? "" : t.error().message + "\nserver log:\n" + server.log()));
+    catga::Mediator m;
+    m.attach(**t);
+    std::atomic<int> got{0};
+    catga::SubscribeOptions sub_options;
+    sub_options.group = "signed";
+    auto sub = m.subscribe<creds_test::Signed>(sub_options, [&](const creds_test::Signed&) { ++got; });
+    REQUIRE(sub);
+    REQUIRE(m.publish(creds_test::Signed{"service"}));
+    CHECK(catga::test::wait_for([&] { return got.load() == 1; }, 30s));
+    CHECK((*t)->stop(10s));
+  }
+
+  // A well-formed user of an operator and account this server never heard of.
+  const auto stranger = OperatorTrust::create();
+  const auto bad = write_file(dir / "stranger.creds", stranger.user_creds());
+  auto c = catga::nats::Connection::connect(with_creds(server.url(), bad));
+  REQUIRE_FALSE(c);
+  INFO(c.error().message);
+  CHECK(c.error().retryable == false);
+  CHECK(contains_nocase(c.error().message, "authorization"));
+
+  const std::string text = log.text();
+  CHECK(contains_nocase(text, "authorization violation"));  // the failure itself is logged
+  for (const auto& secret : {trust.user.seed(), stranger.user.seed(), trust.user_jwt, stranger.user_jwt}) {
+    CHECK(text.find(secret) == std::string::npos);
+    CHECK(c.error().message.find(secret) == std::string::npos);
+  }
+  std::filesystem::remove_all(dir);
+}
