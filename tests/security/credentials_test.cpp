@@ -22,6 +22,9 @@
 #include "credentials.hpp"
 #include "nats_server.hpp"
 #include "wait_for.hpp"
+#ifdef CATGA_CLI
+#include "run_cli.hpp"
+#endif
 
 using catga::test::NKey;
 using catga::test::OperatorTrust;
@@ -167,5 +170,24 @@ TEST_CASE("credentials file: a trusted user connects and carries events; an unkn
     CHECK(text.find(secret) == std::string::npos);
     CHECK(c.error().message.find(secret) == std::string::npos);
   }
+
+#ifdef CATGA_CLI
+  // The operator CLI with --creds: the trusted file lists the stream the
+  // transport made; the stranger's is refused; neither secret is printed.
+  auto listed = catga::test::run_cli(CATGA_CLI, {"--server", server.url(), "--creds", good, "streams"});
+  INFO(listed.err);
+  CHECK(listed.exit_code == 0);
+  CHECK(listed.out.find("CATGA_EVENTS") != std::string::npos);
+  auto refused = catga::test::run_cli(CATGA_CLI, {"--server", server.url(), "--creds", bad, "-v", "streams"});
+  INFO(refused.err);
+  CHECK(refused.exit_code == 1);
+  CHECK(contains_nocase(refused.err, "authorization"));
+  for (const auto& secret : {trust.user.seed(), stranger.user.seed(), trust.user_jwt, stranger.user_jwt}) {
+    CHECK(listed.out.find(secret) == std::string::npos);
+    CHECK(listed.err.find(secret) == std::string::npos);
+    CHECK(refused.out.find(secret) == std::string::npos);
+    CHECK(refused.err.find(secret) == std::string::npos);
+  }
+#endif
   std::filesystem::remove_all(dir);
 }
