@@ -111,10 +111,40 @@ bool PullConsumer::send_pull(int batch) {
   const std::string reply_to = inbox_ + "." + std::to_string(request_id_);
   const natsStatus s = natsConnection_PublishRequest(state_->nc(), next_subject_.c_str(), reply_to.c_str(), body, len);
   if (s != NATS_OK) return false;
-  request_open_ = true;
-  request_remaining_ = batch;
-  request_deadline_ = Clock::now() + config_.options.fetch_expires + kRequestGrace;
+  open_[open_count_++] = {request_id_, static_cast<std::size_t>(batch),
+                          Clock::now() + config_.options.fetch_expires + kRequestGrace};
+  owed_ += static_cast<std::size_t>(batch);
   return true;
+}
+
+PullConsumer::OpenRequest* PullConsumer::open_request_for(std::string_view subject) noexcept {
+  // <inbox>.<n>: compare the number only (the inbox is ours by subscription).
+  if (subject.size() <= inbox_.size() + 1) return nullptr;
+  std::uint64_t id = 0;
+  for (const char c : subject.substr(inbox_.size() + 1)) {
+    if (c < '0' || c > '9') return nullptr;
+    id = id * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  for (std::size_t i = 0; i < open_count_; ++i) {
+    if (open_[i].id == id) return &open_[i];
+  }
+  return nullptr;
+}
+
+void PullConsumer::close_request(const OpenRequest* request) noexcept {
+  const auto i = static_cast<std::size_t>(request - open_.data());
+  owed_ -= request->remaining;
+  for (std::size_t j = i + 1; j < open_count_; ++j) open_[j - 1] = open_[j];
+  --open_count_;
+}
+
+bool PullConsumer::expire_requests(Clock::time_point now) noexcept {
+  bool expired = false;
+  while (open_count_ > 0 && now >= open_[0].deadline) {  // oldest first: deadlines ascend
+    close_request(&open_[0]);
+    expired = true;
+  }
+  return expired;
 }
 
 void PullConsumer::signal_in_progress(Clock::time_point now) {
@@ -164,7 +194,7 @@ void PullConsumer::fetch_loop() noexcept {
 
       if (const auto r = conn.reconnects(); r != seen_reconnects) {
         seen_reconnects = r;
-        request_open_ = false;  // the server may have forgotten it
+        close_all_requests();  // the server may have forgotten them
         verify_consumer_ = true;  // and the consumer too (memory storage, a new server)
       }
       if (!draining && verify_consumer_ && now >= retry_at_) {
@@ -176,7 +206,7 @@ void PullConsumer::fetch_loop() noexcept {
         }
       }
 
-      if (!draining && !verify_consumer_ && !request_open_ && now >= retry_at_) {
+      if (may_request(draining, now)) {
         std::size_t held = 0;
         bool idle = false;
         {
@@ -184,7 +214,11 @@ void PullConsumer::fetch_loop() noexcept {
           held = queue_.size() + running_;
           idle = queue_.empty();
         }
-        if (!request_more(held, idle, now)) {
+        bool asked = false;
+        while (may_request(draining, now) && request_more(held, idle, now)) asked = true;
+        // No room and nothing owed: wait for the workers to free room. With
+        // a request open, its messages (or its status) wake us instead.
+        if (!asked && open_count_ == 0) {
           std::unique_lock lock(mu_);
           fetch_wake_at_ = limit_ - wanted_room(idle);
           room_cv_.wait_until(lock, std::min(next_tick, now + std::chrono::milliseconds(200)), [&] {
@@ -199,8 +233,8 @@ void PullConsumer::fetch_loop() noexcept {
       auto wait = until(next_tick, now);
       if (draining) {
         wait = std::min(wait, std::chrono::milliseconds(50));
-      } else if (request_open_) {
-        wait = std::min(wait, until(request_deadline_, now));
+      } else if (open_count_ > 0) {
+        wait = std::min(wait, until(open_[0].deadline, now));
       } else {
         wait = std::min(wait, std::max(until(retry_at_, now), std::chrono::milliseconds(1)));
       }
@@ -233,8 +267,7 @@ void PullConsumer::fetch_loop() noexcept {
           if (!natsSubscription_IsValid(inbox_sub_.get())) break;  // drained
           continue;
         }
-        if (request_open_ && Clock::now() >= request_deadline_) {
-          request_open_ = false;
+        if (expire_requests(Clock::now())) {
           if (++silent_expiries_ >= 2) {
             // Requests vanish without an answer: the consumer may be gone
             // (deleted, or a memory stream after a restart). Recreate it.
@@ -273,7 +306,8 @@ void PullConsumer::back_off(Clock::time_point now) noexcept {
 }
 
 bool PullConsumer::request_more(std::size_t held, bool idle, Clock::time_point now) {
-  const std::size_t room = held < limit_ ? limit_ - held : 0;
+  const std::size_t busy = held + owed_;
+  const std::size_t room = busy < limit_ ? limit_ - busy : 0;
   if (room < wanted_room(idle)) return false;
   const int n = static_cast<int>(std::min<std::size_t>(room, static_cast<std::size_t>(config_.options.batch)));
   if (send_pull(n)) {
@@ -289,7 +323,7 @@ void PullConsumer::handle_here(std::vector<MsgHandle>& arrived, bool draining) {
   for (std::size_t i = 0; i < arrived.size(); ++i) {
     const auto now = Clock::now();
     // The next batch is requested while this one is handled.
-    if (!draining && !verify_consumer_ && !request_open_ && now >= retry_at_) {
+    if (may_request(draining, now)) {
       (void)request_more(arrived.size() - i, false, now);
     }
     MsgHandle msg = std::move(arrived[i]);
@@ -361,10 +395,9 @@ bool PullConsumer::accept(MsgHandle& msg) {
     const auto status = get_header(m, kStatusHeader);
     const int code = status ? parse_status_code(*status) : 0;
     if (code == 100) return false;  // heartbeat
-    const auto subject = subject_of(m);
-    const std::string current = inbox_ + "." + std::to_string(request_id_);
-    if (!request_open_ || subject != current) return false;
-    request_open_ = false;
+    const OpenRequest* request = open_request_for(subject_of(m));
+    if (request == nullptr) return false;  // a request already given up
+    close_request(request);
     if (code == 404 || code == 408) {
       silent_expiries_ = 0;
       return false;
@@ -383,7 +416,12 @@ bool PullConsumer::accept(MsgHandle& msg) {
     log().debug("catga.nats consumer '{}': ignoring a message without an ack subject", config_.consumer);
     return false;
   }
-  if (request_open_ && --request_remaining_ <= 0) request_open_ = false;
+  // A delivery keeps its original subject, so it is counted against the
+  // oldest open request: the server answers a client's requests in order.
+  if (open_count_ > 0) {
+    --owed_;
+    if (--open_[0].remaining == 0) close_request(&open_[0]);
+  }
   silent_expiries_ = 0;
   return true;
 }

@@ -3,6 +3,7 @@
 
 #include <nats/nats.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -26,12 +27,16 @@ struct AckMetadata;
 // "expires":ns} published to $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>
 // with a reply subject on a private inbox — instead of
 // natsSubscription_Fetch, whose 3.4.1 version overflows a heap array when
-// more messages are queued than half the batch. One request is open at a
-// time and it never asks for more messages than there is room for
-// (2 x batch + workers, minus what is queued or running), so nothing piles
-// up, yet the next batch is on its way while the workers handle this one.
-// Status messages (404/408/409) close the request; a reconnect or a request
-// that outlives its expiry is abandoned and a new one is sent.
+// more messages are queued than half the batch. Up to two requests are open
+// at a time (each replies to its own <inbox>.<n>; a status message names
+// the request it closes, a delivery keeps its original subject and is
+// counted against the oldest open request), and together they
+// never ask for more messages than there is room for (2 x batch + workers,
+// minus what is queued, running or still owed by open requests), so nothing
+// piles up, yet the server always holds a request while the workers handle
+// the current batch. Status messages (404/408/409) close a request; a
+// reconnect or a request that outlives its expiry is abandoned and a new one
+// is sent.
 //
 // Acks go to each message's reply subject: "+ACK" after the handler
 // succeeded, "-NAK {"delay":ns}" for a retryable failure (delay from the
@@ -94,7 +99,26 @@ class PullConsumer : public std::enable_shared_from_this<PullConsumer> {
   // Fetch thread: sends the next pull request when `held` messages (queued,
   // running or about to run) leave room for one; false when they do not.
   bool request_more(std::size_t held, bool idle, std::chrono::steady_clock::time_point now);
+  // Fetch thread: may another pull request be sent now?
+  bool may_request(bool draining, std::chrono::steady_clock::time_point now) const noexcept {
+    return !draining && !verify_consumer_ && open_count_ < kMaxOpenRequests && now >= retry_at_;
+  }
   std::size_t wanted_room(bool idle) const noexcept;
+  // Open pull requests (fetch thread): the one `subject` (<inbox>.<n>)
+  // answers, or nullptr; closing one forgets what it still owed.
+  struct OpenRequest {
+    std::uint64_t id = 0;
+    std::size_t remaining = 0;
+    std::chrono::steady_clock::time_point deadline{};
+  };
+  OpenRequest* open_request_for(std::string_view subject) noexcept;
+  void close_request(const OpenRequest* request) noexcept;
+  void close_all_requests() noexcept {
+    open_count_ = 0;
+    owed_ = 0;
+  }
+  // Closes requests past their deadline; true when one was.
+  bool expire_requests(std::chrono::steady_clock::time_point now) noexcept;
   void back_off(std::chrono::steady_clock::time_point now) noexcept;
   // Fetch thread: true for a delivery to hand to the workers; status
   // messages close the open request.
@@ -142,10 +166,14 @@ class PullConsumer : public std::enable_shared_from_this<PullConsumer> {
   bool verify_consumer_ = false;  // after a reconnect: is the consumer still there?
   std::chrono::steady_clock::time_point retry_at_{};
   std::chrono::milliseconds pause_{50};
+  // Two open requests keep the server busy while the last messages of one
+  // are handled (raw nats.c with one request in flight loses ~20 % of its
+  // pull + ack rate on the bench machine).
+  static constexpr std::size_t kMaxOpenRequests = 2;
   std::uint64_t request_id_ = 0;
-  bool request_open_ = false;
-  int request_remaining_ = 0;
-  std::chrono::steady_clock::time_point request_deadline_{};
+  std::array<OpenRequest, kMaxOpenRequests> open_{};  // oldest first
+  std::size_t open_count_ = 0;
+  std::size_t owed_ = 0;  // messages the open requests may still deliver
   int silent_expiries_ = 0;
 
   std::atomic<std::uint64_t> handled_{0};
