@@ -113,7 +113,6 @@ bool PullConsumer::send_pull(int batch) {
   if (s != NATS_OK) return false;
   open_[open_count_++] = {request_id_, static_cast<std::size_t>(batch),
                           Clock::now() + config_.options.fetch_expires + kRequestGrace};
-  owed_ += static_cast<std::size_t>(batch);
   return true;
 }
 
@@ -133,7 +132,6 @@ PullConsumer::OpenRequest* PullConsumer::open_request_for(std::string_view subje
 
 void PullConsumer::close_request(const OpenRequest* request) noexcept {
   const auto i = static_cast<std::size_t>(request - open_.data());
-  owed_ -= request->remaining;
   for (std::size_t j = i + 1; j < open_count_; ++j) open_[j - 1] = open_[j];
   --open_count_;
 }
@@ -306,7 +304,7 @@ void PullConsumer::back_off(Clock::time_point now) noexcept {
 }
 
 bool PullConsumer::request_more(std::size_t held, bool idle, Clock::time_point now) {
-  const std::size_t busy = held + owed_;
+  const std::size_t busy = held + owed();
   const std::size_t room = busy < limit_ ? limit_ - busy : 0;
   if (room < wanted_room(idle)) return false;
   const int n = static_cast<int>(std::min<std::size_t>(room, static_cast<std::size_t>(config_.options.batch)));
@@ -419,7 +417,6 @@ bool PullConsumer::accept(MsgHandle& msg) {
   // A delivery keeps its original subject, so it is counted against the
   // oldest open request: the server answers a client's requests in order.
   if (open_count_ > 0) {
-    --owed_;
     if (--open_[0].remaining == 0) close_request(&open_[0]);
   }
   silent_expiries_ = 0;

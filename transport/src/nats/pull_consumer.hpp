@@ -113,9 +113,12 @@ class PullConsumer : public std::enable_shared_from_this<PullConsumer> {
   };
   OpenRequest* open_request_for(std::string_view subject) noexcept;
   void close_request(const OpenRequest* request) noexcept;
-  void close_all_requests() noexcept {
-    open_count_ = 0;
-    owed_ = 0;
+  void close_all_requests() noexcept { open_count_ = 0; }
+  // Messages the open requests may still deliver.
+  std::size_t owed() const noexcept {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < open_count_; ++i) n += open_[i].remaining;
+    return n;
   }
   // Closes requests past their deadline; true when one was.
   bool expire_requests(std::chrono::steady_clock::time_point now) noexcept;
@@ -173,7 +176,6 @@ class PullConsumer : public std::enable_shared_from_this<PullConsumer> {
   std::uint64_t request_id_ = 0;
   std::array<OpenRequest, kMaxOpenRequests> open_{};  // oldest first
   std::size_t open_count_ = 0;
-  std::size_t owed_ = 0;  // messages the open requests may still deliver
   int silent_expiries_ = 0;
 
   std::atomic<std::uint64_t> handled_{0};
