@@ -15,6 +15,7 @@ set(CATGA_NATS_SOURCES
   ${CMAKE_CURRENT_SOURCE_DIR}/src/nats/async_publisher.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/nats/connection.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/nats/error.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/nats/header_block.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/nats/jetstream_transport.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/nats/key_value.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/nats/kv_idempotency_store.cpp

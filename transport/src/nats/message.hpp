@@ -10,7 +10,9 @@
 #include <string_view>
 
 #include "catga/transport.hpp"
+#include "catga/wire.hpp"
 #include "handle.hpp"
+#include "header_block.hpp"
 
 namespace catga::nats::detail {
 
@@ -49,19 +51,33 @@ inline std::string_view body_of(natsMsg* m) noexcept {
 }
 
 // catga::Delivery over a received natsMsg (borrowed for the handler call).
+// Headers are read from the raw block in place (HeaderBlock); through
+// nats.c's API only when the block is unusual.
 class NatsDelivery final : public Delivery {
  public:
   NatsDelivery(natsMsg* msg, int attempt, std::uint64_t sequence, std::function<void()> in_progress = {}) noexcept
-      : msg_(msg), attempt_(attempt), sequence_(sequence), in_progress_(std::move(in_progress)) {}
+      : msg_(msg), headers_(msg), attempt_(attempt), sequence_(sequence), in_progress_(std::move(in_progress)) {}
 
   std::string_view subject() const noexcept override { return subject_of(msg_); }
   std::string_view body() const noexcept override { return body_of(msg_); }
-  std::optional<std::string_view> header(std::string_view name) const noexcept override { return get_header(msg_, name); }
+  std::optional<std::string_view> header(std::string_view name) const noexcept override {
+    return headers_.valid() ? headers_.get(name) : get_header(msg_, name);
+  }
   void for_each_header(FunctionRef<void(std::string_view, std::string_view)> visit) const override {
-    detail::for_each_header(msg_, visit);
+    if (headers_.valid()) {
+      headers_.for_each(visit);
+    } else {
+      detail::for_each_header(msg_, visit);
+    }
   }
   void for_each_app_header(FunctionRef<void(std::string_view, std::string_view)> visit) const override {
-    detail::for_each_app_header(msg_, visit);
+    if (headers_.valid()) {
+      headers_.for_each([&](std::string_view k, std::string_view v) {
+        if (!wire::is_managed_header(k)) visit(k, v);
+      });
+    } else {
+      detail::for_each_app_header(msg_, visit);
+    }
   }
   int attempt() const noexcept override { return attempt_; }
   std::uint64_t sequence() const noexcept override { return sequence_; }
@@ -76,6 +92,7 @@ class NatsDelivery final : public Delivery {
 
  private:
   natsMsg* msg_;
+  HeaderBlock headers_;
   int attempt_;
   std::uint64_t sequence_;
   std::function<void()> in_progress_;

@@ -30,11 +30,10 @@ struct AckMetadata;
 // more messages are queued than half the batch. Up to two requests are open
 // at a time (each replies to its own <inbox>.<n>; a status message names
 // the request it closes, a delivery keeps its original subject and is
-// counted against the oldest open request), and together they
-// never ask for more messages than there is room for (2 x batch + workers,
-// minus what is queued, running or still owed by open requests), so nothing
-// piles up, yet the server always holds a request while the workers handle
-// the current batch. Status messages (404/408/409) close a request; a
+// counted against the oldest open request). Each asks for a full batch when
+// there is room for one (3 x batch + workers, minus what is queued, running
+// or still owed by open requests), so nothing piles up, yet the server
+// always holds a request while the workers handle the current batch. Status messages (404/408/409) close a request; a
 // reconnect or a request that outlives its expiry is abandoned and a new one
 // is sent.
 //
@@ -123,8 +122,8 @@ class PullConsumer : public std::enable_shared_from_this<PullConsumer> {
   // Closes requests past their deadline; true when one was.
   bool expire_requests(std::chrono::steady_clock::time_point now) noexcept;
   void back_off(std::chrono::steady_clock::time_point now) noexcept;
-  // Fetch thread: true for a delivery to hand to the workers; status
-  // messages close the open request.
+  // Fetch thread: true for a delivery to hand to the workers; a status
+  // message closes the request it answers.
   bool accept(MsgHandle& msg);
   void enqueue(std::vector<MsgHandle>& arrived);
   bool send_pull(int batch);
@@ -162,7 +161,7 @@ class PullConsumer : public std::enable_shared_from_this<PullConsumer> {
   bool abandon_ = false;   // past the stop timeout: nak instead of handling
   bool workers_exit_ = false;
 
-  std::size_t limit_ = 0;  // most messages held at once (2 x batch + workers)
+  std::size_t limit_ = 0;  // most messages held at once (3 x batch + workers)
   bool inline_ = false;    // one worker: handlers run on the fetch thread
 
   // Fetch thread only.

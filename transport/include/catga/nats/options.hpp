@@ -92,8 +92,8 @@ enum class StartPosition {
 // JetStream settings of consumer groups (the portable ones, retry policy and
 // worker count, are in catga::SubscribeOptions).
 struct ConsumerOptions {
-  // Messages asked for per pull request; at most 2 x batch are fetched ahead
-  // of the running handlers (the next batch arrives while one is handled).
+  // Messages asked for per pull request; at most 3 x batch are fetched ahead
+  // of the running handlers (one batch being handled, two on their way).
   int batch = 128;
   // How long one pull request waits at the server for messages.
   std::chrono::milliseconds fetch_expires{5'000};

@@ -1,0 +1,90 @@
+#include "header_block.hpp"
+
+#include <cstring>
+
+namespace catga::nats::detail {
+namespace {
+
+constexpr std::string_view kPrefix = "NATS/1.0";
+constexpr std::string_view kEnd = "\r\n\r\n";
+
+// The nats.c versions whose message layout was read (3.0.0 to 3.9.3).
+bool layout_known() noexcept {
+  static const bool known = [] {
+    const uint32_t v = nats_GetVersionNumber();
+    return v >= 0x030000 && v < 0x030A00;
+  }();
+  return known;
+}
+
+// isspace() in the "C" locale, which nats.c's trimming uses.
+constexpr bool is_space(char c) noexcept {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+// Header name characters: visible ASCII except ':'. Names with spaces or
+// control characters are left to nats.c (its parser keeps them, with odd
+// results; no producer catga knows sends them).
+constexpr auto kNameChar = [] {
+  struct Table {
+    bool yes[256];
+  } t{};
+  for (int c = 0; c < 256; ++c) t.yes[c] = c > ' ' && c < 0x7f && c != ':';
+  return t;
+}();
+
+}  // namespace
+
+std::string_view raw_header_block(natsMsg* msg) noexcept {
+  if (!layout_known()) return {};
+  const char* data = natsMsg_GetData(msg);
+  const char* before = natsMsg_GetReply(msg);
+  if (before == nullptr) before = natsMsg_GetSubject(msg);
+  if (data == nullptr || before == nullptr) return {};
+  const char* hdr = before + std::strlen(before) + 1;
+  // hdr .. data-1 is the block, data[-1] its '\0'; a message without
+  // headers has its body right at hdr.
+  if (data <= hdr || data - hdr > (1 << 24)) return {};
+  const std::string_view block(hdr, static_cast<std::size_t>(data - hdr - 1));
+  if (data[-1] != '\0' || block.size() < kPrefix.size() + kEnd.size()) return {};
+  if (!block.starts_with(kPrefix) || !block.ends_with(kEnd)) return {};
+  if (std::memchr(block.data(), '\0', block.size()) != nullptr) return {};  // lifted by nats.c
+  return block;
+}
+
+void HeaderBlock::parse(std::string_view block) noexcept {
+  valid_ = false;
+  count_ = 0;
+  if (block.size() < kPrefix.size() + kEnd.size() || !block.starts_with(kPrefix) || !block.ends_with(kEnd)) return;
+  const char* p = block.data() + kPrefix.size();
+  const char* const last = block.data() + block.size() - 2;  // the empty line that ends the block
+  // The status line: "NATS/1.0" and spaces only. A status code ("NATS/1.0
+  // 503") becomes Status/Description headers in nats.c: left to it.
+  while (*p == ' ') ++p;
+  if (p[0] != '\r' || p[1] != '\n') return;
+  p += 2;
+  // One pass per line: name, ':', value up to CRLF. (The block ends with
+  // "\r\n\r\n", so every read below stays inside it.)
+  while (p < last) {
+    const char* const name = p;
+    while (kNameChar.yes[static_cast<unsigned char>(*p)]) ++p;
+    if (p == name || *p != ':') return;  // empty name, folded line, odd name, no colon
+    const std::string_view key(name, static_cast<std::size_t>(p - name));
+    ++p;
+    // nats.c skips any whitespace before the value; CR or LF there would
+    // make it look for the value on the next line: left to nats.c.
+    while (*p == ' ' || *p == '\t' || *p == '\v' || *p == '\f') ++p;
+    if (*p == '\r' || *p == '\n') return;
+    const char* const value = p;
+    while (!(p[0] == '\r' && p[1] == '\n')) ++p;  // a lone CR or LF stays in the value, as in nats.c
+    const char* value_end = p;
+    while (is_space(value_end[-1])) --value_end;  // stops at the value's first character
+    if (count_ == kMaxFields) return;
+    fields_[count_++] = {key, std::string_view(value, static_cast<std::size_t>(value_end - value))};
+    p += 2;
+  }
+  valid_ = p == last;
+  if (!valid_) count_ = 0;
+}
+
+}  // namespace catga::nats::detail
