@@ -45,7 +45,7 @@ struct Balance {
   std::string account_id;
   long cents = 0;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Balance, account_id, cents)
+CATGA_STRUCT(Balance, account_id, cents)  // a plain value type: codec + field list
 
 struct GetBalance {
   std::string account_id;

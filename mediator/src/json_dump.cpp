@@ -8,6 +8,7 @@
 
 #include <charconv>
 
+#include "catga/json_fields.hpp"
 #include "catga/wire.hpp"
 
 namespace catga::wire {
@@ -23,16 +24,8 @@ constexpr auto kPlain = [] {
 }();
 
 void dump_string(const std::string& s, std::string& out) {
-  for (const char c : s) {
-    if (!kPlain.plain[static_cast<unsigned char>(c)]) {
-      // Escapes or UTF-8 (nlohmann validates it and throws on invalid bytes).
-      out += nlohmann::json(s).dump();
-      return;
-    }
-  }
-  out += '"';
-  out += s;
-  out += '"';
+  // Escapes or UTF-8: nlohmann's text (it validates UTF-8 and throws on invalid bytes).
+  if (!detail::write_plain_string(out, s)) out += nlohmann::json(s).dump();
 }
 
 template <class Int>
@@ -86,5 +79,19 @@ std::string dump_json(const nlohmann::json& j) {
   dump_value(j, out);
   return out;
 }
+
+namespace detail {
+
+bool write_plain_string(std::string& out, std::string_view s) {
+  for (const char c : s) {
+    if (!kPlain.plain[static_cast<unsigned char>(c)]) return false;
+  }
+  out += '"';
+  out += s;
+  out += '"';
+  return true;
+}
+
+}  // namespace detail
 
 }  // namespace catga::wire

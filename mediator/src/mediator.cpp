@@ -164,9 +164,7 @@ void Mediator::rebuild_chain(detail::Entry& e) {
 }
 
 Status Mediator::publish_to_transport(const MessageInfo& info, const void* event, const Context& ctx) {
-  nlohmann::json j;
-  info.encode(j, event);
-  const std::string body = wire::dump_json(j);
+  const std::string body = info.encode_body(event);
   return transport_->publish(OutboundMessage{info, body, ctx});
 }
 

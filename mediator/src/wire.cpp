@@ -66,7 +66,8 @@ Result<Context> read_context(HeaderGet get, HeaderEach each) {
   if (!get(kType)) return make_error(errc::malformed, "missing header Catga-Type");
 
   if (auto c = get(kCorrelationId)) {
-    auto cid = MessageId::parse(*c);
+    // A first message is its own correlation: the same text, parsed once.
+    auto cid = *c == *id_text ? id : MessageId::parse(*c);
     if (!cid) return make_error(errc::malformed, "invalid Catga-Correlation-Id");
     ctx.correlation_id = *cid;
   } else {

@@ -90,6 +90,10 @@ Result<M> decode_delivery(Delivery& d, Context& ctx) {
   ctx = std::move(*read);
   ctx.attempt = d.attempt();
   ctx.message_type = name;
+  if constexpr (requires(M& m) { wire::read_fields(std::string_view{}, m); }) {
+    M direct{};
+    if (wire::read_fields(d.body(), direct)) return direct;  // no DOM: the common case
+  }
   auto json = wire::parse_json(d.body());
   if (!json) return std::move(json).error();
   try {
@@ -373,8 +377,7 @@ Status Mediator::RemoteHandler<M>::call(Invocation& inv) noexcept {
   try {
     Transport* t = mediator.transport_;
     if (t == nullptr) return detail::no_transport_error(inv.info);
-    nlohmann::json j = *static_cast<const M*>(inv.message);
-    const std::string body = wire::dump_json(j);
+    const std::string body = wire::encode_body(*static_cast<const M*>(inv.message));
     auto reply = t->request(OutboundMessage{inv.info, body, inv.context});
     if (!reply) return std::move(reply).error();
     auto value = wire::decode_reply(*reply);

@@ -5,8 +5,11 @@
 #include <cstddef>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <type_traits>
+
+#include "catga/json_fields.hpp"
 
 namespace catga {
 
@@ -115,6 +118,9 @@ struct MessageInfo {
   // there is no result or it has no JSON codec.
   void (*encode_result)(nlohmann::json& out, const void* optional_result);
   bool (*decode_result)(const nlohmann::json& in, void* optional_result);
+  // The message's JSON body (wire::encode_body: the same text as
+  // dump_json of `encode`'s value); nullptr when `encode` is.
+  std::string (*encode_body)(const void* message);
 };
 
 namespace detail {
@@ -124,9 +130,10 @@ template <class T>
 MessageInfo make_message_info() noexcept {
   using R = result_t<T>;
   MessageInfo info{message_name<T>(), message_kind_v<T>, message_qos<T>(), next_message_slot(),
-                   !std::is_void_v<R>, nullptr, nullptr, nullptr};
+                   !std::is_void_v<R>, nullptr, nullptr, nullptr, nullptr};
   if constexpr (JsonEncodable<T>) {
     info.encode = [](nlohmann::json& out, const void* m) { out = *static_cast<const T*>(m); };
+    info.encode_body = [](const void* m) { return wire::encode_body(*static_cast<const T*>(m)); };
   }
   if constexpr (!std::is_void_v<R>) {
     if constexpr (JsonCodable<R>) {
@@ -187,17 +194,40 @@ const MessageInfo& message_info() noexcept {
     return {WireName};                                                                 \
   }
 
+// The field list, for the codecs that read and write a body without a JSON
+// DOM (wire::read_fields, wire::write_fields): catga_fields(const Type*)
+// returns a tuple of catga::Field{"name", &Type::name}, in declaration order.
+#define CATGA_DETAIL_FIELD_ENTRY(f) ::catga::make_field(#f, &CatgaSelf::f),
+#define CATGA_FIELDS(Type, ...)                                                                    \
+  [[maybe_unused]] constexpr auto catga_fields(const Type*) noexcept {                            \
+    using CatgaSelf = Type;                                                                        \
+    return ::std::tuple{NLOHMANN_JSON_EXPAND(NLOHMANN_JSON_PASTE(CATGA_DETAIL_FIELD_ENTRY, __VA_ARGS__))}; \
+  }
+
+// A value type used inside messages (a field of a struct, an element of a
+// vector): its JSON codec and field list, so that messages holding it are
+// decoded without a DOM too.
+//
+//   struct OrderLine { std::string sku; int qty = 0; };
+//   CATGA_STRUCT(OrderLine, sku, qty)
+#define CATGA_STRUCT(Type, ...)                          \
+  NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Type, __VA_ARGS__)  \
+  CATGA_FIELDS(Type, __VA_ARGS__)
+
 #define CATGA_COMMAND(Type, ResultType, ...)                        \
   CATGA_MESSAGE(Type, ::catga::CommandTag<ResultType>, #Type)       \
-  NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Type, __VA_ARGS__)
+  NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Type, __VA_ARGS__)             \
+  CATGA_FIELDS(Type, __VA_ARGS__)
 
 #define CATGA_QUERY(Type, ResultType, ...)                          \
   CATGA_MESSAGE(Type, ::catga::QueryTag<ResultType>, #Type)         \
-  NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Type, __VA_ARGS__)
+  NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Type, __VA_ARGS__)             \
+  CATGA_FIELDS(Type, __VA_ARGS__)
 
 #define CATGA_EVENT(Type, ...)                                      \
   CATGA_MESSAGE(Type, ::catga::EventTag, #Type)                     \
-  NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Type, __VA_ARGS__)
+  NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Type, __VA_ARGS__)             \
+  CATGA_FIELDS(Type, __VA_ARGS__)
 
 #define CATGA_QOS(Type, QosValue)                                           \
   [[maybe_unused]] constexpr ::catga::QoS catga_qos(const Type*) noexcept { \

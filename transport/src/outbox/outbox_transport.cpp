@@ -72,7 +72,7 @@ struct OutboxTransport::State {
     if (!ctx) return std::move(ctx).error();
     ctx->message_type = r.type;
     ctx->deadline = Context::Clock::now() + options.relay_publish_timeout;
-    const MessageInfo info{r.type, MessageKind::event, r.qos, 0, false, nullptr, nullptr, nullptr};
+    const MessageInfo info{r.type, MessageKind::event, r.qos, 0, false, nullptr, nullptr, nullptr, nullptr};
     return t.publish(OutboundMessage{info, r.body, *ctx});
   }
 

@@ -136,8 +136,7 @@ class JetStreamTransport final : public Transport {
   Status publish_async(const E& event, PublishCallback done, Context ctx = Context::next()) {
     const auto& info = message_info<E>();
     ctx.message_type = info.name;
-    nlohmann::json j = event;
-    const std::string body = wire::dump_json(j);
+    const std::string body = wire::encode_body(event);
     return publish_async(OutboundMessage{info, body, ctx}, std::move(done));
   }
   // Waits until every publish_async() so far has its outcome.
