@@ -7,7 +7,12 @@
 #include "nats/error.hpp"
 #include "nats/log.hpp"
 #include "nats/message.hpp"
+#include "nats/pending_table.hpp"
 #include "nats/provisioning.hpp"
+
+#include <random>
+#include <unordered_map>
+#include <vector>
 
 using namespace catga::nats::detail;
 
@@ -43,6 +48,35 @@ TEST_CASE("ack subjects: v1 and v2 forms, and what is not one") {
   CHECK_FALSE(parse_ack_reply("$JS.ACK.a.b.S.C.1.2.3.4"));      // 10 tokens: neither form
   CHECK_FALSE(parse_ack_reply("$JS.ACK.S.C.-1.2.3.4.5"));
   CHECK_FALSE(parse_ack_reply("$JS.NAK.S.C.1.2.3.4.5"));
+}
+
+TEST_CASE("pending table: the same answers as a map, through wrap-around and backward shifts") {
+  // A 16-slot table (at most 8 entries) over keys that collide a lot: every
+  // probe run, wrap-around and backward shift is exercised.
+  PendingTable<int> table(8);
+  std::unordered_map<natsMsg*, int> reference;
+  std::vector<char> storage(64);
+  auto key = [&](std::size_t i) { return reinterpret_cast<natsMsg*>(storage.data() + i); };
+  std::mt19937 rng(20261122);
+  for (int step = 0; step < 200'000; ++step) {
+    natsMsg* k = key(rng() % storage.size());
+    if (rng() % 2 == 0) {
+      const bool fits = reference.size() < 8 && reference.count(k) == 0;
+      REQUIRE(table.insert(k, step) == fits);
+      if (fits) reference[k] = step;
+    } else {
+      auto got = table.take(k);
+      auto it = reference.find(k);
+      REQUIRE(got.has_value() == (it != reference.end()));
+      if (got) {
+        REQUIRE(*got == it->second);
+        reference.erase(it);
+      }
+    }
+    REQUIRE(table.size() == reference.size());
+  }
+  CHECK_FALSE(table.insert(nullptr, 1));
+  CHECK_FALSE(table.take(nullptr).has_value());
 }
 
 TEST_CASE("pull status codes") {

@@ -59,50 +59,69 @@ void AsyncPublisher::on_ack(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* er
 }
 
 void AsyncPublisher::complete(natsMsg* msg, PublishOutcome outcome) noexcept {
-  Pending p;
-  bool found = false;
+  std::optional<Pending> p;
   {
     std::lock_guard lock(mu_);
-    if (auto it = pending_.find(msg); it != pending_.end()) {
-      p = std::move(it->second);
-      pending_.erase(it);
-      found = true;
-    }
+    p = pending_.take(msg);
   }
   // With an AckHandler the message is ours again.
   natsMsg_Destroy(msg);
-  if (!found) return;
-  // The window slot is freed only after the callback ran, so flush() means
-  // "every callback has returned".
+  if (!p) return;
+  // The window slot is given back only after the callback ran, so flush()
+  // means "every callback has returned".
   struct FreeSlot {
     AsyncPublisher* self;
-    ~FreeSlot() {
-      bool wake = false;
-      {
-        std::lock_guard lock(self->mu_);
-        --self->reserved_;
-        // Wake waiters only when what they wait for holds: a publisher
-        // blocked on a full window resumes at half the window (one wake-up
-        // per half window, not one per ack), flush() at zero.
-        wake = (self->blocked_ > 0 && self->reserved_ <= self->low_water()) ||
-               (self->flushing_ > 0 && self->reserved_ == 0);
-      }
-      if (wake) self->cv_.notify_all();
-    }
+    ~FreeSlot() { self->release(); }
   } free_slot{this};
-  outcome.message_id = std::move(p.message_id);
+  outcome.message_id = std::move(p->message_id);
   if (!outcome.status) {
     try {
       state_->note_error(outcome.status.error());
     } catch (...) {
     }
   }
-  if (p.done) {
+  if (p->done) {
     try {
-      p.done(outcome);
+      p->done(outcome);
     } catch (...) {
       log().warn("catga.nats publish_async callback threw; ignored");
     }
+  }
+}
+
+Status AsyncPublisher::reserve(Clock::time_point deadline) {
+  std::size_t taken = reserved_.load();
+  while (taken < window_ && !reserved_.compare_exchange_weak(taken, taken + 1)) {
+  }
+  if (taken < window_) return {};
+  // Full: wait until half the window is free (one wake-up per half window,
+  // not one per ack).
+  std::unique_lock lock(mu_);
+  waiters_.fetch_add(1);
+  struct Leave {
+    std::atomic<std::size_t>& n;
+    ~Leave() { n.fetch_sub(1); }
+  } leave{waiters_};
+  while (true) {
+    if (closed_) return make_error(errc::unavailable, "publish_async: the transport is stopped", false);
+    taken = reserved_.load();
+    while (taken < window_ && !reserved_.compare_exchange_weak(taken, taken + 1)) {
+    }
+    if (taken < window_) return {};
+    if (!cv_.wait_until(lock, deadline, [&] { return closed_ || reserved_.load() <= low_water(); })) {
+      return make_error(errc::timeout,
+                        "publish_async: window of " + std::to_string(window_) + " in-flight publishes still full",
+                        true);
+    }
+  }
+}
+
+void AsyncPublisher::release() noexcept {
+  const std::size_t left = reserved_.fetch_sub(1) - 1;
+  // Blocked publishers wait for the low-water mark, flush() for zero.
+  if (left <= low_water() && waiters_.load() > 0) {
+    { std::lock_guard lock(mu_); }  // a waiter between its check and its sleep is asleep after this
+    cv_.notify_all();
   }
 }
 
@@ -110,28 +129,7 @@ Status AsyncPublisher::publish(const OutboundMessage& message, JetStreamTranspor
   const auto& ctx = message.context;
   const auto deadline =
       ctx.has_deadline() ? ctx.deadline : Clock::now() + state_->options.publish_timeout;
-  {
-    std::unique_lock lock(mu_);
-    if (reserved_ >= window_) {
-      ++blocked_;
-      const bool room = cv_.wait_until(lock, deadline, [&] { return closed_ || reserved_ <= low_water(); });
-      --blocked_;
-      if (!room) {
-        return make_error(errc::timeout,
-                          "publish_async: window of " + std::to_string(window_) + " in-flight publishes still full",
-                          true);
-      }
-    }
-    if (closed_) return make_error(errc::unavailable, "publish_async: the transport is stopped", false);
-    ++reserved_;
-  }
-  auto release = [&] {
-    {
-      std::lock_guard lock(mu_);
-      --reserved_;
-    }
-    cv_.notify_all();
-  };
+  if (auto r = reserve(deadline); !r) return r;
 
   // Built in a per-thread buffer: no allocation once it has grown.
   thread_local std::string subject;
@@ -148,9 +146,18 @@ Status AsyncPublisher::publish(const OutboundMessage& message, JetStreamTranspor
   po.MaxWait = wait_ms;
 
   natsMsg* raw = msg->get();
+  bool registered = false;
+  bool closed = false;
   {
     std::lock_guard lock(mu_);
-    pending_.emplace(raw, Pending{std::move(done), ctx.message_id.text().str()});
+    closed = closed_;
+    // Cannot be full: every entry holds one of the window's slots.
+    if (!closed) registered = pending_.insert(raw, Pending{std::move(done), ctx.message_id.text().str()});
+  }
+  if (!registered) {
+    release();
+    if (closed) return make_error(errc::unavailable, "publish_async: the transport is stopped", false);
+    return make_error(errc::internal, "publish_async: the table of pending publishes refused an entry");
   }
   // Handover: on success nats.c takes the message (and clears `raw`); the
   // ack handler gets it back and destroys it.
@@ -161,7 +168,7 @@ Status AsyncPublisher::publish(const OutboundMessage& message, JetStreamTranspor
   MsgHandle back(raw);
   {
     std::lock_guard lock(mu_);
-    pending_.erase(raw);
+    (void)pending_.take(raw);
   }
   release();
   return to_error(s, "publish_async '" + std::string(message.info.name) + "'", Surface::jetstream);
@@ -169,11 +176,12 @@ Status AsyncPublisher::publish(const OutboundMessage& message, JetStreamTranspor
 
 Status AsyncPublisher::flush(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
-  ++flushing_;
-  const bool done = cv_.wait_for(lock, timeout, [&] { return reserved_ == 0; });
-  --flushing_;
+  waiters_.fetch_add(1);
+  const bool done = cv_.wait_for(lock, timeout, [&] { return reserved_.load() == 0; });
+  waiters_.fetch_sub(1);
   if (!done) {
-    return make_error(errc::timeout, std::to_string(reserved_) + " async publishes still without an outcome", true);
+    return make_error(errc::timeout,
+                      std::to_string(reserved_.load()) + " async publishes still without an outcome", true);
   }
   return {};
 }
@@ -194,7 +202,7 @@ void AsyncPublisher::close(std::chrono::milliseconds timeout) noexcept {
     bool any_pending = false;
     {
       std::lock_guard lock(mu_);
-      any_pending = !pending_.empty();
+      any_pending = pending_.size() > 0;
     }
     // What is still pending comes back to us: fail it, so no callback is lost
     // and none can run after we are gone. (Only then: in 3.4.1 the call
