@@ -29,9 +29,9 @@ bool JsonCursor::literal(std::string_view word) noexcept {
   return true;
 }
 
-int JsonCursor::object_next(bool first, std::string_view& key) noexcept {
+int JsonCursor::next(bool first, char close) noexcept {
   if (p_ == end_) return -1;
-  if (*p_ == '}') {
+  if (*p_ == close) {
     ++p_;
     skip_ws();
     return 0;
@@ -41,25 +41,16 @@ int JsonCursor::object_next(bool first, std::string_view& key) noexcept {
     ++p_;
     skip_ws();
   }
+  return 1;
+}
+
+int JsonCursor::object_next(bool first, std::string_view& key) noexcept {
+  const int r = next(first, '}');
+  if (r != 1) return r;
   if (p_ == end_ || *p_ != '"' || !string(key)) return -1;
   if (p_ == end_ || *p_ != ':') return -1;
   ++p_;
   skip_ws();
-  return 1;
-}
-
-int JsonCursor::array_next(bool first) noexcept {
-  if (p_ == end_) return -1;
-  if (*p_ == ']') {
-    ++p_;
-    skip_ws();
-    return 0;
-  }
-  if (!first) {
-    if (*p_ != ',') return -1;
-    ++p_;
-    skip_ws();
-  }
   return 1;
 }
 

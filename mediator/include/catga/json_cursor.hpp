@@ -42,7 +42,7 @@ class JsonCursor {
   int object_next(bool first, std::string_view& key) noexcept;
   // After array_begin (first = true) or an element: 1 when an element
   // follows, 0 at ']' (consumed), -1 otherwise.
-  int array_next(bool first) noexcept;
+  int array_next(bool first) noexcept { return next(first, ']'); }
 
   // A string without escapes or non-ASCII bytes; the view points into the text.
   bool string(std::string_view& out) noexcept;
@@ -69,6 +69,8 @@ class JsonCursor {
     return true;
   }
   bool literal(std::string_view word) noexcept;
+  // object_next / array_next without the key: `close` is '}' or ']'.
+  int next(bool first, char close) noexcept;
   // The extent of a number literal per JSON's grammar; false if invalid.
   bool number_text(const char*& start, bool& integral) noexcept;
   bool skip(int depth) noexcept;
