@@ -8,6 +8,7 @@
 
 #include <nats/nats.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -83,6 +84,24 @@ double cpu_us() {
   getrusage(RUSAGE_SELF, &ru);
   return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
          static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+// CPU time of another process (the nats-server), in microseconds, from
+// /proc/<pid>/stat (clock ticks: 10 ms resolution); 0 when unreadable.
+double process_cpu_us(pid_t pid) {
+  std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
+  if (f == nullptr) return 0;
+  char buf[1024];
+  const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  buf[n] = '\0';
+  // Fields 14 and 15 (utime, stime) follow the ")" that ends field 2.
+  const char* p = std::strrchr(buf, ')');
+  unsigned long long utime = 0, stime = 0;
+  if (p == nullptr || std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2) {
+    return 0;
+  }
+  return static_cast<double>(utime + stime) * 1e6 / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
@@ -293,12 +312,16 @@ int main() {
   // --- publish: raw and catga rounds alternate, best of each -----------------
   double raw_pub = 0, cat_pub = 0, pub_allocs = 0;
   double raw_pub_cpu = 1e300, cat_pub_cpu = 1e300;  // client CPU µs per message, best round
+  double raw_pub_srv = 1e300, cat_pub_srv = 1e300;  // nats-server CPU µs per message, best round
+  const pid_t server_pid = server.pid();
   std::atomic<int> cat_errors{0};
   for (int r = 0; r < kRounds && wanted("publish"); ++r) {
-    double c0 = cpu_us();
+    double c0 = cpu_us(), s0 = process_cpu_us(server_pid);
     raw_pub = std::max(raw_pub, raw_publish(url, body, r));
     raw_pub_cpu = std::min(raw_pub_cpu, (cpu_us() - c0) / kPublishCount);
+    raw_pub_srv = std::min(raw_pub_srv, (process_cpu_us(server_pid) - s0) / kPublishCount);
     c0 = cpu_us();
+    s0 = process_cpu_us(server_pid);
     const auto a0 = catga::bench::allocations();
     const auto t0 = Clock::now();
     for (int i = 0; i < kPublishCount; ++i) {
@@ -316,6 +339,7 @@ int main() {
     }
     cat_pub = std::max(cat_pub, kPublishCount / seconds_since(t0));
     cat_pub_cpu = std::min(cat_pub_cpu, (cpu_us() - c0) / kPublishCount);
+    cat_pub_srv = std::min(cat_pub_srv, (process_cpu_us(server_pid) - s0) / kPublishCount);
     pub_allocs = static_cast<double>(catga::bench::allocations() - a0) / kPublishCount;
   }
   if (raw_pub == 0) raw_pub = cat_pub = 1;  // skipped
@@ -326,12 +350,13 @@ int main() {
   }
   std::fprintf(stderr,
                "bench_transport: publish raw %.0f/s catga %.0f/s (%.1f C++ allocations/msg; client CPU/msg raw %.1f us, "
-               "catga %.1f us)\n",
-               raw_pub, cat_pub, pub_allocs, raw_pub_cpu, cat_pub_cpu);
+               "catga %.1f us; nats-server CPU/msg raw %.1f us, catga %.1f us)\n",
+               raw_pub, cat_pub, pub_allocs, raw_pub_cpu, cat_pub_cpu, raw_pub_srv, cat_pub_srv);
 
   // --- consume: each round a new raw consumer and a new catga group ----------
   double raw_con = 0, cat_con = 0, con_allocs = 0;
   double raw_con_cpu = 1e300, cat_con_cpu = 1e300;
+  double raw_con_srv = 1e300, cat_con_srv = 1e300;
   if (wanted("consume")) {
     if (!wanted("publish")) {  // something to consume
       for (int i = 0; i < kConsumeCount; ++i) (void)transport->publish_async(event, nullptr);
@@ -340,10 +365,12 @@ int main() {
     catga::Mediator m;
     m.attach(*transport);
     for (int r = 0; r < kRounds; ++r) {
-      double c0 = cpu_us();
+      double c0 = cpu_us(), s0 = process_cpu_us(server_pid);
       raw_con = std::max(raw_con, raw_consume(url, "raw_" + std::to_string(r)));
       raw_con_cpu = std::min(raw_con_cpu, (cpu_us() - c0) / kConsumeCount);
+      raw_con_srv = std::min(raw_con_srv, (process_cpu_us(server_pid) - s0) / kConsumeCount);
       c0 = cpu_us();
+      s0 = process_cpu_us(server_pid);
       std::atomic<int> handled{0};
       const auto a0 = catga::bench::allocations();
       const auto t0 = Clock::now();
@@ -360,6 +387,7 @@ int main() {
       while (handled.load(std::memory_order_relaxed) < kConsumeCount) std::this_thread::sleep_for(1ms);
       cat_con = std::max(cat_con, kConsumeCount / seconds_since(t0));
       cat_con_cpu = std::min(cat_con_cpu, (cpu_us() - c0) / kConsumeCount);
+      cat_con_srv = std::min(cat_con_srv, (process_cpu_us(server_pid) - s0) / kConsumeCount);
       con_allocs = static_cast<double>(catga::bench::allocations() - a0) / kConsumeCount;
       sub->stop();
     }
@@ -367,8 +395,8 @@ int main() {
   if (raw_con == 0) raw_con = cat_con = 1;  // skipped
   std::fprintf(stderr,
                "bench_transport: consume raw %.0f/s catga %.0f/s (%.1f C++ allocations/msg; client CPU/msg raw %.1f us, "
-               "catga %.1f us)\n",
-               raw_con, cat_con, con_allocs, raw_con_cpu, cat_con_cpu);
+               "catga %.1f us; nats-server CPU/msg raw %.1f us, catga %.1f us)\n",
+               raw_con, cat_con, con_allocs, raw_con_cpu, cat_con_cpu, raw_con_srv, cat_con_srv);
 
   // --- e2e latency: Mediator::publish (stored when it returns) → handler -----
   Percentiles lat;

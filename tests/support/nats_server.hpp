@@ -54,6 +54,8 @@ class NatsServer {
 
   bool running() const noexcept { return pid_ > 0; }
   int port() const noexcept { return port_; }
+  // The process id while running (-1 when stopped).
+  pid_t pid() const noexcept { return pid_; }
   std::string url() const;
   const std::filesystem::path& directory() const noexcept { return dir_; }
   std::filesystem::path store_dir() const { return dir_ / "jetstream"; }
