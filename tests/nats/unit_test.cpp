@@ -10,7 +10,9 @@
 #include "nats/pending_table.hpp"
 #include "nats/provisioning.hpp"
 
+#include <charconv>
 #include <random>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -48,6 +50,70 @@ TEST_CASE("ack subjects: v1 and v2 forms, and what is not one") {
   CHECK_FALSE(parse_ack_reply("$JS.ACK.a.b.S.C.1.2.3.4"));      // 10 tokens: neither form
   CHECK_FALSE(parse_ack_reply("$JS.ACK.S.C.-1.2.3.4.5"));
   CHECK_FALSE(parse_ack_reply("$JS.NAK.S.C.1.2.3.4.5"));
+}
+
+// The plain reading of an ack subject (split at every '.', std::from_chars
+// for each number): parse_ack_reply's fast scan must agree with it.
+std::optional<AckMetadata> reference_ack_reply(std::string_view reply) {
+  std::vector<std::string_view> t;
+  for (std::size_t start = 0;;) {
+    const auto dot = reply.find('.', start);
+    t.push_back(reply.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start));
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
+  }
+  if (t.size() > 16 || t.size() < 9 || t[0] != "$JS" || t[1] != "ACK" || t.size() == 10) return std::nullopt;
+  const std::size_t i = t.size() == 9 ? 2 : 4;
+  AckMetadata m;
+  if (i == 4 && t[2] != "_") m.domain = t[2];
+  m.stream = t[i];
+  m.consumer = t[i + 1];
+  auto number = [](std::string_view s, auto& out) {
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return !s.empty() && ec == std::errc() && p == s.data() + s.size();
+  };
+  if (m.stream.empty() || m.consumer.empty() || !number(t[i + 2], m.delivered) || !number(t[i + 3], m.stream_seq) ||
+      !number(t[i + 4], m.consumer_seq) || !number(t[i + 5], m.timestamp_ns) || !number(t[i + 6], m.pending)) {
+    return std::nullopt;
+  }
+  return m;
+}
+
+TEST_CASE("ack subjects: the fast scan agrees with a plain split on 200,000 mutated subjects") {
+  const std::string bases[] = {
+      "$JS.ACK.CATGA_EVENTS.billing_OrderPlaced.3.1042.998.1700000000123456789.17",
+      "$JS.ACK.hub.ACCHASH.S.C.1.2.3.4.5.tok",
+      "$JS.ACK._.ACCHASH.STREAM_WITH_A_LONG_NAME.consumer-with-a-long-name.18446744073709551615.2.3.-4.5",
+      "$JS.ACK.S.C.18446744073709551616.2.3.9223372036854775807.5",
+      "$JS.ACK.S.C.1.2.3.9223372036854775808.5",
+      "$JS.ACK.a.b.S.C.1.2.3.4.5.t.u.v.w.x"};
+  const std::string_view alphabet = "$JSACK._.0123456789-+ xz";
+  std::mt19937 rng(20261203);
+  int parsed = 0;
+  for (int n = 0; n < 200'000; ++n) {
+    std::string s = bases[n % std::size(bases)];
+    const int edits = static_cast<int>(rng() % 4);
+    for (int e = 0; e < edits; ++e) {
+      const std::size_t pos = rng() % (s.size() + 1);
+      const char c = alphabet[rng() % alphabet.size()];
+      switch (rng() % 3) {
+        case 0: if (pos < s.size()) s[pos] = c; break;
+        case 1: s.insert(pos, 1, c); break;
+        default: if (pos < s.size()) s.erase(pos, 1);
+      }
+    }
+    const auto fast = parse_ack_reply(s);
+    const auto plain = reference_ack_reply(s);
+    REQUIRE_MESSAGE(fast.has_value() == plain.has_value(), s);
+    if (!fast) continue;
+    ++parsed;
+    CHECK_MESSAGE((fast->domain == plain->domain && fast->stream == plain->stream &&
+                   fast->consumer == plain->consumer && fast->delivered == plain->delivered &&
+                   fast->stream_seq == plain->stream_seq && fast->consumer_seq == plain->consumer_seq &&
+                   fast->timestamp_ns == plain->timestamp_ns && fast->pending == plain->pending),
+                  s);
+  }
+  CHECK(parsed > 20'000);  // both answers were exercised
 }
 
 TEST_CASE("pending table: the same answers as a map, through wrap-around and backward shifts") {

@@ -1,7 +1,11 @@
 #include "ack_reply.hpp"
 
 #include <array>
+#include <bit>
 #include <charconv>
+#include <cstdint>
+#include <cstring>
+#include <limits>
 
 namespace catga::nats::detail {
 namespace {
@@ -13,21 +17,66 @@ bool parse_number(std::string_view s, T& out) noexcept {
   return ec == std::errc() && p == s.data() + s.size();
 }
 
+// from_chars for an unsigned count, without its per-digit overflow check
+// where none can happen (up to 19 digits fit in 64 bits).
+bool parse_count(std::string_view s, std::uint64_t& out) noexcept {
+  if (s.empty() || s.size() > 19) return parse_number(s, out);
+  std::uint64_t v = 0;
+  for (const char c : s) {
+    const auto d = static_cast<unsigned>(static_cast<unsigned char>(c) - '0');
+    if (d > 9) return false;
+    v = v * 10 + d;
+  }
+  out = v;
+  return true;
+}
+
+// from_chars for the signed timestamp: a count when it has no sign.
+bool parse_timestamp(std::string_view s, std::int64_t& out) noexcept {
+  if (!s.empty() && s.front() == '-') return parse_number(s, out);
+  std::uint64_t v = 0;
+  if (!parse_count(s, v) || v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) return false;
+  out = static_cast<std::int64_t>(v);
+  return true;
+}
+
+// The first '.' in [p, end), or end: eight bytes at a time (a subject is
+// mostly long tokens: stream, consumer, timestamp).
+const char* next_dot(const char* p, const char* end) noexcept {
+  if constexpr (std::endian::native == std::endian::little) {
+    constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+    constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
+    while (end - p >= 8) {
+      std::uint64_t x = 0;
+      std::memcpy(&x, p, 8);
+      const std::uint64_t d = x ^ (kOnes * '.');
+      // The lowest set high bit marks the first byte equal to '.' (a borrow
+      // can only mark bytes above it).
+      if (const std::uint64_t hit = (d - kOnes) & ~d & kHighs; hit != 0) return p + std::countr_zero(hit) / 8;
+      p += 8;
+    }
+  }
+  while (p != end && *p != '.') ++p;
+  return p;
+}
+
 }  // namespace
 
 std::optional<AckMetadata> parse_ack_reply(std::string_view reply) noexcept {
-  constexpr std::size_t kMaxTokens = 16;
-  std::array<std::string_view, kMaxTokens> t{};
-  std::size_t n = 0;
-  std::size_t start = 0;
-  while (true) {
-    const auto dot = reply.find('.', start);
+  constexpr std::string_view kPrefix = "$JS.ACK.";
+  constexpr std::size_t kMaxTokens = 16;  // "$JS" and "ACK" included
+  if (!reply.starts_with(kPrefix)) return std::nullopt;
+  std::array<std::string_view, kMaxTokens> t;
+  std::size_t n = 2;
+  const char* const end = reply.data() + reply.size();
+  for (const char* start = reply.data() + kPrefix.size();;) {
+    const char* const dot = next_dot(start, end);
     if (n == kMaxTokens) return std::nullopt;
-    t[n++] = reply.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
-    if (dot == std::string_view::npos) break;
+    t[n++] = std::string_view(start, static_cast<std::size_t>(dot - start));
+    if (dot == end) break;
     start = dot + 1;
   }
-  if (n < 9 || t[0] != "$JS" || t[1] != "ACK") return std::nullopt;
+  if (n < 9) return std::nullopt;
   AckMetadata m;
   std::size_t i = 2;
   if (n == 9) {
@@ -41,9 +90,9 @@ std::optional<AckMetadata> parse_ack_reply(std::string_view reply) noexcept {
   m.stream = t[i];
   m.consumer = t[i + 1];
   if (m.stream.empty() || m.consumer.empty()) return std::nullopt;
-  if (!parse_number(t[i + 2], m.delivered) || !parse_number(t[i + 3], m.stream_seq) ||
-      !parse_number(t[i + 4], m.consumer_seq) || !parse_number(t[i + 5], m.timestamp_ns) ||
-      !parse_number(t[i + 6], m.pending)) {
+  if (!parse_count(t[i + 2], m.delivered) || !parse_count(t[i + 3], m.stream_seq) ||
+      !parse_count(t[i + 4], m.consumer_seq) || !parse_timestamp(t[i + 5], m.timestamp_ns) ||
+      !parse_count(t[i + 6], m.pending)) {
     return std::nullopt;
   }
   return m;
