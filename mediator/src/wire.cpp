@@ -49,54 +49,75 @@ void write_headers(const Context& ctx, std::string_view type,
   }
 }
 
-Result<Context> read_context(HeaderGet get, HeaderEach each) {
+Result<Context> read_context(HeaderEach each, std::optional<std::string_view>* type_out) {
   Context ctx;
-  auto id_text = get(kMsgId);
+  std::optional<std::string_view> id_text, type, correlation, causation, traceparent, timeout, original;
+  bool replayed = false;
+  each([&](std::string_view k, std::string_view v) {
+    auto first = [&](std::optional<std::string_view>& slot) {
+      if (!slot) slot = v;
+    };
+    if (k == kMsgId) {
+      first(id_text);
+    } else if (k == kType) {
+      first(type);
+    } else if (k == kCorrelationId) {
+      first(correlation);
+    } else if (k == kCausationId) {
+      first(causation);
+    } else if (k == kTraceparent) {
+      first(traceparent);
+    } else if (k == kTimeoutMs) {
+      first(timeout);
+    } else if (k != kContentType) {
+      // Not managed: the handler sees it (the replay markers included).
+      if (k == kReplayed) replayed = true;
+      if (k == kOriginalMsgId) first(original);
+      ctx.headers.set(k, v);
+    }
+  });
+  if (type_out != nullptr) *type_out = type;
+
   if (!id_text) return make_error(errc::malformed, "missing header Nats-Msg-Id");
   auto id = MessageId::parse(*id_text);
   if (!id) return make_error(errc::malformed, "invalid Nats-Msg-Id (1-64 printable ASCII characters expected)");
   ctx.message_id = *id;
   // A replay republishes under "<original>.r<seq>" to pass the duplicate
   // window; handlers and idempotency keys must still see the original id.
-  if (get(kReplayed)) {
-    if (auto original = get(kOriginalMsgId)) {
-      if (auto oid = MessageId::parse(*original)) ctx.message_id = *oid;
-    }
+  if (replayed && original) {
+    if (auto oid = MessageId::parse(*original)) ctx.message_id = *oid;
   }
-  if (!get(kType)) return make_error(errc::malformed, "missing header Catga-Type");
+  if (!type) return make_error(errc::malformed, "missing header Catga-Type");
 
-  if (auto c = get(kCorrelationId)) {
+  if (correlation) {
     // A first message is its own correlation: the same text, parsed once.
-    auto cid = *c == *id_text ? id : MessageId::parse(*c);
+    auto cid = *correlation == *id_text ? id : MessageId::parse(*correlation);
     if (!cid) return make_error(errc::malformed, "invalid Catga-Correlation-Id");
     ctx.correlation_id = *cid;
   } else {
     ctx.correlation_id = ctx.message_id;
   }
-  if (auto c = get(kCausationId)) {
-    auto cid = MessageId::parse(*c);
+  if (causation) {
+    auto cid = MessageId::parse(*causation);
     if (!cid) return make_error(errc::malformed, "invalid Catga-Causation-Id");
     ctx.causation_id = *cid;
   }
   // An unparseable traceparent is ignored (W3C: restart the trace), not fatal.
-  if (auto tp = get(kTraceparent); tp) {
-    if (auto tc = TraceContext::parse(*tp)) ctx.trace = *tc;
+  if (traceparent) {
+    if (auto tc = TraceContext::parse(*traceparent)) ctx.trace = *tc;
   }
   if (!ctx.trace.valid()) {
     auto fresh = Context::root();
     ctx.trace = fresh.trace;
   }
-  if (auto t = get(kTimeoutMs)) {
+  if (timeout) {
     long long ms = 0;
-    auto [p, ec] = std::from_chars(t->data(), t->data() + t->size(), ms);
-    if (ec != std::errc() || p != t->data() + t->size() || ms < 0) {
+    auto [p, ec] = std::from_chars(timeout->data(), timeout->data() + timeout->size(), ms);
+    if (ec != std::errc() || p != timeout->data() + timeout->size() || ms < 0) {
       return make_error(errc::malformed, "invalid Catga-Timeout-Ms");
     }
     ctx.deadline = Context::Clock::now() + std::chrono::milliseconds(ms);
   }
-  each([&](std::string_view k, std::string_view v) {
-    if (!is_managed_header(k)) ctx.headers.set(k, v);
-  });
   return ctx;
 }
 

@@ -44,10 +44,9 @@ HeaderMap written(const catga::Context& ctx, std::string_view type) {
 }
 
 catga::Result<catga::Context> read(const HeaderMap& h) {
-  return catga::wire::read_context([&](std::string_view k) { return h.get(k); },
-                                   [&](catga::wire::HeaderVisitor visit) {
-                                     for (const auto& [k, v] : h.entries) visit(k, v);
-                                   });
+  return catga::wire::read_context([&](catga::wire::HeaderVisitor visit) {
+    for (const auto& [k, v] : h.entries) visit(k, v);
+  });
 }
 
 }  // namespace
@@ -105,6 +104,48 @@ TEST_CASE("headers round trip through read_context") {
   CHECK(back->remaining() > 0s);
   CHECK(back->remaining() <= 60s);
   CHECK(back->attempt == 1);
+}
+
+TEST_CASE("read_context: one pass; a managed header's first value counts, the rest are the handler's") {
+  HeaderMap h;
+  h.entries = {{"Tenant", "acme"},
+               {"Nats-Msg-Id", "first"},
+               {"Catga-Type", "OrderPlaced"},
+               {"Nats-Msg-Id", "second"},
+               {"Content-Type", "application/json"},
+               {"Catga-Type", "Other"},
+               {"Catga-Timeout-Ms", "5000"},
+               {"Catga-Timeout-Ms", "not a number"},
+               {"Tenant", "globex"},
+               {"tracestate", "k=v"}};
+  std::optional<std::string_view> type;
+  auto ctx = catga::wire::read_context(
+      [&](catga::wire::HeaderVisitor visit) {
+        for (const auto& [k, v] : h.entries) visit(k, v);
+      },
+      &type);
+  REQUIRE(ctx);
+  CHECK(type == std::optional<std::string_view>("OrderPlaced"));
+  CHECK(ctx->message_id.text().view() == "first");
+  CHECK(ctx->has_deadline());
+  // Only unmanaged names reach Context::headers (set: the last value stays).
+  CHECK(ctx->headers.size() == 2);
+  CHECK(ctx->headers.get("Tenant") == std::optional<std::string_view>("globex"));
+  CHECK(ctx->headers.get("tracestate") == std::optional<std::string_view>("k=v"));
+  CHECK_FALSE(ctx->headers.get("Content-Type"));
+
+  // The type is reported even when the rest cannot be read.
+  HeaderMap broken;
+  broken.entries = {{"Catga-Type", "Other"}};
+  type.reset();
+  auto failed = catga::wire::read_context(
+      [&](catga::wire::HeaderVisitor visit) {
+        for (const auto& [k, v] : broken.entries) visit(k, v);
+      },
+      &type);
+  REQUIRE_FALSE(failed);
+  CHECK(failed.error().message == "missing header Nats-Msg-Id");
+  CHECK(type == std::optional<std::string_view>("Other"));
 }
 
 TEST_CASE("foreign ids survive the round trip byte for byte") {

@@ -79,13 +79,12 @@ Status combine_event_failures(const MessageInfo& info, std::vector<std::pair<std
 template <Message M>
 Result<M> decode_delivery(Delivery& d, Context& ctx) {
   const auto name = message_name<M>();
-  auto type = d.header(wire::kType);
+  std::optional<std::string_view> type;
+  auto read = wire::read_context([&](wire::HeaderVisitor v) { d.for_each_header(v); }, &type);
   if (type && *type != name) {
     return make_error(errc::unknown_type, "message type '" + std::string(*type) + "' received on subject '" +
                                               std::string(d.subject()) + "', expected '" + std::string(name) + "'");
   }
-  auto read = wire::read_context([&](std::string_view k) { return d.header(k); },
-                                 [&](wire::HeaderVisitor v) { d.for_each_app_header(v); });
   if (!read) return std::move(read).error();
   ctx = std::move(*read);
   ctx.attempt = d.attempt();

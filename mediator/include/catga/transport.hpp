@@ -34,10 +34,6 @@ class Delivery {
   virtual std::string_view body() const noexcept = 0;
   virtual std::optional<std::string_view> header(std::string_view name) const noexcept = 0;
   virtual void for_each_header(FunctionRef<void(std::string_view, std::string_view)> visit) const = 0;
-  // Like for_each_header, without the headers catga manages itself
-  // (wire::is_managed_header): what becomes Context::headers. A transport
-  // overrides it when it can skip those cheaply.
-  virtual void for_each_app_header(FunctionRef<void(std::string_view, std::string_view)> visit) const;
   // 1 on the first delivery, 2 on the first redelivery, ...
   virtual int attempt() const noexcept = 0;
   // Position in the stream (0 when the transport has none).

@@ -50,15 +50,19 @@ std::string dead_letter_subject(std::string_view prefix, std::string_view type);
 void write_headers(const Context& ctx, std::string_view type,
                    FunctionRef<void(std::string_view, std::string_view)> put);
 
-// Rebuilds a Context from received headers. `get(name)` returns the value or
-// nullopt; `each(visit)` visits every header (for the user headers).
-// Fails with `malformed` when Nats-Msg-Id or Catga-Type is missing or invalid.
-// For a replayed copy (Catga-Replayed present) whose Catga-Original-Msg-Id is
-// a valid MessageId, ctx.message_id is that original id.
-using HeaderGet = FunctionRef<std::optional<std::string_view>(std::string_view)>;
+// Rebuilds a Context from received headers in one pass: `each(visit)`
+// visits every header of the message, managed ones included, in wire order
+// (the first value of a managed header counts; the others become
+// ctx.headers). Fails with `malformed` when Nats-Msg-Id or Catga-Type is
+// missing or invalid. For a replayed copy (Catga-Replayed present) whose
+// Catga-Original-Msg-Id is a valid MessageId, ctx.message_id is that
+// original id. When `type` is given it receives Catga-Type's value, also when
+// reading fails (a receiver reports a wrong type before anything else).
+//
+//   auto ctx = wire::read_context([&](wire::HeaderVisitor v) { for (auto& [k, x] : hdrs) v(k, x); });
 using HeaderVisitor = FunctionRef<void(std::string_view, std::string_view)>;
 using HeaderEach = FunctionRef<void(HeaderVisitor)>;
-Result<Context> read_context(HeaderGet get, HeaderEach each);
+Result<Context> read_context(HeaderEach each, std::optional<std::string_view>* type = nullptr);
 
 // True for the headers catga manages itself (not copied into ctx.headers).
 bool is_managed_header(std::string_view name) noexcept;

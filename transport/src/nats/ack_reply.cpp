@@ -1,7 +1,6 @@
 #include "ack_reply.hpp"
 
 #include <array>
-#include <bit>
 #include <charconv>
 #include <cstdint>
 #include <cstring>
@@ -40,26 +39,6 @@ bool parse_timestamp(std::string_view s, std::int64_t& out) noexcept {
   return true;
 }
 
-// The first '.' in [p, end), or end: eight bytes at a time (a subject is
-// mostly long tokens: stream, consumer, timestamp).
-const char* next_dot(const char* p, const char* end) noexcept {
-  if constexpr (std::endian::native == std::endian::little) {
-    constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
-    constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
-    while (end - p >= 8) {
-      std::uint64_t x = 0;
-      std::memcpy(&x, p, 8);
-      const std::uint64_t d = x ^ (kOnes * '.');
-      // The lowest set high bit marks the first byte equal to '.' (a borrow
-      // can only mark bytes above it).
-      if (const std::uint64_t hit = (d - kOnes) & ~d & kHighs; hit != 0) return p + std::countr_zero(hit) / 8;
-      p += 8;
-    }
-  }
-  while (p != end && *p != '.') ++p;
-  return p;
-}
-
 }  // namespace
 
 std::optional<AckMetadata> parse_ack_reply(std::string_view reply) noexcept {
@@ -70,7 +49,8 @@ std::optional<AckMetadata> parse_ack_reply(std::string_view reply) noexcept {
   std::size_t n = 2;
   const char* const end = reply.data() + reply.size();
   for (const char* start = reply.data() + kPrefix.size();;) {
-    const char* const dot = next_dot(start, end);
+    const void* found = std::memchr(start, '.', static_cast<std::size_t>(end - start));
+    const char* const dot = found == nullptr ? end : static_cast<const char*>(found);
     if (n == kMaxTokens) return std::nullopt;
     t[n++] = std::string_view(start, static_cast<std::size_t>(dot - start));
     if (dot == end) break;

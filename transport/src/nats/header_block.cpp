@@ -76,7 +76,13 @@ void HeaderBlock::parse(std::string_view block) noexcept {
     while (*p == ' ' || *p == '\t' || *p == '\v' || *p == '\f') ++p;
     if (*p == '\r' || *p == '\n') return;
     const char* const value = p;
-    while (!(p[0] == '\r' && p[1] == '\n')) ++p;  // a lone CR or LF stays in the value, as in nats.c
+    // Up to the next CRLF (a lone CR or LF stays in the value, as in nats.c);
+    // the block's final CRLF CRLF bounds the search.
+    while (true) {
+      p = static_cast<const char*>(std::memchr(p, '\r', static_cast<std::size_t>(last + 2 - p)));
+      if (p[1] == '\n') break;
+      ++p;
+    }
     const char* value_end = p;
     while (is_space(value_end[-1])) --value_end;  // stops at the value's first character
     if (count_ == kMaxFields) return;

@@ -71,9 +71,7 @@ std::optional<std::string_view> get_header(natsMsg* msg, std::string_view key) n
   return std::string_view(value);
 }
 
-namespace {
-
-void visit_headers(natsMsg* msg, bool skip_managed, FunctionRef<void(std::string_view, std::string_view)> visit) {
+void for_each_header(natsMsg* msg, FunctionRef<void(std::string_view, std::string_view)> visit) {
   const char** keys = nullptr;
   int count = 0;
   if (natsMsgHeader_Keys(msg, &keys, &count) != NATS_OK || keys == nullptr) return;
@@ -83,7 +81,6 @@ void visit_headers(natsMsg* msg, bool skip_managed, FunctionRef<void(std::string
     ~FreeKeys() { std::free(static_cast<void*>(p)); }
   } free_keys{keys};
   for (int i = 0; i < count; ++i) {
-    if (skip_managed && wire::is_managed_header(keys[i])) continue;
     const char** values = nullptr;
     int n = 0;
     if (natsMsgHeader_Values(msg, keys[i], &values, &n) != NATS_OK || values == nullptr) continue;
@@ -93,16 +90,6 @@ void visit_headers(natsMsg* msg, bool skip_managed, FunctionRef<void(std::string
     } free_values{values};
     for (int j = 0; j < n; ++j) visit(keys[i], values[j]);
   }
-}
-
-}  // namespace
-
-void for_each_header(natsMsg* msg, FunctionRef<void(std::string_view, std::string_view)> visit) {
-  visit_headers(msg, false, visit);
-}
-
-void for_each_app_header(natsMsg* msg, FunctionRef<void(std::string_view, std::string_view)> visit) {
-  visit_headers(msg, true, visit);
 }
 
 }  // namespace catga::nats::detail

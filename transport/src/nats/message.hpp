@@ -33,9 +33,6 @@ std::optional<std::string_view> get_header(natsMsg* msg, std::string_view key) n
 
 // Calls visit(key, value) for every header value of a received message.
 void for_each_header(natsMsg* msg, FunctionRef<void(std::string_view, std::string_view)> visit);
-// The same without the headers wire::is_managed_header names; their values
-// are never fetched (nats.c allocates an array per header for that).
-void for_each_app_header(natsMsg* msg, FunctionRef<void(std::string_view, std::string_view)> visit);
 
 inline std::string_view subject_of(natsMsg* m) noexcept {
   const char* s = natsMsg_GetSubject(m);
@@ -68,15 +65,6 @@ class NatsDelivery final : public Delivery {
       headers_.for_each(visit);
     } else {
       detail::for_each_header(msg_, visit);
-    }
-  }
-  void for_each_app_header(FunctionRef<void(std::string_view, std::string_view)> visit) const override {
-    if (headers_.valid()) {
-      headers_.for_each([&](std::string_view k, std::string_view v) {
-        if (!wire::is_managed_header(k)) visit(k, v);
-      });
-    } else {
-      detail::for_each_app_header(msg_, visit);
     }
   }
   int attempt() const noexcept override { return attempt_; }

@@ -59,16 +59,9 @@ struct OutboxTransport::State {
 
   // Publishes one stored record through the inner transport.
   Status relay_one(Transport& t, const OutboxRecord& r) const {
-    auto ctx = wire::read_context(
-        [&](std::string_view name) -> std::optional<std::string_view> {
-          for (const auto& [k, v] : r.headers) {
-            if (k == name) return std::string_view(v);
-          }
-          return std::nullopt;
-        },
-        [&](wire::HeaderVisitor visit) {
-          for (const auto& [k, v] : r.headers) visit(k, v);
-        });
+    auto ctx = wire::read_context([&](wire::HeaderVisitor visit) {
+      for (const auto& [k, v] : r.headers) visit(k, v);
+    });
     if (!ctx) return std::move(ctx).error();
     ctx->message_type = r.type;
     ctx->deadline = Context::Clock::now() + options.relay_publish_timeout;
