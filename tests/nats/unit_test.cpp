@@ -10,9 +10,11 @@
 #include "nats/pending_table.hpp"
 #include "nats/provisioning.hpp"
 
+#include <algorithm>
 #include <charconv>
-#include <random>
+#include <chrono>
 #include <optional>
+#include <random>
 #include <unordered_map>
 #include <vector>
 
@@ -114,6 +116,73 @@ TEST_CASE("ack subjects: the fast scan agrees with a plain split on 200,000 muta
                   s);
   }
   CHECK(parsed > 20'000);  // both answers were exercised
+}
+
+// A message's headers as a receiver reads them, sorted. (nats.c trims a
+// received value; a message built through its header API holds the value
+// as given until nats.c writes it out, so both are trimmed here.)
+std::vector<std::pair<std::string, std::string>> headers_of(natsMsg* m) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for_each_header(m, [&](std::string_view k, std::string_view v) {
+    const auto first = v.find_first_not_of(" \t");
+    v = first == std::string_view::npos ? std::string_view() : v.substr(first, v.find_last_not_of(" \t") - first + 1);
+    out.emplace_back(k, v);
+  });
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST_CASE("make_message: the ready header block and nats.c's header API give the same message") {
+  REQUIRE(nats_Open(-1) == NATS_OK);  // messages are freed through nats.c's collector
+  auto ctx = catga::Context::root();
+  ctx.deadline = catga::Context::Clock::now() + std::chrono::seconds(5);
+  ctx.headers.set("Tenant", "acme");
+  ctx.headers.set("Note", "two\r\nlines\r");
+  ctx.headers.set("Padded", "  value  ");
+  ctx.headers.set("Big", std::string(10'000, 'x'));
+  ctx.headers.set("Nul", std::string_view("before\0after", 12));
+  ctx.headers.set("tracestate", "k=v");
+  const catga::MessageInfo info{"OrderPlaced", catga::MessageKind::event, catga::QoS::at_least_once, 0, false,
+                                nullptr, nullptr, nullptr, nullptr};
+  const std::string body = R"({"id":1})";
+  const std::string subject = "catga.evt.OrderPlaced";
+  for (const char* reply : {static_cast<const char*>(nullptr), "_INBOX.reply"}) {
+    auto block = make_message_from_block(subject, {info, body, ctx}, reply);
+    auto api = make_message_via_api(subject, {info, body, ctx}, reply);
+    REQUIRE(block);
+    REQUIRE(api);
+    CHECK(subject_of(block->get()) == subject);
+    CHECK(reply_of(block->get()) == reply_of(api->get()));
+    CHECK(body_of(block->get()) == body);
+    CHECK(body_of(api->get()) == body);
+    const auto from_block = headers_of(block->get());
+    CHECK(from_block == headers_of(api->get()));
+    // Both are right, not merely alike: 6 managed headers and the 6 above.
+    CHECK(from_block.size() == 12);
+    const auto value = [&](std::string_view name) {
+      for (const auto& [k, v] : from_block) {
+        if (k == name) return v;
+      }
+      return std::string("<absent>");
+    };
+    CHECK(value("Nats-Msg-Id") == std::string(ctx.message_id.text().view()));
+    CHECK(value("Catga-Type") == "OrderPlaced");
+    CHECK(value("Note") == "two  lines");  // CR and LF become spaces; nats.c trims the end
+    CHECK(value("Big") == std::string(8192, 'x'));
+    CHECK(value("Nul") == "before");
+  }
+  // Names nats.c would send as they are, breaking the block: refused both ways.
+  for (const std::string_view bad : {"a b", "x:y", "tab\there", "\x7f", "caf\xc3\xa9"}) {
+    auto c = catga::Context::root();
+    c.headers.set(bad, "v");
+    for (const bool use_block : {true, false}) {
+      auto r = use_block ? make_message_from_block(subject, {info, body, c}, nullptr)
+                         : make_message_via_api(subject, {info, body, c}, nullptr);
+      REQUIRE_FALSE(r);
+      CHECK(r.error().code == catga::errc::validation);
+      CHECK(r.error().message.find("invalid header name") != std::string::npos);
+    }
+  }
 }
 
 TEST_CASE("pending table: the same answers as a map, through wrap-around and backward shifts") {

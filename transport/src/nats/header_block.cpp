@@ -8,15 +8,6 @@ namespace {
 constexpr std::string_view kPrefix = "NATS/1.0";
 constexpr std::string_view kEnd = "\r\n\r\n";
 
-// The nats.c versions whose message layout was read (3.0.0 to 3.9.3).
-bool layout_known() noexcept {
-  static const bool known = [] {
-    const uint32_t v = nats_GetVersionNumber();
-    return v >= 0x030000 && v < 0x030A00;
-  }();
-  return known;
-}
-
 // isspace() in the "C" locale, which nats.c's trimming uses.
 constexpr bool is_space(char c) noexcept {
   return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
@@ -35,8 +26,24 @@ constexpr auto kNameChar = [] {
 
 }  // namespace
 
+bool nats_internals_known() noexcept {
+  static const bool known = [] {
+    const uint32_t v = nats_GetVersionNumber();
+    return v >= 0x030000 && v < 0x030A00;
+  }();
+  return known;
+}
+
+bool is_header_name(std::string_view name) noexcept {
+  if (name.empty()) return false;
+  for (const char c : name) {
+    if (!kNameChar.yes[static_cast<unsigned char>(c)]) return false;
+  }
+  return true;
+}
+
 std::string_view raw_header_block(natsMsg* msg) noexcept {
-  if (!layout_known()) return {};
+  if (!nats_internals_known()) return {};
   const char* data = natsMsg_GetData(msg);
   const char* before = natsMsg_GetReply(msg);
   if (before == nullptr) before = natsMsg_GetSubject(msg);

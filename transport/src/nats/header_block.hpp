@@ -24,6 +24,16 @@ namespace catga::nats::detail {
 // some when it lifts the headers) before trusting it.
 std::string_view raw_header_block(natsMsg* msg) noexcept;
 
+// True for the nats.c versions whose internals catga relies on (3.0 to 3.9,
+// read in their source): the layout raw_header_block reads, and
+// natsMsg_create, which make_message (message.cpp) uses to build a message
+// from a ready header block.
+bool nats_internals_known() noexcept;
+
+// Visible ASCII without ':', at least one character: the header names read
+// in place here, and the only ones catga publishes.
+bool is_header_name(std::string_view name) noexcept;
+
 // The headers of a received message, parsed from the raw block without a
 // copy or an allocation. nats.c's own lookup (natsMsgHeader_Get) lifts every
 // header into a hash on first use, which its garbage-collector thread frees

@@ -5,9 +5,17 @@
 
 #include "catga/wire.hpp"
 #include "error.hpp"
+#include "header_block.hpp"
+
+// nats.c's constructor of a message from wire parts (src/msg.h; the same
+// signature from 3.0 to 3.9). Used only where nats_internals_known().
+extern "C" natsStatus natsMsg_create(natsMsg** msg, const char* subject, int subject_len, const char* reply,
+                                     int reply_len, const char* buf, int buf_len, int header_len);
 
 namespace catga::nats::detail {
 namespace {
+
+constexpr std::size_t kMaxHeaderValue = 8192;  // longer values are cut (set_header, make_message)
 
 // nats.c wants C strings; header names are short, so they go on the stack.
 template <class F>
@@ -35,7 +43,6 @@ std::string header_safe(std::string_view value, std::size_t max) {
 }
 
 Status set_header(natsMsg* msg, std::string_view key, std::string_view value) {
-  constexpr std::size_t kMax = 8192;
   auto set = [&](std::string_view v) {
     return with_c_string(key, [&](const char* k) {
       return with_c_string(v, [&](const char* cv) { return natsMsgHeader_Set(msg, k, cv); });
@@ -45,23 +52,83 @@ Status set_header(natsMsg* msg, std::string_view key, std::string_view value) {
   // (A plain loop: find_first_of("\r\n") calls memchr once per character.)
   bool line_break = false;
   for (const char c : value) line_break |= (c == '\r') | (c == '\n');
-  const bool clean = value.size() <= kMax && !line_break;
-  const natsStatus s = clean ? set(value) : set(header_safe(value, kMax));
+  const bool clean = value.size() <= kMaxHeaderValue && !line_break;
+  const natsStatus s = clean ? set(value) : set(header_safe(value, kMaxHeaderValue));
   if (s != NATS_OK) return to_error(s, "set header '" + std::string(key) + "'");
   return {};
 }
 
-Result<MsgHandle> make_message(const std::string& subject, const OutboundMessage& message, const char* reply) {
+namespace {
+
+// Appends "key: value\r\n" with the value as set_header leaves it: CR and
+// LF become spaces (as nats.c's own encoder does), cut at 8 KiB and at a NUL
+// (nats.c takes C strings).
+void append_header(std::string& out, std::string_view key, std::string_view value) {
+  out.append(key).append(": ");
+  const std::size_t start = out.size();
+  value = value.substr(0, kMaxHeaderValue);
+  out.append(value.substr(0, value.find('\0')));
+  for (std::size_t i = start; i < out.size(); ++i) {
+    if (out[i] == '\r' || out[i] == '\n') out[i] = ' ';
+  }
+  out.append("\r\n");
+}
+
+Status check_header_name(std::string_view key) {
+  if (is_header_name(key)) return {};
+  return make_error(errc::validation, "invalid header name '" + header_safe(key, 64) +
+                                          "': 1 or more visible ASCII characters other than ':' expected");
+}
+
+}  // namespace
+
+// The header block and the body in one buffer, handed to natsMsg_create
+// (nats.c's constructor for received messages, exported but not in nats.h):
+// nats.c sends an untouched block as it is, so publishing costs one buffer
+// instead of a hash with an allocation per header name and value.
+Result<MsgHandle> make_message_from_block(const std::string& subject, const OutboundMessage& message,
+                                          const char* reply) {
+  // One buffer per thread, kept between messages (a huge one is let go).
+  thread_local std::string buf;
+  buf.clear();
+  buf.append("NATS/1.0\r\n");
+  Status hs;
+  wire::write_headers(message.context, message.info.name, [&](std::string_view k, std::string_view v) {
+    if (!hs) return;
+    hs = check_header_name(k);
+    if (hs) append_header(buf, k, v);
+  });
+  if (!hs) return std::move(hs).error();
+  buf.append("\r\n");
+  const std::size_t header_len = buf.size();
+  buf.append(message.body);
+  MsgHandle msg;
+  const natsStatus s = natsMsg_create(msg.out(), subject.data(), static_cast<int>(subject.size()), reply,
+                                      reply != nullptr ? static_cast<int>(std::strlen(reply)) : 0, buf.data(),
+                                      static_cast<int>(buf.size()), static_cast<int>(header_len));
+  if (buf.capacity() > (std::size_t{1} << 20)) std::string().swap(buf);
+  if (s != NATS_OK) return to_error(s, "create message for '" + subject + "'");
+  return msg;
+}
+
+Result<MsgHandle> make_message_via_api(const std::string& subject, const OutboundMessage& message, const char* reply) {
   MsgHandle msg;
   natsStatus s = natsMsg_Create(msg.out(), subject.c_str(), reply, message.body.data(),
                                 static_cast<int>(message.body.size()));
   if (s != NATS_OK) return to_error(s, "create message for '" + subject + "'");
   Status hs;
   wire::write_headers(message.context, message.info.name, [&](std::string_view k, std::string_view v) {
+    if (!hs) return;
+    hs = check_header_name(k);
     if (hs) hs = set_header(msg.get(), k, v);
   });
   if (!hs) return std::move(hs).error();
   return msg;
+}
+
+Result<MsgHandle> make_message(const std::string& subject, const OutboundMessage& message, const char* reply) {
+  return nats_internals_known() ? make_message_from_block(subject, message, reply)
+                                : make_message_via_api(subject, message, reply);
 }
 
 std::optional<std::string_view> get_header(natsMsg* msg, std::string_view key) noexcept {

@@ -24,8 +24,16 @@ std::string header_safe(std::string_view value, std::size_t max = 1024);
 Status set_header(natsMsg* msg, std::string_view key, std::string_view value);
 
 // A new message for `subject` with body and the wire headers of `message`
-// (wire::write_headers: Nats-Msg-Id, Catga-Type, ...). `reply` may be empty.
+// (wire::write_headers: Nats-Msg-Id, Catga-Type, ...). `reply` may be null.
+// Header values are made header-safe (CR and LF become spaces, cut at
+// 8 KiB); a header name that is not visible ASCII without ':' is a
+// `validation` error. With nats.c 3.0 to 3.9 the header block is written
+// here (make_message_from_block), otherwise through nats.c's header API
+// (make_message_via_api); both give the same message (tests/nats/unit_test.cpp).
 Result<MsgHandle> make_message(const std::string& subject, const OutboundMessage& message, const char* reply = nullptr);
+Result<MsgHandle> make_message_from_block(const std::string& subject, const OutboundMessage& message,
+                                          const char* reply);
+Result<MsgHandle> make_message_via_api(const std::string& subject, const OutboundMessage& message, const char* reply);
 
 // Reads a header of a received message (nullopt when absent). The view
 // lives as long as the message.
