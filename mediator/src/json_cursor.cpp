@@ -125,7 +125,12 @@ bool JsonCursor::integer(std::uint64_t& u, std::int64_t& i, bool& negative) noex
   if (!number_text(start, integral) || !integral) return false;
   negative = *start == '-';
   std::uint64_t v = 0;
-  for (const char* d = start + (negative ? 1 : 0); d != p_; ++d) {
+  const char* d = start + (negative ? 1 : 0);
+  // Up to 19 digits cannot overflow; the checked loop takes the rest.
+  for (const char* safe_end = p_ - d > 19 ? d + 19 : p_; d != safe_end; ++d) {
+    v = v * 10 + static_cast<std::uint64_t>(*d - '0');
+  }
+  for (; d != p_; ++d) {
     const auto digit = static_cast<std::uint64_t>(*d - '0');
     if (v > (UINT64_MAX - digit) / 10) return false;  // beyond uint64: nlohmann makes it a float
     v = v * 10 + digit;

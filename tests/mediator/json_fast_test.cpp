@@ -60,6 +60,7 @@ TEST_CASE("parse_json fast path: typical bodies are taken and equal nlohmann's v
       R"({"sent_ns":1000000000000000000,"payload":"xxxxxxxx"})",
       R"({"order_id":"o-1","lines":[{"sku":"A","qty":2},{"sku":"B","qty":1}],"total":1999,"paid":true,"note":null})",
       R"( { "a" : [ 1 , -2 , 0 , -9223372036854775808 , 18446744073709551615 ] } )",
+      R"({"most_digits_unchecked":9999999999999999999,"negative":-999999999999999999})",
       R"({"dup":1,"dup":"last wins"})",
       R"([])",
       R"({})",
@@ -75,6 +76,9 @@ TEST_CASE("parse_json fast path: other shapes go to nlohmann, which decides") {
       R"({"price":19.99})",                          // fraction
       R"({"big":1e3})",                              // exponent
       R"({"over":18446744073709551616})",            // beyond uint64: a float in nlohmann
+      R"({"over":99999999999999999999})",            // 20 digits beyond uint64
+      R"({"under":-9999999999999999999})",           // 19 digits below int64
+      R"({"over":-100000000000000000000})",          // 21 digits
       R"({"under":-9223372036854775809})",           // beyond int64
       R"({"zero":-0})",                              // negative zero
       R"({"escaped":"a\"b\\c\n\u00e9"})",            // escapes
