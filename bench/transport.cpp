@@ -61,7 +61,7 @@ namespace {
 constexpr int kPublishCount = 40'000;  // per round and side
 constexpr int kConsumeCount = 60'000;  // per round and side
 constexpr int kRequestCount = 4'000;   // per round and side
-constexpr int kRounds = 3;             // best of
+constexpr int kRounds = 5;             // best of (alternating raw and catga)
 constexpr int kBatch = 128;            // pull batch, both sides
 constexpr int kWindow = 4'096;         // async publish window, both sides
 constexpr int kLatencyRate = 2'000;    // events/s for e2e latency
@@ -270,6 +270,27 @@ std::unique_ptr<catga::nats::JetStreamTransport> make_transport(const std::strin
   return std::move(*t);
 }
 
+// The rates of each round (raw then catga, back to back), for stderr: the
+// spread shows how much of a best-of ratio is noise.
+struct Rounds {
+  std::vector<double> raw, catga;
+
+  std::string summary() const {
+    std::string out;
+    std::vector<double> ratios;
+    char buf[64];
+    for (std::size_t i = 0; i < raw.size() && i < catga.size(); ++i) {
+      std::snprintf(buf, sizeof buf, "%s%.1fk/%.1fk", i == 0 ? "" : " ", raw[i] / 1e3, catga[i] / 1e3);
+      out += buf;
+      ratios.push_back(catga[i] / raw[i]);
+    }
+    if (ratios.empty()) return "skipped";
+    std::sort(ratios.begin(), ratios.end());
+    std::snprintf(buf, sizeof buf, "; median round ratio %.3f", ratios[ratios.size() / 2]);
+    return out + buf;
+  }
+};
+
 struct Percentiles {
   double p50 = 0, p99 = 0;
 };
@@ -314,10 +335,12 @@ int main() {
   double raw_pub_cpu = 1e300, cat_pub_cpu = 1e300;  // client CPU µs per message, best round
   double raw_pub_srv = 1e300, cat_pub_srv = 1e300;  // nats-server CPU µs per message, best round
   const pid_t server_pid = server.pid();
+  Rounds pub_rounds;
   std::atomic<int> cat_errors{0};
   for (int r = 0; r < kRounds && wanted("publish"); ++r) {
     double c0 = cpu_us(), s0 = process_cpu_us(server_pid);
-    raw_pub = std::max(raw_pub, raw_publish(url, body, r));
+    pub_rounds.raw.push_back(raw_publish(url, body, r));
+    raw_pub = std::max(raw_pub, pub_rounds.raw.back());
     raw_pub_cpu = std::min(raw_pub_cpu, (cpu_us() - c0) / kPublishCount);
     raw_pub_srv = std::min(raw_pub_srv, (process_cpu_us(server_pid) - s0) / kPublishCount);
     c0 = cpu_us();
@@ -337,7 +360,8 @@ int main() {
       std::fprintf(stderr, "bench_transport: flush: %s\n", s.error().message.c_str());
       return 1;
     }
-    cat_pub = std::max(cat_pub, kPublishCount / seconds_since(t0));
+    pub_rounds.catga.push_back(kPublishCount / seconds_since(t0));
+    cat_pub = std::max(cat_pub, pub_rounds.catga.back());
     cat_pub_cpu = std::min(cat_pub_cpu, (cpu_us() - c0) / kPublishCount);
     cat_pub_srv = std::min(cat_pub_srv, (process_cpu_us(server_pid) - s0) / kPublishCount);
     pub_allocs = static_cast<double>(catga::bench::allocations() - a0) / kPublishCount;
@@ -352,9 +376,11 @@ int main() {
                "bench_transport: publish raw %.0f/s catga %.0f/s (%.1f C++ allocations/msg; client CPU/msg raw %.1f us, "
                "catga %.1f us; nats-server CPU/msg raw %.1f us, catga %.1f us)\n",
                raw_pub, cat_pub, pub_allocs, raw_pub_cpu, cat_pub_cpu, raw_pub_srv, cat_pub_srv);
+  std::fprintf(stderr, "bench_transport: publish rounds raw/catga %s\n", pub_rounds.summary().c_str());
 
   // --- consume: each round a new raw consumer and a new catga group ----------
   double raw_con = 0, cat_con = 0, con_allocs = 0;
+  Rounds con_rounds;
   double raw_con_cpu = 1e300, cat_con_cpu = 1e300;
   double raw_con_srv = 1e300, cat_con_srv = 1e300;
   if (wanted("consume")) {
@@ -366,7 +392,8 @@ int main() {
     m.attach(*transport);
     for (int r = 0; r < kRounds; ++r) {
       double c0 = cpu_us(), s0 = process_cpu_us(server_pid);
-      raw_con = std::max(raw_con, raw_consume(url, "raw_" + std::to_string(r)));
+      con_rounds.raw.push_back(raw_consume(url, "raw_" + std::to_string(r)));
+      raw_con = std::max(raw_con, con_rounds.raw.back());
       raw_con_cpu = std::min(raw_con_cpu, (cpu_us() - c0) / kConsumeCount);
       raw_con_srv = std::min(raw_con_srv, (process_cpu_us(server_pid) - s0) / kConsumeCount);
       c0 = cpu_us();
@@ -385,7 +412,8 @@ int main() {
         return 1;
       }
       while (handled.load(std::memory_order_relaxed) < kConsumeCount) std::this_thread::sleep_for(1ms);
-      cat_con = std::max(cat_con, kConsumeCount / seconds_since(t0));
+      con_rounds.catga.push_back(kConsumeCount / seconds_since(t0));
+      cat_con = std::max(cat_con, con_rounds.catga.back());
       cat_con_cpu = std::min(cat_con_cpu, (cpu_us() - c0) / kConsumeCount);
       cat_con_srv = std::min(cat_con_srv, (process_cpu_us(server_pid) - s0) / kConsumeCount);
       con_allocs = static_cast<double>(catga::bench::allocations() - a0) / kConsumeCount;
@@ -397,6 +425,7 @@ int main() {
                "bench_transport: consume raw %.0f/s catga %.0f/s (%.1f C++ allocations/msg; client CPU/msg raw %.1f us, "
                "catga %.1f us; nats-server CPU/msg raw %.1f us, catga %.1f us)\n",
                raw_con, cat_con, con_allocs, raw_con_cpu, cat_con_cpu, raw_con_srv, cat_con_srv);
+  std::fprintf(stderr, "bench_transport: consume rounds raw/catga %s\n", con_rounds.summary().c_str());
 
   // --- e2e latency: Mediator::publish (stored when it returns) → handler -----
   Percentiles lat;
