@@ -69,7 +69,7 @@ Result<Context> read_context(HeaderEach each, std::optional<std::string_view>* t
       first(traceparent);
     } else if (k == kTimeoutMs) {
       first(timeout);
-    } else if (k != kContentType) {
+    } else if (k != kContentType) {  // with the names above: is_managed_header's list
       // Not managed: the handler sees it (the replay markers included).
       if (k == kReplayed) replayed = true;
       if (k == kOriginalMsgId) first(original);
