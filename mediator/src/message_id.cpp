@@ -104,16 +104,17 @@ bool parse_lower_hex_u64(const char* p, std::uint64_t& out) noexcept {
 }
 
 std::optional<MessageId> MessageId::parse(std::string_view text) noexcept {
-  if (text.empty() || text.size() > kMaxText) return std::nullopt;
-  for (char c : text) {
-    if (c <= ' ' || c > '~') return std::nullopt;
-  }
   if (text.size() == 32) {
     // Only the canonical lowercase form maps to binary, so text round-trips.
+    // (Lowercase hex is printable: the check below is not needed for it.)
     std::uint64_t hi = 0, lo = 0;
     if (parse_lower_hex_u64(text.data(), hi) && parse_lower_hex_u64(text.data() + 16, lo) && (hi != 0 || lo != 0)) {
       return from_parts(hi, lo);
     }
+  }
+  if (text.empty() || text.size() > kMaxText) return std::nullopt;
+  for (char c : text) {
+    if (c <= ' ' || c > '~') return std::nullopt;
   }
   MessageId id;
   id.text_size_ = static_cast<std::uint8_t>(text.size());
