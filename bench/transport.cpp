@@ -226,7 +226,10 @@ double raw_consume(const std::string& url, const std::string& durable) {
     natsMsg_Destroy(m);
   }
   const double rate = kConsumeCount / seconds_since(t0);
-  natsSubscription_Unsubscribe(sub);
+  // Up to two batches are still on their way. nats.c 3.4.1's read thread
+  // may touch a subscription destroyed under it (nats.c issue 637, fixed in
+  // 3.10): close the connection, which ends that thread, first.
+  natsConnection_Close(c.nc);
   natsSubscription_Destroy(sub);
   natsInbox_Destroy(inbox);
   return rate;

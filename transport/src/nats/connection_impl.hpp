@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "catga/nats/connection.hpp"
 #include "handle.hpp"
@@ -50,8 +51,19 @@ struct Connection::Impl {
   detail::JsHandle js;  // for JetStream API calls and synchronous publishes
   std::mutex close_mu;
   bool close_started = false;
+  // Subscriptions whose drain did not finish. nats.c before 3.10 may still
+  // be delivering to one on its read thread when it is destroyed (nats.c
+  // issue 637: a use after free), so they are destroyed in ~Impl, after the
+  // connection has closed and its threads have ended.
+  std::mutex parked_mu;
+  std::vector<detail::SubscriptionHandle> parked;
 
   ~Impl();
+
+  void park(detail::SubscriptionHandle sub) {
+    std::lock_guard lock(parked_mu);
+    parked.push_back(std::move(sub));
+  }
 
   natsConnection* conn() const noexcept { return nc.get(); }
   jsCtx* jet() const noexcept { return js.get(); }

@@ -703,7 +703,12 @@ void PullConsumer::stop_now(std::chrono::milliseconds timeout) noexcept {
     for (auto& w : workers_) {
       if (w.joinable()) w.join();
     }
-    inbox_sub_.reset();
+    if (natsSubscription_IsValid(inbox_sub_.get())) {
+      // The drain did not finish: the read thread may still deliver to it.
+      state_->connection->impl().park(std::move(inbox_sub_));
+    } else {
+      inbox_sub_.reset();
+    }
     log().debug("catga.nats group '{}' stopped consuming '{}'", config_.group, config_.subject);
   } catch (...) {
     log().error("catga.nats stopping consumer '{}' failed", config_.consumer);
