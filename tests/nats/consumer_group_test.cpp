@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <csignal>
 #include <cstring>
 #include <atomic>
 #include <map>
@@ -390,6 +391,35 @@ TEST_CASE("a handler may stop its own subscription") {
   for (int i = 0; i < 3; ++i) REQUIRE(svc.mediator.publish(nt::OrderPlaced{"later", i}));
   REQUIRE(wait_for([&] { return consumer([](const jsConsumerInfo& ci) { return ci.NumPending >= 3; }); }));
   CHECK(calls.load() == seen);
+}
+
+TEST_CASE("stopping a subscription while the server does not answer ends at its deadline; nothing is lost") {
+  catga::test::NatsServer server;
+  auto js = nt::js_options();
+  js.stop_timeout = 1s;
+  Instance svc(server, "svc", js);
+  std::atomic<int> handled{0};
+  auto sub = svc.mediator.subscribe<nt::OrderPlaced>(nt::group("frozen"), [&](const nt::OrderPlaced&) { ++handled; });
+  REQUIRE(sub);
+  REQUIRE(svc.mediator.publish(nt::OrderPlaced{"before", 1}));
+  REQUIRE(wait_for([&] { return handled.load() == 1; }));
+
+  // A frozen server never confirms the drain of the pull inbox: stop gives
+  // up at its deadline, and the inbox subscription is kept until the
+  // connection closes (nats.c 3.4.1 may still deliver to it).
+  REQUIRE(::kill(server.pid(), SIGSTOP) == 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  sub->stop();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  REQUIRE(::kill(server.pid(), SIGCONT) == 0);
+  CHECK(took >= 900ms);  // the drain was not confirmed: the deadline ended it
+  CHECK(took < 5s);
+
+  // The group resumes where it left off once the server answers again.
+  REQUIRE(svc.mediator.publish(nt::OrderPlaced{"after", 2}));
+  auto again = svc.mediator.subscribe<nt::OrderPlaced>(nt::group("frozen"), [&](const nt::OrderPlaced&) { ++handled; });
+  REQUIRE(again);
+  CHECK(wait_for([&] { return handled.load() == 2; }));
 }
 
 TEST_CASE("health reports connection, streams, consumer lag and the last error") {
