@@ -223,7 +223,7 @@ Connection::Impl::~Impl() {
       std::unique_lock lock(callbacks->mu);
       closed = callbacks->cv.wait_for(lock, std::chrono::seconds(5), [&] { return callbacks->closed; });
     }
-    parked.clear();  // natsConnection_Close has joined the read thread
+    parked.clear();  // closed: the read thread delivers nothing more
     js.reset();
     nc.reset();
     if (!closed) {
