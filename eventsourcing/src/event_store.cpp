@@ -28,6 +28,23 @@ std::int64_t remaining_ms(Clock::time_point deadline) {
   return std::max<std::int64_t>(left, 1);
 }
 
+// Runs one request to the server, `once(wait_ms)`, and sends it again while
+// it fails retryably (timeout, leader change), until `deadline`. One try
+// waits at most `attempt`: a request that reached a server which then
+// crashed is never answered, and would otherwise use up the whole deadline.
+template <class Once>
+auto with_retries(Clock::time_point deadline, std::chrono::milliseconds attempt, Once once)
+    -> decltype(once(std::int64_t{})) {
+  auto pause = std::chrono::milliseconds(20);
+  for (;;) {
+    auto r = once(std::min(remaining_ms(deadline), std::max<std::int64_t>(attempt.count(), 1)));
+    if (r || !r.error().retryable || Clock::now() + pause >= deadline) return r;
+    nats::detail::log().debug("catga.es retried: {}", r.error().message);
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(500));
+  }
+}
+
 // Fills actor/correlation/causation from the running handler's context.
 void fill_metadata(AppendOptions& o) {
   const Context* ctx = Context::current();
@@ -82,14 +99,25 @@ Result<std::shared_ptr<EventStore>> EventStore::create(std::shared_ptr<nats::Con
 Result<std::optional<Commit>> EventStore::last_commit(const StreamId& stream) {
   if (auto v = stream.validate(); !v) return std::move(v).error();
   const std::string subject = impl_->options.subject(stream);
-  nats::detail::MsgHandle msg;
-  jsErrCode jerr = static_cast<jsErrCode>(0);
-  const natsStatus s = js_GetLastMsg(msg.out(), impl_->jet(), impl_->stream_name.c_str(), subject.c_str(), nullptr, &jerr);
-  if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr) return std::optional<Commit>();
-  if (s != NATS_OK) return to_error(s, jerr, "read last commit of '" + stream.key() + "'", Surface::jetstream);
-  auto c = detail::decode_commit(nats::detail::body_of(msg.get()), natsMsg_GetSequence(msg.get()), impl_->upcasters());
-  if (!c) return std::move(c).error();
-  return std::optional<Commit>(std::move(*c));
+  const auto deadline = Clock::now() + impl_->options.timeout;
+  return with_retries(deadline, impl_->options.attempt_timeout,
+                      [&](std::int64_t wait) -> Result<std::optional<Commit>> {
+                        jsOptions jo;
+                        jsOptions_Init(&jo);
+                        jo.Wait = wait;
+                        nats::detail::MsgHandle msg;
+                        jsErrCode jerr = static_cast<jsErrCode>(0);
+                        const natsStatus s = js_GetLastMsg(msg.out(), impl_->jet(), impl_->stream_name.c_str(),
+                                                           subject.c_str(), &jo, &jerr);
+                        if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr) return std::optional<Commit>();
+                        if (s != NATS_OK) {
+                          return to_error(s, jerr, "read last commit of '" + stream.key() + "'", Surface::jetstream);
+                        }
+                        auto c = detail::decode_commit(nats::detail::body_of(msg.get()),
+                                                       natsMsg_GetSequence(msg.get()), impl_->upcasters());
+                        if (!c) return std::move(c).error();
+                        return std::optional<Commit>(std::move(*c));
+                      });
 }
 
 Result<Position> EventStore::last(const StreamId& stream) {
@@ -165,7 +193,10 @@ Result<AppendResult> EventStore::append(const StreamId& stream, Position expecte
 
   auto pause = std::chrono::milliseconds(20);
   for (;;) {
-    po.MaxWait = remaining_ms(deadline);
+    // One try waits at most attempt_timeout: a publish that reached a leader
+    // which then crashed is never answered.
+    po.MaxWait = std::min<std::int64_t>(remaining_ms(deadline),
+                                        std::max<std::int64_t>(impl_->options.attempt_timeout.count(), 1));
     nats::detail::PubAckHandle ack;
     jsErrCode jerr = static_cast<jsErrCode>(0);
     const natsStatus s = js_PublishMsg(ack.out(), impl_->jet(), msg.get(), &po, &jerr);
@@ -239,13 +270,20 @@ Result<std::vector<Commit>> EventStore::read_once(const StreamId& stream, const 
   cfg.MemoryStorage = true;
   cfg.Replicas = 1;
   cfg.InactiveThreshold = std::chrono::nanoseconds(std::chrono::seconds(30)).count();  // if our delete is lost
-  jsOptions jo;
-  jsOptions_Init(&jo);
-  jo.Wait = remaining_ms(deadline);
+  // A try whose answer was lost may leave a consumer behind; the server
+  // removes it after InactiveThreshold.
   nats::detail::ConsumerInfoHandle info;
-  jsErrCode jerr = static_cast<jsErrCode>(0);
-  natsStatus s = js_AddConsumer(info.out(), impl_->jet(), impl_->stream_name.c_str(), &cfg, &jo, &jerr);
-  if (s != NATS_OK) return to_error(s, jerr, "read '" + stream.key() + "' (create consumer)", Surface::jetstream);
+  auto created = with_retries(deadline, impl_->options.attempt_timeout, [&](std::int64_t wait) -> Status {
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = wait;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    const natsStatus s = js_AddConsumer(info.out(), impl_->jet(), impl_->stream_name.c_str(), &cfg, &jo, &jerr);
+    if (s != NATS_OK) return to_error(s, jerr, "read '" + stream.key() + "' (create consumer)", Surface::jetstream);
+    return {};
+  });
+  if (!created) return std::move(created).error();
+  natsStatus s = NATS_OK;
   const std::string name = info.get()->Name;
   const std::uint64_t pending = info.get()->NumPending;
   struct DeleteConsumer {

@@ -61,3 +61,48 @@ TEST_CASE("R3 cluster: a retried append is recognised, a leader crash loses and 
   REQUIRE(commits.size() == 40);
   for (std::size_t i = 0; i < commits.size(); ++i) CHECK(commits[i].last_version() == i + 1);
 }
+
+TEST_CASE("R3 cluster: an append sent to a frozen stream leader is stored by the next leader before the deadline") {
+  catga::test::NatsCluster cluster;
+  EventStoreOptions so;
+  so.stream.replicas = 3;
+  so.timeout = 60s;
+  auto connect = [&](std::vector<std::string> urls) {
+    catga::nats::NatsOptions o;
+    o.servers = std::move(urls);
+    o.name = "es-frozen";
+    auto conn = catga::nats::Connection::connect(o).value();
+    REQUIRE(conn->wait_connected(60s));
+    return conn;
+  };
+  auto first = EventStore::create(connect(cluster.urls()), so).value();
+  const StreamId acc{"Account", "F-1"};
+  auto a = first->append(acc, Position{}, {EventData::of(est::Deposited{1})});
+  REQUIRE(a);
+  const auto leader = cluster.stream_leader(so.stream_name());
+  REQUIRE(leader);
+
+  // A client connected only to the other nodes: its publish is routed to the
+  // frozen leader and never answered. One try waits attempt_timeout, then
+  // the commit is sent again and the newly elected leader stores it.
+  std::vector<std::string> others;
+  for (int i = 0; i < catga::test::NatsCluster::kNodes; ++i) {
+    if (i != *leader) others.push_back(cluster.url(i));
+  }
+  auto store = EventStore::create(connect(others), so).value();
+  cluster.freeze(*leader);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = store->append(acc, a->position, {EventData::of(est::Deposited{2})});
+  const auto took = std::chrono::steady_clock::now() - t0;
+  cluster.thaw(*leader);
+  REQUIRE_MESSAGE(r, (r ? "" : r.error().message));
+  CHECK(took < so.timeout);  // not one try that used up the deadline
+  CHECK(r->position.version == 2);
+
+  auto read = store->read(acc);
+  for (int i = 0; i < 6 && !read; ++i) read = store->read(acc);
+  REQUIRE_MESSAGE(read, (read ? "" : read.error().message));
+  REQUIRE(read->size() == 2);
+  CHECK((*read)[0].last_version() == 1);
+  CHECK((*read)[1].last_version() == 2);
+}

@@ -179,6 +179,7 @@ void NatsCluster::start_node(int node) {
     ::_exit(127);
   }
   n.pid = pid;
+  n.frozen = false;
 
   const auto deadline = std::chrono::steady_clock::now() + options_.start_timeout;
   auto pause = std::chrono::milliseconds(5);
@@ -224,8 +225,21 @@ void NatsCluster::wait_exit(int node, std::chrono::milliseconds timeout) {
   }
 }
 
+void NatsCluster::freeze(int node) {
+  if (!running(node) || at(node).frozen) return;
+  if (::kill(at(node).pid, SIGSTOP) != 0) throw std::runtime_error("SIGSTOP " + name(node) + ": " + std::strerror(errno));
+  at(node).frozen = true;
+}
+
+void NatsCluster::thaw(int node) {
+  if (!running(node) || !at(node).frozen) return;
+  ::kill(at(node).pid, SIGCONT);
+  at(node).frozen = false;
+}
+
 void NatsCluster::stop(int node) {
   if (!running(node)) return;
+  thaw(node);
   ::kill(at(node).pid, SIGTERM);
   wait_exit(node, std::chrono::seconds(10));
 }
@@ -243,6 +257,7 @@ void NatsCluster::restart(int node) {
 
 void NatsCluster::stop() {
   // Signal all first so the nodes go down together (no elections in between).
+  for (int i = 0; i < kNodes; ++i) thaw(i);
   for (auto& n : nodes_) {
     if (n.pid > 0) ::kill(n.pid, SIGTERM);
   }

@@ -58,6 +58,11 @@ class NatsCluster {
   void stop(int node);
   void restart(int node);
   bool running(int node) const;
+  // SIGSTOP / SIGCONT: a frozen node keeps its sockets open but answers
+  // nothing (requests routed to it are never answered). stop() and the
+  // destructor thaw a frozen node first.
+  void freeze(int node);
+  void thaw(int node);
 
   // Client URLs of all nodes ("nats://127.0.0.1:<port>"), for NatsOptions::servers.
   std::vector<std::string> urls() const;
@@ -90,6 +95,7 @@ class NatsCluster {
     int port = 0;          // client port
     int cluster_port = 0;  // route port
     pid_t pid = -1;
+    bool frozen = false;
   };
 
   void start_node(int node);

@@ -30,6 +30,13 @@ struct EventStoreOptions {
   bool provision = true;
   // Deadline of one operation (append with its internal retries, a read).
   std::chrono::milliseconds timeout{5'000};
+  // How long one request to the server (a try of an append, of a read's
+  // consumer creation, of a last-commit lookup) waits before it is sent again,
+  // never past `timeout`. A request that reached a stream leader which then
+  // crashed is never answered; without this cap its first try would use up
+  // the whole deadline. Sending again is safe: an append already stored is
+  // recognised (dedup, or the commit id at the stream's end).
+  std::chrono::milliseconds attempt_timeout{2'000};
   // Applied to every event read.
   std::shared_ptr<const Upcasters> upcasters{};
 
