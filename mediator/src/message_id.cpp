@@ -29,32 +29,6 @@ constexpr std::array<char, 512> kHexPairs = [] {
   return t;
 }();
 
-// Digit values by byte: 0-15 for 0-9 and a-f, 0x10 | value for A-F, 0xff
-// for anything else. Received ids and traceparents are parsed on every
-// consumed message, so one table load per character.
-constexpr std::array<std::uint8_t, 256> kNibble = [] {
-  std::array<std::uint8_t, 256> t{};
-  for (auto& v : t) v = 0xff;
-  for (int c = '0'; c <= '9'; ++c) t[c] = static_cast<std::uint8_t>(c - '0');
-  for (int c = 'a'; c <= 'f'; ++c) t[c] = static_cast<std::uint8_t>(c - 'a' + 10);
-  for (int c = 'A'; c <= 'F'; ++c) t[c] = static_cast<std::uint8_t>(0x10 | (c - 'A' + 10));
-  return t;
-}();
-
-// Parses 16 digits; `flags` gets the OR of the table entries (0 when all
-// were lowercase hex).
-std::uint64_t hex16(const char* p, std::uint8_t& flags) noexcept {
-  std::uint64_t v = 0;
-  std::uint8_t f = 0;
-  for (int i = 0; i < 16; ++i) {
-    const std::uint8_t d = kNibble[static_cast<unsigned char>(p[i])];
-    f |= d;
-    v = (v << 4) | (d & 15u);
-  }
-  flags = f & 0xf0;
-  return v;
-}
-
 }  // namespace
 
 // Per-thread generator state: a random 128-bit base, then a counter in the
@@ -89,19 +63,6 @@ void append_hex_u64(char* out, std::uint64_t v) noexcept {
   }
 }
 
-std::optional<std::uint64_t> parse_hex_u64(std::string_view s) noexcept {
-  if (s.size() != 16) return std::nullopt;
-  std::uint8_t flags = 0;
-  const std::uint64_t v = hex16(s.data(), flags);
-  if (flags & 0xe0) return std::nullopt;  // 0x10 alone: uppercase, accepted here
-  return v;
-}
-
-bool parse_lower_hex_u64(const char* p, std::uint64_t& out) noexcept {
-  std::uint8_t flags = 0;
-  out = hex16(p, flags);
-  return flags == 0;
-}
 
 std::optional<MessageId> MessageId::parse(std::string_view text) noexcept {
   if (text.size() == 32) {

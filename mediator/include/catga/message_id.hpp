@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "catga/ascii_digits.hpp"
+
 namespace catga {
 
 namespace detail {
@@ -106,9 +108,8 @@ class MessageId {
 // Appends `n` bytes as lowercase hex; used for ids and traceparent.
 void append_hex(char* out, const unsigned char* bytes, std::size_t n) noexcept;
 void append_hex_u64(char* out, std::uint64_t v) noexcept;  // 16 hex digits
-std::optional<std::uint64_t> parse_hex_u64(std::string_view sixteen_hex) noexcept;
-// The same for exactly 16 lowercase hex digits at `p` (the form ids and
-// traceparent use): false for anything else.
-bool parse_lower_hex_u64(const char* p, std::uint64_t& out) noexcept;
+// Exactly 16 lowercase hex digits at `p` (the form ids and traceparent use):
+// false for anything else.
+inline bool parse_lower_hex_u64(const char* p, std::uint64_t& out) noexcept { return ascii::lower_hex16(p, out); }
 
 }  // namespace catga

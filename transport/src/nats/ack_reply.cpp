@@ -6,6 +6,8 @@
 #include <cstring>
 #include <limits>
 
+#include "catga/ascii_digits.hpp"
+
 namespace catga::nats::detail {
 namespace {
 
@@ -21,8 +23,14 @@ bool parse_number(std::string_view s, T& out) noexcept {
 bool parse_count(std::string_view s, std::uint64_t& out) noexcept {
   if (s.empty() || s.size() > 19) return parse_number(s, out);
   std::uint64_t v = 0;
-  for (const char c : s) {
-    const auto d = static_cast<unsigned>(static_cast<unsigned char>(c) - '0');
+  const char* p = s.data();
+  const char* const end = p + s.size();
+  for (; end - p >= 8; p += 8) {
+    if (!ascii::all_digits8(p)) return false;
+    v = v * 100'000'000 + ascii::decimal8(p);
+  }
+  for (; p != end; ++p) {
+    const auto d = static_cast<unsigned>(static_cast<unsigned char>(*p) - '0');
     if (d > 9) return false;
     v = v * 10 + d;
   }
