@@ -86,6 +86,13 @@ double cpu_us() {
          static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
+// Context switches of this process so far (voluntary + involuntary).
+double context_switches() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_nvcsw + ru.ru_nivcsw);
+}
+
 // CPU time of another process (the nats-server), in microseconds, from
 // /proc/<pid>/stat (clock ticks: 10 ms resolution); 0 when unreadable.
 double process_cpu_us(pid_t pid) {
@@ -386,6 +393,7 @@ int main() {
   Rounds con_rounds;
   double raw_con_cpu = 1e300, cat_con_cpu = 1e300;
   double raw_con_srv = 1e300, cat_con_srv = 1e300;
+  double raw_con_csw = 1e300, cat_con_csw = 1e300;  // context switches of this process per message
   if (wanted("consume")) {
     if (!wanted("publish")) {  // something to consume
       for (int i = 0; i < kConsumeCount; ++i) (void)transport->publish_async(event, nullptr);
@@ -394,8 +402,10 @@ int main() {
     catga::Mediator m;
     m.attach(*transport);
     for (int r = 0; r < kRounds; ++r) {
-      double c0 = cpu_us(), s0 = process_cpu_us(server_pid);
+      double c0 = cpu_us(), s0 = process_cpu_us(server_pid), w0 = context_switches();
       con_rounds.raw.push_back(raw_consume(url, "raw_" + std::to_string(r)));
+      raw_con_csw = std::min(raw_con_csw, (context_switches() - w0) / kConsumeCount);
+      w0 = context_switches();
       raw_con = std::max(raw_con, con_rounds.raw.back());
       raw_con_cpu = std::min(raw_con_cpu, (cpu_us() - c0) / kConsumeCount);
       raw_con_srv = std::min(raw_con_srv, (process_cpu_us(server_pid) - s0) / kConsumeCount);
@@ -419,6 +429,7 @@ int main() {
       cat_con = std::max(cat_con, con_rounds.catga.back());
       cat_con_cpu = std::min(cat_con_cpu, (cpu_us() - c0) / kConsumeCount);
       cat_con_srv = std::min(cat_con_srv, (process_cpu_us(server_pid) - s0) / kConsumeCount);
+      cat_con_csw = std::min(cat_con_csw, (context_switches() - w0) / kConsumeCount);
       con_allocs = static_cast<double>(catga::bench::allocations() - a0) / kConsumeCount;
       sub->stop();
     }
@@ -429,6 +440,7 @@ int main() {
                "catga %.1f us; nats-server CPU/msg raw %.1f us, catga %.1f us)\n",
                raw_con, cat_con, con_allocs, raw_con_cpu, cat_con_cpu, raw_con_srv, cat_con_srv);
   std::fprintf(stderr, "bench_transport: consume rounds raw/catga %s\n", con_rounds.summary().c_str());
+  std::fprintf(stderr, "bench_transport: consume context switches/msg raw %.3f catga %.3f\n", raw_con_csw, cat_con_csw);
 
   // --- e2e latency: Mediator::publish (stored when it returns) → handler -----
   Percentiles lat;
