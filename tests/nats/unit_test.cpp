@@ -52,6 +52,22 @@ TEST_CASE("ack subjects: v1 and v2 forms, and what is not one") {
   CHECK_FALSE(parse_ack_reply("$JS.ACK.a.b.S.C.1.2.3.4"));      // 10 tokens: neither form
   CHECK_FALSE(parse_ack_reply("$JS.ACK.S.C.-1.2.3.4.5"));
   CHECK_FALSE(parse_ack_reply("$JS.NAK.S.C.1.2.3.4.5"));
+
+  // A consumer's own prefix: the same fields; names with a dot never match.
+  const auto mine = AckPrefix::of("CATGA_EVENTS", "billing_OrderPlaced");
+  CHECK(mine.text() == "$JS.ACK.CATGA_EVENTS.billing_OrderPlaced.");
+  auto p1 = parse_ack_reply("$JS.ACK.CATGA_EVENTS.billing_OrderPlaced.3.1042.998.1700000000123456789.17", mine);
+  REQUIRE(p1);
+  CHECK(p1->stream == "CATGA_EVENTS");
+  CHECK(p1->consumer == "billing_OrderPlaced");
+  CHECK(p1->delivered == 3);
+  CHECK(p1->stream_seq == 1042);
+  CHECK(p1->timestamp_ns == 1700000000123456789);
+  CHECK(p1->pending == 17);
+  CHECK(parse_ack_reply("$JS.ACK.hub.ACCHASH.S.C.1.2.3.4.5.tok", mine)->domain == "hub");  // not ours: general path
+  CHECK_FALSE(parse_ack_reply("$JS.ACK.CATGA_EVENTS.billing_OrderPlaced.3.1042.998.17", mine));
+  CHECK(AckPrefix::of("S.X", "C").text().empty());
+  CHECK(AckPrefix::of("S", "").text().empty());
 }
 
 // The plain reading of an ack subject (split at every '.', std::from_chars
@@ -81,7 +97,7 @@ std::optional<AckMetadata> reference_ack_reply(std::string_view reply) {
   return m;
 }
 
-TEST_CASE("ack subjects: the fast scan agrees with a plain split on 200,000 mutated subjects") {
+TEST_CASE("ack subjects: the fast scan and the prefix path agree with a plain split on 200,000 mutated subjects") {
   const std::string bases[] = {
       "$JS.ACK.CATGA_EVENTS.billing_OrderPlaced.3.1042.998.1700000000123456789.17",
       "$JS.ACK.hub.ACCHASH.S.C.1.2.3.4.5.tok",
@@ -89,6 +105,13 @@ TEST_CASE("ack subjects: the fast scan agrees with a plain split on 200,000 muta
       "$JS.ACK.S.C.18446744073709551616.2.3.9223372036854775807.5",
       "$JS.ACK.S.C.1.2.3.9223372036854775808.5",
       "$JS.ACK.a.b.S.C.1.2.3.4.5.t.u.v.w.x"};
+  // The prefix each base's consumer would hold (the v2 forms never match theirs).
+  const AckPrefix prefixes[] = {AckPrefix::of("CATGA_EVENTS", "billing_OrderPlaced"), AckPrefix::of("S", "C"),
+                                AckPrefix::of("STREAM_WITH_A_LONG_NAME", "consumer-with-a-long-name"),
+                                AckPrefix::of("S", "C"),
+                                AckPrefix::of("S", "C"),
+                                AckPrefix::of("S", "C")};
+  int by_prefix = 0;
   const std::string_view alphabet = "$JSACK._.0123456789-+ xz";
   std::mt19937 rng(20261203);
   int parsed = 0;
@@ -104,18 +127,22 @@ TEST_CASE("ack subjects: the fast scan agrees with a plain split on 200,000 muta
         default: if (pos < s.size()) s.erase(pos, 1);
       }
     }
-    const auto fast = parse_ack_reply(s);
     const auto plain = reference_ack_reply(s);
-    REQUIRE_MESSAGE(fast.has_value() == plain.has_value(), s);
-    if (!fast) continue;
-    ++parsed;
-    CHECK_MESSAGE((fast->domain == plain->domain && fast->stream == plain->stream &&
-                   fast->consumer == plain->consumer && fast->delivered == plain->delivered &&
-                   fast->stream_seq == plain->stream_seq && fast->consumer_seq == plain->consumer_seq &&
-                   fast->timestamp_ns == plain->timestamp_ns && fast->pending == plain->pending),
-                  s);
+    // The general scan, and the one-pass read behind a consumer's own prefix.
+    for (const auto& fast : {parse_ack_reply(s), parse_ack_reply(s, prefixes[n % std::size(bases)])}) {
+      REQUIRE_MESSAGE(fast.has_value() == plain.has_value(), s);
+      if (!fast) continue;
+      CHECK_MESSAGE((fast->domain == plain->domain && fast->stream == plain->stream &&
+                     fast->consumer == plain->consumer && fast->delivered == plain->delivered &&
+                     fast->stream_seq == plain->stream_seq && fast->consumer_seq == plain->consumer_seq &&
+                     fast->timestamp_ns == plain->timestamp_ns && fast->pending == plain->pending),
+                    s);
+    }
+    if (plain) ++parsed;
+    if (plain && s.starts_with(prefixes[n % std::size(bases)].text())) ++by_prefix;
   }
-  CHECK(parsed > 20'000);  // both answers were exercised
+  CHECK(parsed > 20'000);     // both answers were exercised
+  CHECK(by_prefix > 10'000);  // and the prefix path with them
 }
 
 // A message's headers as a receiver reads them, sorted. (nats.c trims a

@@ -86,6 +86,56 @@ std::optional<AckMetadata> parse_ack_reply(std::string_view reply) noexcept {
   return m;
 }
 
+AckPrefix AckPrefix::of(std::string_view stream, std::string_view consumer) {
+  AckPrefix p;
+  if (stream.empty() || consumer.empty() || stream.find('.') != std::string_view::npos ||
+      consumer.find('.') != std::string_view::npos) {
+    return p;
+  }
+  p.text_.reserve(10 + stream.size() + consumer.size());
+  p.text_.append("$JS.ACK.").append(stream).append(".").append(consumer).append(".");
+  p.stream_size_ = stream.size();
+  return p;
+}
+
+std::optional<AckMetadata> parse_ack_reply(std::string_view reply, const AckPrefix& prefix) noexcept {
+  const std::string& known = prefix.text();
+  if (known.empty() || !reply.starts_with(known)) return parse_ack_reply(reply);
+  // Exactly five plain counts of 1-19 digits, dot-separated, then the end:
+  // anything else (a sign, a long number, more tokens) takes the general path.
+  std::uint64_t n[5];
+  const char* p = reply.data() + known.size();
+  const char* const end = reply.data() + reply.size();
+  for (int i = 0; i < 5; ++i) {
+    std::uint64_t v = 0;
+    const char* const start = p;
+    for (; p != end; ++p) {
+      const auto d = static_cast<unsigned>(static_cast<unsigned char>(*p) - '0');
+      if (d > 9) break;
+      v = v * 10 + d;
+    }
+    const auto digits = p - start;
+    if (digits == 0 || digits > 19) return parse_ack_reply(reply);
+    n[i] = v;
+    if (i < 4) {
+      if (p == end || *p != '.') return parse_ack_reply(reply);
+      ++p;
+    }
+  }
+  if (p != end || n[3] > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+    return parse_ack_reply(reply);
+  }
+  AckMetadata m;
+  m.stream = reply.substr(8, prefix.stream_size());
+  m.consumer = reply.substr(9 + prefix.stream_size(), known.size() - 10 - prefix.stream_size());
+  m.delivered = n[0];
+  m.stream_seq = n[1];
+  m.consumer_seq = n[2];
+  m.timestamp_ns = static_cast<std::int64_t>(n[3]);
+  m.pending = n[4];
+  return m;
+}
+
 int parse_status_code(std::string_view status_header) noexcept {
   int code = 0;
   while (!status_header.empty() && status_header.front() == ' ') status_header.remove_prefix(1);

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace catga::nats::detail {
@@ -24,6 +25,27 @@ struct AckMetadata {
 
 // nullopt when `reply` is not a JetStream ack subject of a known form.
 std::optional<AckMetadata> parse_ack_reply(std::string_view reply) noexcept;
+
+// "$JS.ACK.<stream>.<consumer>.": how every v1 ack subject of one consumer
+// starts. Made once per consumer; empty (never matching) when a name is
+// empty or holds a '.'.
+//
+//   const auto prefix = AckPrefix::of("CATGA_EVENTS", "billing_OrderPlaced");
+//   auto meta = parse_ack_reply(natsMsg_GetReply(m), prefix);
+class AckPrefix {
+ public:
+  static AckPrefix of(std::string_view stream, std::string_view consumer);
+  const std::string& text() const noexcept { return text_; }
+  std::size_t stream_size() const noexcept { return stream_size_; }
+
+ private:
+  std::string text_;
+  std::size_t stream_size_ = 0;
+};
+
+// The same answer as parse_ack_reply(reply), read in one pass over the
+// numbers when `reply` starts with `prefix` (the consumer's own v1 subjects).
+std::optional<AckMetadata> parse_ack_reply(std::string_view reply, const AckPrefix& prefix) noexcept;
 
 // A status message on a pull inbox ("NATS/1.0 408 Request Timeout"): the
 // Status header's number, 0 when absent or not a number.

@@ -10,6 +10,7 @@
 #include "log.hpp"
 #include "message.hpp"
 #include "provisioning.hpp"
+#include "thread_name.hpp"
 
 namespace catga::nats::detail {
 namespace {
@@ -53,6 +54,7 @@ PullConsumer::PullConsumer(std::shared_ptr<TransportState> state, Config config,
   // request.)
   limit_ = 3 * static_cast<std::size_t>(config_.options.batch) + config_.workers;
   inline_ = config_.workers == 1;
+  ack_prefix_ = AckPrefix::of(state_->events_stream, config_.consumer);
 }
 
 Result<std::shared_ptr<PullConsumer>> PullConsumer::start(std::shared_ptr<TransportState> state, Config config,
@@ -79,12 +81,21 @@ Result<std::shared_ptr<PullConsumer>> PullConsumer::start(std::shared_ptr<Transp
   // Bounded by our own requests; never let nats.c drop one as a slow consumer.
   natsSubscription_SetPendingLimits(pc->inbox_sub_.get(), -1, -1);
 
-  pc->fetcher_ = std::thread([raw = pc.get()] { raw->fetch_loop(); });
+  pc->fetcher_ = std::thread([raw = pc.get()] {
+    name_this_thread("catga-fetch");
+    raw->fetch_loop();
+  });
   if (pc->inline_) {
-    pc->workers_.emplace_back([raw = pc.get()] { raw->keeper_loop(); });
+    pc->workers_.emplace_back([raw = pc.get()] {
+      name_this_thread("catga-keeper");
+      raw->keeper_loop();
+    });
   } else {
     for (std::size_t i = 0; i < pc->config_.workers; ++i) {
-      pc->workers_.emplace_back([raw = pc.get(), i] { raw->worker_loop(i); });
+      pc->workers_.emplace_back([raw = pc.get(), i] {
+        name_this_thread("catga-handler");
+        raw->worker_loop(i);
+      });
     }
   }
   log().debug("catga.nats subscribed group '{}' to '{}' (consumer '{}', {} workers)", pc->config_.group,
@@ -484,7 +495,7 @@ void PullConsumer::worker_loop(std::size_t index) noexcept {
 void PullConsumer::process(MsgHandle msg, std::size_t) {
   natsMsg* m = msg.get();
   const std::string_view reply_subject = reply_of(m);
-  const auto meta = parse_ack_reply(reply_subject);
+  const auto meta = parse_ack_reply(reply_subject, ack_prefix_);
   const int attempt =
       meta ? static_cast<int>(std::min<std::uint64_t>(meta->delivered, static_cast<std::uint64_t>(INT32_MAX))) : 1;
   const std::uint64_t sequence = meta ? meta->stream_seq : 0;

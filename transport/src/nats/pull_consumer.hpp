@@ -15,13 +15,12 @@
 #include <vector>
 
 #include "catga/nats/jetstream_transport.hpp"
+#include "ack_reply.hpp"
 #include "catga/transport.hpp"
 #include "handle.hpp"
 #include "transport_state.hpp"
 
 namespace catga::nats::detail {
-
-struct AckMetadata;
 
 // Fetches with pull requests it writes itself — a JSON body {"batch":N,
 // "expires":ns} published to $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>
@@ -163,6 +162,7 @@ class PullConsumer : public std::enable_shared_from_this<PullConsumer> {
 
   std::size_t limit_ = 0;  // most messages held at once (3 x batch + workers)
   bool inline_ = false;    // one worker: handlers run on the fetch thread
+  AckPrefix ack_prefix_;   // "$JS.ACK.<stream>.<consumer>.": our deliveries' reply subjects
 
   // Fetch thread only.
   bool verify_consumer_ = false;  // after a reconnect: is the consumer still there?

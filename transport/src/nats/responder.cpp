@@ -7,6 +7,7 @@
 #include "error.hpp"
 #include "log.hpp"
 #include "message.hpp"
+#include "thread_name.hpp"
 
 namespace catga::nats::detail {
 
@@ -31,9 +32,17 @@ Result<std::shared_ptr<Responder>> Responder::start(std::shared_ptr<TransportSta
     log().debug("catga.nats serve '{}': flush failed ({}); the subscription is sent on reconnect", r->subject_,
                 natsStatus_GetText(f));
   }
-  r->receiver_ = std::thread([raw = r.get()] { raw->receive_loop(); });
+  r->receiver_ = std::thread([raw = r.get()] {
+    name_this_thread("catga-serve-rx");
+    raw->receive_loop();
+  });
   const std::size_t n = std::max<std::size_t>(r->state_->options.serve_workers, 1);
-  for (std::size_t i = 0; i < n; ++i) r->workers_.emplace_back([raw = r.get()] { raw->worker_loop(); });
+  for (std::size_t i = 0; i < n; ++i) {
+    r->workers_.emplace_back([raw = r.get()] {
+      name_this_thread("catga-serve");
+      raw->worker_loop();
+    });
+  }
   return r;
 }
 
