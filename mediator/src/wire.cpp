@@ -1,6 +1,8 @@
 #include "catga/wire.hpp"
 
 #include <charconv>
+#include <cstdint>
+#include <cstring>
 
 namespace catga::wire {
 namespace {
@@ -10,6 +12,32 @@ std::string join_subject(std::string_view prefix, std::string_view kind, std::st
   s.reserve(prefix.size() + kind.size() + type.size() + 2);
   s.append(prefix).append(".").append(kind).append(".").append(type);
   return s;
+}
+
+// The headers read_context takes for itself.
+enum class Managed : std::uint8_t { none, msg_id, type, correlation, causation, traceparent, timeout, content_type };
+
+// Which managed header `k` is: a switch on the length, then compares of a
+// known size (run for every header of every consumed message).
+Managed classify(std::string_view k) noexcept {
+  auto is = [&](std::string_view name) { return std::memcmp(k.data(), name.data(), name.size()) == 0; };
+  static_assert(kMsgId.size() == kTraceparent.size());
+  switch (k.size()) {
+    case kMsgId.size():
+      return is(kMsgId) ? Managed::msg_id : is(kTraceparent) ? Managed::traceparent : Managed::none;
+    case kType.size():
+      return is(kType) ? Managed::type : Managed::none;
+    case kCorrelationId.size():
+      return is(kCorrelationId) ? Managed::correlation : Managed::none;
+    case kCausationId.size():
+      return is(kCausationId) ? Managed::causation : Managed::none;
+    case kTimeoutMs.size():
+      return is(kTimeoutMs) ? Managed::timeout : Managed::none;
+    case kContentType.size():
+      return is(kContentType) ? Managed::content_type : Managed::none;
+    default:
+      return Managed::none;
+  }
 }
 
 }  // namespace
@@ -24,10 +52,7 @@ std::string dead_letter_subject(std::string_view prefix, std::string_view type) 
   return join_subject(prefix, "dlq", type);
 }
 
-bool is_managed_header(std::string_view name) noexcept {
-  return name == kMsgId || name == kType || name == kCorrelationId || name == kCausationId ||
-         name == kTraceparent || name == kContentType || name == kTimeoutMs;
-}
+bool is_managed_header(std::string_view name) noexcept { return classify(name) != Managed::none; }
 
 void write_headers(const Context& ctx, std::string_view type,
                    FunctionRef<void(std::string_view, std::string_view)> put) {
@@ -57,23 +82,20 @@ Result<Context> read_context(HeaderEach each, std::optional<std::string_view>* t
     auto first = [&](std::optional<std::string_view>& slot) {
       if (!slot) slot = v;
     };
-    if (k == kMsgId) {
-      first(id_text);
-    } else if (k == kType) {
-      first(type);
-    } else if (k == kCorrelationId) {
-      first(correlation);
-    } else if (k == kCausationId) {
-      first(causation);
-    } else if (k == kTraceparent) {
-      first(traceparent);
-    } else if (k == kTimeoutMs) {
-      first(timeout);
-    } else if (k != kContentType) {  // with the names above: is_managed_header's list
-      // Not managed: the handler sees it (the replay markers included).
-      if (k == kReplayed) replayed = true;
-      if (k == kOriginalMsgId) first(original);
-      ctx.headers.set(k, v);
+    switch (classify(k)) {
+      case Managed::msg_id: first(id_text); break;
+      case Managed::type: first(type); break;
+      case Managed::correlation: first(correlation); break;
+      case Managed::causation: first(causation); break;
+      case Managed::traceparent: first(traceparent); break;
+      case Managed::timeout: first(timeout); break;
+      case Managed::content_type: break;
+      case Managed::none:
+        // Not managed: the handler sees it (the replay markers included).
+        if (k == kReplayed) replayed = true;
+        if (k == kOriginalMsgId) first(original);
+        ctx.headers.set(k, v);
+        break;
     }
   });
   if (type_out != nullptr) *type_out = type;

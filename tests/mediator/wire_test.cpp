@@ -334,7 +334,17 @@ TEST_CASE("managed header names") {
                     catga::wire::kTraceparent, catga::wire::kContentType, catga::wire::kTimeoutMs}) {
     CAPTURE(name);
     CHECK(catga::wire::is_managed_header(name));
+    // Same length, one character off (first, middle, last): not managed.
+    for (std::size_t at : {std::size_t{0}, name.size() / 2, name.size() - 1}) {
+      std::string near(name);
+      near[at] = near[at] == 'x' ? 'y' : 'x';
+      CAPTURE(near);
+      CHECK_FALSE(catga::wire::is_managed_header(near));
+    }
+    CHECK_FALSE(catga::wire::is_managed_header(name.substr(1)));
+    CHECK_FALSE(catga::wire::is_managed_header(std::string(name) + "x"));
   }
   CHECK_FALSE(catga::wire::is_managed_header("Tenant"));
   CHECK_FALSE(catga::wire::is_managed_header("nats-msg-id"));
+  CHECK_FALSE(catga::wire::is_managed_header(""));
 }
