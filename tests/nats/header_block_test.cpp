@@ -214,9 +214,16 @@ TEST_CASE("header block: on random blocks it answers like nats.c or not at all")
   // Lines built from pieces that sit near every rule of nats.c's parser.
   const std::vector<std::string> firsts = {"NATS/1.0\r\n", "NATS/1.0 \r\n", "NATS/1.0 408\r\n",
                                            "NATS/1.0 409 Consumer Deleted\r\n"};
-  const std::vector<std::string> keys = {"K", "Catga-Type", "a b", "", " K", "\tK", "K ", "x\ry", "x\ny"};
-  const std::vector<std::string> good_keys = {"K", "Catga-Type", "X-Tag", "traceparent"};
-  const std::vector<std::string> good_values = {"v", "value with spaces", "v \t", "a:b", "a\rb", "a\nb"};
+  // Long ones too: the scans take 16 bytes at a time, so odd characters sit
+  // before, at and after the 16th byte.
+  const std::vector<std::string> keys = {"K", "Catga-Type", "a b", "", " K", "\tK", "K ", "x\ry", "x\ny",
+                                         "Catga-Correlation-Id", "ABCDEFGHIJKLMNO P", "ABCDEFGHIJKLMNOP Q",
+                                         "ABCDEFGHIJKLMNOPQRSTUVWXYZ\t012345", "ABCDEFGHIJKLMNOPQ\rR"};
+  const std::vector<std::string> good_keys = {"K", "Catga-Type", "X-Tag", "traceparent", "Catga-Correlation-Id",
+                                              "X-A-Rather-Long-Header-Name-Of-40-Chars"};
+  const std::vector<std::string> good_values = {"v", "value with spaces", "v \t", "a:b", "a\rb", "a\nb",
+                                                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                                                "0123456789abcde\rf", "0123456789abcdef\rg", "0123456789abcdefghij\nk"};
   const std::vector<std::string> seps = {":", ": ", ":  \t", "", "::"};
   const std::vector<std::string> values = {"v", "value with spaces", "", " ", "v ", "v\t", "a\rb", "a\nb",
                                            "a:b", "\r", "v\r"};

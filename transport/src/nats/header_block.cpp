@@ -1,6 +1,11 @@
 #include "header_block.hpp"
 
+#include <bit>
 #include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace catga::nats::detail {
 namespace {
@@ -23,6 +28,38 @@ constexpr auto kNameChar = [] {
   for (int c = 0; c < 256; ++c) t.yes[c] = c > ' ' && c < 0x7f && c != ':';
   return t;
 }();
+
+// The first byte from p on (before end) that is not a name character.
+const char* skip_name(const char* p, const char* end) noexcept {
+#if defined(__SSE2__)
+  while (end - p >= 16) {
+    // Signed compare: below 0x21 are space, control characters and, as
+    // negative bytes, everything from 0x80.
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const __m128i stop = _mm_or_si128(_mm_cmplt_epi8(x, _mm_set1_epi8(0x21)),
+                                      _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8(0x7f)),
+                                                   _mm_cmpeq_epi8(x, _mm_set1_epi8(':'))));
+    if (const int mask = _mm_movemask_epi8(stop); mask != 0) return p + std::countr_zero(static_cast<unsigned>(mask));
+    p += 16;
+  }
+#endif
+  while (p != end && kNameChar.yes[static_cast<unsigned char>(*p)]) ++p;
+  return p;
+}
+
+// The first '\r' from p on; one lies before end (the block ends in CRLF).
+const char* find_cr(const char* p, const char* end) noexcept {
+#if defined(__SSE2__)
+  while (end - p >= 16) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    if (const int mask = _mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8('\r'))); mask != 0) {
+      return p + std::countr_zero(static_cast<unsigned>(mask));
+    }
+    p += 16;
+  }
+#endif
+  return static_cast<const char*>(std::memchr(p, '\r', static_cast<std::size_t>(end - p)));
+}
 
 }  // namespace
 
@@ -74,7 +111,7 @@ void HeaderBlock::parse(std::string_view block) noexcept {
   // "\r\n\r\n", so every read below stays inside it.)
   while (p < last) {
     const char* const name = p;
-    while (kNameChar.yes[static_cast<unsigned char>(*p)]) ++p;
+    p = skip_name(p, last + 2);
     if (p == name || *p != ':') return;  // empty name, folded line, odd name, no colon
     const std::string_view key(name, static_cast<std::size_t>(p - name));
     ++p;
@@ -86,7 +123,7 @@ void HeaderBlock::parse(std::string_view block) noexcept {
     // Up to the next CRLF (a lone CR or LF stays in the value, as in nats.c);
     // the block's final CRLF CRLF bounds the search.
     while (true) {
-      p = static_cast<const char*>(std::memchr(p, '\r', static_cast<std::size_t>(last + 2 - p)));
+      p = find_cr(p, last + 2);
       if (p[1] == '\n') break;
       ++p;
     }
