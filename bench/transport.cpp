@@ -386,11 +386,13 @@ int main() {
                  cat_errors.load());
     return 1;
   }
-  std::fprintf(stderr,
-               "bench_transport: publish raw %.0f/s catga %.0f/s (%.1f C++ allocations/msg; client CPU/msg raw %.1f us, "
-               "catga %.1f us; nats-server CPU/msg raw %.1f us, catga %.1f us)\n",
-               raw_pub, cat_pub, pub_allocs, raw_pub_cpu, cat_pub_cpu, raw_pub_srv, cat_pub_srv);
-  std::fprintf(stderr, "bench_transport: publish rounds raw/catga %s\n", pub_rounds.summary().c_str());
+  if (wanted("publish")) {
+    std::fprintf(stderr,
+                 "bench_transport: publish raw %.0f/s catga %.0f/s (%.1f C++ allocations/msg; client CPU/msg raw %.1f us, "
+                 "catga %.1f us; nats-server CPU/msg raw %.1f us, catga %.1f us)\n",
+                 raw_pub, cat_pub, pub_allocs, raw_pub_cpu, cat_pub_cpu, raw_pub_srv, cat_pub_srv);
+    std::fprintf(stderr, "bench_transport: publish rounds raw/catga %s\n", pub_rounds.summary().c_str());
+  }
 
   // --- consume: each round a new raw consumer and a new catga group ----------
   double raw_con = 0, cat_con = 0, con_allocs = 0;
@@ -439,12 +441,15 @@ int main() {
     }
   }
   if (raw_con == 0) raw_con = cat_con = 1;  // skipped
-  std::fprintf(stderr,
-               "bench_transport: consume raw %.0f/s catga %.0f/s (%.1f C++ allocations/msg; client CPU/msg raw %.1f us, "
-               "catga %.1f us; nats-server CPU/msg raw %.1f us, catga %.1f us)\n",
-               raw_con, cat_con, con_allocs, raw_con_cpu, cat_con_cpu, raw_con_srv, cat_con_srv);
-  std::fprintf(stderr, "bench_transport: consume rounds raw/catga %s\n", con_rounds.summary().c_str());
-  std::fprintf(stderr, "bench_transport: consume context switches/msg raw %.3f catga %.3f\n", raw_con_csw, cat_con_csw);
+  if (wanted("consume")) {
+    std::fprintf(stderr,
+                 "bench_transport: consume raw %.0f/s catga %.0f/s (%.1f C++ allocations/msg; client CPU/msg raw %.1f us, "
+                 "catga %.1f us; nats-server CPU/msg raw %.1f us, catga %.1f us)\n",
+                 raw_con, cat_con, con_allocs, raw_con_cpu, cat_con_cpu, raw_con_srv, cat_con_srv);
+    std::fprintf(stderr, "bench_transport: consume rounds raw/catga %s\n", con_rounds.summary().c_str());
+    std::fprintf(stderr, "bench_transport: consume context switches/msg raw %.3f catga %.3f\n", raw_con_csw,
+                 cat_con_csw);
+  }
 
   // --- e2e latency: Mediator::publish (stored when it returns) → handler -----
   Percentiles lat;
