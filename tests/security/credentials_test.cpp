@@ -126,6 +126,31 @@ TEST_CASE("NKeys: NATS text form; nats.c signs with our seed and the signature v
   std::free(sig2);
 }
 
+TEST_CASE("credentials file: every connect is authorized, although nats.c 3.4.1 leaves out one signature in 256") {
+  // nats.c 3.4.1 base64-encodes the signed nonce with an encoder that stops
+  // at a leading 0 byte: one CONNECT in 256 carries no signature and is
+  // refused. Connection::connect tries again with a new nonce. Without that,
+  // 1,200 connects all succeed only with probability (255/256)^1200 < 1 %.
+  const auto trust = OperatorTrust::create();
+  catga::test::NatsServerOptions so;
+  so.config = trust.server_config();
+  catga::test::NatsServer server(so);
+  const auto dir = fresh_dir();
+  const auto good = write_file(dir / "service.creds", trust.user_creds());
+  const auto options = with_creds(server.url(), good);
+  int refused = 0;
+  std::string first_error;
+  for (int i = 0; i < 1200; ++i) {
+    auto c = catga::nats::Connection::connect(options);
+    if (!c) {
+      if (refused++ == 0) first_error = c.error().message;
+    }
+  }
+  INFO(first_error);
+  CHECK(refused == 0);
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("credentials file: a trusted user connects and carries events; an unknown one fails at connect; "
           "seeds and JWTs are never logged") {
   LogCapture log;

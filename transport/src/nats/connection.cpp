@@ -187,6 +187,10 @@ Result<detail::OptionsHandle> build_options(const NatsOptions& o, CallbackState*
   return opts;
 }
 
+// Extra connect attempts after an authorization refusal with a credentials
+// file (see Connection::connect): all three fail by chance once in 2^32.
+constexpr int kSignatureRetries = 3;
+
 // Failures that mean "no server there (yet)", as opposed to a server that
 // refused us.
 bool server_not_up(natsStatus s) noexcept {
@@ -251,6 +255,15 @@ Result<std::shared_ptr<Connection>> Connection::connect(const NatsOptions& optio
   auto opts = build_options(options, &st);
   if (!opts) return std::move(opts).error();
   natsStatus s = natsConnection_Connect(impl->nc.out(), opts->get());
+  // nats.c before 3.8 sends no signature when the signature's first byte
+  // is 0 (its base64 encoder stops at a leading NUL; nats.c PR 705), so one
+  // connect in 256 with a credentials file is refused. Each attempt signs a
+  // new nonce: a few more attempts tell that apart from wrong credentials.
+  for (int retry = 0; retry < kSignatureRetries && s == NATS_CONNECTION_AUTH_FAILED && !options.credentials_file.empty();
+       ++retry) {
+    log().debug("catga.nats [{}] authorization refused; trying again with a new nonce", options.name);
+    s = natsConnection_Connect(impl->nc.out(), opts->get());
+  }
   if (s != NATS_OK && options.retry_on_failed_connect && server_not_up(s)) {
     // Nobody listening yet (a service starting before its broker): keep
     // trying in the background. Anything else (auth, TLS) is reported now.
