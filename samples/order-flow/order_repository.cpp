@@ -73,6 +73,9 @@ HistoryEntry order_history_line(const OrderEvent& e, std::string actor, std::int
   h.at_ms = own > 0 ? own : fallback_ms;
   std::visit(Overloaded{
                  [&](const OrderPlaced& x) {
+                   // Always the customer's act, also when the saga wrote it
+                   // down first (PlaceOrder's own write then finds the order).
+                   h.actor = "customer:" + x.customer;
                    h.event = "OrderPlaced";
                    h.to = "pending";
                    h.detail = fmt::format("{} for {:.2f}", describe(x.items), x.amount);

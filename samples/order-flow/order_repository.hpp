@@ -37,7 +37,8 @@ using OrderEvent = std::variant<OrderPlaced, OrderProcessing, InventoryReserved,
 // says what an event means, used by both repositories and the projection.
 void apply_event(OrderRecord& r, const OrderEvent& e);
 // The history line of `e` done by `actor` at `fallback_ms` (events that carry
-// their own time keep it, so the history stays in the order things happened).
+// their own time keep it, so the history stays in the order things happened;
+// OrderPlaced is always "customer:<id>", whichever service recorded it).
 HistoryEntry order_history_line(const OrderEvent& e, std::string actor, std::int64_t fallback_ms);
 // Identifies an event reported by another service, so a redelivery is noted
 // once ("" for the order's own events).
