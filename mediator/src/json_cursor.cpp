@@ -1,5 +1,6 @@
 #include "catga/json_cursor.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <charconv>
 #include <cstring>
@@ -65,7 +66,9 @@ bool JsonCursor::string(std::string_view& out) noexcept {
   if (p_ == end_ || *p_ != '"') return false;
   const char* start = ++p_;
   // Sixteen (SSE2) or eight bytes at a time while none of them can stop the
-  // scan (the usual payload is long plain text), then byte by byte.
+  // scan (the usual payload is long plain text), then byte by byte. Once a
+  // 16-byte step has found the stop, the 8-byte steps are skipped.
+  bool found = false;
 #if defined(__SSE2__)
   while (end_ - p_ >= 16) {
     const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p_));
@@ -76,6 +79,7 @@ bool JsonCursor::string(std::string_view& out) noexcept {
                      _mm_cmplt_epi8(x, _mm_set1_epi8(0x20)));
     if (const int mask = _mm_movemask_epi8(stop); mask != 0) {
       p_ += std::countr_zero(static_cast<unsigned>(mask));
+      found = true;
       break;
     }
     p_ += 16;
@@ -83,7 +87,7 @@ bool JsonCursor::string(std::string_view& out) noexcept {
 #endif
   constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
   constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
-  while (end_ - p_ >= 8) {
+  while (!found && end_ - p_ >= 8) {
     std::uint64_t x = 0;
     std::memcpy(&x, p_, 8);
     const std::uint64_t quote = x ^ (kOnes * '"');
@@ -146,14 +150,12 @@ bool JsonCursor::integer(std::uint64_t& u, std::int64_t& i, bool& negative) noex
   bool integral = false;
   if (!number_text(start, integral) || !integral) return false;
   negative = *start == '-';
-  std::uint64_t v = 0;
   const char* d = start + (negative ? 1 : 0);
   // Up to 19 digits cannot overflow (eight at a time, then one by one); the
   // checked loop takes the rest.
-  const char* const safe_end = p_ - d > 19 ? d + 19 : p_;
-  for (; safe_end - d >= 8; d += 8) v = v * 100'000'000 + ascii::decimal8(d);
-  for (; d != safe_end; ++d) v = v * 10 + static_cast<std::uint64_t>(*d - '0');
-  for (; d != p_; ++d) {
+  const auto unchecked = static_cast<std::size_t>(std::min<std::ptrdiff_t>(p_ - d, 19));
+  std::uint64_t v = ascii::decimal(d, unchecked);
+  for (d += unchecked; d != p_; ++d) {
     const auto digit = static_cast<std::uint64_t>(*d - '0');
     if (v > (UINT64_MAX - digit) / 10) return false;  // beyond uint64: nlohmann makes it a float
     v = v * 10 + digit;

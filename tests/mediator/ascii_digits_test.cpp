@@ -120,3 +120,20 @@ TEST_CASE("decimal8, all_digits8 and digit_run agree with a byte loop") {
     }
   }
 }
+
+TEST_CASE("decimal: the value of 0-19 digits, as a byte loop computes it") {
+  std::mt19937_64 rng(12);
+  for (std::size_t n = 0; n <= 19; ++n) {
+    for (int round = 0; round < 2'000; ++round) {
+      std::string s(n, '0');
+      for (auto& c : s) c = static_cast<char>('0' + rng() % 10);
+      std::uint64_t want = 0;
+      for (const char c : s) want = want * 10 + static_cast<std::uint64_t>(c - '0');
+      CAPTURE(s);
+      REQUIRE(catga::ascii::decimal(s.data(), n) == want);
+    }
+  }
+  CHECK(catga::ascii::decimal("9999999999999999999", 19) == 9'999'999'999'999'999'999ULL);
+  CHECK(catga::ascii::decimal("123", 0) == 0u);
+  CHECK(catga::ascii::decimal("00000000123", 11) == 123u);
+}

@@ -8,6 +8,7 @@
 //   bool ok = catga::ascii::lower_hex16("0123456789abcdef", id);   // id == 0x0123456789abcdef
 //   std::uint64_t n = catga::ascii::decimal8("12345678");            // n == 12345678 (8 digits, unchecked)
 //   std::size_t k = catga::ascii::digit_run(p, end);                 // how many of [p, end) are '0'..'9' in a row
+//   std::uint64_t v = catga::ascii::decimal(p, k);                    // their value (k <= 19)
 
 #include <bit>
 #include <cstddef>
@@ -63,6 +64,15 @@ inline std::uint32_t decimal8(const char* p) noexcept {
     x = (x * 100 + (x >> 16)) & 0x0000ffff0000ffffULL;                 // 4-digit values in 32-bit lanes
     return static_cast<std::uint32_t>(x * 10000 + (x >> 32));          // the low lane: all 8
   }
+}
+
+// The value of the n digits at p (n at most 19, all '0'..'9' as digit_run
+// counts them; not checked): eight per step, then one at a time.
+inline std::uint64_t decimal(const char* p, std::size_t n) noexcept {
+  std::uint64_t v = 0;
+  for (; n >= 8; n -= 8, p += 8) v = v * 100'000'000 + decimal8(p);
+  for (; n > 0; --n, ++p) v = v * 10 + static_cast<std::uint64_t>(*p - '0');
+  return v;
 }
 
 // True when the 8 bytes at p are all '0'..'9'.

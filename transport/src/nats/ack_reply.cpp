@@ -107,16 +107,10 @@ std::optional<AckMetadata> parse_ack_reply(std::string_view reply, const AckPref
   const char* p = reply.data() + known.size();
   const char* const end = reply.data() + reply.size();
   for (int i = 0; i < 5; ++i) {
-    std::uint64_t v = 0;
-    const char* const start = p;
-    for (; p != end; ++p) {
-      const auto d = static_cast<unsigned>(static_cast<unsigned char>(*p) - '0');
-      if (d > 9) break;
-      v = v * 10 + d;
-    }
-    const auto digits = p - start;
+    const std::size_t digits = ascii::digit_run(p, end);
     if (digits == 0 || digits > 19) return parse_ack_reply(reply);
-    n[i] = v;
+    n[i] = ascii::decimal(p, digits);
+    p += digits;
     if (i < 4) {
       if (p == end || *p != '.') return parse_ack_reply(reply);
       ++p;
