@@ -15,8 +15,6 @@ extern "C" natsStatus natsMsg_create(natsMsg** msg, const char* subject, int sub
 namespace catga::nats::detail {
 namespace {
 
-constexpr std::size_t kMaxHeaderValue = 8192;  // longer values are cut (set_header, make_message)
-
 // nats.c wants C strings; header names are short, so they go on the stack.
 template <class F>
 auto with_c_string(std::string_view s, F&& f) {

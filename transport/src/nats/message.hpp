@@ -16,6 +16,10 @@
 
 namespace catga::nats::detail {
 
+// Longest header value catga writes: longer ones are cut (set_header,
+// make_message, dead-letter copies).
+inline constexpr std::size_t kMaxHeaderValue = 8192;
+
 // Header values cannot hold CR/LF; long error texts are cut. Used for every
 // header value catga writes.
 std::string header_safe(std::string_view value, std::size_t max = 1024);
