@@ -332,6 +332,10 @@ bool PullConsumer::request_more(std::size_t held, bool idle, Clock::time_point n
 
 void PullConsumer::handle_here(std::vector<MsgHandle>& arrived, bool draining) {
   auto& slot = slots_[0];
+  // One lock per message: it ends the previous message's slot and starts
+  // this one's. (Until then the keeper may still see the previous, already
+  // acked message as running: a late "+WPI" for it is ignored by the server.)
+  bool slot_held = false;
   for (std::size_t i = 0; i < arrived.size(); ++i) {
     const auto now = Clock::now();
     // The next batch is requested while this one is handled.
@@ -343,19 +347,28 @@ void PullConsumer::handle_here(std::vector<MsgHandle>& arrived, bool draining) {
     {
       std::lock_guard lock(mu_);
       abandon = stop_fetching_ && now >= stop_deadline_;
-      if (!abandon) {
-        ++running_;
-        slot.active = true;
+      if (abandon) {
+        if (slot_held) {
+          --running_;
+          slot.active = false;
+          slot_held = false;
+        }
+      } else {
+        if (!slot_held) {
+          ++running_;
+          slot.active = true;
+          slot_held = true;
+        }
         slot.reply.assign(reply_of(msg.get()));
         slot.last_signal = now;
       }
     }
     run_guarded(std::move(msg), 0, abandon);
-    if (!abandon) {
-      std::lock_guard lock(mu_);
-      --running_;
-      slot.active = false;
-    }
+  }
+  if (slot_held) {
+    std::lock_guard lock(mu_);
+    --running_;
+    slot.active = false;
   }
   arrived.clear();
 }
@@ -566,7 +579,7 @@ Status PullConsumer::dead_letter(natsMsg* msg, const AckMetadata* meta, int atte
     if (k == wire::kMsgId) msg_id = v;
     if (k == wire::kOriginalMsgId) kept_original_id = v;
     if (k == wire::kReplayed) replayed = true;
-    header_bytes += k.size() + std::min<std::size_t>(v.size(), 8192) + 4;  // "k: v\r\n"
+    header_bytes += k.size() + std::min(v.size(), kMaxHeaderValue) + 4;  // "k: v\r\n"
   });
   // A replayed copy carries Nats-Msg-Id <orig>.r<seq>: the first id must survive.
   const std::string original_id(replayed && !kept_original_id.empty() ? kept_original_id : msg_id);
@@ -610,7 +623,7 @@ Status PullConsumer::dead_letter(natsMsg* msg, const AckMetadata* meta, int atte
     if (!hs) return;
     if (k == wire::kMsgId) return;
     if (is_dead_letter_header(k)) return;  // set fresh below (a replayed copy failing again)
-    const std::string key(k), value = header_safe(v, 8192);
+    const std::string key(k), value = header_safe(v, kMaxHeaderValue);
     if (natsStatus s = natsMsgHeader_Add(copy.get(), key.c_str(), value.c_str()); s != NATS_OK) {
       hs = to_error(s, "copy header '" + key + "'");
     }
