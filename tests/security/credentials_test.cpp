@@ -63,6 +63,26 @@ catga::nats::NatsOptions with_creds(const std::string& url, const std::string& c
   return o;
 }
 
+// A nats-server in operator mode that trusts a fresh operator, and a
+// credentials file of that operator's user in a fresh directory (removed
+// however the test ends).
+//   TrustedServer ts;
+//   auto c = catga::nats::Connection::connect(with_creds(ts.server.url(), ts.creds));
+struct TrustedServer {
+  static catga::test::NatsServerOptions trusting(const OperatorTrust& trust) {
+    catga::test::NatsServerOptions so;
+    so.config = trust.server_config();
+    return so;
+  }
+
+  OperatorTrust trust = OperatorTrust::create();
+  catga::test::NatsServer server{trusting(trust)};
+  std::filesystem::path dir = fresh_dir();
+  std::string creds = write_file(dir / "service.creds", trust.user_creds());
+
+  ~TrustedServer() { std::filesystem::remove_all(dir); }
+};
+
 // spdlog's default logger (where catga::nats logs) into a string, restored
 // however the test ends.
 class LogCapture {
@@ -131,13 +151,8 @@ TEST_CASE("credentials file: every connect is authorized, although nats.c 3.4.1 
   // at a leading 0 byte: one CONNECT in 256 carries no signature and is
   // refused. Connection::connect tries again with a new nonce. Without that,
   // 1,200 connects all succeed only with probability (255/256)^1200 < 1 %.
-  const auto trust = OperatorTrust::create();
-  catga::test::NatsServerOptions so;
-  so.config = trust.server_config();
-  catga::test::NatsServer server(so);
-  const auto dir = fresh_dir();
-  const auto good = write_file(dir / "service.creds", trust.user_creds());
-  const auto options = with_creds(server.url(), good);
+  TrustedServer ts;
+  const auto options = with_creds(ts.server.url(), ts.creds);
   int refused = 0;
   std::string first_error;
   for (int i = 0; i < 1200; ++i) {
@@ -148,26 +163,20 @@ TEST_CASE("credentials file: every connect is authorized, although nats.c 3.4.1 
   }
   INFO(first_error);
   CHECK(refused == 0);
-  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("credentials file: a trusted user connects and carries events; an unknown one fails at connect; "
           "seeds and JWTs are never logged") {
   LogCapture log;
-  const auto trust = OperatorTrust::create();
-  catga::test::NatsServerOptions so;
-  so.config = trust.server_config();
-  catga::test::NatsServer server(so);
-  const auto dir = fresh_dir();
-  const auto good = write_file(dir / "service.creds", trust.user_creds());
+  TrustedServer ts;
 
   {
     catga::nats::JetStreamOptions js;
     js.events.storage = catga::nats::StorageType::memory;
     js.dead_letters.storage = catga::nats::StorageType::memory;
     js.startup_timeout = 20s;
-    auto t = catga::nats::JetStreamTransport::create(with_creds(server.url(), good), js);
-    REQUIRE_MESSAGE(t, (t ? "" : t.error().message + "\nserver log:\n" + server.log()));
+    auto t = catga::nats::JetStreamTransport::create(with_creds(ts.server.url(), ts.creds), js);
+    REQUIRE_MESSAGE(t, (t ? "" : t.error().message + "\nserver log:\n" + ts.server.log()));
     catga::Mediator m;
     m.attach(**t);
     std::atomic<int> got{0};
@@ -182,8 +191,8 @@ TEST_CASE("credentials file: a trusted user connects and carries events; an unkn
 
   // A well-formed user of an operator and account this server never heard of.
   const auto stranger = OperatorTrust::create();
-  const auto bad = write_file(dir / "stranger.creds", stranger.user_creds());
-  auto c = catga::nats::Connection::connect(with_creds(server.url(), bad));
+  const auto bad = write_file(ts.dir / "stranger.creds", stranger.user_creds());
+  auto c = catga::nats::Connection::connect(with_creds(ts.server.url(), bad));
   REQUIRE_FALSE(c);
   INFO(c.error().message);
   CHECK(c.error().retryable == false);
@@ -191,7 +200,7 @@ TEST_CASE("credentials file: a trusted user connects and carries events; an unkn
 
   const std::string text = log.text();
   CHECK(contains_nocase(text, "authorization violation"));  // the failure itself is logged
-  for (const auto& secret : {trust.user.seed(), stranger.user.seed(), trust.user_jwt, stranger.user_jwt}) {
+  for (const auto& secret : {ts.trust.user.seed(), stranger.user.seed(), ts.trust.user_jwt, stranger.user_jwt}) {
     CHECK(text.find(secret) == std::string::npos);
     CHECK(c.error().message.find(secret) == std::string::npos);
   }
@@ -199,20 +208,19 @@ TEST_CASE("credentials file: a trusted user connects and carries events; an unkn
 #ifdef CATGA_CLI
   // The operator CLI with --creds: the trusted file lists the stream the
   // transport made; the stranger's is refused; neither secret is printed.
-  auto listed = catga::test::run_cli(CATGA_CLI, {"--server", server.url(), "--creds", good, "streams"});
+  auto listed = catga::test::run_cli(CATGA_CLI, {"--server", ts.server.url(), "--creds", ts.creds, "streams"});
   INFO(listed.err);
   CHECK(listed.exit_code == 0);
   CHECK(listed.out.find("CATGA_EVENTS") != std::string::npos);
-  auto refused = catga::test::run_cli(CATGA_CLI, {"--server", server.url(), "--creds", bad, "-v", "streams"});
+  auto refused = catga::test::run_cli(CATGA_CLI, {"--server", ts.server.url(), "--creds", bad, "-v", "streams"});
   INFO(refused.err);
   CHECK(refused.exit_code == 1);
   CHECK(contains_nocase(refused.err, "authorization"));
-  for (const auto& secret : {trust.user.seed(), stranger.user.seed(), trust.user_jwt, stranger.user_jwt}) {
+  for (const auto& secret : {ts.trust.user.seed(), stranger.user.seed(), ts.trust.user_jwt, stranger.user_jwt}) {
     CHECK(listed.out.find(secret) == std::string::npos);
     CHECK(listed.err.find(secret) == std::string::npos);
     CHECK(refused.out.find(secret) == std::string::npos);
     CHECK(refused.err.find(secret) == std::string::npos);
   }
 #endif
-  std::filesystem::remove_all(dir);
 }
