@@ -63,6 +63,7 @@ void SagaOrchestrator::stop() {
     stopping_ = true;
   }
   work_cv_.notify_all();
+  stop_cv_.notify_all();
   final_cv_.notify_all();
   for (auto& t : workers_) {
     if (t.joinable()) t.join();
@@ -179,7 +180,7 @@ void SagaOrchestrator::worker_loop() {
 void SagaOrchestrator::recovery_loop() {
   std::unique_lock lock(mutex_);
   while (!stopping_) {
-    work_cv_.wait_for(lock, options_.recovery_interval, [&] { return stopping_; });
+    stop_cv_.wait_for(lock, options_.recovery_interval, [&] { return stopping_; });
     if (stopping_) return;
     lock.unlock();
     if (auto r = recover(); !r) spdlog::warn("saga recovery: {}", r.error().message);
@@ -344,7 +345,7 @@ void SagaOrchestrator::pause(std::chrono::milliseconds d) {
     return;
   }
   std::unique_lock lock(mutex_);
-  work_cv_.wait_for(lock, d, [&] { return stopping_; });
+  stop_cv_.wait_for(lock, d, [&] { return stopping_; });
 }
 
 void SagaOrchestrator::publish_lifecycle(const SagaRecord& r, const SagaType& type) {

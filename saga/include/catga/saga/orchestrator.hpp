@@ -104,7 +104,12 @@ class SagaOrchestrator {
   std::map<std::string, SagaType, std::less<>> types_;
 
   mutable std::mutex mutex_;
+  // Only idle workers wait on work_cv_, all for the same predicate, so the
+  // notify_one of schedule() always reaches a thread that takes the saga.
+  // pause() and the recovery loop wait on stop_cv_: sharing one variable let
+  // them swallow a schedule's wake-up while every worker slept (issue 19).
   std::condition_variable work_cv_;
+  std::condition_variable stop_cv_;
   mutable std::condition_variable final_cv_;
   std::deque<std::string> queue_;
   std::set<std::string, std::less<>> scheduled_;  // queued or being driven
