@@ -52,7 +52,7 @@ PullConsumer::PullConsumer(std::shared_ptr<TransportState> state, Config config,
   // the second request could only ask for what the first left free — 93
   // messages on average in the bench, not 128 — and the server pays per
   // request.)
-  limit_ = 3 * static_cast<std::size_t>(config_.options.batch) + config_.workers;
+  max_limit_ = 3 * static_cast<std::size_t>(config_.options.batch) + config_.workers;
   inline_ = config_.workers == 1;
   ack_prefix_ = AckPrefix::of(state_->events_stream, config_.consumer);
 }
@@ -169,8 +169,37 @@ void PullConsumer::signal_in_progress(Clock::time_point now) {
         slot.last_signal = now;
       }
     }
+    // Held and not started: their ack wait runs as well.
+    auto keep = [&](Held& h) {
+      if (now - h.last_signal >= in_progress_interval_) {
+        due.emplace_back(reply_of(h.msg.get()));
+        h.last_signal = now;
+      }
+    };
+    for (auto& h : queue_) keep(h);
+    for (std::size_t i = inline_next_; i < inline_held_.size(); ++i) keep(inline_held_[i]);
   }
   for (const auto& r : due) reply(r, "+WPI");
+}
+
+std::size_t PullConsumer::limit() const noexcept {
+  const std::int64_t per_message = handler_ns_.load(std::memory_order_relaxed);
+  if (per_message <= 0) return max_limit_;
+  const auto ahead = std::chrono::nanoseconds(config_.options.fetch_ahead).count();
+  const auto n = static_cast<std::size_t>(ahead / per_message) * config_.workers + config_.workers;
+  return std::clamp(n, config_.workers + 1, max_limit_);
+}
+
+void PullConsumer::run_timed(MsgHandle msg, std::size_t index, bool abandon) noexcept {
+  const auto started = Clock::now();
+  run_guarded(std::move(msg), index, abandon);
+  if (abandon) return;
+  // A moving average over about eight messages; workers racing here lose an
+  // update at worst.
+  const std::int64_t took = std::max<std::int64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - started).count(), 1);
+  const std::int64_t old = handler_ns_.load(std::memory_order_relaxed);
+  handler_ns_.store(old == 0 ? took : old + (took - old) / 8, std::memory_order_relaxed);
 }
 
 void PullConsumer::fetch_loop() noexcept {
@@ -232,7 +261,7 @@ void PullConsumer::fetch_loop() noexcept {
         // a request open, its messages (or its status) wake us instead.
         if (!asked && open_count_ == 0) {
           std::unique_lock lock(mu_);
-          fetch_wake_at_ = limit_ - wanted_room(idle);
+          fetch_wake_at_ = limit() - wanted_room(idle);
           room_cv_.wait_until(lock, std::min(next_tick, now + std::chrono::milliseconds(200)), [&] {
             return stop_fetching_ || queue_.size() + running_ <= fetch_wake_at_;
           });
@@ -319,7 +348,8 @@ void PullConsumer::back_off(Clock::time_point now) noexcept {
 
 bool PullConsumer::request_more(std::size_t held, bool idle, Clock::time_point now) {
   const std::size_t busy = held + owed();
-  const std::size_t room = busy < limit_ ? limit_ - busy : 0;
+  const std::size_t cap = limit();
+  const std::size_t room = busy < cap ? cap - busy : 0;
   if (room < wanted_room(idle)) return false;
   const int n = static_cast<int>(std::min<std::size_t>(room, static_cast<std::size_t>(config_.options.batch)));
   if (send_pull(n)) {
@@ -331,21 +361,41 @@ bool PullConsumer::request_more(std::size_t held, bool idle, Clock::time_point n
 }
 
 void PullConsumer::handle_here(std::vector<MsgHandle>& arrived, bool draining) {
+  {
+    // Shared with the keeper thread, which keeps the waiting ones alive.
+    std::lock_guard lock(mu_);
+    const auto now = Clock::now();
+    inline_held_.clear();
+    inline_next_ = 0;
+    for (auto& m : arrived) inline_held_.push_back({std::move(m), now});
+  }
+  arrived.clear();
   auto& slot = slots_[0];
+  // What the open requests deliver meanwhile waits in nats.c, where nobody
+  // keeps it alive: it is taken in every half in_progress_interval.
+  auto next_take = Clock::now() + in_progress_interval_ / 2;
   // One lock per message: it ends the previous message's slot and starts
   // this one's. (Until then the keeper may still see the previous, already
   // acked message as running: a late "+WPI" for it is ignored by the server.)
   bool slot_held = false;
-  for (std::size_t i = 0; i < arrived.size(); ++i) {
+  for (std::size_t i = 0;; ++i) {
     const auto now = Clock::now();
+    if (now >= next_take) {
+      take_received();
+      next_take = now + in_progress_interval_ / 2;
+    }
+    // Only this thread changes inline_held_, so it reads the size unlocked.
+    if (i >= inline_held_.size()) break;
     // The next batch is requested while this one is handled.
     if (may_request(draining, now)) {
-      (void)request_more(arrived.size() - i, false, now);
+      (void)request_more(inline_held_.size() - i, false, now);
     }
-    MsgHandle msg = std::move(arrived[i]);
+    MsgHandle msg;
     bool abandon = false;
     {
       std::lock_guard lock(mu_);
+      msg = std::move(inline_held_[i].msg);
+      inline_next_ = i + 1;
       abandon = stop_fetching_ && now >= stop_deadline_;
       if (abandon) {
         if (slot_held) {
@@ -363,14 +413,30 @@ void PullConsumer::handle_here(std::vector<MsgHandle>& arrived, bool draining) {
         slot.last_signal = now;
       }
     }
-    run_guarded(std::move(msg), 0, abandon);
+    run_timed(std::move(msg), 0, abandon);
   }
+  std::lock_guard lock(mu_);
   if (slot_held) {
-    std::lock_guard lock(mu_);
     --running_;
     slot.active = false;
   }
-  arrived.clear();
+  inline_held_.clear();
+  inline_next_ = 0;
+}
+
+void PullConsumer::take_received() {
+  int queued = 0, bytes = 0;
+  if (natsSubscription_GetPending(inbox_sub_.get(), &queued, &bytes) != NATS_OK || queued <= 0) return;
+  std::vector<MsgHandle> more;
+  for (int i = 0; i < queued; ++i) {
+    MsgHandle m;
+    if (natsSubscription_NextMsg(m.out(), inbox_sub_.get(), 1) != NATS_OK) break;
+    if (accept(m)) more.push_back(std::move(m));
+  }
+  if (more.empty()) return;
+  std::lock_guard lock(mu_);
+  const auto now = Clock::now();
+  for (auto& m : more) inline_held_.push_back({std::move(m), now});
 }
 
 void PullConsumer::keeper_loop() noexcept {
@@ -455,7 +521,8 @@ void PullConsumer::enqueue(std::vector<MsgHandle>& arrived) {
   std::size_t idle = 0;
   {
     std::lock_guard lock(mu_);
-    for (auto& m : arrived) queue_.push_back(std::move(m));
+    const auto now = Clock::now();
+    for (auto& m : arrived) queue_.push_back({std::move(m), now});
     idle = idle_workers_;
   }
   // Busy workers find the queue when they finish; only sleeping ones need a wake-up.
@@ -481,7 +548,7 @@ void PullConsumer::worker_loop(std::size_t index) noexcept {
         --idle_workers_;
       }
       if (queue_.empty()) return;
-      msg = std::move(queue_.front());
+      msg = std::move(queue_.front().msg);
       queue_.pop_front();
       ++running_;
       abandon = abandon_;
@@ -492,7 +559,7 @@ void PullConsumer::worker_loop(std::size_t index) noexcept {
         slot.last_signal = Clock::now();
       }
     }
-    run_guarded(std::move(msg), index, abandon);
+    run_timed(std::move(msg), index, abandon);
     bool wake = false;
     {
       std::lock_guard lock(mu_);

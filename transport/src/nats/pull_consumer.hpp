@@ -42,6 +42,15 @@ namespace catga::nats::detail {
 // "+TERM" after a dead-letter copy was stored (non-retryable failure or
 // max_deliver reached); if the copy cannot be stored the message is nak'ed.
 //
+// Every message held is kept alive, not only the running ones: queued and
+// not yet started messages get "+WPI" too, so a slow handler never lets the
+// ack wait of the messages behind it run out (that would hand them to
+// another member while this one still runs them, and count a delivery
+// against max_deliver that never failed). How much is held also follows the
+// handlers' measured duration: about `fetch_ahead` of work per worker (never
+// more than 3 x batch + workers), so a group with slow handlers keeps its
+// backlog spread over its members instead of parked at one.
+//
 // Threads: one fetch thread and `workers` handler threads. With one worker
 // (the default) the fetch thread runs the handler itself — one thread hop
 // less per message — and a keeper thread sends "+WPI" for long handlers.
@@ -82,6 +91,12 @@ class PullConsumer : public std::enable_shared_from_this<PullConsumer> {
     std::chrono::steady_clock::time_point last_signal;
     bool active = false;
   };
+  // A message received and not started yet; `last_signal` is when it
+  // arrived or last got "+WPI".
+  struct Held {
+    MsgHandle msg;
+    std::chrono::steady_clock::time_point last_signal;
+  };
 
   void stop_now(std::chrono::milliseconds timeout) noexcept;
   bool on_worker_thread() const noexcept;
@@ -93,6 +108,15 @@ class PullConsumer : public std::enable_shared_from_this<PullConsumer> {
   // Fetch thread, one worker: handles `arrived` in order, requesting the
   // next batch meanwhile.
   void handle_here(std::vector<MsgHandle>& arrived, bool draining);
+  // Fetch thread, one worker: moves what nats.c already received for the
+  // inbox into inline_held_, so it is kept alive while earlier messages run.
+  void take_received();
+  // Runs `msg` (see run_guarded) and folds its duration into handler_ns_.
+  void run_timed(MsgHandle msg, std::size_t index, bool abandon) noexcept;
+  // Most messages to hold at once (queued, running, owed): fetch_ahead of
+  // work per worker at the measured handler time, within [workers + 1,
+  // 3 x batch + workers].
+  std::size_t limit() const noexcept;
   void keeper_loop() noexcept;
   // Fetch thread: sends the next pull request when `held` messages (queued,
   // running or about to run) leave room for one; false when they do not.
@@ -145,7 +169,11 @@ class PullConsumer : public std::enable_shared_from_this<PullConsumer> {
   mutable std::mutex mu_;
   std::condition_variable work_cv_;   // workers: queue or stop
   std::condition_variable room_cv_;   // fetcher: room freed or stop
-  std::deque<MsgHandle> queue_;
+  std::deque<Held> queue_;
+  // One worker: the burst being handled on the fetch thread; entries from
+  // inline_next_ on are not started yet.
+  std::vector<Held> inline_held_;
+  std::size_t inline_next_ = 0;
   std::size_t running_ = 0;
   std::size_t idle_workers_ = 0;  // waiting on work_cv_
   std::size_t room_waiters_ = 0;  // stop() waiting on room_cv_ for the queue to empty
@@ -160,7 +188,9 @@ class PullConsumer : public std::enable_shared_from_this<PullConsumer> {
   bool abandon_ = false;   // past the stop timeout: nak instead of handling
   bool workers_exit_ = false;
 
-  std::size_t limit_ = 0;  // most messages held at once (3 x batch + workers)
+  std::size_t max_limit_ = 0;  // most messages held at once (3 x batch + workers)
+  // Handler duration, moving average (ns); 0 until one finished.
+  std::atomic<std::int64_t> handler_ns_{0};
   bool inline_ = false;    // one worker: handlers run on the fetch thread
   AckPrefix ack_prefix_;   // "$JS.ACK.<stream>.<consumer>.": our deliveries' reply subjects
 
