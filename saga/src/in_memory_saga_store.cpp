@@ -6,6 +6,7 @@ Result<std::uint64_t> InMemorySagaStore::create(const SagaRecord& record) {
   std::lock_guard lock(mutex_);
   auto [it, inserted] = sagas_.try_emplace(record.id, StoredSaga{record, 1});
   if (!inserted) return make_error(errc::conflict, "saga '" + record.id + "' exists already", false);
+  if (!is_final(record.status)) active_.insert(record.id);
   return it->second.revision;
 }
 
@@ -26,21 +27,31 @@ Result<std::uint64_t> InMemorySagaStore::update(const SagaRecord& record, std::u
                                           std::to_string(expected_revision), true);
   }
   it->second.record = record;
+  if (is_final(record.status)) {
+    active_.erase(record.id);
+  } else {
+    active_.insert(record.id);
+  }
   return ++it->second.revision;
+}
+
+Result<std::vector<StoredSaga>> InMemorySagaStore::load_active() {
+  std::lock_guard lock(mutex_);
+  std::vector<StoredSaga> out;
+  out.reserve(active_.size());
+  for (const auto& id : active_) out.push_back(sagas_.find(id)->second);
+  return out;
 }
 
 Result<std::vector<std::string>> InMemorySagaStore::list_active() {
   std::lock_guard lock(mutex_);
-  std::vector<std::string> ids;
-  for (const auto& [id, s] : sagas_) {
-    if (!is_final(s.record.status)) ids.push_back(id);
-  }
-  return ids;
+  return std::vector<std::string>(active_.begin(), active_.end());
 }
 
 Result<std::vector<std::string>> InMemorySagaStore::list_all() {
   std::lock_guard lock(mutex_);
   std::vector<std::string> ids;
+  ids.reserve(sagas_.size());
   for (const auto& [id, s] : sagas_) ids.push_back(id);
   return ids;
 }

@@ -128,17 +128,16 @@ Result<SagaRecord> SagaOrchestrator::wait(std::string_view id, std::chrono::mill
 }
 
 Result<std::size_t> SagaOrchestrator::recover() {
-  auto ids = store_->list_active();
-  if (!ids) return std::move(ids).error();
+  // Through the store's index of active sagas: finished ones are never read.
+  auto active = store_->load_active();
+  if (!active) return std::move(active).error();
   std::size_t n = 0;
   const auto now = unix_ms_now();
-  for (const auto& id : *ids) {
-    auto loaded = store_->load(id);
-    if (!loaded) continue;
-    const auto& r = loaded->record;
+  for (const auto& s : *active) {
+    const auto& r = s.record;
     if (is_final(r.status) || types_.find(r.type) == types_.end()) continue;
     if (r.owner == options_.instance_id || r.owner.empty() || r.lease_until_ms <= now) {
-      schedule(id);
+      schedule(r.id);
       ++n;
     }
   }

@@ -24,6 +24,7 @@
 
 #include "nats_server.hpp"
 #include "wait_for.hpp"
+#include "watched_key_value.hpp"
 
 namespace saga_nats_test {
 
@@ -292,7 +293,7 @@ class WatchedStore final : public catga::SagaStore {
     if (!rev && rev.error().code == catga::errc::conflict) ++conflicts;
     return rev;
   }
-  catga::Result<std::vector<std::string>> list_active() override { return inner_->list_active(); }
+  catga::Result<std::vector<catga::StoredSaga>> load_active() override { return inner_->load_active(); }
   catga::Result<std::vector<std::string>> list_all() override { return inner_->list_all(); }
 
   std::function<bool(const catga::SagaRecord&)> die_before;  // set before use
@@ -479,4 +480,48 @@ TEST_CASE("over NATS: two orchestrators never both advance one saga (revision ch
   auto now = office.store->load("trip-race").value();
   CHECK(office.store->update(now.record, now.revision - 1).error().code == catga::errc::conflict);
   CHECK(office.store->update(now.record, now.revision).value() > now.revision);
+}
+
+TEST_CASE("over NATS: finished sagas leave the active index; recovery and counts read active sagas only") {
+  catga::test::NatsServer server;
+  Agency agency(server);
+  Office office(server);
+  auto saga = trip_saga();
+  auto kv = std::make_shared<saga_test_support::WatchedKeyValue>(office.bucket);
+  auto store = std::make_shared<catga::KvSagaStore>(kv);
+  catga::SagaOrchestrator orch(office.mediator, store, options("pod-1"));
+  orch.add(saga);
+
+  constexpr int kFinished = 20;
+  for (int i = 0; i < kFinished; ++i) {
+    const std::string id = "trip-" + std::to_string(i);
+    REQUIRE(orch.start(saga, id, Trip{id, "", "", ""}));
+  }
+  for (int i = 0; i < kFinished; ++i) {
+    REQUIRE(orch.wait("trip-" + std::to_string(i), kWait)->status == catga::SagaStatus::completed);
+  }
+  // One saga that another, live instance drives.
+  catga::SagaRecord live;
+  live.id = "trip-live";
+  live.type = "trip";
+  live.data = Trip{"trip-live", "", "", ""};
+  live.owner = "pod-2";
+  live.created_ms = live.updated_ms = catga::unix_ms_now();
+  live.lease_until_ms = live.created_ms + 3'600'000;
+  REQUIRE(store->create(live));
+
+  kv->record_reads = 0;
+  CHECK(*store->list_active() == V{"trip-live"});
+  CHECK(orch.recover().value() == 0);
+  const auto counts = store->count_active().value();
+  CHECK(counts.running == 1);
+  CHECK(counts.compensating == 0);
+  CHECK(kv->record_reads.load() == 3);  // trip-live, once per call; no finished saga read
+
+  // In the bucket: the records, the index's meta key and shards, no key per
+  // finished saga (nor a delete marker of one).
+  CHECK(store->list_all()->size() == kFinished + 1);
+  const auto index_keys = office.bucket->keys("active.").value();
+  CHECK(std::count(index_keys.begin(), index_keys.end(), "active.meta") == 1);
+  CHECK(index_keys.size() <= 1 + 32);
 }

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "watched_key_value.hpp"
+
 namespace saga_test {
 
 struct TripData {
@@ -298,7 +300,7 @@ class CrashingStore final : public catga::SagaStore {
     if (crash_before && crash_before(r)) return catga::make_error(catga::errc::unavailable, "process died");
     return inner_->update(r, rev);
   }
-  catga::Result<std::vector<std::string>> list_active() override { return inner_->list_active(); }
+  catga::Result<std::vector<catga::StoredSaga>> load_active() override { return inner_->load_active(); }
   catga::Result<std::vector<std::string>> list_all() override { return inner_->list_all(); }
 
  private:
@@ -391,11 +393,175 @@ TEST_CASE("KvSagaStore over a KeyValue bucket: same behaviour, revisions from th
   REQUIRE(orch.start(f.saga, "kv-1", TripData{"kv-1", "", "", ""}));
   auto r = orch.wait("kv-1", kWait);
   CHECK(r->status == catga::SagaStatus::compensated);
-  CHECK(kv->keys()->size() == 1);
+  CHECK(*store->list_all() == V{"kv-1"});  // index keys ("active.*") are not sagas
+  CHECK(kv->keys("active.")->size() >= 2);  // the meta key and the shard kv-1 was indexed in
   auto stale = store->load("kv-1");
   REQUIRE(stale);
   CHECK(stale->revision == kv->get("kv-1")->value().revision);
   CHECK(store->update(stale->record, stale->revision - 1).error().code == catga::errc::conflict);
   CHECK(store->list_active()->empty());
   CHECK_FALSE(orch.start(f.saga, "bad id with spaces", TripData{}));
+}
+
+// A running saga driven by another, live instance: active, but not ours to recover.
+catga::SagaRecord foreign_running(std::string id) {
+  catga::SagaRecord r;
+  r.id = std::move(id);
+  r.type = "trip";
+  r.data = TripData{r.id, "", "", ""};
+  r.owner = "elsewhere";
+  r.created_ms = r.updated_ms = catga::unix_ms_now();
+  r.lease_until_ms = r.created_ms + 3'600'000;
+  return r;
+}
+
+// Finishes `n` sagas "done-<i>" and adds two running sagas of a live
+// instance ("live-1", "live-2").
+void finish_many(Fixture& f, catga::SagaOrchestrator& orch, catga::SagaStore& store, int n) {
+  for (int i = 0; i < n; ++i) {
+    const std::string id = "done-" + std::to_string(i);
+    REQUIRE(orch.start(f.saga, id, TripData{id, "", "", ""}));
+  }
+  for (int i = 0; i < n; ++i) {
+    REQUIRE(orch.wait("done-" + std::to_string(i), kWait)->status == catga::SagaStatus::completed);
+  }
+  REQUIRE(store.create(foreign_running("live-1")));
+  REQUIRE(store.create(foreign_running("live-2")));
+}
+
+using saga_test_support::WatchedKeyValue;
+
+// Whether saga `id` is in one of the KvSagaStore index keys of `bucket`.
+bool in_index(catga::KeyValue& bucket, const std::string& id) {
+  const auto keys = bucket.keys("active.").value();
+  for (const auto& key : keys) {
+    if (key == "active.meta") continue;
+    auto ids = nlohmann::json::parse(bucket.get(key)->value().value);
+    if (ids.contains(id)) return true;
+  }
+  return false;
+}
+
+TEST_CASE("a recovery pass reads active sagas only: 1,000 finished sagas in a KvSagaStore are not visited") {
+  Fixture f;
+  auto kv = std::make_shared<WatchedKeyValue>(std::make_shared<catga::InMemoryKeyValue>());
+  auto store = std::make_shared<catga::KvSagaStore>(kv);
+  catga::SagaOrchestrator orch(f.mediator, store, f.options());
+  orch.add(f.saga);
+  constexpr int kFinished = 1000;
+  finish_many(f, orch, *store, kFinished);
+
+  kv->record_reads = 0;
+  auto active = store->list_active();
+  REQUIRE(active);
+  CHECK(*active == V{"live-1", "live-2"});  // none of the finished ones
+  CHECK(kv->record_reads.exchange(0) <= 2);  // one read per active saga, none per finished one
+
+  auto scheduled = orch.recover();
+  REQUIRE(scheduled);
+  CHECK(*scheduled == 0);  // both belong to a live instance
+  CHECK(kv->record_reads.exchange(0) <= 2);
+
+  // What a metrics scrape calls.
+  auto counts = store->count_active();
+  REQUIRE(counts);
+  CHECK(counts->running == 2);
+  CHECK(counts->compensating == 0);
+  CHECK(kv->record_reads.exchange(0) <= 2);
+
+  CHECK(store->list_all()->size() == kFinished + 2);  // finished sagas are kept, just not visited
+}
+
+TEST_CASE("InMemorySagaStore: finished sagas leave the active index, revisions and conflicts unchanged") {
+  Fixture f;
+  catga::SagaOrchestrator orch(f.mediator, f.store, f.options());
+  orch.add(f.saga);
+  finish_many(f, orch, *f.store, 100);
+  CHECK(*f.store->list_active() == V{"live-1", "live-2"});
+  auto loaded = f.store->load_active();
+  REQUIRE(loaded);
+  REQUIRE(loaded->size() == 2);
+  CHECK(loaded->front().record.owner == "elsewhere");
+  CHECK(f.store->count_active()->running == 2);
+
+  // A refused write leaves the index as it was; a compensating saga is active.
+  auto live = f.store->load("live-1").value();
+  live.record.status = catga::SagaStatus::completed;
+  CHECK(f.store->update(live.record, live.revision + 1).error().code == catga::errc::conflict);
+  CHECK(f.store->list_active()->size() == 2);
+  live.record.status = catga::SagaStatus::compensating;
+  REQUIRE(f.store->update(live.record, live.revision));
+  auto counts = f.store->count_active().value();
+  CHECK(counts.running == 1);
+  CHECK(counts.compensating == 1);
+  live = f.store->load("live-1").value();
+  live.record.status = catga::SagaStatus::compensated;
+  REQUIRE(f.store->update(live.record, live.revision));
+  CHECK(*f.store->list_active() == V{"live-2"});
+  CHECK(f.store->list_all()->size() == 102);
+}
+
+TEST_CASE("KvSagaStore index: old buckets are indexed once, entries left by failed writes are dropped") {
+  Fixture f;
+  auto bucket = std::make_shared<catga::InMemoryKeyValue>();
+  auto kv = std::make_shared<WatchedKeyValue>(bucket);
+
+  SUBCASE("a bucket written before the index existed: its active sagas are found, once") {
+    auto done = foreign_running("old-done");
+    done.status = catga::SagaStatus::completed;
+    REQUIRE(bucket->create("old-run", nlohmann::json(foreign_running("old-run")).dump()));
+    REQUIRE(bucket->create("old-done", nlohmann::json(done).dump()));
+    REQUIRE(bucket->create("old-junk", "not a saga"));  // skipped, not a reason to stop
+    catga::KvSagaStore store(kv);
+    CHECK(*store.list_active() == V{"old-run"});
+    CHECK(bucket->get("active.meta")->has_value());
+    // Another store (another process) on the same bucket does not scan again.
+    catga::KvSagaStore other(kv);
+    kv->record_reads = 0;
+    CHECK(*other.list_active() == V{"old-run"});
+    CHECK(kv->record_reads.load() == 1);
+  }
+
+  SUBCASE("the final state was stored but the index could not be updated: the next pass drops the entry") {
+    catga::KvSagaStore store(kv);
+    REQUIRE(store.create(foreign_running("t")));
+    CHECK(in_index(*bucket, "t"));
+    kv->refuse_index_writes = true;
+    auto t = store.load("t").value();
+    t.record.status = catga::SagaStatus::completed;
+    REQUIRE(store.update(t.record, t.revision));  // the record decides; the index lags behind
+    kv->refuse_index_writes = false;
+    CHECK(in_index(*bucket, "t"));
+    kv->record_reads = 0;
+    CHECK(store.list_active()->empty());
+    CHECK(kv->record_reads.exchange(0) == 1);
+    CHECK_FALSE(in_index(*bucket, "t"));
+    CHECK(store.list_active()->empty());
+    CHECK(kv->record_reads.load() == 0);  // dropped for good
+  }
+
+  SUBCASE("a record that could not be created, or exists already and is final, is not left in the index") {
+    catga::KvSagaStore store(kv);
+    kv->refuse_record_writes = true;
+    CHECK(store.create(foreign_running("lost")).error().code == catga::errc::unavailable);
+    kv->refuse_record_writes = false;
+    CHECK_FALSE(in_index(*bucket, "lost"));
+
+    auto done = foreign_running("done");
+    done.status = catga::SagaStatus::compensated;
+    REQUIRE(store.create(done));
+    CHECK_FALSE(in_index(*bucket, "done"));  // final from the start: never indexed
+    CHECK(store.create(foreign_running("done")).error().code == catga::errc::conflict);
+    CHECK_FALSE(in_index(*bucket, "done"));  // a second start of a finished saga
+    REQUIRE(store.create(foreign_running("run")));
+    CHECK(store.create(foreign_running("run")).error().code == catga::errc::conflict);
+    CHECK(in_index(*bucket, "run"));  // ... of an active one keeps its entry
+    CHECK(*store.list_active() == V{"run"});
+    // An indexed record that cannot be read is skipped, the others still listed.
+    REQUIRE(store.create(foreign_running("garbled")));
+    REQUIRE(bucket->put("garbled", "{"));
+    CHECK(*store.list_active() == V{"run"});
+    CHECK(in_index(*bucket, "garbled"));
+    CHECK(store.create(foreign_running("a.b")).error().code == catga::errc::validation);  // '.' is the index's
+  }
 }

@@ -2,6 +2,7 @@
 // KvSagaStore: saga records in a KeyValue bucket (JetStream KV in production).
 
 #include <memory>
+#include <mutex>
 
 #include "catga/key_value.hpp"
 #include "catga/saga/store.hpp"
@@ -11,7 +12,23 @@ namespace catga {
 // One key per saga (the saga id), the record as JSON, the bucket's revision
 // as the saga revision: optimistic concurrency comes from the bucket.
 //
-//   auto bucket = catga::JetStreamKeyValue::open(connection, {.bucket = "order_sagas"}).value();
+// The index of active sagas lives in the same bucket, spread over 32 keys
+// "active.00".."active.31" (each a JSON object: saga id -> ms when indexed).
+// A saga joins its shard before its record is created and leaves it once its
+// final state is stored, so load_active() reads 32 index keys and the active
+// records, never a finished one; and finishing leaves no key behind (a key
+// per active saga would leave a delete marker per finished saga, which a
+// JetStream KV key listing still walks). "active.meta" says the bucket is
+// indexed: a bucket written before the index existed is indexed once, by a
+// full scan in the first call that finds it missing (erase "active.meta" to
+// index again, e.g. after older orchestrators stopped writing to the bucket).
+// Saga ids may not contain '.'.
+//
+// Finished records stay, for get(), wait() and idempotent start. To let them
+// expire, give the bucket a ttl far longer than any saga lives (it applies
+// to every key; an expired "active.meta" only costs one re-indexing scan).
+//
+//   auto bucket = catga::nats::KvBucket::open(connection, {.bucket = "order_sagas"}).value();
 //   catga::SagaOrchestrator orch(mediator, std::make_shared<catga::KvSagaStore>(bucket));
 class KvSagaStore final : public SagaStore {
  public:
@@ -20,11 +37,15 @@ class KvSagaStore final : public SagaStore {
   Result<std::uint64_t> create(const SagaRecord& record) override;
   Result<StoredSaga> load(std::string_view id) override;
   Result<std::uint64_t> update(const SagaRecord& record, std::uint64_t expected_revision) override;
-  Result<std::vector<std::string>> list_active() override;
+  Result<std::vector<StoredSaga>> load_active() override;
   Result<std::vector<std::string>> list_all() override;
 
  private:
+  Status ensure_indexed();
+
   std::shared_ptr<KeyValue> kv_;
+  std::mutex index_mutex_;
+  bool indexed_ = false;  // "active.meta" seen or written by this store
 };
 
 }  // namespace catga

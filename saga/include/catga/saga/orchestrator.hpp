@@ -75,7 +75,8 @@ class SagaOrchestrator {
   // Waits until saga `id` is final (or `timeout`; then returns its current state).
   Result<SagaRecord> wait(std::string_view id, std::chrono::milliseconds timeout) const;
   // Schedules every active saga this instance may drive (its own, or with an
-  // expired lease). Returns how many were scheduled.
+  // expired lease), found through the store's index of active sagas: the
+  // cost does not grow with finished sagas. Returns how many were scheduled.
   Result<std::size_t> recover();
   // Stops the workers after the steps in flight; sagas stay persisted.
   void stop();

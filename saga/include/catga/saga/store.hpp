@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,14 +21,25 @@ struct StoredSaga {
   std::uint64_t revision = 0;
 };
 
+// Active sagas by status: what a metrics scrape wants to know.
+struct ActiveSagaCounts {
+  std::size_t running = 0;
+  std::size_t compensating = 0;
+};
+
 // Persistence for sagas. Every write names the revision it expects, so two
 // orchestrators can never both advance one saga: the loser gets an Error with
 // code `conflict` and stops driving it. Implementations: InMemorySagaStore
 // (tests, single process) and KvSagaStore (JetStream KV, catga::nats).
 //
+// Stores keep an index of active (not final) sagas, which a saga leaves when
+// its final state is stored: recovery passes and metrics read active sagas
+// only, however many finished ones the store holds.
+//
 //   auto created = store.create(record);                 // revision 1
 //   auto loaded = store.load(record.id);                 // {record, 1}
 //   auto next = store.update(loaded->record, loaded->revision);
+//   auto counts = store.count_active();                  // {running, compensating}
 class SagaStore {
  public:
   virtual ~SagaStore() = default;
@@ -37,10 +49,17 @@ class SagaStore {
   virtual Result<StoredSaga> load(std::string_view id) = 0;
   // Replaces the record if it is still at `expected_revision`; returns the new revision.
   virtual Result<std::uint64_t> update(const SagaRecord& record, std::uint64_t expected_revision) = 0;
-  // Ids of sagas that are not final (running or compensating).
-  virtual Result<std::vector<std::string>> list_active() = 0;
-  // Ids of every saga (for operators and tests).
+  // The sagas that are not final (running or compensating), sorted by id,
+  // read through the index: never a read of a finished saga.
+  virtual Result<std::vector<StoredSaga>> load_active() = 0;
+  // Ids of every saga, finished ones included: a scan of the whole store,
+  // for operators and tests, not for anything periodic.
   virtual Result<std::vector<std::string>> list_all() = 0;
+
+  // Ids of load_active().
+  virtual Result<std::vector<std::string>> list_active();
+  // load_active() counted by status.
+  Result<ActiveSagaCounts> count_active();
 };
 
 // A SagaStore in process memory. Thread-safe.
@@ -52,12 +71,14 @@ class InMemorySagaStore final : public SagaStore {
   Result<std::uint64_t> create(const SagaRecord& record) override;
   Result<StoredSaga> load(std::string_view id) override;
   Result<std::uint64_t> update(const SagaRecord& record, std::uint64_t expected_revision) override;
+  Result<std::vector<StoredSaga>> load_active() override;
   Result<std::vector<std::string>> list_active() override;
   Result<std::vector<std::string>> list_all() override;
 
  private:
   std::mutex mutex_;
   std::map<std::string, StoredSaga, std::less<>> sagas_;
+  std::set<std::string, std::less<>> active_;  // ids of the sagas in sagas_ that are not final
 };
 
 }  // namespace catga

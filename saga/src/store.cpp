@@ -1,0 +1,25 @@
+#include "catga/saga/store.hpp"
+
+namespace catga {
+
+Result<std::vector<std::string>> SagaStore::list_active() {
+  auto active = load_active();
+  if (!active) return std::move(active).error();
+  std::vector<std::string> ids;
+  ids.reserve(active->size());
+  for (auto& s : *active) ids.push_back(std::move(s.record.id));
+  return ids;
+}
+
+Result<ActiveSagaCounts> SagaStore::count_active() {
+  auto active = load_active();
+  if (!active) return std::move(active).error();
+  ActiveSagaCounts counts;
+  for (const auto& s : *active) {
+    if (s.record.status == SagaStatus::running) ++counts.running;
+    if (s.record.status == SagaStatus::compensating) ++counts.compensating;
+  }
+  return counts;
+}
+
+}  // namespace catga
