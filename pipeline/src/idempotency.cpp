@@ -29,30 +29,48 @@ void write_hex_u64(char* out, std::uint64_t v) noexcept {
   }
 }
 
-// Builds "<handler_key>:<id>" on the stack when it fits (it almost always
-// does), so a lookup allocates nothing.
+// Mixed into the high half of a binary id to key the in-memory store's fast
+// path: the same id under two message types is two keys. (The slot is
+// unique per type within the process, and so is that store.)
+std::uint64_t type_tag(const MessageInfo& info) noexcept {
+  return (static_cast<std::uint64_t>(info.slot) + 1) * 0x9E3779B97F4A7C15ull;
+}
+
+// Builds "<Type>:<handler_key>:<id>" ("<Type>:<id>" for commands and
+// queries) on the stack when it fits (it almost always does), so a lookup
+// allocates nothing. The key names what handles the message, so an id
+// reused by another type or consumed by another group is another key.
 class KeyBuffer {
  public:
-  void assign(std::string_view prefix, std::string_view id) {
-    std::copy(id.begin(), id.end(), reserve(prefix, id.size()));
+  void assign(std::string_view type, std::string_view handler, std::string_view id) {
+    std::copy(id.begin(), id.end(), reserve(type, handler, id.size()));
   }
 
   // The same text as id.text(), written straight into the buffer: a binary
   // id is its 32 hex digits (hi then lo).
-  void assign(std::string_view prefix, const MessageId& id) {
-    if (!id.is_binary()) return assign(prefix, id.text().view());
-    char* out = reserve(prefix, 32);
-    write_hex_u64(out, id.hi());
-    write_hex_u64(out + 16, id.lo());
+  void assign(std::string_view type, std::string_view handler, const MessageId& id) {
+    if (!id.is_binary()) return assign(type, handler, id.text().view());
+    write_binary(reserve(type, handler, 32), id.hi(), id.lo());
   }
+
+  // The 32 hex digits alone: the in-memory store's key of a binary id
+  // whose high half carries the type_tag (see the fast path).
+  void assign_tagged(const MessageId& id, std::uint64_t tag) { write_binary(reserve({}, {}, 32), id.hi() ^ tag, id.lo()); }
 
   std::string_view view() const noexcept { return view_; }
 
  private:
-  // Makes room for prefix + ':' + n bytes, writes the prefix part and returns
-  // where the id goes.
-  char* reserve(std::string_view prefix, std::size_t n) {
-    const std::size_t total = prefix.empty() ? n : prefix.size() + 1 + n;
+  static void write_binary(char* out, std::uint64_t hi, std::uint64_t lo) noexcept {
+    write_hex_u64(out, hi);
+    write_hex_u64(out + 16, lo);
+  }
+
+  // Makes room for the "<type>:<handler>:" part + n bytes, writes that part
+  // and returns where the id goes.
+  char* reserve(std::string_view type, std::string_view handler, std::size_t n) {
+    std::size_t total = n;
+    if (!type.empty()) total += type.size() + 1;
+    if (!handler.empty()) total += handler.size() + 1;
     char* p;
     if (total <= inline_.size()) {
       p = inline_.data();
@@ -61,8 +79,9 @@ class KeyBuffer {
       p = heap_.data();
     }
     view_ = std::string_view(p, total);
-    if (!prefix.empty()) {
-      p = std::copy(prefix.begin(), prefix.end(), p);
+    for (const std::string_view part : {type, handler}) {
+      if (part.empty()) continue;
+      p = std::copy(part.begin(), part.end(), p);
       *p++ = ':';
     }
     return p;
@@ -72,6 +91,10 @@ class KeyBuffer {
   std::string heap_;
   std::string_view view_;
 };
+
+// Added to a deferral's retry_after, so the redelivery finds the owner's
+// lease run out (its clock and ours differ a little).
+constexpr std::chrono::milliseconds kTakeoverMargin{1000};
 
 // Releases the claim if the rest of the pipeline throws (a behavior, not a
 // handler: handler exceptions already come back as Errors).
@@ -115,7 +138,7 @@ Status IdempotencyBehavior::handle(Invocation& inv, Next next) {
   if (in_memory_ != nullptr && inv.handler_key.empty() && inv.context.message_id.is_binary() &&
       inv.context.message_id) {
     const MessageId& id = inv.context.message_id;
-    const auto claim = in_memory_->claim_id(id.hi(), id.lo(), options_.lease);
+    const auto claim = in_memory_->claim_id(id.hi() ^ type_tag(info), id.lo(), options_.lease);
     if (claim.state == IdempotencyClaim::State::claimed) {
       struct Release {
         InMemoryIdempotencyStore& store;
@@ -147,10 +170,14 @@ Status IdempotencyBehavior::handle(Invocation& inv, Next next) {
   if (options_.key) {
     custom = options_.key(inv);
     if (custom.empty()) return next();
-    key.assign(inv.handler_key, custom);
+    key.assign(info.name, inv.handler_key, custom);
   } else {
     if (!inv.context.message_id) return next();
-    key.assign(inv.handler_key, inv.context.message_id);
+    if (in_memory_ != nullptr && inv.handler_key.empty() && inv.context.message_id.is_binary()) {
+      key.assign_tagged(inv.context.message_id, type_tag(info));  // the fast path's entry
+    } else {
+      key.assign(info.name, inv.handler_key, inv.context.message_id);
+    }
   }
 
   auto claim = options_.store->claim(key.view(), options_.lease);
@@ -169,10 +196,17 @@ Status IdempotencyBehavior::handle(Invocation& inv, Next next) {
                               std::string(key.view()) + "') was still being handled",
                           true);
       }
-      return make_error(errc::conflict,
-                        "a duplicate of '" + std::string(info.name) + "' (key '" + std::string(key.view()) +
-                            "') is still being handled",
-                        true);
+      // Deferred, not failed: a transport redelivers it once the owner's
+      // lease has run out (then it is ours to take over, if the owner died)
+      // and does not count it against max_deliver.
+      Error deferred = make_error(errc::deferred,
+                                  "a duplicate of '" + std::string(info.name) + "' (key '" + std::string(key.view()) +
+                                      "') is still being handled",
+                                  true);
+      if (claim->lease_left.count() > 0) {
+        deferred.retry_after = std::chrono::ceil<std::chrono::milliseconds>(claim->lease_left) + kTakeoverMargin;
+      }
+      return deferred;
     }
   }
   if (claim->state == IdempotencyClaim::State::completed) {

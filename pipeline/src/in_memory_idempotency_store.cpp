@@ -410,7 +410,9 @@ struct alignas(64) InMemoryIdempotencyStore::Shard {
     Index i = kNil;
     const auto state = claim_index(key, hash, now, lease, i);
     if (state == IdempotencyClaim::State::completed) return IdempotencyClaim{state, entries[i].token, outcome(i)};
-    return IdempotencyClaim{state, entries[i].token, std::nullopt};
+    IdempotencyClaim c{state, entries[i].token, std::nullopt};
+    if (state == IdempotencyClaim::State::in_progress) c.lease_left = entries[i].expires - now;
+    return c;
   }
 
   // claim() without copying an outcome: the state, and in `i` the entry.

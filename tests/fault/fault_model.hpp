@@ -55,6 +55,7 @@ inline catga::nats::NatsOptions nats_at(std::vector<std::string> urls, std::stri
 struct Member {
   using Effect = std::function<void(const Credit&)>;
 
+  // The fault suite's settings: short ack wait and lease, many deliveries.
   Member(std::vector<std::string> urls, const std::string& name, Effect effect,
          catga::nats::JetStreamOptions js = durable_js(), std::size_t workers = 4,
          std::chrono::milliseconds lease = 4s) {
@@ -78,6 +79,24 @@ struct Member {
     opts.retry.max_deliver = 1000;  // an outage must not dead-letter anything
     opts.retry.backoff = {50ms, 200ms, 500ms};
     sub = mediator.subscribe<Credit>(opts, std::move(effect)).value();
+  }
+
+  // What a user gets without tuning anything: default connection, transport,
+  // idempotency (lease, wait) and subscription options; only the group and
+  // bucket are named.
+  struct LibraryDefaults {};
+  Member(LibraryDefaults, std::vector<std::string> urls, const std::string& name, Effect effect) {
+    catga::nats::NatsOptions o;
+    o.servers = std::move(urls);
+    o.name = name;
+    conn = catga::nats::Connection::connect(o).value();
+    catga::nats::KvIdempotencyOptions kv;
+    kv.bucket = "fault_idem";
+    store = catga::nats::KvIdempotencyStore::create(conn, kv).value();
+    transport = catga::nats::JetStreamTransport::create(conn, catga::nats::JetStreamOptions{}).value();
+    mediator.attach(*transport);
+    mediator.use(std::make_shared<catga::IdempotencyBehavior>(catga::nats::exactly_once_idempotency(store)));
+    sub = mediator.subscribe<Credit>(catga::SubscribeOptions{.group = "ledger"}, std::move(effect)).value();
   }
   ~Member() {
     sub.stop();

@@ -4,7 +4,10 @@
 //
 //   fault_worker --url nats://127.0.0.1:4222 --name w1 --effects w1.txt --ready w1.ready
 //                [--workers 4] [--handle-ms 0] [--stall-after N] [--stop-timeout-ms 5000]
+//                [--defaults 1]
 //
+// --defaults 1: the library's default options everywhere (fault::Member's
+//   LibraryDefaults); --workers and --stop-timeout-ms are then ignored.
 // --stall-after N: after N effects every handler blocks before applying (and
 //   the file <effects>.stalled appears): the process holds a batch of
 //   fetched, claimed, unacknowledged messages until the test kills it.
@@ -33,6 +36,7 @@ struct Args {
   int handle_ms = 0;
   long stall_after = -1;
   int stop_timeout_ms = 5000;
+  bool defaults = false;
 };
 
 Args parse(int argc, char** argv) {
@@ -47,6 +51,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--handle-ms") a.handle_ms = std::stoi(v);
     else if (k == "--stall-after") a.stall_after = std::stol(v);
     else if (k == "--stop-timeout-ms") a.stop_timeout_ms = std::stoi(v);
+    else if (k == "--defaults") a.defaults = v == "1";
     else throw std::runtime_error("unknown argument " + k);
   }
   if (a.url.empty() || a.effects.empty()) throw std::runtime_error("--url and --effects are required");
@@ -90,7 +95,9 @@ int main(int argc, char** argv) try {
 
   auto js = fault::durable_js();
   js.stop_timeout = std::chrono::milliseconds(args.stop_timeout_ms);
-  fault::Member member(split(args.url), args.name, effect, js, args.workers);
+  auto member = args.defaults ? std::make_unique<fault::Member>(fault::Member::LibraryDefaults{}, split(args.url),
+                                                                args.name, effect)
+                              : std::make_unique<fault::Member>(split(args.url), args.name, effect, js, args.workers);
   if (!args.ready.empty()) std::ofstream(args.ready) << "ready\n";
   std::cerr << args.name << ": consuming\n";
 
@@ -98,7 +105,7 @@ int main(int argc, char** argv) try {
   sigwait(&stop_signals, &sig);
   std::cerr << args.name << ": signal " << sig << ", stopping with " << applied.load() << " applied\n";
   const auto started = std::chrono::steady_clock::now();
-  auto stopped = member.transport->stop(std::chrono::milliseconds(args.stop_timeout_ms));
+  auto stopped = member->transport->stop(std::chrono::milliseconds(args.stop_timeout_ms));
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
   std::cerr << args.name << ": stopped in " << took.count() << " ms (" << (stopped ? "ok" : stopped.error().message)
             << "), " << applied.load() << " applied\n";

@@ -191,3 +191,93 @@ TEST_CASE("a redelivered exactly-once event is not applied again; an at-least-on
   CHECK(payments_applied.load() == 1);  // delivered twice, applied once
   CHECK(orders_applied.load() == 2);    // at-least-once: no idempotency, applied twice
 }
+
+namespace {
+struct Refund {
+  std::string order_id;
+};
+CATGA_EVENT(Refund, order_id)
+CATGA_QOS(Refund, catga::QoS::exactly_once)
+
+struct Release {
+  std::string order_id;
+};
+CATGA_COMMAND(Release, void, order_id)
+}  // namespace
+
+// Before: the key was the message id alone, in one bucket shared by every
+// service, so a command reusing an earlier command's id was answered
+// {"ok":true} without running (or failed: "stored result ... does not
+// decode"), and an event type consumed under another type's id was skipped.
+TEST_CASE("one KV bucket, one message id: another command type, another event type, another group each run") {
+  catga::test::NatsServer server;
+  auto conn = connect(server, "svc");
+  auto store = store_on(conn);
+  // The stream drops a reused Nats-Msg-Id within its duplicate window; past
+  // it (here 100 ms instead of 2 min) the id reaches the consumers again.
+  auto js = nt::js_options();
+  js.events.duplicate_window = 100ms;
+  auto transport = catga::nats::JetStreamTransport::create(conn, js).value();
+  catga::Mediator svc;
+  svc.attach(*transport);
+  auto idem = catga::IdempotencyOptions{.store = store};
+  svc.use(std::make_shared<catga::IdempotencyBehavior>(idem));
+  std::atomic<int> adds{0}, releases{0};
+  svc.handle<nt::Add>([&](const nt::Add& a) {
+    adds++;
+    return a.a + a.b;
+  });
+  svc.handle<Release>([&](const Release&) { releases++; });
+  auto serve_add = svc.serve<nt::Add>("svc");
+  auto serve_release = svc.serve<Release>("svc");
+  REQUIRE(serve_add);
+  REQUIRE(serve_release);
+
+  auto client_transport = nt::make_transport(server, js, "client");
+  catga::Mediator client;
+  client.attach(*client_transport);
+  client.route_remote<nt::Add>();
+  client.route_remote<Release>();
+  auto ctx = catga::Context::root();
+  ctx.message_id = catga::MessageId::parse("reused-id-1").value();
+  CHECK(client.send(Release{"o-1"}, ctx).ok());
+  auto sum = client.send(nt::Add{40, 2}, ctx);  // same id, another type: runs
+  REQUIRE(sum);
+  CHECK(*sum == 42);
+  CHECK(client.send(nt::Add{40, 2}, ctx).value() == 42);  // its own duplicate: replayed
+  CHECK(client.send(Release{"o-1"}, ctx).ok());
+  CHECK(adds.load() == 1);
+  CHECK(releases.load() == 1);
+
+  // Consumer groups on the same bucket: two exactly-once types under one id,
+  // and a second group, each apply once.
+  catga::Mediator consumers;
+  consumers.attach(*transport);
+  consumers.use(std::make_shared<catga::IdempotencyBehavior>(catga::nats::exactly_once_idempotency(store)));
+  std::atomic<int> payments{0}, refunds{0}, audits{0};
+  auto s1 = consumers.subscribe<nt::PaymentTaken>(nt::group("ledger"), [&](const nt::PaymentTaken&) { payments++; });
+  auto s2 = consumers.subscribe<Refund>(nt::group("ledger"), [&](const Refund&) { refunds++; });
+  auto s3 = consumers.subscribe<Refund>(nt::group("audit"), [&](const Refund&) { audits++; });
+  REQUIRE(s1);
+  REQUIRE(s2);
+  REQUIRE(s3);
+  auto ev = catga::Context::root();
+  ev.message_id = catga::MessageId::parse("reused-id-2").value();
+  REQUIRE(client.publish(nt::PaymentTaken{"o-1"}, ev));
+  std::this_thread::sleep_for(300ms);
+  REQUIRE(client.publish(Refund{"o-1"}, ev));
+  const bool drained = catga::test::wait_for([&] {
+    auto h = transport->health();
+    std::uint64_t handled = 0, lag = 0;
+    for (auto& c : h.consumers) {
+      handled += c.handled;
+      lag += c.lag();
+    }
+    return handled >= 3 && lag == 0;
+  }, 10s);
+  CAPTURE(transport->health().consumers.size());
+  CHECK(drained);
+  CHECK(payments.load() == 1);
+  CHECK(refunds.load() == 1);
+  CHECK(audits.load() == 1);
+}

@@ -92,11 +92,6 @@ TEST_CASE("IdempotencyBehavior: void commands run once per message id") {
   CHECK(f.mediator.send(pt::Ship{"o-1"}, ctx).ok());
   CHECK(f.mediator.send(pt::Ship{"o-1"}, ctx).ok());
   CHECK(f.calls == 1);
-  auto stored = f.store->claim(ctx.message_id.text().view(), 1min).value();
-  CHECK(stored.state == State::completed);
-  REQUIRE(stored.outcome);
-  CHECK(stored.outcome->ok());
-  CHECK(stored.outcome->value.is_null());
 }
 
 TEST_CASE("IdempotencyBehavior: failures are not stored, so a later retry runs") {
@@ -283,13 +278,19 @@ TEST_CASE("IdempotencyBehavior: a duplicate stops waiting at the context deadlin
   IdemFixture f({.wait_timeout = 20ms});
   f.mediator.handle<pt::Add>([&](const pt::Add&) { return f.calls.fetch_add(1) + 1; });
   auto ctx = catga::Context::root();
-  auto held = f.store->claim(ctx.message_id.text().view(), 1h).value();  // someone else is "running" it
+  ctx.message_id = catga::MessageId::parse("add-1").value();
+  const std::string key = std::string(catga::message_info<pt::Add>().name) + ":add-1";
+  auto held = f.store->claim(key, 1h).value();  // someone else is "running" it
   REQUIRE(held.state == State::claimed);
 
-  auto conflict = f.mediator.send(pt::Add{}, ctx);
-  REQUIRE_FALSE(conflict.ok());
-  CHECK(conflict.error().code == catga::errc::conflict);
-  CHECK(conflict.error().retryable);
+  // Deferred until the owner's lease runs out (then a crashed owner's claim
+  // is taken over): transports redeliver it then and never dead-letter it.
+  auto deferred = f.mediator.send(pt::Add{}, ctx);
+  REQUIRE_FALSE(deferred.ok());
+  CHECK(deferred.error().code == catga::errc::deferred);
+  CHECK(deferred.error().retryable);
+  CHECK(deferred.error().retry_after > 59min);
+  CHECK(deferred.error().retry_after <= 1h + 1s);
 
   ctx.deadline = f.clock->now() + 5ms;
   auto timeout = f.mediator.send(pt::Add{}, ctx);
@@ -310,9 +311,10 @@ TEST_CASE("IdempotencyBehavior: event handlers with distinct handler keys each r
   CHECK(f.mediator.publish(pt::OrderPlaced{"o-1"}, ctx).ok());
   CHECK(mailer == 1);
   CHECK(billing == 1);
+  const std::string prefix = std::string(catga::message_info<pt::OrderPlaced>().name) + ":";
   const std::string id = ctx.message_id.text().str();
-  CHECK(f.store->claim("mailer:" + id, 1min).value().state == State::completed);
-  CHECK(f.store->claim("billing:" + id, 1min).value().state == State::completed);
+  CHECK(f.store->claim(prefix + "mailer:" + id, 1min).value().state == State::completed);
+  CHECK(f.store->claim(prefix + "billing:" + id, 1min).value().state == State::completed);
 }
 
 TEST_CASE("IdempotencyBehavior: consumer groups (handler keys) passed to dispatch do not collide") {
@@ -481,18 +483,56 @@ TEST_CASE("IdempotencyBehavior: construction without a store throws") {
   CHECK_THROWS_AS(catga::IdempotencyBehavior(catga::IdempotencyOptions{}), catga::Exception);
 }
 
-TEST_CASE("IdempotencyBehavior: the key is the id text, binary or not") {
-  IdemFixture f;
-  f.mediator.handle<pt::Add>([&](const pt::Add&) { return f.calls.fetch_add(1) + 1; });
+TEST_CASE("IdempotencyBehavior: the key is '<Type>:<id text>', binary id or not") {
+  // Through a store that is not the in-memory one (whose fast path keys
+  // binary ids its own way): the keys every other store sees.
+  auto store = std::make_shared<FlakyCompleteStore>(0, catga::Error{});
+  catga::Mediator m;
+  m.use(std::make_shared<catga::IdempotencyBehavior>(catga::IdempotencyOptions{.store = store}));
+  int calls = 0;
+  m.handle<pt::Add>([&](const pt::Add&) { return ++calls; });
+  const std::string type(catga::message_info<pt::Add>().name);
   auto text_id = catga::Context::root();
   text_id.message_id = catga::MessageId::parse("order-17/attempt-a").value();
-  CHECK(f.mediator.send(pt::Add{}, text_id).value() == 1);
-  CHECK(f.store->claim("order-17/attempt-a", 1min).value().state == State::completed);
+  CHECK(m.send(pt::Add{}, text_id).value() == 1);
+  CHECK(store->claim(type + ":order-17/attempt-a", 1min).value().state == State::completed);
 
   auto hex_id = catga::Context::root();
   hex_id.message_id = catga::MessageId::parse("00000000000000ff0123456789abcdef").value();
   REQUIRE(hex_id.message_id.is_binary());
-  CHECK(f.mediator.send(pt::Add{}, hex_id).value() == 2);
-  CHECK(f.store->claim("00000000000000ff0123456789abcdef", 1min).value().state == State::completed);
-  CHECK(f.calls == 2);
+  CHECK(m.send(pt::Add{}, hex_id).value() == 2);
+  CHECK(store->claim(type + ":00000000000000ff0123456789abcdef", 1min).value().state == State::completed);
+  CHECK(calls == 2);
+}
+
+// Before: the key was the message id alone, so a command reusing another
+// command's id was answered with that command's stored outcome (or failed to
+// decode it) without running.
+TEST_CASE("IdempotencyBehavior: an id reused by another message type runs that type's handler") {
+  for (const bool in_memory : {true, false}) {
+    CAPTURE(in_memory);
+    std::shared_ptr<catga::IdempotencyStore> store;
+    if (in_memory) {
+      store = std::make_shared<catga::InMemoryIdempotencyStore>();
+    } else {
+      store = std::make_shared<FlakyCompleteStore>(0, catga::Error{});
+    }
+    catga::Mediator m;
+    m.use(std::make_shared<catga::IdempotencyBehavior>(catga::IdempotencyOptions{.store = store}));
+    int adds = 0, ships = 0;
+    m.handle<pt::Add>([&](const pt::Add& a) { return ++adds + a.x; });
+    m.handle<pt::Ship>([&](const pt::Ship&) { ++ships; });
+    for (const bool binary : {true, false}) {
+      auto ctx = catga::Context::root();
+      if (!binary) ctx.message_id = catga::MessageId::parse("shared-id").value();
+      CHECK(m.send(pt::Ship{"o-1"}, ctx).ok());
+      auto r = m.send(pt::Add{100, 0}, ctx);  // same id, another type: runs, decodes
+      REQUIRE(r.ok());
+      CHECK(r.value() == 100 + adds);
+      CHECK(m.send(pt::Add{100, 0}, ctx).value() == r.value());  // its own duplicate: stored
+      CHECK(m.send(pt::Ship{"o-1"}, ctx).ok());
+    }
+    CHECK(adds == 2);
+    CHECK(ships == 2);
+  }
 }

@@ -157,9 +157,11 @@ void InMemoryCore::finish_event(Group& g, const Member& m, QueueItem item, Statu
     return;
   }
   const Error& error = status.error();
-  if (error.retryable && !m.retry.exhausted(item.deliveries)) {
+  if (const auto redeliver = m.retry.redeliver_after(item.deliveries, error)) {
     ++g.redelivered;
-    const auto delay = m.retry.delay_after(item.deliveries);
+    // A deferral (someone else holds the claim) is not an attempt of its own.
+    if (error.code == errc::deferred && item.deliveries > 0) --item.deliveries;
+    const auto delay = *redeliver;
     if (delay <= std::chrono::milliseconds::zero()) {
       g.ready.push_back(std::move(item));
       return;

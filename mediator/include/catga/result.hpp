@@ -2,6 +2,7 @@
 // Result<T>: the value of a dispatch, or the Error that stopped it.
 
 #include <cassert>
+#include <chrono>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -25,6 +26,10 @@ inline constexpr std::string_view malformed = "malformed";
 inline constexpr std::string_view unknown_type = "unknown_type";
 inline constexpr std::string_view unavailable = "unavailable";
 inline constexpr std::string_view conflict = "conflict";
+// Retryable, but not a failure of this delivery: someone else holds the
+// message's idempotency claim. Transports redeliver it after
+// Error::retry_after and never dead-letter it for this.
+inline constexpr std::string_view deferred = "deferred";
 inline constexpr std::string_view cancelled = "cancelled";
 inline constexpr std::string_view internal = "internal";
 }  // namespace errc
@@ -37,6 +42,10 @@ struct Error {
   std::string code;
   std::string message;
   bool retryable = false;
+  // For a retryable error: how long to wait before the next try, when the
+  // failure knows (e.g. when another owner's lease runs out); 0: the retry
+  // policy's backoff decides.
+  std::chrono::milliseconds retry_after{0};
 
   friend bool operator==(const Error&, const Error&) = default;
 };

@@ -54,6 +54,10 @@ struct RetryPolicy {
   std::chrono::milliseconds delay_after(int attempt) const noexcept;
   // True when a failure on delivery `attempt` is final.
   bool exhausted(int attempt) const noexcept { return attempt >= max_deliver; }
+  // After delivery `attempt` failed with `error`: the delay before it is
+  // delivered again, or nullopt when it goes to the dead letters. A
+  // `deferred` error is always redelivered (after its retry_after).
+  std::optional<std::chrono::milliseconds> redeliver_after(int attempt, const Error& error) const noexcept;
 };
 
 // How to subscribe. `group` is the consumer group (normally the service

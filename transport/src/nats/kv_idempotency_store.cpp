@@ -70,12 +70,13 @@ Result<Parsed> parse_value(std::string_view bytes) {
   return p;
 }
 
-bool lease_expired(kvEntry* e, std::int64_t lease_ms) {
+// How much of the lease of the claim in `e` is left (<= 0: expired).
+std::chrono::nanoseconds lease_left(kvEntry* e, std::int64_t lease_ms) {
   const std::int64_t created_ns = kvEntry_Created(e);
   const std::int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                   std::chrono::system_clock::now().time_since_epoch())
                                   .count();
-  return now_ns - created_ns > lease_ms * 1'000'000;
+  return std::chrono::nanoseconds(lease_ms * 1'000'000 - (now_ns - created_ns));
 }
 
 std::string_view value_of(kvEntry* e) {
@@ -164,8 +165,8 @@ Result<IdempotencyClaim> KvIdempotencyStore::claim(std::string_view key, duratio
       // Our own create went through although its answer was lost.
       return IdempotencyClaim{IdempotencyClaim::State::claimed, revision, std::nullopt};
     }
-    if (!lease_expired(entry.get(), parsed->lease_ms)) {
-      return IdempotencyClaim{IdempotencyClaim::State::in_progress, revision, std::nullopt};
+    if (const auto left = lease_left(entry.get(), parsed->lease_ms); left.count() >= 0) {
+      return IdempotencyClaim{IdempotencyClaim::State::in_progress, revision, std::nullopt, left};
     }
     // The owner's lease ran out (crashed): take it over, if nobody else did.
     s = kvStore_Update(&rev, kv, k.c_str(), mark.data(), static_cast<int>(mark.size()), revision);

@@ -609,8 +609,9 @@ void PullConsumer::process(MsgHandle msg, std::size_t) {
     return;
   }
   const Error& error = status.error();
+  const auto redeliver = config_.retry.redeliver_after(attempt, error);
   auto nak = [&] {
-    const auto delay = std::chrono::nanoseconds(config_.retry.delay_after(attempt)).count();
+    const auto delay = std::chrono::nanoseconds(redeliver.value_or(config_.retry.delay_after(attempt))).count();
     if (delay <= 0) {
       reply(reply_subject, "-NAK");
       return;
@@ -619,7 +620,7 @@ void PullConsumer::process(MsgHandle msg, std::size_t) {
     const int n = std::snprintf(body, sizeof body, "-NAK {\"delay\":%lld}", static_cast<long long>(delay));
     reply(reply_subject, std::string_view(body, static_cast<std::size_t>(n)));
   };
-  if (error.retryable && !config_.retry.exhausted(attempt)) {
+  if (redeliver) {
     nak();
     return;
   }

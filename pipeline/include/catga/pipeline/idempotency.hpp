@@ -28,8 +28,8 @@ struct IdempotencyOptions {
   // earlier deadline.
   std::chrono::nanoseconds wait_timeout = std::chrono::seconds(30);
   // The key of a message. Unset: the context's message id. Returning an empty
-  // string skips idempotency for that call. The handler key prefix
-  // ("<handler_key>:") is added either way.
+  // string skips idempotency for that call. The type and handler prefix
+  // ("<Type>:" or "<Type>:<handler_key>:") is added either way.
   std::function<std::string(const Invocation&)> key{};
   // Also store non-retryable failures (validation, business rule), so
   // duplicates get the same error without running the handler. Retryable
@@ -55,10 +55,14 @@ struct IdempotencyOptions {
 //  - in progress elsewhere (a concurrent duplicate): waits until the owner
 //    finishes, then replays its outcome; if the owner failed, one waiter
 //    claims the key and runs the handler. If the wait reaches the context
-//    deadline the call fails with `timeout`, or with `conflict` (retryable)
-//    after `wait_timeout`.
-// The key is the message id text, prefixed with "<handler_key>:" for event
-// handlers and consumer groups, so each handler of one event runs once.
+//    deadline the call fails with `timeout`, or after `wait_timeout` with
+//    `deferred` (retryable; Error::retry_after is when the owner's lease runs
+//    out): consumer groups redeliver it then and never dead-letter it for
+//    that, and a crashed owner's claim is taken over.
+// The key names the message and what handles it: "<Type>:<id>" for commands
+// (and queries), "<Type>:<handler_key>:<id>" for event handlers and consumer
+// groups, so each handler of one event runs once, and an id reused by
+// another message type is not answered with the other type's outcome.
 // Messages without an id, queries (by default) and results that have no
 // JSON codec pass through untouched. Store failures fail the call with the
 // store's error (retryable when the store says so): running without the

@@ -46,6 +46,9 @@ struct IdempotencyClaim {
   // stale owner whose lease was taken over cannot overwrite the new one.
   std::uint64_t token = 0;
   std::optional<IdempotencyOutcome> outcome{};  // set when completed
+  // in_progress: how long until the owner's lease runs out and the key may
+  // be taken over (0: the store cannot tell).
+  std::chrono::nanoseconds lease_left{0};
 };
 
 // Storage for IdempotencyBehavior. Calls are synchronous and may come from
