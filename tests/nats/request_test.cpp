@@ -151,3 +151,41 @@ TEST_CASE("a stopped serve subscription leaves the queue group") {
   REQUIRE_FALSE(r);
   CHECK(r.error().code == "no_handler");
 }
+
+// Before: a request sent right after the client reconnected to a restarted
+// server failed at once with no_handler (non-retryable) while the service was
+// still reconnecting; a saga step then counted as failed although the
+// service was only a moment away.
+TEST_CASE("right after a reconnect, 'no responders' is asked again within the deadline while services resubscribe") {
+  catga::test::NatsServer server;
+  Node client(server, "client");
+  client.mediator.route_remote<nt::Add>();
+  // The service comes back 3 s after the server (its reconnect pause).
+  auto svc_nats = nt::nats_options(server, "svc");
+  svc_nats.reconnect_wait = 3s;
+  svc_nats.max_reconnect_wait = 3s;
+  svc_nats.reconnect_jitter = 0ms;
+  auto svc_transport = catga::nats::JetStreamTransport::create(svc_nats, nt::js_options()).value();
+  catga::Mediator svc;
+  svc.attach(*svc_transport);
+  std::atomic<int> calls{0};
+  svc.handle<nt::Add>([&](const nt::Add& a) {
+    calls++;
+    return a.a + a.b;
+  });
+  auto sub = svc.serve<nt::Add>("calc");
+  REQUIRE(sub);
+  REQUIRE(client.mediator.send(nt::Add{1, 1}).value() == 2);
+
+  server.restart();
+  const auto& client_conn = client.transport->connection();
+  REQUIRE(catga::test::wait_for([&] { return client_conn->reconnects() > 0; }, 20s));
+  const bool svc_still_away = svc_transport->connection()->reconnects() == 0;
+  auto ctx = catga::Context::root();
+  ctx.deadline = Clock::now() + 15s;
+  auto r = client.mediator.send(nt::Add{20, 22}, ctx);
+  CHECK(svc_still_away);  // else this run did not exercise the window
+  REQUIRE(r);
+  CHECK(*r == 42);
+  CHECK(calls.load() == 2);
+}

@@ -77,6 +77,7 @@ void on_reconnected(natsConnection* nc, void* closure) noexcept {
   try {
     auto& st = state_of(closure);
     st.reconnects.fetch_add(1, std::memory_order_relaxed);
+    st.reconnected_at_ns.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
     log().info("catga.nats [{}] reconnected to {}", st.name, current_url(nc));
     std::lock_guard lock(st.mu);
     st.cv.notify_all();

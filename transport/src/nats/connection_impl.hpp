@@ -29,6 +29,8 @@ struct CallbackState {
   std::int64_t jitter_ms = 100;
 
   std::atomic<std::uint64_t> reconnects{0};
+  // steady_clock nanoseconds of the last reconnect (0: none yet).
+  std::atomic<std::int64_t> reconnected_at_ns{0};
   std::atomic<bool> ever_connected{false};
   std::atomic<bool> closing{false};  // our own close: disconnects are expected
   mutable std::mutex mu;
@@ -63,6 +65,14 @@ struct Connection::Impl {
   void park(detail::SubscriptionHandle sub) {
     std::lock_guard lock(parked_mu);
     parked.push_back(std::move(sub));
+  }
+
+  // True while the last reconnect is less than `window` ago: other clients
+  // (services) may not have resubscribed to the restarted server yet.
+  bool reconnected_within(std::chrono::steady_clock::duration window) const noexcept {
+    const std::int64_t at = callbacks->reconnected_at_ns.load(std::memory_order_relaxed);
+    return at != 0 && std::chrono::steady_clock::now().time_since_epoch().count() - at <
+                          std::chrono::duration_cast<std::chrono::steady_clock::duration>(window).count();
   }
 
   natsConnection* conn() const noexcept { return nc.get(); }

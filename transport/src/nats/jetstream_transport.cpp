@@ -90,6 +90,10 @@ Status validate(const JetStreamOptions& o) {
   return {};
 }
 
+// How long after a reconnect "no responders" is taken for services still
+// resubscribing to the restarted server rather than for nobody serving.
+constexpr auto kResubscribeSettle = std::chrono::seconds(5);
+
 std::chrono::milliseconds left(Clock::time_point deadline) {
   return std::max(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()),
                   std::chrono::milliseconds(0));
@@ -248,24 +252,41 @@ Result<std::string> JetStreamTransport::request(const OutboundMessage& message) 
   const std::string subject = wire::command_subject(shared.options.prefix, message.info.name);
   auto msg = make_message(subject, message);
   if (!msg) return std::move(msg).error();
-  detail::MsgHandle reply;
-  const natsStatus s = natsConnection_RequestMsg(reply.out(), shared.nc(), msg->get(), remaining.count());
-  if (s == NATS_OK) {
-    if (natsMsg_IsNoResponders(reply.get())) {
-      return make_error(errc::no_handler, "no service serves '" + name + "' (nobody listens on '" + subject + "')");
+  const auto& conn = shared.connection->impl();
+  auto pause = std::chrono::milliseconds(25);
+  while (true) {
+    detail::MsgHandle reply;
+    const natsStatus s = natsConnection_RequestMsg(reply.out(), shared.nc(), msg->get(), left(deadline).count());
+    const bool no_responders = s == NATS_NO_RESPONDERS || (s == NATS_OK && natsMsg_IsNoResponders(reply.get()));
+    if (s == NATS_OK && !no_responders) return std::string(detail::body_of(reply.get()));
+    if (no_responders) {
+      // Nobody received it. Right after a reconnect the services may not
+      // have resubscribed yet: ask again within the deadline, and if it ends
+      // first say so with a retryable error (a caller retrying later may
+      // meet an attempt that did reach a handler: for sagas that is an
+      // outcome to settle, not a failure).
+      const bool settling = conn.reconnected_within(kResubscribeSettle);
+      if (settling && left(deadline) > pause) {
+        std::this_thread::sleep_for(pause);
+        pause = std::min(pause * 2, std::chrono::milliseconds(250));
+        continue;
+      }
+      return make_error(errc::no_handler,
+                        "no service serves '" + name + "' (nobody listens on '" + subject + "')" +
+                            (settling ? " since the reconnect" : ""),
+                        settling);
     }
-    return std::string(detail::body_of(reply.get()));
+    if (s == NATS_TIMEOUT) {
+      // The request may have been handled and only the reply lost.
+      return make_error(errc::timeout,
+                        "no reply to '" + name + "' within " + std::to_string(remaining.count()) +
+                            " ms (it may have been handled)",
+                        true);
+    }
+    auto e = to_error(s, "request '" + name + "'", Surface::request);
+    shared.note_error(e);
+    return e;
   }
-  if (s == NATS_NO_RESPONDERS) {
-    return make_error(errc::no_handler, "no service serves '" + name + "' (nobody listens on '" + subject + "')");
-  }
-  if (s == NATS_TIMEOUT) {
-    return make_error(errc::timeout, "no reply to '" + name + "' within " + std::to_string(remaining.count()) + " ms",
-                      true);
-  }
-  auto e = to_error(s, "request '" + name + "'", Surface::request);
-  shared.note_error(e);
-  return e;
 }
 
 Result<Subscription> JetStreamTransport::serve(std::string_view type, std::string_view service, RequestHandler handler) {
