@@ -385,7 +385,11 @@ TEST_CASE("a handler may stop its own subscription") {
   };
   // What was already fetched is finished (graceful stop) or handed back; once
   // nothing is in flight every handler call has returned (acks follow them).
-  REQUIRE(wait_for([&] { return consumer([](const jsConsumerInfo& ci) { return ci.NumAckPending == 0; }); }));
+  // The stop ends when its open pull requests have run out at the server
+  // (it leaves none behind): from then on nothing is fetched.
+  REQUIRE(wait_for([&] {
+    return consumer([](const jsConsumerInfo& ci) { return ci.NumAckPending == 0 && ci.NumWaiting == 0; });
+  }));
   const int seen = calls.load();
   // Later events stay in the stream for the group: nobody fetches them.
   for (int i = 0; i < 3; ++i) REQUIRE(svc.mediator.publish(nt::OrderPlaced{"later", i}));

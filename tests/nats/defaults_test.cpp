@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <random>
@@ -12,12 +13,14 @@
 #include <vector>
 
 #include "nats_server.hpp"
+#include "raw_nats.hpp"
 #include "test_messages.hpp"
 #include "wait_for.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
 
 std::unique_ptr<catga::nats::JetStreamTransport> default_transport(const catga::test::NatsServer& server,
                                                                    std::string name) {
@@ -98,4 +101,82 @@ TEST_CASE("defaults: 3 members, 200 ms handlers, 5,000 events: none handled twic
   CHECK(most_attempts.load() == 1);  // no delivery ran out of ack wait
   CHECK(lag == 0);
   CHECK(dead_lettered == 0);
+}
+
+// nats-server 2.9.10 hands a redelivery to a pull request whose inbox is gone
+// and rewinds the consumer. Before the fix, stop() unsubscribed the pull inbox
+// while its requests were still open, so a message nak'ed (delay 0) during the
+// stop waited a whole ack wait (30 s) before anyone got it again.
+TEST_CASE("defaults: a message nak'ed while its member stops is handled again at once, not after the ack wait") {
+  catga::test::NatsServer server;
+  auto publisher = default_transport(server, "publisher");
+  catga::Mediator pm;
+  pm.attach(*publisher);
+  REQUIRE(pm.publish(nt::OrderPlaced{"o-1", 1}));
+
+  std::mutex mu;
+  std::condition_variable cv;
+  bool entered = false, gate = false;
+  std::vector<int> attempts;
+  std::atomic<bool> done{false};
+  Clock::time_point done_at{};
+  auto handler = [&](const nt::OrderPlaced&, catga::Context& ctx) -> catga::Status {
+    std::unique_lock lock(mu);
+    attempts.push_back(ctx.attempt);
+    if (attempts.size() == 1) {  // the first delivery fails once the stop has begun
+      entered = true;
+      cv.notify_all();
+      cv.wait(lock, [&] { return gate; });
+      return catga::make_error("busy", "try again", true);
+    }
+    done_at = Clock::now();
+    done = true;
+    return {};
+  };
+  catga::SubscribeOptions opts{.group = "g"};
+  opts.retry.backoff = {0ms};  // nak without delay
+
+  auto a = default_transport(server, "member-a");
+  catga::Mediator am;
+  am.attach(*a);
+  auto sub_a = am.subscribe<nt::OrderPlaced>(opts, handler);
+  REQUIRE(sub_a);
+  {
+    std::unique_lock lock(mu);
+    REQUIRE(cv.wait_for(lock, 10s, [&] { return entered; }));
+  }
+  std::thread stopper([&] { sub_a->stop(); });
+  std::this_thread::sleep_for(300ms);  // the stop has begun
+  Clock::time_point failed_at;
+  {
+    std::lock_guard lock(mu);
+    gate = true;
+    failed_at = Clock::now();
+  }
+  cv.notify_all();
+  stopper.join();
+  {
+    // The stop left no pull request open at the server.
+    catga::test::RawNats raw(server.url());
+    jsConsumerInfo* ci = nullptr;
+    jsErrCode jerr{};
+    REQUIRE(js_GetConsumerInfo(&ci, raw.js(), "CATGA_EVENTS", "g_OrderPlaced", nullptr, &jerr) == NATS_OK);
+    CHECK(ci->NumWaiting == 0);
+    jsConsumerInfo_Destroy(ci);
+  }
+
+  auto b = default_transport(server, "member-b");
+  catga::Mediator bm;
+  bm.attach(*b);
+  auto sub_b = bm.subscribe<nt::OrderPlaced>(opts, handler);
+  REQUIRE(sub_b);
+  REQUIRE(catga::test::wait_for([&] { return done.load(); }, 60s));
+  std::this_thread::sleep_for(1s);  // a rewound consumer would deliver again now
+  std::lock_guard lock(mu);
+  const auto after = std::chrono::duration_cast<std::chrono::milliseconds>(done_at - failed_at);
+  MESSAGE("handled again " << after.count() << " ms after the nak");
+  CHECK(after < 10s);  // not a whole ack wait
+  REQUIRE(attempts.size() == 2);
+  CHECK(attempts[0] == 1);
+  CHECK(attempts[1] == 2);
 }

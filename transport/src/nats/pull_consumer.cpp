@@ -223,12 +223,26 @@ void PullConsumer::fetch_loop() noexcept {
         stopping = stop_fetching_;
       }
       if (stopping && !draining) {
-        // stop() started draining the inbox (UNSUB + flush): what the server
-        // sent before it saw the UNSUB still arrives and is handled.
-        draining = true;
+        // No more pull requests. Those still open at the server are let run
+        // out (what they deliver meanwhile is handled) before the inbox is
+        // unsubscribed: nats-server 2.9 hands a redelivery to an open request
+        // whose inbox is gone and rewinds the consumer (the message comes
+        // back with attempt 1, or only after a whole ack wait). Then drain:
+        // what the server sent before it saw the UNSUB still arrives.
+        Clock::time_point stop_deadline;
         {
           std::lock_guard lock(mu_);
-          drain_deadline = std::min(stop_deadline_, now + std::chrono::milliseconds(5000));
+          stop_deadline = stop_deadline_;
+        }
+        expire_requests(now);
+        if (open_count_ == 0 || now >= stop_deadline) {
+          if (open_count_ > 0) {
+            log().debug("catga.nats consumer '{}': stop deadline with {} pull requests open", config_.consumer,
+                        open_count_);
+          }
+          if (natsSubscription_Drain(inbox_sub_.get()) != NATS_OK) natsSubscription_Unsubscribe(inbox_sub_.get());
+          draining = true;
+          drain_deadline = std::min(stop_deadline, now + std::chrono::milliseconds(5000));
         }
       }
       if (draining && now >= drain_deadline) break;
@@ -238,7 +252,7 @@ void PullConsumer::fetch_loop() noexcept {
         close_all_requests();  // the server may have forgotten them
         verify_consumer_ = true;  // and the consumer too (memory storage, a new server)
       }
-      if (!draining && verify_consumer_ && now >= retry_at_) {
+      if (!stopping && verify_consumer_ && now >= retry_at_) {
         (void)state_->reprovision();
         if (recreate_consumer(std::chrono::seconds(2))) {
           verify_consumer_ = false;
@@ -247,7 +261,7 @@ void PullConsumer::fetch_loop() noexcept {
         }
       }
 
-      if (may_request(draining, now)) {
+      if (may_request(stopping, now)) {
         std::size_t held = 0;
         bool idle = false;
         {
@@ -256,7 +270,7 @@ void PullConsumer::fetch_loop() noexcept {
           idle = queue_.empty();
         }
         bool asked = false;
-        while (may_request(draining, now) && request_more(held, idle, now)) asked = true;
+        while (may_request(stopping, now) && request_more(held, idle, now)) asked = true;
         // No room and nothing owed: wait for the workers to free room. With
         // a request open, its messages (or its status) wake us instead.
         if (!asked && open_count_ == 0) {
@@ -272,7 +286,7 @@ void PullConsumer::fetch_loop() noexcept {
 
       now = Clock::now();
       auto wait = until(next_tick, now);
-      if (draining) {
+      if (stopping) {
         wait = std::min(wait, std::chrono::milliseconds(50));
       } else if (open_count_ > 0) {
         wait = std::min(wait, until(open_[0].deadline, now));
@@ -296,8 +310,11 @@ void PullConsumer::fetch_loop() noexcept {
             if (accept(more)) arrived.push_back(std::move(more));
           }
         }
+        // Also what the open requests deliver while a stop waits for them to
+        // run out: handing it back (-NAK) would use up a delivery and land in
+        // one of those requests again.
         if (inline_) {
-          handle_here(arrived, draining);
+          handle_here(arrived, stopping);
         } else {
           enqueue(arrived);
         }
@@ -308,6 +325,7 @@ void PullConsumer::fetch_loop() noexcept {
           if (!natsSubscription_IsValid(inbox_sub_.get())) break;  // drained
           continue;
         }
+        if (stopping) continue;  // the requests' ends are awaited above
         if (expire_requests(Clock::now())) {
           if (++silent_expiries_ >= 2) {
             // Requests vanish without an answer: the consumer may be gone
@@ -360,7 +378,7 @@ bool PullConsumer::request_more(std::size_t held, bool idle, Clock::time_point n
   return true;
 }
 
-void PullConsumer::handle_here(std::vector<MsgHandle>& arrived, bool draining) {
+void PullConsumer::handle_here(std::vector<MsgHandle>& arrived, bool stopping) {
   {
     // Shared with the keeper thread, which keeps the waiting ones alive.
     std::lock_guard lock(mu_);
@@ -387,7 +405,7 @@ void PullConsumer::handle_here(std::vector<MsgHandle>& arrived, bool draining) {
     // Only this thread changes inline_held_, so it reads the size unlocked.
     if (i >= inline_held_.size()) break;
     // The next batch is requested while this one is handled.
-    if (may_request(draining, now)) {
+    if (may_request(stopping, now)) {
       (void)request_more(inline_held_.size() - i, false, now);
     }
     MsgHandle msg;
@@ -455,8 +473,13 @@ void PullConsumer::keeper_loop() noexcept {
 void PullConsumer::run_guarded(MsgHandle msg, std::size_t index, bool abandon) noexcept {
   try {
     if (abandon) {
-      // Stop ran out of time: hand it back for immediate redelivery.
-      reply(reply_of(msg.get()), "-NAK");
+      // Stop ran out of time: hand it back, to be redelivered once this
+      // member's pull requests have run out (a redelivery meeting one of
+      // them after the inbox is gone would rewind the consumer on 2.9).
+      const auto delay = std::chrono::nanoseconds(config_.options.fetch_expires + kRequestGrace).count();
+      char body[64];
+      const int n = std::snprintf(body, sizeof body, "-NAK {\"delay\":%lld}", static_cast<long long>(delay));
+      reply(reply_of(msg.get()), std::string_view(body, static_cast<std::size_t>(n)));
     } else {
       process(std::move(msg), index);
     }
@@ -758,9 +781,11 @@ void PullConsumer::stop_now(std::chrono::milliseconds timeout) noexcept {
       stop_deadline_ = deadline;
     }
     room_cv_.notify_all();
-    // Draining also wakes the fetcher out of NextMsg once the server has
-    // seen the UNSUB; if that is impossible (connection closed) unsubscribe.
-    if (natsSubscription_Drain(inbox_sub_.get()) != NATS_OK) natsSubscription_Unsubscribe(inbox_sub_.get());
+    // Wakes the fetcher out of NextMsg: a message on <inbox>.0, a subject no
+    // pull request replies to. It lets the open requests run out, then
+    // drains the inbox.
+    const std::string wake = inbox_ + ".0";
+    (void)natsConnection_Publish(state_->nc(), wake.c_str(), nullptr, 0);
     if (fetcher_.joinable()) fetcher_.join();
 
     // Handle what was received, keeping long handlers alive, until the deadline.

@@ -74,8 +74,9 @@ class PullConsumer : public std::enable_shared_from_this<PullConsumer> {
   PullConsumer(const PullConsumer&) = delete;
   PullConsumer& operator=(const PullConsumer&) = delete;
 
-  // Stops fetching, handles what was received (past `timeout` the rest is
-  // nak'ed), waits for running handlers. Idempotent; thread-safe. Called
+  // Stops fetching, lets the open pull requests run out (up to
+  // fetch_expires) while handling what they deliver, handles what was
+  // received (past `timeout` the rest is nak'ed), waits for running handlers. Idempotent; thread-safe. Called
   // from one of its own handlers it cannot wait for itself: it returns at
   // once and a helper thread finishes the stop.
   void stop(std::chrono::milliseconds timeout) noexcept;
@@ -107,7 +108,7 @@ class PullConsumer : public std::enable_shared_from_this<PullConsumer> {
   void run_guarded(MsgHandle msg, std::size_t index, bool abandon) noexcept;
   // Fetch thread, one worker: handles `arrived` in order, requesting the
   // next batch meanwhile.
-  void handle_here(std::vector<MsgHandle>& arrived, bool draining);
+  void handle_here(std::vector<MsgHandle>& arrived, bool stopping);
   // Fetch thread, one worker: moves what nats.c already received for the
   // inbox into inline_held_, so it is kept alive while earlier messages run.
   void take_received();
@@ -122,8 +123,8 @@ class PullConsumer : public std::enable_shared_from_this<PullConsumer> {
   // running or about to run) leave room for one; false when they do not.
   bool request_more(std::size_t held, bool idle, std::chrono::steady_clock::time_point now);
   // Fetch thread: may another pull request be sent now?
-  bool may_request(bool draining, std::chrono::steady_clock::time_point now) const noexcept {
-    return !draining && !verify_consumer_ && open_count_ < kMaxOpenRequests && now >= retry_at_;
+  bool may_request(bool stopping, std::chrono::steady_clock::time_point now) const noexcept {
+    return !stopping && !verify_consumer_ && open_count_ < kMaxOpenRequests && now >= retry_at_;
   }
   std::size_t wanted_room(bool idle) const noexcept;
   // Open pull requests (fetch thread): the one `subject` (<inbox>.<n>)
