@@ -219,6 +219,20 @@ Error connect_error(natsStatus s, const NatsOptions& options) {
 
 }  // namespace
 
+void Connection::Impl::retire(detail::SubscriptionHandle sub, std::chrono::milliseconds wait) noexcept {
+  if (!sub) return;
+  if (natsSubscription_IsValid(sub.get())) natsSubscription_Unsubscribe(sub.get());
+  if (natsConnection_FlushTimeout(nc.get(), std::max<std::int64_t>(wait.count(), 1)) == NATS_OK) {
+    sub.reset();
+    return;
+  }
+  try {
+    park(std::move(sub));
+  } catch (...) {
+    (void)sub.release();  // leaked rather than freed under the read thread
+  }
+}
+
 Connection::Impl::~Impl() {
   if (nc) {
     callbacks->closing.store(true);

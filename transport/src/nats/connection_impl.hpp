@@ -67,6 +67,15 @@ struct Connection::Impl {
     parked.push_back(std::move(sub));
   }
 
+  // The one way to let go of a subscription the server may still send to
+  // (nats.c before 3.10 can deliver to a destroyed one: issue 637).
+  // Unsubscribes it (a no-op if drained), then waits for a PING/PONG round
+  // trip: once the read thread has answered it, it is done with every
+  // message that arrived before, so the subscription can be destroyed. If
+  // the round trip fails (no server), it is parked until the connection
+  // closes.
+  void retire(detail::SubscriptionHandle sub, std::chrono::milliseconds wait) noexcept;
+
   // True while the last reconnect is less than `window` ago: other clients
   // (services) may not have resubscribed to the restarted server yet.
   bool reconnected_within(std::chrono::steady_clock::duration window) const noexcept {

@@ -820,12 +820,8 @@ void PullConsumer::stop_now(std::chrono::milliseconds timeout) noexcept {
     for (auto& w : workers_) {
       if (w.joinable()) w.join();
     }
-    if (natsSubscription_IsValid(inbox_sub_.get())) {
-      // The drain did not finish: the read thread may still deliver to it.
-      state_->connection->impl().park(std::move(inbox_sub_));
-    } else {
-      inbox_sub_.reset();
-    }
+    // Drained or not, the read thread may still hold a message for it.
+    state_->connection->impl().retire(std::move(inbox_sub_), std::chrono::milliseconds(1000));
     log().debug("catga.nats group '{}' stopped consuming '{}'", config_.group, config_.subject);
   } catch (...) {
     log().error("catga.nats stopping consumer '{}' failed", config_.consumer);

@@ -147,7 +147,7 @@ void Responder::stop_now(std::chrono::milliseconds timeout) noexcept {
     for (auto& w : workers_) {
       if (w.joinable()) w.join();
     }
-    sub_.reset();
+    state_->connection->impl().retire(std::move(sub_), std::chrono::milliseconds(1000));
   } catch (...) {
     log().error("catga.nats stopping the responder of '{}' failed", subject_);
   }
