@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "catga/saga/events.hpp"
 
 namespace catga {
@@ -17,6 +19,7 @@ std::string fnv_hex(std::string_view s) {
 
 // "<saga>/s<step>/<attempt>" (or /c for compensations): the same saga, step
 // and attempt always give the same id, so a resent command is deduplicated.
+// Resends whose outcome is unknown keep the attempt (see SagaRecord::attempt).
 MessageId step_message_id(const SagaRecord& r, bool compensation) {
   const std::string tail = std::string(compensation ? "/c" : "/s") + std::to_string(r.step) + "/" +
                            std::to_string(r.attempt);
@@ -31,6 +34,15 @@ std::chrono::milliseconds doubled(std::chrono::milliseconds first, int attempt) 
   return d;
 }
 
+// The wait before the next send: the doubled delay, or longer when the
+// failure says when to come back (a deferred duplicate), but at most half
+// the saga's lease, so a waiting driver is not taken for a dead one.
+std::chrono::milliseconds retry_wait(std::chrono::milliseconds first, int tries, const Error& e,
+                                     std::chrono::milliseconds lease) {
+  const auto d = std::max(doubled(first, tries), e.retry_after);
+  return std::max(std::chrono::milliseconds(1), std::min(d, lease / 2));
+}
+
 void add_history(SagaRecord& r, const SagaType& type, std::string what, std::string error = {}) {
   const int step = r.step;
   std::string name = step >= 0 && step < static_cast<int>(type.steps.size()) ? type.steps[step].name : "";
@@ -39,9 +51,26 @@ void add_history(SagaRecord& r, const SagaType& type, std::string what, std::str
 
 std::string describe(const Error& e) { return e.code + ": " + e.message; }
 
-// A failure that leaves it unknown whether the step took effect.
-bool outcome_uncertain(const Error& e) {
-  return e.code == errc::timeout || e.code == errc::unavailable || e.code == errc::exception;
+// Whether a failed send leaves it unknown if the step took effect: anything
+// retryable (the receiver may have run it and the reply was lost, or may
+// still run it), a timeout, `unavailable`, `deferred` or handler exception
+// even when not marked retryable, and `no_handler` once an earlier send may
+// have reached a handler (its service is gone now, but may have acted first).
+// Anything else is a definitive answer: the step did not take effect.
+bool outcome_unknown(const Error& e, bool earlier_send_unknown) {
+  if (e.retryable) return true;
+  if (e.code == errc::timeout || e.code == errc::unavailable || e.code == errc::deferred || e.code == errc::exception) {
+    return true;
+  }
+  return e.code == errc::no_handler && earlier_send_unknown;
+}
+
+// Leaves the current step or compensation: the next one starts unsent.
+void next_step(SagaRecord& r, int step) {
+  r.step = step;
+  r.attempt = 0;
+  r.tries = 0;
+  r.uncertain_since_ms = 0;
 }
 
 }  // namespace
@@ -205,6 +234,12 @@ void SagaOrchestrator::drive(const std::string& id) {
     spdlog::info("saga {}: taking over from {}", id, s.record.owner);
   }
   s.record.owner = options_.instance_id;
+  if (s.record.attempt > 0 && s.record.uncertain_since_ms == 0) {
+    // A send (of a step or a compensation) was in flight when its driver
+    // stopped: it may have taken effect. Resent with the same id below; a
+    // step is compensated too if the saga gives up on it or it then fails.
+    s.record.uncertain_since_ms = unix_ms_now();
+  }
   if (!persist(s)) return;
   for (;;) {
     {
@@ -244,7 +279,9 @@ SagaOrchestrator::Drive SagaOrchestrator::drive_once(StoredSaga& s, const SagaTy
     }
     const SagaStep& step = type.steps[r.step];
     if (r.attempt == 0) {
-      r.attempt = 1;  // recorded before sending: a resumed saga resends this same id
+      r.attempt = 1;  // recorded before sending: every later send of this step reuses this id
+      r.tries = 1;
+      r.uncertain_since_ms = 0;
       if (!persist(s)) return Drive::done;
     }
     nlohmann::json data = r.data;
@@ -253,8 +290,7 @@ SagaOrchestrator::Drive SagaOrchestrator::drive_once(StoredSaga& s, const SagaTy
       r.data = std::move(data);
       add_history(r, type, "completed");
       const int done_step = r.step;
-      ++r.step;
-      r.attempt = 0;
+      next_step(r, r.step + 1);
       if (!persist(s)) return Drive::done;
       Context ctx = step_context(r, false, std::chrono::milliseconds(0));
       ctx.deadline = Context::kNoDeadline;
@@ -265,21 +301,39 @@ SagaOrchestrator::Drive SagaOrchestrator::drive_once(StoredSaga& s, const SagaTy
       return Drive::again;
     }
     const Error& err = st.error();
-    if (err.retryable && r.attempt < step.max_attempts) {
-      add_history(r, type, "retry", describe(err));
-      const auto delay = doubled(step.retry_delay, r.attempt);
-      ++r.attempt;
+    const bool was_uncertain = r.uncertain_since_ms != 0;
+    if (outcome_unknown(err, was_uncertain)) {
+      const auto now = unix_ms_now();
+      if (!was_uncertain) r.uncertain_since_ms = now;
+      const bool sends_left = r.tries < step.max_attempts;
+      const bool time_left = now - r.uncertain_since_ms < step.resolve_uncertain_for.count();
+      if (sends_left || time_left) {
+        // Resent with the same id: a receiver that applied it answers from
+        // its idempotency store; one that never got it runs it now.
+        add_history(r, type, "retry", describe(err));
+        const auto delay = retry_wait(step.retry_delay, r.tries, err, options_.lease);
+        ++r.tries;
+        if (!persist(s)) return Drive::done;
+        pause(delay);
+        return Drive::again;
+      }
+      // Given up while it may have taken effect: undo it too, then the
+      // steps before it (compensations tolerate "nothing to undo").
+      const std::string why = "outcome unknown after " + std::to_string(r.tries) + " sends: " + describe(err);
+      add_history(r, type, "failed", why);
+      r.error = step.name + ": " + why;
+      r.status = SagaStatus::compensating;
+      next_step(r, r.step);
       if (!persist(s)) return Drive::done;
-      pause(delay);
       return Drive::again;
     }
     add_history(r, type, "failed", describe(err));
     r.error = step.name + ": " + describe(err);
     r.status = SagaStatus::compensating;
-    // A step that timed out may still have happened: undo it too
-    // (compensations must therefore tolerate "nothing to undo").
-    if (!outcome_uncertain(err)) --r.step;
-    r.attempt = 0;
+    // A definitive failure: the step did not take effect, unless an earlier
+    // send's outcome was unknown; then it is compensated too, rather than
+    // trusting that the answer covers every earlier send.
+    next_step(r, was_uncertain ? r.step : r.step - 1);
     if (!persist(s)) return Drive::done;
     return Drive::again;
   }
@@ -293,32 +347,43 @@ SagaOrchestrator::Drive SagaOrchestrator::drive_once(StoredSaga& s, const SagaTy
     }
     const SagaStep& step = type.steps[r.step];
     if (!step.compensation) {
-      --r.step;
-      r.attempt = 0;
+      next_step(r, r.step - 1);
       return persist(s) ? Drive::again : Drive::done;
     }
     if (r.attempt == 0) {
-      r.attempt = 1;
+      r.attempt = 1;  // resends of this compensation reuse this id (see below)
+      r.tries = 1;
+      r.uncertain_since_ms = 0;
       if (!persist(s)) return Drive::done;
     }
     nlohmann::json data = r.data;
     Status st = step.compensation(mediator_, data, step_context(r, true, step.timeout));
     if (st) {
       add_history(r, type, "compensated");
-      --r.step;
-      r.attempt = 0;
+      next_step(r, r.step - 1);
       return persist(s) ? Drive::again : Drive::done;
     }
-    if (r.attempt < type.compensation_attempts) {
-      add_history(r, type, "compensation_retry", describe(st.error()));
-      const auto delay = doubled(type.compensation_delay, r.attempt);
-      ++r.attempt;
+    const Error& err = st.error();
+    const bool unknown = outcome_unknown(err, r.uncertain_since_ms != 0);
+    if (r.tries < type.compensation_attempts) {
+      add_history(r, type, "compensation_retry", describe(err));
+      const auto delay = retry_wait(type.compensation_delay, r.tries, err, options_.lease);
+      ++r.tries;
+      if (unknown) {
+        // It may have taken effect: the same id again, so it is not applied twice.
+        if (r.uncertain_since_ms == 0) r.uncertain_since_ms = unix_ms_now();
+      } else {
+        // The receiver's answer for this id (it did not take effect), which
+        // it may remember: the next send gets a new id, so it runs again.
+        ++r.attempt;
+        r.uncertain_since_ms = 0;
+      }
       if (!persist(s)) return Drive::done;
       pause(delay);
       return Drive::again;
     }
-    add_history(r, type, "compensation_failed", describe(st.error()));
-    r.error += "; compensation of " + step.name + " failed: " + describe(st.error());
+    add_history(r, type, "compensation_failed", describe(err));
+    r.error += "; compensation of " + step.name + " failed: " + describe(err);
     r.status = SagaStatus::compensation_failed;
     if (persist(s)) publish_lifecycle(r, type);
     return Drive::done;

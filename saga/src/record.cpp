@@ -41,6 +41,8 @@ void to_json(nlohmann::json& j, const SagaRecord& r) {
        {"status", to_string(r.status)},
        {"step", r.step},
        {"attempt", r.attempt},
+       {"tries", r.tries},
+       {"uncertain_since_ms", r.uncertain_since_ms},
        {"data", r.data},
        {"error", r.error},
        {"correlation_id", r.correlation_id},
@@ -60,6 +62,10 @@ void from_json(const nlohmann::json& j, SagaRecord& r) {
   r.status = *status;
   j.at("step").get_to(r.step);
   j.at("attempt").get_to(r.attempt);
+  // Absent in records written before these fields existed: every send then
+  // had its own attempt number, and an unknown outcome was not tracked.
+  r.tries = j.value("tries", r.attempt);
+  r.uncertain_since_ms = j.value("uncertain_since_ms", std::int64_t{0});
   r.data = j.at("data");
   j.at("error").get_to(r.error);
   j.at("correlation_id").get_to(r.correlation_id);

@@ -16,12 +16,16 @@
 #include <catga/saga/kv_saga_store.hpp>
 #include <catga/saga/orchestrator.hpp>
 #include <condition_variable>
+#include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "../fault/child_process.hpp"
+#include "bank_service.hpp"
 #include "nats_server.hpp"
 #include "wait_for.hpp"
 #include "watched_key_value.hpp"
@@ -524,4 +528,165 @@ TEST_CASE("over NATS: finished sagas leave the active index; recovery and counts
   const auto index_keys = office.bucket->keys("active.").value();
   CHECK(std::count(index_keys.begin(), index_keys.end(), "active.meta") == 1);
   CHECK(index_keys.size() <= 1 + 32);
+}
+
+namespace saga_nats_test {
+
+// The crash case: a shop's saga holds stock (local), charges through the
+// bank (the saga_bank_service process, SIGKILLed mid-charge) and ships
+// (local).
+struct Hold {
+  std::string order;
+};
+CATGA_COMMAND(Hold, void, order)
+struct Unhold {
+  std::string order;
+};
+CATGA_COMMAND(Unhold, void, order)
+struct Ship {
+  std::string order;
+};
+CATGA_COMMAND(Ship, void, order)
+
+struct ShopOrder {
+  std::string order;
+  int amount = 0;
+  std::string payment;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ShopOrder, order, amount, payment)
+
+catga::SagaDefinition<ShopOrder> shop_saga(std::chrono::milliseconds resolve_for) {
+  return catga::SagaDefinition<ShopOrder>("shop")
+      .step<Hold>("hold", [](const ShopOrder& d) { return Hold{d.order}; })
+      .compensate<Unhold>([](const ShopOrder& d) { return Unhold{d.order}; })
+      .step<saga_bank::Charge>(
+          "charge", [](const ShopOrder& d) { return saga_bank::Charge{d.order, d.amount}; },
+          [](ShopOrder& d, const std::string& payment) { d.payment = payment; })
+      .compensate<saga_bank::Refund>([](const ShopOrder& d) { return saga_bank::Refund{d.order}; })
+      .timeout(std::chrono::seconds(1))
+      .attempts(2, std::chrono::milliseconds(100))
+      .resolve_uncertain_for(resolve_for)
+      .step<Ship>("ship", [](const ShopOrder& d) { return Ship{d.order}; })
+      .compensation_retries(12, std::chrono::milliseconds(200));
+}
+
+// The orchestrating side: its own connection, Charge and Refund routed to
+// the bank, Hold/Unhold/Ship handled here, saga state in "shop_sagas".
+struct Shop {
+  explicit Shop(const catga::test::NatsServer& server) : conn(connect(server, "shop")) {
+    transport = cn::JetStreamTransport::create(conn, js_options()).value();
+    mediator.attach(*transport);
+    mediator.route_remote<saga_bank::Charge>();
+    mediator.route_remote<saga_bank::Refund>();
+    mediator.handle<Hold>([this](const Hold&) { ++holds; });
+    mediator.handle<Unhold>([this](const Unhold&) { --holds; });
+    mediator.handle<Ship>([](const Ship&) {});
+    cn::KvBucketOptions o;
+    o.bucket = "shop_sagas";
+    o.storage = cn::StorageType::memory;
+    store = std::make_shared<catga::KvSagaStore>(cn::KvBucket::open(conn, o).value());
+    cn::KvBucketOptions l;
+    l.bucket = std::string(saga_bank::kLedgerBucket);
+    l.storage = cn::StorageType::memory;
+    ledger = cn::KvBucket::open(conn, l).value();
+  }
+  ~Shop() { (void)transport->stop(std::chrono::seconds(10)); }
+
+  std::shared_ptr<cn::Connection> conn;
+  std::unique_ptr<cn::JetStreamTransport> transport;
+  catga::Mediator mediator;
+  std::shared_ptr<catga::KvSagaStore> store;
+  std::shared_ptr<cn::KvBucket> ledger;  // the bank's, read by the test
+  std::atomic<int> holds{0};
+};
+
+struct TempDir {
+  std::filesystem::path path;
+  TempDir() {
+    char t[] = "/tmp/catga-saga-XXXXXX";
+    path = ::mkdtemp(t);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  std::string file(const std::string& name) const { return (path / name).string(); }
+};
+
+std::unique_ptr<fault::ChildProcess> start_bank(const catga::test::NatsServer& server, const TempDir& dir,
+                                                const std::string& name, const std::string& stall_on = {}) {
+  std::vector<std::string> args{SAGA_BANK_SERVICE, "--url", server.url(), "--ready", dir.file(name + ".ready")};
+  if (!stall_on.empty()) args.insert(args.end(), {"--stall-on", stall_on});
+  auto bank = std::make_unique<fault::ChildProcess>(std::move(args), dir.file(name + ".log"));
+  REQUIRE_MESSAGE(catga::test::wait_for([&] { return std::filesystem::exists(dir.file(name + ".ready")); }, kWait),
+                  bank->log());
+  return bank;
+}
+
+}  // namespace saga_nats_test
+
+TEST_CASE("over NATS: the service of a step is SIGKILLed after charging, restarted late: every charge of a cancelled "
+          "saga refunded, none twice") {
+  catga::test::NatsServer server;
+  TempDir dir;
+  std::chrono::milliseconds resolve_for{0};
+  std::string order;
+  SUBCASE("the step is resent until the service is back: completed, charged once") {
+    resolve_for = std::chrono::seconds(30);
+    order = "late-pay";
+  }
+  SUBCASE("the saga gives up on the step before the service is back: compensated, the charge refunded") {
+    order = "lost-pay";
+  }
+
+  // The bank applies the charge, then stalls until it is killed: the reply never leaves.
+  auto bank = start_bank(server, dir, "bank-1", order);
+  Shop shop(server);
+  auto saga = shop_saga(resolve_for);
+  catga::SagaOrchestrator orch(shop.mediator, shop.store, options("shop-1"));
+  orch.add(saga);
+  REQUIRE(orch.start(saga, order, ShopOrder{order, 30, ""}));
+  REQUIRE_MESSAGE(
+      catga::test::wait_for([&] { return std::filesystem::exists(dir.file("bank-1.ready.stalled")); }, kWait),
+      bank->log());
+  bank->kill();
+  const auto killed = std::chrono::steady_clock::now();
+  const std::string first_life = bank->log();
+  CHECK(first_life.find("bank: charged charge." + order + ".s1.1") != std::string::npos);
+
+  // Restarted late: after the step's timeout (1 s) and the resends its
+  // attempts allow, which met no service (no_handler).
+  std::this_thread::sleep_until(killed + std::chrono::seconds(3));
+  const auto during = shop.store->load(order).value().record;
+  CHECK_FALSE(catga::is_final(during.status));  // still settling the charge (or its refund)
+  bank = start_bank(server, dir, "bank-2");
+  auto r = orch.wait(order, kWait);
+  REQUIRE(r);
+  REQUIRE(catga::is_final(r->status));
+  const std::string second_life = bank->log();
+  INFO("bank, first life:\n" << first_life << "bank, second life:\n" << second_life);
+
+  // The ledger is consistent with the saga's outcome: no double charge
+  // (every send carried the first one's id), and a cancelled saga's charge
+  // refunded; a completed one's not.
+  const auto charges = shop.ledger->keys(saga_bank::charge_prefix(order)).value();
+  CHECK(charges == V{"charge." + order + ".s1.1"});
+  const auto refund = shop.ledger->get(saga_bank::refund_key(order)).value();
+  if (r->status == catga::SagaStatus::compensated) {
+    CHECK_MESSAGE(refund.has_value(), "charged but never refunded");
+    if (refund) CHECK(nlohmann::json::parse(refund->value).get<V>() == charges);
+    CHECK(shop.holds.load() == 0);
+  } else {
+    CHECK(r->status == catga::SagaStatus::completed);
+    CHECK_FALSE(refund.has_value());
+    CHECK(shop.holds.load() == 1);
+  }
+  // Which of the two each policy leads to.
+  if (resolve_for.count() > 0) {
+    CHECK(r->status == catga::SagaStatus::completed);
+    CHECK(r->data.get<ShopOrder>().payment == "P-" + order);
+    // The restarted bank took the dead one's claim over and found the charge.
+    CHECK(second_life.find("bank: already charged charge." + order + ".s1.1") != std::string::npos);
+  } else {
+    CHECK(r->status == catga::SagaStatus::compensated);
+    CHECK(r->error.find("charge: outcome unknown") == 0);
+    CHECK(history_count(*r, "compensated") == 2);
+  }
 }

@@ -4,12 +4,16 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <catga/pipeline/idempotency.hpp>
+#include <catga/pipeline/in_memory_idempotency_store.hpp>
 #include <catga/saga/events.hpp>
 #include <catga/saga/kv_saga_store.hpp>
 #include <catga/saga/orchestrator.hpp>
+#include <map>
 #include <mutex>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "watched_key_value.hpp"
@@ -227,7 +231,7 @@ TEST_CASE("a failed step compensates the completed steps in reverse order") {
   }
 }
 
-TEST_CASE("retryable failures are retried with new attempt ids, then succeed") {
+TEST_CASE("retryable failures are retried with the same command id, then succeed") {
   Fixture f;
   f.world.flaky_step = "BookFlight";
   f.world.flaky_times = 2;
@@ -240,9 +244,9 @@ TEST_CASE("retryable failures are retried with new attempt ids, then succeed") {
   REQUIRE(orch.start(f.saga, "t", TripData{"t", "", "", ""}));
   auto r = orch.wait("t", kWait);
   CHECK(r->status == catga::SagaStatus::completed);
-  CHECK(f.world.ids[0] == "t/s0/1");
-  CHECK(f.world.ids[1] == "t/s0/2");
-  CHECK(f.world.ids[2] == "t/s0/3");
+  // A retryable failure may hide an effect (the receiver releases its
+  // idempotency claim, so the same id runs the handler again).
+  CHECK(f.world.ids == V{"t/s0/1", "t/s0/1", "t/s0/1", "t/s1/1", "t/s2/1"});
   CHECK(slept == std::vector<std::chrono::milliseconds>{std::chrono::milliseconds(1), std::chrono::milliseconds(2)});
 }
 
@@ -563,5 +567,313 @@ TEST_CASE("KvSagaStore index: old buckets are indexed once, entries left by fail
     CHECK(*store.list_active() == V{"run"});
     CHECK(in_index(*bucket, "garbled"));
     CHECK(store.create(foreign_running("a.b")).error().code == catga::errc::validation);  // '.' is the index's
+  }
+}
+
+// Steps whose outcome is uncertain (issue 19): the payment service charges,
+// then its reply is lost, or it goes away. Its ledger applies every run of
+// the handler; only the idempotency store in front of it (by command id)
+// keeps a resent command from charging twice, as in a real service.
+namespace saga_uncertain {
+
+struct Reserve { std::string order; };
+CATGA_COMMAND(Reserve, void, order)
+struct Release { std::string order; };
+CATGA_COMMAND(Release, void, order)
+struct Pay { std::string order; int amount = 0; };
+CATGA_COMMAND(Pay, std::string, order, amount)
+struct Refund { std::string order; };
+CATGA_COMMAND(Refund, void, order)
+struct Ship { std::string order; };
+CATGA_COMMAND(Ship, void, order)
+
+struct OrderData {
+  std::string order;
+  int amount = 0;
+  std::string payment;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(OrderData, order, amount, payment)
+
+// The payment service, and the network between the saga and it.
+struct Bank {
+  std::mutex mutex;
+  std::map<std::string, int> charged;   // order -> charges applied
+  std::map<std::string, int> refunded;  // order -> charges undone
+  std::map<std::string, int> reserved;  // order -> holds (+1 reserve, -1 release)
+  int refund_runs = 0;                   // Refund handler runs (a refund of nothing included)
+  int refuse_refunds = 0;                // the next N Refund runs fail non-retryably
+  std::vector<std::string> sent;         // "<Type> <message id>", every send that reached the network
+  // Faults of the network / service:
+  int lose_pay_replies = 0;     // the next N Pay replies are lost after the service handled them
+  int lose_refund_replies = 0;  // the same for Refund
+  int unreachable_sends = 0;    // the next N sends of Pay or Refund find no service (no_handler)
+  int unreachable_after_loss = 0;  // ... that many, from the first lost reply on
+  bool pay_gone = false;        // from the next Pay on, no service serves Pay at all
+  bool gone_after_first_pay = false;
+  bool fail_ship = false;
+
+  int net(const std::string& order) {
+    std::lock_guard lock(mutex);
+    return charged[order] - refunded[order];
+  }
+  int charges(const std::string& order) {
+    std::lock_guard lock(mutex);
+    return charged[order];
+  }
+  int holds(const std::string& order) {
+    std::lock_guard lock(mutex);
+    return reserved[order];
+  }
+  std::vector<std::string> sends(std::string_view type) {
+    std::lock_guard lock(mutex);
+    std::vector<std::string> out;
+    for (const auto& s : sent) {
+      if (s.rfind(std::string(type) + " ", 0) == 0) out.push_back(s.substr(type.size() + 1));
+    }
+    return out;
+  }
+};
+
+void register_bank(catga::Mediator& m, Bank& bank) {
+  // The network: outside the service's idempotency behavior, so a lost reply
+  // is lost after the service stored its outcome.
+  m.use(catga::make_behavior([&bank](catga::Invocation& inv, catga::Next next) -> catga::Status {
+    const bool pay = &inv.info == &catga::message_info<Pay>();
+    const bool refund = &inv.info == &catga::message_info<Refund>();
+    if (!pay && !refund) return next();
+    {
+      std::lock_guard lock(bank.mutex);
+      bank.sent.push_back(std::string(pay ? "Pay " : "Refund ") + inv.context.message_id.text().str());
+      if ((pay && bank.pay_gone) || bank.unreachable_sends > 0) {
+        if (!(pay && bank.pay_gone)) --bank.unreachable_sends;
+        return catga::make_error(catga::errc::no_handler, "no service serves it");
+      }
+    }
+    catga::Status s = next();
+    std::lock_guard lock(bank.mutex);
+    if (pay && bank.gone_after_first_pay) bank.pay_gone = true;
+    int& lose = pay ? bank.lose_pay_replies : bank.lose_refund_replies;
+    if (lose > 0) {
+      --lose;
+      bank.unreachable_sends += std::exchange(bank.unreachable_after_loss, 0);
+      return catga::make_error(catga::errc::timeout, "no reply before the deadline (the reply was lost)", true);
+    }
+    return s;
+  }));
+  catga::IdempotencyOptions idem;
+  idem.store = std::make_shared<catga::InMemoryIdempotencyStore>();
+  idem.remember_failures = true;
+  m.use(std::make_shared<catga::IdempotencyBehavior>(idem));
+
+  m.handle<Reserve>([&bank](const Reserve& c) -> catga::Status {
+    std::lock_guard lock(bank.mutex);
+    ++bank.reserved[c.order];
+    return {};
+  });
+  m.handle<Release>([&bank](const Release& c) -> catga::Status {
+    std::lock_guard lock(bank.mutex);
+    --bank.reserved[c.order];
+    return {};
+  });
+  m.handle<Pay>([&bank](const Pay& c) -> catga::Result<std::string> {
+    std::lock_guard lock(bank.mutex);
+    ++bank.charged[c.order];
+    return "P-" + c.order;
+  });
+  // Idempotent and tolerant: undoes what is charged and not yet refunded,
+  // which may be nothing.
+  m.handle<Refund>([&bank](const Refund& c) -> catga::Status {
+    std::lock_guard lock(bank.mutex);
+    ++bank.refund_runs;
+    if (bank.refuse_refunds > 0) {
+      --bank.refuse_refunds;
+      return catga::make_error("ledger_locked", "the ledger is closed for the night");
+    }
+    if (bank.charged[c.order] > bank.refunded[c.order]) ++bank.refunded[c.order];
+    return {};
+  });
+  m.handle<Ship>([&bank](const Ship&) -> catga::Status {
+    if (bank.fail_ship) return catga::make_error("no_courier", "nobody ships today");
+    return {};
+  });
+}
+
+catga::SagaDefinition<OrderData> order_saga() {
+  return catga::SagaDefinition<OrderData>("order")
+      .step<Reserve>("reserve", [](const OrderData& d) { return Reserve{d.order}; })
+      .compensate<Release>([](const OrderData& d) { return Release{d.order}; })
+      .step<Pay>("pay", [](const OrderData& d) { return Pay{d.order, d.amount}; },
+                 [](OrderData& d, const std::string& p) { d.payment = p; })
+      // From what the saga knew before the step: a refund of a payment whose
+      // outcome stayed unknown has no payment id to go by.
+      .compensate<Refund>([](const OrderData& d) { return Refund{d.order}; })
+      .timeout(std::chrono::milliseconds(200))
+      .attempts(3, std::chrono::milliseconds(1))
+      .step<Ship>("ship", [](const OrderData& d) { return Ship{d.order}; })
+      .compensation_retries(5, std::chrono::milliseconds(1));
+}
+
+struct Shop {
+  Bank bank;
+  catga::Mediator mediator;
+  std::shared_ptr<catga::InMemorySagaStore> store = std::make_shared<catga::InMemorySagaStore>();
+  catga::SagaDefinition<OrderData> saga = order_saga();
+  Shop() { register_bank(mediator, bank); }
+  catga::SagaOptions options(std::string instance = "a") {
+    catga::SagaOptions o;
+    o.instance_id = std::move(instance);
+    o.workers = 2;
+    return o;
+  }
+};
+
+std::vector<std::string> steps(const catga::SagaRecord& r) {
+  std::vector<std::string> out;
+  for (const auto& h : r.history) out.push_back(h.step_name + ":" + h.what);
+  return out;
+}
+
+}  // namespace saga_uncertain
+
+using namespace saga_uncertain;
+
+TEST_CASE("uncertain step: its reply was lost; resent with the same id, it is charged once and the saga completes") {
+  Shop shop;
+  shop.bank.lose_pay_replies = 1;
+  catga::SagaOrchestrator orch(shop.mediator, shop.store, shop.options());
+  orch.add(shop.saga);
+  REQUIRE(orch.start(shop.saga, "o1", OrderData{"o1", 30, ""}));
+  auto r = orch.wait("o1", kWait);
+  REQUIRE(r);
+  CHECK(r->status == catga::SagaStatus::completed);
+  // The resend carried the first send's id: the service answered it from its
+  // idempotency store instead of charging again.
+  CHECK(shop.bank.sends("Pay") == V{"o1/s1/1", "o1/s1/1"});
+  CHECK(shop.bank.charges("o1") == 1);
+  CHECK(r->data.get<OrderData>().payment == "P-o1");
+  CHECK(steps(*r) == V{"reserve:completed", "pay:retry", "pay:completed", "ship:completed"});
+}
+
+TEST_CASE("uncertain step: its reply was lost, then its service is gone; the step itself is compensated") {
+  Shop shop;
+  shop.bank.lose_pay_replies = 1;
+  // The next four sends find nobody: two resends of Pay (no_handler says
+  // nothing about the first send, which did charge), then two of Refund.
+  shop.bank.unreachable_after_loss = 4;
+  catga::SagaOrchestrator orch(shop.mediator, shop.store, shop.options());
+  orch.add(shop.saga);
+  REQUIRE(orch.start(shop.saga, "o2", OrderData{"o2", 30, ""}));
+  auto r = orch.wait("o2", kWait);
+  REQUIRE(r);
+  CHECK(r->status == catga::SagaStatus::compensated);
+  CHECK(r->error.find("pay: outcome unknown") == 0);
+  CHECK(shop.bank.sends("Pay") == V{"o2/s1/1", "o2/s1/1", "o2/s1/1"});
+  // No service, no effect: the refund's next try may take a new id.
+  CHECK(shop.bank.sends("Refund") == V{"o2/c1/1", "o2/c1/2", "o2/c1/3"});
+  // Charged and refunded (never "charged but never refunded"), stock released.
+  CHECK(shop.bank.charges("o2") == 1);
+  CHECK(shop.bank.net("o2") == 0);
+  CHECK(shop.bank.holds("o2") == 0);
+  CHECK(steps(*r) == V{"reserve:completed", "pay:retry", "pay:retry", "pay:failed", "pay:compensation_retry",
+                       "pay:compensation_retry", "pay:compensated", "reserve:compensated"});
+}
+
+TEST_CASE("uncertain step: every reply is lost; the saga gives up, compensates it, and it was charged once") {
+  Shop shop;
+  shop.bank.lose_pay_replies = 1000;
+  catga::SagaOrchestrator orch(shop.mediator, shop.store, shop.options());
+  orch.add(shop.saga);
+  REQUIRE(orch.start(shop.saga, "o3", OrderData{"o3", 30, ""}));
+  auto r = orch.wait("o3", kWait);
+  REQUIRE(r);
+  CHECK(r->status == catga::SagaStatus::compensated);
+  CHECK(r->error.find("outcome unknown after 3 sends: timeout") != std::string::npos);
+  CHECK(shop.bank.sends("Pay").size() == 3);
+  CHECK(shop.bank.charges("o3") == 1);  // three sends, one id, one charge
+  CHECK(shop.bank.net("o3") == 0);
+  CHECK(shop.bank.holds("o3") == 0);
+}
+
+TEST_CASE("uncertain compensation: a refund whose reply was lost is resent with the same id and runs once") {
+  Shop shop;
+  shop.bank.fail_ship = true;
+  shop.bank.lose_refund_replies = 1;
+  catga::SagaOrchestrator orch(shop.mediator, shop.store, shop.options());
+  orch.add(shop.saga);
+  REQUIRE(orch.start(shop.saga, "o4", OrderData{"o4", 30, ""}));
+  auto r = orch.wait("o4", kWait);
+  REQUIRE(r);
+  CHECK(r->status == catga::SagaStatus::compensated);
+  CHECK(shop.bank.sends("Refund") == V{"o4/c1/1", "o4/c1/1"});
+  CHECK(shop.bank.refund_runs == 1);
+  CHECK(shop.bank.net("o4") == 0);
+  CHECK(shop.bank.holds("o4") == 0);
+}
+
+TEST_CASE("a compensation refused definitively is retried under a new id: the receiver remembers the refusal") {
+  Shop shop;
+  shop.bank.fail_ship = true;
+  shop.bank.refuse_refunds = 1;
+  catga::SagaOrchestrator orch(shop.mediator, shop.store, shop.options());
+  orch.add(shop.saga);
+  REQUIRE(orch.start(shop.saga, "o7", OrderData{"o7", 30, ""}));
+  auto r = orch.wait("o7", kWait);
+  REQUIRE(r);
+  CHECK(r->status == catga::SagaStatus::compensated);
+  // The same id again would be answered with the stored failure (remember_failures).
+  CHECK(shop.bank.sends("Refund") == V{"o7/c1/1", "o7/c1/2"});
+  CHECK(shop.bank.refund_runs == 2);
+  CHECK(shop.bank.net("o7") == 0);
+}
+
+TEST_CASE("uncertain step: the orchestrator dies while it is unresolved; another one resumes it with the same id") {
+  Shop shop;
+  auto o1 = shop.options("pod-1");
+  o1.lease = std::chrono::milliseconds(50);
+  auto o2 = shop.options("pod-2");
+
+  SUBCASE("died after recording the lost reply: the resend is answered from the idempotency store") {
+    shop.bank.lose_pay_replies = 1;
+    {
+      catga::SagaOrchestrator a(shop.mediator, shop.store, o1);
+      a.add(shop.saga);
+      a.after_persist = [](const catga::SagaRecord& r) { return r.history.empty() || r.history.back().what != "retry"; };
+      REQUIRE(a.start(shop.saga, "o5", OrderData{"o5", 30, ""}));
+      REQUIRE(a.wait("o5", std::chrono::milliseconds(300))->status == catga::SagaStatus::running);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // pod-1's lease runs out
+    catga::SagaOrchestrator b(shop.mediator, shop.store, o2);
+    b.add(shop.saga);
+    CHECK(*b.recover() == 1);
+    auto r = b.wait("o5", kWait);
+    REQUIRE(r);
+    CHECK(r->status == catga::SagaStatus::completed);
+    CHECK(shop.bank.sends("Pay") == V{"o5/s1/1", "o5/s1/1"});
+    CHECK(shop.bank.charges("o5") == 1);
+  }
+
+  SUBCASE("died while the send was in flight, and the service is gone since: the step is compensated") {
+    shop.bank.gone_after_first_pay = true;  // charges, replies, then no service serves Pay any more
+    auto crashing = std::make_shared<CrashingStore>(shop.store);
+    // The driver dies before it records the outcome of its first Pay.
+    crashing->crash_before = [](const catga::SagaRecord& r) { return r.history.size() >= 2; };
+    {
+      catga::SagaOrchestrator a(shop.mediator, crashing, o1);
+      a.add(shop.saga);
+      REQUIRE(a.start(shop.saga, "o6", OrderData{"o6", 30, ""}));
+      REQUIRE(a.wait("o6", std::chrono::milliseconds(300))->status == catga::SagaStatus::running);
+    }
+    CHECK(shop.bank.charges("o6") == 1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    catga::SagaOrchestrator b(shop.mediator, shop.store, o2);
+    b.add(shop.saga);
+    CHECK(*b.recover() == 1);
+    auto r = b.wait("o6", kWait);
+    REQUIRE(r);
+    CHECK(r->status == catga::SagaStatus::compensated);
+    // no_handler on the resends does not mean "not charged": the first send was in flight.
+    CHECK(shop.bank.net("o6") == 0);
+    CHECK(shop.bank.holds("o6") == 0);
+    CHECK(shop.bank.sends("Pay").front() == "o6/s1/1");
   }
 }

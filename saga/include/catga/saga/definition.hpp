@@ -19,14 +19,36 @@ inline constexpr std::string_view kSagaReasonHeader = "Catga-Saga-Reason";
 inline constexpr std::string_view kSagaIdHeader = "Catga-Saga-Id";
 
 // A step as the orchestrator runs it: functions over the saga's JSON data.
+//
+// How a send of the step ends decides what happens next:
+// - success: the next step;
+// - failed (a non-retryable error, e.g. a business rule): the step did not
+//   take effect; the steps before it are compensated;
+// - uncertain (timeout, lost reply, `unavailable`, `deferred`, a handler
+//   exception, any retryable error; `no_handler` once an earlier send may
+//   have reached a handler): the step is resent with the SAME command id,
+//   with backoff, so a receiver that did apply it answers from its
+//   idempotency store instead of applying it twice. It is resent while
+//   sends are left (max_attempts) or the outcome has been unknown for less
+//   than resolve_uncertain_for. If it is still unknown then, the step itself
+//   is compensated too, then the steps before it. A step that was ever
+//   uncertain and then fails is compensated too (at worst a no-op;
+//   trusting the failure could leave an effect in place).
+// Compensations must therefore be idempotent and tolerate "nothing to undo",
+// and should leave a mark (e.g. a refund record) that makes a late delivery
+// of the step itself a no-op.
 struct SagaStep {
   using Run = std::function<Status(Mediator&, nlohmann::json& data, Context ctx)>;
   std::string name;
   Run action;
   Run compensation;  // empty: nothing to undo
   std::chrono::milliseconds timeout{std::chrono::seconds(10)};
-  int max_attempts = 3;  // retryable failures are retried up to this many attempts
-  std::chrono::milliseconds retry_delay{std::chrono::milliseconds(100)};  // doubles per attempt
+  int max_attempts = 3;  // sends of the step while its failures are retryable or uncertain
+  std::chrono::milliseconds retry_delay{std::chrono::milliseconds(100)};  // doubles per send
+  // While the outcome is unknown, keep resending at least this long after it
+  // became unknown, even past max_attempts (0: max_attempts alone decides).
+  // Long enough to outlast a restart of the service serving the step.
+  std::chrono::milliseconds resolve_uncertain_for{0};
 };
 
 // A saga type without its C++ data type: name, steps, compensation policy.
@@ -93,7 +115,9 @@ class SagaDefinition {
   }
 
   // The compensation of the step added last: sends `build(data)`, or
-  // `build(data, reason)` where reason says why the saga failed.
+  // `build(data, reason)` where reason says why the saga failed. It runs for
+  // a completed step, and also for a step whose outcome stayed unknown, so
+  // its handler must tolerate "nothing to undo" (and a second delivery).
   template <Command C, class Build>
   SagaDefinition& compensate(Build build) {
     static_assert(std::is_invocable_r_v<C, Build&, const Data&> ||
@@ -122,13 +146,25 @@ class SagaDefinition {
     last().timeout = t;
     return *this;
   }
-  // Retry policy of the step added last (retryable errors only).
+  // Retry policy of the step added last: at most `max_attempts` sends while
+  // its failures are retryable or its outcome unknown, `first_delay` before
+  // the second, doubling. Every send carries the same command id.
   SagaDefinition& attempts(int max_attempts, std::chrono::milliseconds first_delay) {
     last().max_attempts = max_attempts < 1 ? 1 : max_attempts;
     last().retry_delay = first_delay;
     return *this;
   }
+  // Keep resending the step added last for `d` after its outcome became
+  // unknown (a lost reply, its service gone mid-step), even past its
+  // attempts: e.g. a payment waits for the payment service to come back and
+  // completes, rather than being refunded at once.
+  SagaDefinition& resolve_uncertain_for(std::chrono::milliseconds d) {
+    last().resolve_uncertain_for = d;
+    return *this;
+  }
   // How hard to try each compensation before giving up (compensation_failed).
+  // A resend whose outcome is unknown keeps the compensation's command id;
+  // after a definitive failure the next try gets a new one.
   SagaDefinition& compensation_retries(int attempts, std::chrono::milliseconds first_delay) {
     type_.compensation_attempts = attempts < 1 ? 1 : attempts;
     type_.compensation_delay = first_delay;

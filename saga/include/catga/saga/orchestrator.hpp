@@ -43,7 +43,11 @@ struct SagaOptions {
 // - two orchestrators never drive one saga at once (the loser of a write
 //   stops driving it);
 // - a resumed step resends the same command id (saga id + step + attempt),
-//   which the receiving service deduplicates.
+//   which the receiving service deduplicates;
+// - a step whose outcome is unknown (timeout, lost reply, its service gone
+//   mid-step) is resent with that same id until the outcome is known or its
+//   policy gives up; then it is compensated along with the steps before it
+//   (see SagaStep). Retries wait in the worker, at most lease / 2 at a time.
 //
 //   catga::SagaOrchestrator orch(mediator, std::make_shared<catga::InMemorySagaStore>());
 //   orch.add(order_saga);

@@ -23,15 +23,22 @@ inline bool is_final(SagaStatus s) noexcept {
 struct SagaHistoryEntry {
   int step = 0;
   std::string step_name;
-  std::string what;  // "completed", "failed", "compensated", "compensation_failed", "retry"
+  // "completed", "failed", "retry" (an uncertain or retryable outcome, resent),
+  // "compensated", "compensation_retry", "compensation_failed"
+  std::string what;
   std::string error;
   std::int64_t at_ms = 0;  // unix time, milliseconds
 };
 
 // The saga as stored after every step (see SagaStore). `step` is the step
-// being run (running) or compensated (compensating); `attempt` is the attempt
-// in flight for it (0 = none yet). Persisting the attempt before sending makes
-// a resumed saga resend the same command id, which receivers deduplicate.
+// being run (running) or compensated (compensating); `attempt` is the number
+// in its command id "<saga>/s<step>/<attempt>" ("/c" for a compensation;
+// 0 = not sent yet), persisted before the first send. Later sends, retries
+// and resends after a crash alike, reuse that id: the receiver deduplicates
+// it, so a send that did take effect is answered with its stored outcome
+// instead of being applied again. Only a compensation answered with a
+// definitive failure moves on to the next number, so that its next try runs
+// instead of being answered with the remembered failure.
 //
 //   SagaRecord r = orchestrator.get("order-42").value();
 //   if (r.status == catga::SagaStatus::compensated) std::cout << r.error;
@@ -41,6 +48,15 @@ struct SagaRecord {
   SagaStatus status = SagaStatus::running;
   int step = 0;
   int attempt = 0;
+  // Sends of `step` so far, the one in flight included (0 = none yet): what
+  // SagaStep::max_attempts and the compensation policy count.
+  int tries = 0;
+  // Since when (unix ms) it is unknown whether `step` took effect: a send
+  // timed out, lost its reply or failed retryably, or was in flight when its
+  // driver stopped. 0: no send of it has an unknown outcome. Such a step is
+  // resent (same id) until its outcome is known; if the saga gives up, the
+  // step is compensated with the ones before it.
+  std::int64_t uncertain_since_ms = 0;
   nlohmann::json data;
   std::string error;           // why it compensates / failed
   std::string correlation_id;  // carried by every step command
