@@ -1,24 +1,22 @@
 #include "catga/nats/key_value.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
+
+#include "catga/message_id.hpp"
 
 #include "connection_impl.hpp"
 #include "error.hpp"
 #include "handle.hpp"
 #include "kv_open.hpp"
 #include "log.hpp"
+#include "message.hpp"
 
 namespace catga::nats {
 
 using detail::Surface;
 using detail::to_error;
-
-struct KvBucket::Impl {
-  std::shared_ptr<Connection> connection;
-  KvBucketOptions options;
-  detail::KvBinding binding;  // own context: its Wait is options.timeout
-  kvStore* kv() const noexcept { return binding.kv.get(); }
-};
 
 namespace detail {
 
@@ -32,27 +30,37 @@ Result<KvBinding> open_kv(Connection& connection, const KvSpec& spec) {
   }
   if (auto c = connection.wait_connected(spec.timeout); !c) return std::move(c).error();
 
-  natsStatus s = js_KeyValue(b.kv.out(), b.js.get(), spec.bucket.c_str());
-  if (s == NATS_NOT_FOUND) {
-    kvConfig cfg;
-    kvConfig_Init(&cfg);
-    cfg.Bucket = spec.bucket.c_str();
-    if (!spec.description.empty()) cfg.Description = spec.description.c_str();
-    cfg.History = static_cast<uint8_t>(std::clamp(spec.history, 1, 64));
-    cfg.TTL = spec.ttl.count();
-    cfg.StorageType = spec.storage == StorageType::memory ? js_MemoryStorage : js_FileStorage;
-    cfg.Replicas = std::max(spec.replicas, 1);
-    s = js_CreateKeyValue(b.kv.out(), b.js.get(), &cfg);
-    if (s == NATS_OK) {
-      log().info("catga.nats created KV bucket '{}'", spec.bucket);
-      return b;
+  // A peer creating the bucket at the same moment, or a replicated stream
+  // that has no leader yet (its info is not answered), is not a failure: try
+  // again until spec.timeout.
+  const auto deadline = std::chrono::steady_clock::now() + spec.timeout;
+  auto pause = std::chrono::milliseconds(50);
+  for (;;) {
+    natsStatus s = js_KeyValue(b.kv.out(), b.js.get(), spec.bucket.c_str());
+    if (s == NATS_OK) break;
+    Error err;
+    if (s == NATS_NOT_FOUND) {
+      kvConfig cfg;
+      kvConfig_Init(&cfg);
+      cfg.Bucket = spec.bucket.c_str();
+      if (!spec.description.empty()) cfg.Description = spec.description.c_str();
+      cfg.History = static_cast<uint8_t>(std::clamp(spec.history, 1, 64));
+      cfg.TTL = spec.ttl.count();
+      cfg.StorageType = spec.storage == StorageType::memory ? js_MemoryStorage : js_FileStorage;
+      cfg.Replicas = std::max(spec.replicas, 1);
+      s = js_CreateKeyValue(b.kv.out(), b.js.get(), &cfg);
+      if (s == NATS_OK) {
+        log().info("catga.nats created KV bucket '{}'", spec.bucket);
+        return b;
+      }
+      err = to_error(s, "create KV bucket '" + spec.bucket + "'", Surface::jetstream);
+    } else {
+      err = to_error(s, "open KV bucket '" + spec.bucket + "'", Surface::jetstream);
     }
-    // Created by a peer in between?
-    if (js_KeyValue(b.kv.out(), b.js.get(), spec.bucket.c_str()) != NATS_OK) {
-      return to_error(s, "create KV bucket '" + spec.bucket + "'", Surface::jetstream);
-    }
-  } else if (s != NATS_OK) {
-    return to_error(s, "open KV bucket '" + spec.bucket + "'", Surface::jetstream);
+    if (err.code == errc::validation || std::chrono::steady_clock::now() + pause >= deadline) return err;
+    log().debug("catga.nats {} (trying again)", err.message);
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(500));
   }
   kvStatus* status = nullptr;
   if (kvStore_Status(&status, b.kv.get()) == NATS_OK) {
@@ -69,6 +77,15 @@ Result<KvBinding> open_kv(Connection& connection, const KvSpec& spec) {
 
 namespace {
 
+using Clock = std::chrono::steady_clock;
+using detail::MsgHandle;
+
+// Who wrote a message: a fresh id per create/update call, so a write whose
+// answer was lost can be told apart from another writer's.
+constexpr const char* kWriterHeader = "Catga-Kv-Writer";
+constexpr const char* kMsgIdHeader = "Nats-Msg-Id";
+constexpr const char* kOperationHeader = "KV-Operation";  // DEL / PURGE markers
+
 Status check_key(std::string_view key) {
   const bool ok = !key.empty() && key.front() != '.' && key.back() != '.' &&
                   std::all_of(key.begin(), key.end(), [](char c) {
@@ -79,7 +96,238 @@ Status check_key(std::string_view key) {
   return {};
 }
 
+std::int64_t ms_until(Clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  return std::max<std::int64_t>(left, 1);
+}
+
+std::string header_of(natsMsg* m, const char* name) {
+  const char* v = nullptr;
+  if (natsMsgHeader_Get(m, name, &v) == NATS_OK && v != nullptr) return v;
+  return {};
+}
+
+// A key's message as the stream leader holds it.
+struct Stored {
+  std::uint64_t revision = 0;
+  bool deleted = false;  // a delete or purge marker (an erased key)
+  std::string value;
+  std::string writer;  // Catga-Kv-Writer; empty when not written by a KvBucket
+  std::string msg_id;  // Nats-Msg-Id
+};
+
+Stored stored_of(natsMsg* m) {
+  Stored out;
+  out.revision = natsMsg_GetSequence(m);
+  const std::string op = header_of(m, kOperationHeader);
+  out.deleted = op == "DEL" || op == "PURGE";
+  if (const char* d = natsMsg_GetData(m); d != nullptr) {
+    out.value.assign(d, static_cast<std::size_t>(natsMsg_GetDataLength(m)));
+  }
+  out.writer = header_of(m, kWriterHeader);
+  out.msg_id = header_of(m, kMsgIdHeader);
+  return out;
+}
+
 }  // namespace
+
+struct KvBucket::Impl {
+  std::shared_ptr<Connection> connection;
+  KvBucketOptions options;
+  detail::KvBinding binding;   // own context: its Wait is options.timeout
+  std::string stream;          // KV_<bucket>
+  std::string subject_prefix;  // $KV.<bucket>.
+
+  kvStore* kv() const noexcept { return binding.kv.get(); }
+  jsCtx* js() const noexcept { return binding.js.get(); }
+  std::string subject_of(std::string_view key) const { return subject_prefix + std::string(key); }
+  // One request waits at most this long: an answer lost to a frozen or
+  // crashed leader leaves the rest of the deadline for finding out.
+  std::int64_t try_ms(Clock::time_point deadline) const {
+    const std::int64_t per_try = std::max<std::int64_t>(options.timeout.count() / 4, 100);
+    return std::min(ms_until(deadline), per_try);
+  }
+
+  Result<std::optional<Stored>> read_last(const std::string& key, std::int64_t wait_ms);
+  Result<std::optional<Stored>> read_at(const std::string& key, std::uint64_t revision, std::int64_t wait_ms);
+  Result<std::optional<Stored>> read_last_until(const std::string& key, Clock::time_point deadline);
+  Result<std::uint64_t> write(const std::string& key, std::string_view value, std::uint64_t expected);
+};
+
+// Reads go to the stream leader ($JS.API.STREAM.MSG.GET), never to a replica
+// through a direct get: a lagging replica may not hold a write that was
+// already acknowledged, and these reads decide writes.
+Result<std::optional<Stored>> KvBucket::Impl::read_last(const std::string& key, std::int64_t wait_ms) {
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = wait_ms;
+  MsgHandle m;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  const std::string subject = subject_of(key);
+  const natsStatus s = js_GetLastMsg(m.out(), js(), stream.c_str(), subject.c_str(), &jo, &jerr);
+  if (s == NATS_NOT_FOUND) return std::optional<Stored>();
+  if (s != NATS_OK) return to_error(s, jerr, "KV get '" + key + "'", Surface::jetstream);
+  return std::optional<Stored>(stored_of(m.get()));
+}
+
+Result<std::optional<Stored>> KvBucket::Impl::read_at(const std::string& key, std::uint64_t revision,
+                                                      std::int64_t wait_ms) {
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = wait_ms;
+  MsgHandle m;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  const natsStatus s = js_GetMsg(m.out(), js(), stream.c_str(), revision, &jo, &jerr);
+  if (s == NATS_NOT_FOUND) return std::optional<Stored>();
+  if (s != NATS_OK) {
+    return to_error(s, jerr, "KV get '" + key + "' at revision " + std::to_string(revision), Surface::jetstream);
+  }
+  const char* subject = natsMsg_GetSubject(m.get());
+  if (subject == nullptr || subject_of(key) != subject) return std::optional<Stored>();
+  return std::optional<Stored>(stored_of(m.get()));
+}
+
+// read_last, tried again on retryable failures (a leader election answers
+// "no responders" for a second or two) until `deadline`.
+Result<std::optional<Stored>> KvBucket::Impl::read_last_until(const std::string& key, Clock::time_point deadline) {
+  auto pause = std::chrono::milliseconds(20);
+  for (;;) {
+    auto r = read_last(key, try_ms(deadline));
+    if (r || !r.error().retryable || Clock::now() + pause >= deadline) return r;
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(500));
+  }
+}
+
+// Stores `value` if the key's last message is at `expected` (0: the key has
+// no message at all). What happened is decided from the server's answers,
+// never from a read of a replica:
+//   - "wrong last sequence" (JetStream error 10071) is a retryable conflict;
+//   - no answer (timeout, leader change, reconnect) sends the same message
+//     again, which the server stores once at most, and recognises an earlier
+//     try of this call by its writer id at the revision the server names;
+//   - when that cannot be told, a retryable `timeout` that says the write may
+//     be stored: never a `conflict` for a write that happened.
+Result<std::uint64_t> KvBucket::Impl::write(const std::string& key, std::string_view value, std::uint64_t expected) {
+  const auto deadline = Clock::now() + options.timeout;
+  const std::string what = std::string(expected > 0 ? "KV update '" : "KV create '") + key + "'";
+  const std::string writer = MessageId::generate().text().str();
+  // Updates expecting the same revision share one Nats-Msg-Id (the slot), so
+  // the server stores one of them at most: nats-server before 2.9.21 checks
+  // the expected sequence of a replicated stream only against the leader's
+  // store before proposing, so two updates in flight both pass (upstream
+  // issue 4320), but deduplicates as it stores. A create's id is its own
+  // ("no message yet" is always checked as the message is stored, and a key
+  // created and erased a moment ago still has its id in the duplicate window).
+  const std::string slot = "catga-kv:" + key + "@" + std::to_string(expected);
+  const std::string own = slot + ":" + writer;
+  bool own_id = expected == 0;
+  auto conflict = [&] {
+    return make_error(errc::conflict,
+                      expected > 0 ? "KV key '" + key + "' is not at revision " + std::to_string(expected)
+                                   : "KV key '" + key + "' exists",
+                      true);
+  };
+  // What the leader's message for the key says about our write: stored (it
+  // is ours), not stored (`conflict`), or nullopt: cannot tell.
+  auto judge = [&](const Stored& e) -> std::optional<Result<std::uint64_t>> {
+    if (e.writer == writer) return Result<std::uint64_t>(e.revision);
+    // Another write that expected the same revision won it: the slot is
+    // stored once at most, and where own ids are used the server checks the
+    // expected sequence as it stores. With a ttl, a create of ours may have
+    // been stored and expired before another create.
+    const bool same_slot = e.msg_id == slot || e.msg_id.rfind(slot + ":", 0) == 0;
+    if (same_slot && (expected > 0 || options.ttl.count() == 0)) return Result<std::uint64_t>(conflict());
+    // An erased key: create() goes on over the marker. Had ours been stored
+    // and erased in the meantime, the erase comes first in the key's history
+    // and our create after it, which is a history that could have happened.
+    if (expected == 0 && e.deleted && options.ttl.count() == 0) return Result<std::uint64_t>(conflict());
+    return std::nullopt;
+  };
+
+  MsgHandle msg;
+  const std::string subject = subject_of(key);
+  if (natsStatus s = natsMsg_Create(msg.out(), subject.c_str(), nullptr, value.data(), static_cast<int>(value.size()));
+      s != NATS_OK) {
+    return to_error(s, what);
+  }
+  if (auto h = detail::set_header(msg.get(), kWriterHeader, writer); !h) return std::move(h).error();
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  if (expected == 0) {
+    po.ExpectNoMessage = true;
+  } else {
+    po.ExpectLastSubjectSeq = expected;
+  }
+
+  bool maybe_stored = false;  // a try went unanswered
+  auto pause = std::chrono::milliseconds(20);
+  Error unanswered;
+  for (;;) {
+    po.MsgId = own_id ? own.c_str() : slot.c_str();
+    po.MaxWait = try_ms(deadline);
+    detail::PubAckHandle ack;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    const natsStatus s = js_PublishMsg(ack.out(), js(), msg.get(), &po, &jerr);
+    if (s == NATS_OK && !ack.get()->Duplicate) return ack.get()->Sequence;
+    if (s == NATS_OK) {
+      // Deduplicated: a message with this Nats-Msg-Id is stored, or (sequence
+      // 0) being stored.
+      const std::uint64_t at = ack.get()->Sequence;
+      if (own_id) {
+        if (at > 0) return at;  // an earlier try of this call
+      } else if (at == 0) {
+        // Another writer's update of the slot is in flight on a server that
+        // deduplicates before proposing (2.10.14 and later); such servers
+        // check the expected sequence as they store, so our own id is safe
+        // there, and not blocked by a proposal of the slot that failed.
+        own_id = true;
+        continue;
+      } else if (!maybe_stored) {
+        return conflict();  // the slot is taken, and not by us
+      } else {
+        auto e = read_at(key, at, try_ms(deadline));
+        if (e && *e) {
+          if (auto verdict = judge(**e)) return std::move(*verdict);
+        }
+        if (e && !*e) break;  // overwritten since: whose it was is gone
+        if (!e) unanswered = std::move(e).error();
+      }
+    } else if (jerr == JSStreamWrongLastSequenceErr) {
+      // A refusal of this very message. After a try without answer it may be
+      // the refusal of a repeat of a stored try (the sequence is checked
+      // before deduplicating on replicated streams): the leader's last
+      // message says.
+      if (!maybe_stored) return conflict();
+      auto last = read_last(key, try_ms(deadline));
+      if (!last) {
+        unanswered = std::move(last).error();
+      } else if (!*last) {
+        // Nothing there: ours is not stored (unless it expired since).
+        if (expected > 0 && options.ttl.count() == 0) return conflict();
+      } else if (auto verdict = judge(**last)) {
+        return std::move(*verdict);
+      } else if ((*last)->revision != expected) {
+        break;  // someone else wrote after ours, or instead of it
+      }
+    } else {
+      Error err = to_error(s, jerr, what, Surface::jetstream);
+      // A server answer without a code (503 "no quorum" while a leader is
+      // elected) is not a refusal either.
+      const bool uncertain = err.retryable || (s == NATS_ERR && jerr == 0);
+      if (!uncertain) return err;
+      unanswered = std::move(err);
+      maybe_stored = true;
+    }
+    if (Clock::now() + pause >= deadline) break;
+    detail::log().debug("catga.nats {} sent again: {}", what, unanswered.message);
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(500));
+  }
+  std::string message = what + ": no answer from the server, the write may or may not be stored";
+  if (!unanswered.message.empty()) message += " (" + unanswered.message + ")";
+  return make_error(errc::timeout, std::move(message), true);
+}
 
 KvBucket::KvBucket(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
 KvBucket::~KvBucket() = default;
@@ -102,48 +350,40 @@ Result<std::shared_ptr<KvBucket>> KvBucket::open(std::shared_ptr<Connection> con
                                                      .timeout = o.timeout});
   if (!binding) return std::move(binding).error();
   impl->binding = std::move(*binding);
+  impl->stream = "KV_" + o.bucket;
+  impl->subject_prefix = "$KV." + o.bucket + ".";
   return std::shared_ptr<KvBucket>(new KvBucket(std::move(impl)));
 }
 
 Result<std::optional<KvEntry>> KvBucket::get(std::string_view key) {
   if (auto c = check_key(key); !c) return std::move(c).error();
-  const std::string k(key);
-  detail::KvEntryHandle e;
-  const natsStatus s = kvStore_Get(e.out(), impl_->kv(), k.c_str());
-  if (s == NATS_NOT_FOUND) return std::optional<KvEntry>();
-  if (s != NATS_OK) return to_error(s, "KV get '" + k + "'", Surface::jetstream);
-  const void* v = kvEntry_Value(e.get());
-  KvEntry out;
-  if (v != nullptr) out.value.assign(static_cast<const char*>(v), static_cast<std::size_t>(kvEntry_ValueLen(e.get())));
-  out.revision = kvEntry_Revision(e.get());
-  return std::optional<KvEntry>(std::move(out));
+  auto last = impl_->read_last_until(std::string(key), Clock::now() + impl_->options.timeout);
+  if (!last) return std::move(last).error();
+  if (!*last || (*last)->deleted) return std::optional<KvEntry>();
+  return std::optional<KvEntry>(KvEntry{std::move((*last)->value), (*last)->revision});
 }
 
 Result<std::uint64_t> KvBucket::create(std::string_view key, std::string_view value) {
   if (auto c = check_key(key); !c) return std::move(c).error();
   const std::string k(key);
-  std::uint64_t rev = 0;
-  const natsStatus s = kvStore_Create(&rev, impl_->kv(), k.c_str(), value.data(), static_cast<int>(value.size()));
-  if (s == NATS_OK) return rev;
-  Error err = to_error(s, "KV create '" + k + "'", Surface::jetstream);
-  // The server answers "wrong last sequence" when the key exists; make that
-  // a plain conflict whatever the error text says.
-  if (auto now = get(key); now && *now) return make_error(errc::conflict, "KV key '" + k + "' exists", true);
-  return err;
+  // An erased key keeps a delete marker: "wrong last sequence" then means
+  // "create on top of the marker", as nats.c's kvStore_Create does (but with
+  // the marker read from the leader).
+  for (int round = 0;; ++round) {
+    auto created = impl_->write(k, value, 0);
+    if (created || created.error().code != errc::conflict || round == 2) return created;
+    auto last = impl_->read_last_until(k, Clock::now() + impl_->options.timeout);
+    if (!last) return std::move(last).error();
+    if (!*last) continue;  // purged in between
+    if (!(*last)->deleted) return created;
+    auto over = impl_->write(k, value, (*last)->revision);
+    if (over || over.error().code != errc::conflict) return over;
+  }
 }
 
 Result<std::uint64_t> KvBucket::update(std::string_view key, std::string_view value, std::uint64_t expected_revision) {
   if (auto c = check_key(key); !c) return std::move(c).error();
-  const std::string k(key);
-  std::uint64_t rev = 0;
-  const natsStatus s = kvStore_Update(&rev, impl_->kv(), k.c_str(), value.data(), static_cast<int>(value.size()),
-                                      expected_revision);
-  if (s == NATS_OK) return rev;
-  Error err = to_error(s, "KV update '" + k + "'", Surface::jetstream);
-  if (auto now = get(key); now && (!*now || (*now)->revision != expected_revision)) {
-    return make_error(errc::conflict, "KV key '" + k + "' is not at revision " + std::to_string(expected_revision), true);
-  }
-  return err;
+  return impl_->write(std::string(key), value, expected_revision);
 }
 
 Result<std::uint64_t> KvBucket::put(std::string_view key, std::string_view value) {

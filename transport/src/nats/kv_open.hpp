@@ -32,7 +32,8 @@ struct KvBinding {
 };
 
 // Waits up to spec.timeout for the connection, then opens or creates the
-// bucket; a peer creating it at the same time is fine.
+// bucket; a peer creating it at the same time, or a replicated bucket whose
+// stream is still electing its leader, is tried again until spec.timeout.
 //
 //   auto b = detail::open_kv(*conn, {.bucket = "orders", .timeout = 5s});
 //   kvStore_Put(nullptr, b->kv.get(), "k", "v", 1);

@@ -18,7 +18,10 @@ struct KvBucketOptions {
   std::chrono::nanoseconds ttl{0};  // 0: keep forever
   StorageType storage = StorageType::file;
   int replicas = 1;
-  std::chrono::milliseconds timeout{5'000};  // deadline of one operation
+  // Deadline of one operation. One request waits at most a quarter of it
+  // (at least 100 ms): a create or update whose answer is lost (frozen or
+  // crashed leader, reconnect) is sent again within the deadline.
+  std::chrono::milliseconds timeout{5'000};
 };
 
 // Service state, saga state and the like, shared by every replica through
@@ -27,6 +30,22 @@ struct KvBucketOptions {
 // read-modify-write across processes (see catga::kv_modify). Keys use the KV
 // alphabet [-/_=.a-zA-Z0-9]; anything else is a `validation` Error.
 // Thread-safe.
+//
+// On replicated buckets (replicas = 3):
+//   - get() reads from the stream leader, never from a possibly lagging
+//     replica (a read right after a write sees it; kv_modify decides on it).
+//   - create()/update() know a conflict from the server's answer ("wrong
+//     last sequence", JetStream error 10071), not from a read.
+//   - update()s expecting the same revision carry the same Nats-Msg-Id
+//     ("catga-kv:<key>@<revision>"), so the server stores one of them at
+//     most, also where nats-server 2.9 lets two conditional publishes
+//     through. Every create/update carries a `Catga-Kv-Writer` header.
+//   - A create/update whose answer was lost is sent again; if it had been
+//     stored, it is recognised and its revision returned. When that cannot
+//     be told before the deadline the Error is a retryable `timeout` saying
+//     the write may be stored: `conflict` always means "not stored".
+//   - put() and erase() are unconditional: on nats-server 2.9 an update in
+//     flight at the same moment may overwrite them.
 //
 //   auto conn = catga::nats::Connection::connect(catga::nats::NatsOptions::from_env()).value();
 //   auto stock = catga::nats::KvBucket::open(conn, {.bucket = "inventory"}).value();
