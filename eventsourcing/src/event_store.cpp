@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "ack_reply.hpp"
@@ -43,6 +45,34 @@ auto with_retries(Clock::time_point deadline, std::chrono::milliseconds attempt,
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::milliseconds(500));
   }
+}
+
+// Standard base64 (the stream API's message data); nullopt when invalid.
+std::optional<std::string> base64_decode(std::string_view in) {
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  std::string out;
+  out.reserve(in.size() / 4 * 3);
+  std::uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    if (c == '=') break;
+    const int v = value(c);
+    if (v < 0) return std::nullopt;
+    acc = (acc << 6) | static_cast<std::uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
+    }
+  }
+  return out;
 }
 
 // Fills actor/correlation/causation from the running handler's context.
@@ -96,34 +126,123 @@ Result<std::shared_ptr<EventStore>> EventStore::create(std::shared_ptr<nats::Con
   return std::shared_ptr<EventStore>(new EventStore(std::move(impl)));
 }
 
+struct EventStore::ReadState {
+  // The read rule: a commit is kept only if it starts after `kept_version`.
+  bool base_known = true;
+  std::uint64_t kept_version = 0;
+  std::uint64_t end_sequence = 0;  // last message read, ignored ones included
+  bool cut = false;                // time travel stopped the read
+  std::vector<Commit> commits;
+  std::uint64_t ignored = 0;
+  std::vector<Commit>* ignored_out = nullptr;
+};
+
+std::uint64_t EventStore::ignored_commits() const noexcept { return impl_->ignored.load(); }
+
 Result<std::optional<Commit>> EventStore::last_commit(const StreamId& stream) {
-  if (auto v = stream.validate(); !v) return std::move(v).error();
-  const std::string subject = impl_->options.subject(stream);
-  const auto deadline = Clock::now() + impl_->options.timeout;
-  return with_retries(deadline, impl_->options.attempt_timeout,
-                      [&](std::int64_t wait) -> Result<std::optional<Commit>> {
-                        jsOptions jo;
-                        jsOptions_Init(&jo);
-                        jo.Wait = wait;
-                        nats::detail::MsgHandle msg;
-                        jsErrCode jerr = static_cast<jsErrCode>(0);
-                        const natsStatus s = js_GetLastMsg(msg.out(), impl_->jet(), impl_->stream_name.c_str(),
-                                                           subject.c_str(), &jo, &jerr);
-                        if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr) return std::optional<Commit>();
-                        if (s != NATS_OK) {
-                          return to_error(s, jerr, "read last commit of '" + stream.key() + "'", Surface::jetstream);
-                        }
-                        auto c = detail::decode_commit(nats::detail::body_of(msg.get()),
-                                                       natsMsg_GetSequence(msg.get()), impl_->upcasters());
-                        if (!c) return std::move(c).error();
-                        return std::optional<Commit>(std::move(*c));
-                      });
+  auto r = read_stream(stream);
+  if (!r) return std::move(r).error();
+  if (r->commits.empty()) return std::optional<Commit>();
+  return std::optional<Commit>(std::move(r->commits.back()));
 }
 
 Result<Position> EventStore::last(const StreamId& stream) {
-  auto c = last_commit(stream);
-  if (!c) return std::move(c).error();
-  return *c ? (*c)->position() : Position{};
+  auto r = read_stream(stream);
+  if (!r) return std::move(r).error();
+  return r->end;
+}
+
+// The sequence of the subject's last message, from the stream leader
+// ($JS.API.STREAM.MSG.GET; never a direct get, replicas may lag). 0: none.
+Result<std::uint64_t> EventStore::last_sequence(const StreamId& stream, Clock::time_point deadline) {
+  const std::string subject = impl_->options.subject(stream);
+  return with_retries(deadline, impl_->options.attempt_timeout, [&](std::int64_t wait) -> Result<std::uint64_t> {
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = wait;
+    nats::detail::MsgHandle msg;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    const natsStatus s =
+        js_GetLastMsg(msg.out(), impl_->jet(), impl_->stream_name.c_str(), subject.c_str(), &jo, &jerr);
+    if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr) return std::uint64_t{0};
+    if (s != NATS_OK) return to_error(s, jerr, "read last commit of '" + stream.key() + "'", Surface::jetstream);
+    return natsMsg_GetSequence(msg.get());
+  });
+}
+
+// One message from the stream leader: the one at `sequence`, or with
+// `next_on_subject` the first message of the stream's subject at or after
+// it. nullopt: none (or, by sequence, not a commit of this stream).
+Result<std::optional<Commit>> EventStore::leader_get(const StreamId& stream, std::uint64_t sequence,
+                                                     bool next_on_subject, Clock::time_point deadline) {
+  const std::string subject = impl_->options.subject(stream);
+  const std::string api = "$JS.API.STREAM.MSG.GET." + impl_->stream_name;
+  nlohmann::json req{{"seq", sequence}};
+  if (next_on_subject) req["next_by_subj"] = subject;
+  const std::string body = req.dump();
+  const std::string what = "read '" + stream.key() + "' at sequence " + std::to_string(sequence);
+  return with_retries(deadline, impl_->options.attempt_timeout, [&](std::int64_t wait) -> Result<std::optional<Commit>> {
+    nats::detail::MsgHandle reply;
+    const natsStatus s = natsConnection_Request(reply.out(), impl_->nc(), api.c_str(), body.data(),
+                                                static_cast<int>(body.size()), wait);
+    if (s != NATS_OK) return to_error(s, what, Surface::jetstream);
+    try {
+      const auto j = nlohmann::json::parse(nats::detail::body_of(reply.get()));
+      if (auto e = j.find("error"); e != j.end()) {
+        if (e->value("code", 0) == 404) return std::optional<Commit>();
+        return make_error(errc::unavailable, what + ": " + e->value("description", std::string("error")),
+                          e->value("code", 0) >= 500);
+      }
+      const auto& m = j.at("message");
+      if (m.at("subject").get<std::string>() != subject) return std::optional<Commit>();
+      auto data = base64_decode(m.value("data", std::string{}));
+      if (!data) return make_error(errc::malformed, what + ": data is not base64");
+      auto c = detail::decode_commit(*data, m.at("seq").get<std::uint64_t>(), impl_->upcasters());
+      if (!c) return std::move(c).error();
+      return std::optional<Commit>(std::move(*c));
+    } catch (const std::exception& e) {
+      return make_error(errc::malformed, what + ": " + e.what());
+    }
+  });
+}
+
+// After the server stored our commit (versions first_version.., at
+// `sequence`) expecting `expected`: is it the commit holding those versions
+// by the read rule? Common case: the message at the expected sequence ends
+// at the expected version and the next message of the subject is ours (two
+// leader gets). Otherwise the stream is read (its end checked on the leader)
+// and the rule decides. A lost race is a retryable `conflict`.
+Status EventStore::confirm(const StreamId& stream, Position expected, std::uint64_t first_version,
+                           std::uint64_t sequence, Clock::time_point deadline) {
+  bool base_ok = expected.sequence == 0 && expected.version == 0;
+  if (!base_ok && expected.sequence > 0) {
+    auto at = leader_get(stream, expected.sequence, false, deadline);
+    if (!at) return std::move(at).error();
+    base_ok = *at && (*at)->last_version() == expected.version && (*at)->last_version() + 1 == first_version;
+  }
+  if (base_ok) {
+    auto next = leader_get(stream, expected.sequence + 1, true, deadline);
+    if (!next) return std::move(next).error();
+    if (*next && (*next)->sequence == sequence) return {};
+  }
+  std::vector<Commit> ignored;
+  auto all = read_impl(stream, {}, deadline, &ignored);
+  if (!all) return std::move(all).error();
+  for (const auto& c : all->commits) {
+    if (c.sequence == sequence) return {};
+  }
+  for (const auto& c : ignored) {
+    if (c.sequence == sequence) {
+      return make_error(errc::conflict,
+                        "'" + stream.key() + "': version " + std::to_string(first_version) +
+                            " is held by an earlier commit; ours (sequence " + std::to_string(sequence) +
+                            ") was stored too (the server let a second conditional append through) and is ignored",
+                        true);
+    }
+  }
+  return make_error(errc::unavailable,
+                    "'" + stream.key() + "': commit at sequence " + std::to_string(sequence) + " not found on read",
+                    true);
 }
 
 Result<AppendResult> EventStore::append(const StreamId& stream, Position expected, std::vector<EventData> events,
@@ -134,18 +253,18 @@ Result<AppendResult> EventStore::append(const StreamId& stream, Position expecte
   const std::string subject = impl_->options.subject(stream);
 
   if (expected.version > 0 && expected.sequence == 0) {
-    // Only the version is known: find the sequence of the commit ending there.
-    // The server still checks that sequence, so this read cannot let a
-    // concurrent append slip through.
-    auto last = last_commit(stream);
-    if (!last) return std::move(last).error();
-    if (!*last || (*last)->last_version() != expected.version) {
+    // Only the version is known: find where the stream ends. The server
+    // still checks that sequence, so this read cannot let a concurrent
+    // append slip through.
+    auto at = read_impl(stream, {}, deadline, nullptr);
+    if (!at) return std::move(at).error();
+    if (at->end.version != expected.version) {
       return make_error(errc::conflict,
-                        "'" + stream.key() + "' is at version " + std::to_string(*last ? (*last)->last_version() : 0) +
-                            ", expected " + std::to_string(expected.version),
+                        "'" + stream.key() + "' is at version " + std::to_string(at->end.version) + ", expected " +
+                            std::to_string(expected.version),
                         true);
     }
-    expected.sequence = (*last)->sequence;
+    expected.sequence = at->end.sequence;
   }
 
   fill_metadata(options);
@@ -191,6 +310,7 @@ Result<AppendResult> EventStore::append(const StreamId& stream, Position expecte
     po.ExpectLastSubjectSeq = expected.sequence;
   }
 
+  const std::uint64_t first_version = expected.version + 1;
   auto pause = std::chrono::milliseconds(20);
   for (;;) {
     // One try waits at most attempt_timeout: a publish that reached a leader
@@ -202,21 +322,32 @@ Result<AppendResult> EventStore::append(const StreamId& stream, Position expecte
     const natsStatus s = js_PublishMsg(ack.out(), impl_->jet(), msg.get(), &po, &jerr);
     if (s == NATS_OK) {
       // A duplicate ack means this exact Nats-Msg-Id, commit id included,
-      // is stored: an earlier try of this append.
+      // is stored: an earlier try of this append. Either way the server may
+      // have let a concurrent commit at the same position through too.
       const std::uint64_t seq = ack.get()->Sequence;
-      return AppendResult{Position{version, seq}, expected.version + 1, ack.get()->Duplicate};
+      const bool duplicate = ack.get()->Duplicate;
+      if (auto c = confirm(stream, expected, first_version, seq, deadline); !c) return std::move(c).error();
+      return AppendResult{Position{version, seq}, first_version, duplicate};
     }
     Error err = to_error(s, jerr, "append to '" + stream.key() + "'", Surface::jetstream);
     if (jerr == JSStreamWrongLastSequenceErr) {
       // Either someone else appended, or this is our own earlier try whose
-      // ack was lost (an R3 cluster checks the sequence before dedup).
-      auto last = last_commit(stream);
-      if (!last) return std::move(last).error();
-      if (*last && (*last)->commit_id == commit.commit_id && (*last)->last_version() == version) {
-        return AppendResult{Position{version, (*last)->sequence}, expected.version + 1, true};
+      // ack was lost (an R3 cluster checks the sequence before dedup), maybe
+      // with other commits after it: look for our commit id among the
+      // commits after the expected position.
+      std::vector<Commit> ignored;
+      auto after = read_impl(stream, {.after_sequence = expected.sequence, .after_version = expected.version}, deadline,
+                             &ignored);
+      if (!after) return std::move(after).error();
+      auto ours = [&](const Commit& c) { return c.commit_id == commit.commit_id && c.last_version() == version; };
+      for (const auto& c : after->commits) {
+        if (ours(c)) return AppendResult{Position{version, c.sequence}, first_version, true};
       }
+      const bool lost = std::any_of(ignored.begin(), ignored.end(), ours);
       return make_error(errc::conflict,
-                        "'" + stream.key() + "' moved past version " + std::to_string(expected.version), true);
+                        "'" + stream.key() + "' moved past version " + std::to_string(expected.version) +
+                            (lost ? " (our earlier try was stored but another commit holds its version)" : ""),
+                        true);
     }
     if (!err.retryable || Clock::now() + pause >= deadline) return err;
     // Lost ack, leader change, reconnect: send the same message again; the
@@ -228,35 +359,55 @@ Result<AppendResult> EventStore::append(const StreamId& stream, Position expecte
 }
 
 Result<std::vector<Commit>> EventStore::read(const StreamId& stream, ReadOptions options) {
+  auto r = read_stream(stream, std::move(options));
+  if (!r) return std::move(r).error();
+  return std::move(r->commits);
+}
+
+Result<StreamRead> EventStore::read_stream(const StreamId& stream, ReadOptions options) {
   if (auto v = stream.validate(); !v) return std::move(v).error();
-  const auto deadline = Clock::now() + impl_->options.timeout;
-  bool cut = false;
-  auto out = read_once(stream, options, deadline, cut);
-  if (!out || cut || impl_->options.stream.replicas <= 1) return out;
+  return read_impl(stream, options, Clock::now() + impl_->options.timeout, nullptr);
+}
+
+Result<StreamRead> EventStore::read_impl(const StreamId& stream, const ReadOptions& options,
+                                         Clock::time_point deadline, std::vector<Commit>* ignored) {
+  ReadState st;
+  st.ignored_out = ignored;
+  st.end_sequence = options.after_sequence;
+  if (options.after_sequence > 0) {
+    st.base_known = options.after_version.has_value();
+    st.kept_version = options.after_version.value_or(0);
+  }
+  auto done = [&]() -> Result<StreamRead> {
+    StreamRead r;
+    r.end = Position{st.kept_version, st.end_sequence};
+    r.ignored = st.ignored;
+    r.commits = std::move(st.commits);
+    return r;
+  };
+  if (auto s = read_once(stream, options, deadline, st); !s) return std::move(s).error();
+  if (st.cut || impl_->options.stream.replicas <= 1) return done();
   // Replicated stream: a consumer created right after a leader change may
   // count from a replica that has not caught up. The leader's last message
   // of the subject says where the stream really ends; read on until there.
   for (int round = 0; round < 20 && Clock::now() < deadline; ++round) {
-    auto last = last_commit(stream);
+    auto last = last_sequence(stream, deadline);
     if (!last) return std::move(last).error();
-    const std::uint64_t have = out->empty() ? options.after_sequence : out->back().sequence;
-    if (!*last || (*last)->sequence <= have) return out;
+    const std::uint64_t have = st.end_sequence;
+    if (*last <= have) return done();
     ReadOptions more = options;
     more.after_sequence = have;
-    auto tail = read_once(stream, more, deadline, cut);
-    if (!tail) return tail;
-    for (auto& c : *tail) out->push_back(std::move(c));
-    if (cut) return out;
-    if (tail->empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (auto s = read_once(stream, more, deadline, st); !s) return std::move(s).error();
+    if (st.cut) return done();
+    if (st.end_sequence == have) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return make_error(errc::unavailable, "read '" + stream.key() + "': the stream's replicas did not catch up", true);
 }
 
-Result<std::vector<Commit>> EventStore::read_once(const StreamId& stream, const ReadOptions& options,
-                                                  std::chrono::steady_clock::time_point deadline, bool& cut) {
-  cut = false;
+Status EventStore::read_once(const StreamId& stream, const ReadOptions& options, Clock::time_point deadline,
+                             ReadState& st) {
+  st.cut = false;
   const std::string subject = impl_->options.subject(stream);
-  std::vector<Commit> out;
 
   // An ephemeral pull consumer: its creation answers how many commits there
   // are (NumPending), then one pull request streams them all.
@@ -296,7 +447,7 @@ Result<std::vector<Commit>> EventStore::read_once(const StreamId& stream, const 
       js_DeleteConsumer(impl.jet(), impl.stream_name.c_str(), name.c_str(), &o, nullptr);
     }
   } cleanup{*impl_, name};
-  if (pending == 0) return out;
+  if (pending == 0) return {};
 
   nats::detail::InboxHandle inbox;
   if (s = natsInbox_Create(inbox.out()); s != NATS_OK) return to_error(s, "create inbox");
@@ -313,7 +464,7 @@ Result<std::vector<Commit>> EventStore::read_once(const StreamId& stream, const 
   if (s = natsConnection_PublishRequest(impl_->nc(), next.c_str(), inbox.get(), req, len); s != NATS_OK) {
     return to_error(s, "read '" + stream.key() + "' (pull)");
   }
-  out.reserve(static_cast<std::size_t>(pending));
+  st.commits.reserve(st.commits.size() + static_cast<std::size_t>(pending));
   for (std::uint64_t got = 0; got < pending;) {
     nats::detail::MsgHandle m;
     s = natsSubscription_NextMsg(m.out(), sub.get(), remaining_ms(deadline));
@@ -332,19 +483,35 @@ Result<std::vector<Commit>> EventStore::read_once(const StreamId& stream, const 
     const auto meta = nats::detail::parse_ack_reply(reply);
     auto c = detail::decode_commit(nats::detail::body_of(m.get()), meta ? meta->stream_seq : 0, impl_->upcasters());
     if (!c) return std::move(c).error();
+    st.end_sequence = std::max(st.end_sequence, c->sequence);
+    // The read rule: a commit claiming a version already held is ignored.
+    if (st.base_known && c->first_version() <= st.kept_version) {
+      ++st.ignored;
+      impl_->ignored.fetch_add(1, std::memory_order_relaxed);
+      nats::detail::log().warn(
+          "catga.es '{}': commit {} at sequence {} claims version {} already held; ignored (a second conditional "
+          "append was let through)",
+          stream.key(), c->commit_id, c->sequence, c->first_version());
+      if (st.ignored_out != nullptr) st.ignored_out->push_back(std::move(*c));
+      continue;
+    }
+    st.base_known = true;
     // Time travel: keep the events up to the bound, then stop.
     auto& ev = c->events;
     for (std::size_t i = 0; i < ev.size(); ++i) {
       if ((options.to_version && ev[i].version > *options.to_version) || (options.to_time && ev[i].time > *options.to_time)) {
         ev.resize(i);
-        cut = true;
+        st.cut = true;
         break;
       }
     }
-    if (!ev.empty()) out.push_back(std::move(*c));
-    if (cut) break;
+    if (!ev.empty()) {
+      st.kept_version = ev.back().version;
+      st.commits.push_back(std::move(*c));
+    }
+    if (st.cut) break;
   }
-  return out;
+  return {};
 }
 
 }  // namespace catga::eventsourcing

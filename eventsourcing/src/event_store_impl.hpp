@@ -4,6 +4,8 @@
 
 #include <nats/nats.h>
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -18,6 +20,7 @@ struct EventStore::Impl {
   EventStoreOptions options;
   std::string stream_name;
   nats::detail::JsHandle js;  // own context: Wait = options.timeout
+  std::atomic<std::uint64_t> ignored{0};  // commits skipped by the read rule
 
   natsConnection* nc() const noexcept { return connection->impl().conn(); }
   jsCtx* jet() const noexcept { return js.get(); }

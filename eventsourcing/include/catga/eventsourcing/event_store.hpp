@@ -35,7 +35,7 @@ struct EventStoreOptions {
   // never past `timeout`. A request that reached a stream leader which then
   // crashed is never answered; without this cap its first try would use up
   // the whole deadline. Sending again is safe: an append already stored is
-  // recognised (dedup, or the commit id at the stream's end).
+  // recognised (dedup, or its commit id after the expected position).
   std::chrono::milliseconds attempt_timeout{2'000};
   // Applied to every event read.
   std::shared_ptr<const Upcasters> upcasters{};
@@ -69,10 +69,26 @@ struct AppendResult {
 struct ReadOptions {
   // Only commits stored after this stream sequence (snapshot + tail).
   std::uint64_t after_sequence = 0;
+  // The stream's version at after_sequence (a snapshot's version): the read
+  // rule then also ignores a first tail commit claiming a version at or
+  // below it. Unset: the first commit after after_sequence is taken as is.
+  std::optional<std::uint64_t> after_version{};
   // Time travel: stop before the first event with a higher version / a later
   // time (a commit is cut there, so a state "as of version k" is exact).
   std::optional<std::uint64_t> to_version{};
   std::optional<std::chrono::system_clock::time_point> to_time{};
+};
+
+// What read_stream() returns: the commits the read rule keeps, and where to
+// append next.
+struct StreamRead {
+  std::vector<Commit> commits;
+  // Version of the last event kept; sequence of the last message read on the
+  // subject, ignored commits included (the server checks an append against
+  // that one). Position{} for an empty stream.
+  Position end;
+  // Commits read but ignored because they claim a version already held.
+  std::uint64_t ignored = 0;
 };
 
 // Event streams of aggregates on one JetStream stream (default CATGA_ES,
@@ -86,11 +102,25 @@ struct ReadOptions {
 // other gets a retryable `conflict` Error (reload, decide again). The message
 // carries Nats-Msg-Id = "<type>.<id>:<version>:<commit id>": a retry after a
 // lost ack is deduplicated by the server, or (an R3 cluster answers such a
-// retry with "wrong last sequence") recognised by reading the last message
-// of the subject and comparing its id; it is then reported as success with
+// retry with "wrong last sequence") recognised by finding its commit id
+// among the commits after the expected position (other writers may have
+// appended behind it); it is then reported as success with
 // already_stored = true. The commit id keeps two writers that expect the same
 // version from sharing a message id (dedup would otherwise tell the loser it
 // had won).
+//
+// The read rule. nats-server 2.9 on a replicated (R3) stream does not
+// serialize the expected-sequence check (nats-server issue 4320): two
+// conditional appends at the same position can both be stored. Every read
+// (read, read_stream, last, last_commit, loads) therefore keeps a commit only
+// if it starts after the last version kept so far: of two commits claiming
+// the same version the first by stream sequence holds it, a later one is
+// ignored (logged, counted in ignored_commits()). The writer of that later
+// commit learns it: after the server accepted an append, append checks on
+// the stream leader that nothing stored between the expected position and
+// its commit claims its versions (one message get in the common case, a
+// full read otherwise) and, if something does, returns a retryable
+// `conflict` (its commit stays in the stream, ignored by readers).
 //
 // Reading creates a short-lived ordered pull consumer filtered on the
 // stream's subject and fetches the commits in one pull. Thread-safe.
@@ -124,10 +154,20 @@ class EventStore {
   // replicated stream the end is checked against the leader's last message
   // (one more round trip), since a consumer may count from a lagging replica.
   Result<std::vector<Commit>> read(const StreamId& stream, ReadOptions options = {});
-  // The last commit of `stream`, if any (one direct read, no consumer).
+  // The same, with the position to append at and how many commits the read
+  // rule ignored.
+  Result<StreamRead> read_stream(const StreamId& stream, ReadOptions options = {});
+  // The last commit of `stream` the read rule keeps, if any (reads the
+  // stream: the rule needs its history).
   Result<std::optional<Commit>> last_commit(const StreamId& stream);
-  // Its position (Position{} for an empty stream).
+  // The position to append at (read_stream().end; Position{} for an empty
+  // stream). Its version is the last kept event's, its sequence the last
+  // message's on the subject, which may be an ignored commit.
   Result<Position> last(const StreamId& stream);
+
+  // Commits this store has ignored on read because an earlier commit holds
+  // their version (see "the read rule" above); 0 on a healthy stream.
+  std::uint64_t ignored_commits() const noexcept;
 
   const EventStoreOptions& options() const noexcept;
   const std::shared_ptr<nats::Connection>& connection() const noexcept;
@@ -137,8 +177,16 @@ class EventStore {
 
  private:
   explicit EventStore(std::unique_ptr<Impl> impl) noexcept;
-  Result<std::vector<Commit>> read_once(const StreamId& stream, const ReadOptions& options,
-                                        std::chrono::steady_clock::time_point deadline, bool& cut);
+  struct ReadState;
+  Result<StreamRead> read_impl(const StreamId& stream, const ReadOptions& options,
+                               std::chrono::steady_clock::time_point deadline, std::vector<Commit>* ignored);
+  Status read_once(const StreamId& stream, const ReadOptions& options, std::chrono::steady_clock::time_point deadline,
+                   ReadState& state);
+  Result<std::uint64_t> last_sequence(const StreamId& stream, std::chrono::steady_clock::time_point deadline);
+  Result<std::optional<Commit>> leader_get(const StreamId& stream, std::uint64_t sequence, bool next_on_subject,
+                                           std::chrono::steady_clock::time_point deadline);
+  Status confirm(const StreamId& stream, Position expected, std::uint64_t first_version, std::uint64_t sequence,
+                 std::chrono::steady_clock::time_point deadline);
   std::unique_ptr<Impl> impl_;
 };
 

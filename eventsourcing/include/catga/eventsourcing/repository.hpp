@@ -71,16 +71,26 @@ class Repository {
     ReadOptions read{.after_sequence = 0, .to_version = options.as_of_version, .to_time = options.as_of_time};
     if constexpr (SnapshotCodable<A>) {
       if (snapshots_ && options.use_snapshot && !options.as_of_time) {
-        if (restore_snapshot(a, stream, options.as_of_version)) read.after_sequence = a.position().sequence;
+        if (restore_snapshot(a, stream, options.as_of_version)) {
+          read.after_sequence = a.position().sequence;
+          read.after_version = a.position().version;
+        }
       }
     }
-    auto commits = store_->read(stream, read);
-    if (!commits) return std::move(commits).error();
-    for (const auto& c : *commits) {
+    // The store applies the read rule: a commit claiming a version already
+    // held is not returned (see EventStore).
+    auto got = store_->read_stream(stream, read);
+    if (!got) return std::move(got).error();
+    for (const auto& c : got->commits) {
       for (const auto& e : c.events) {
         if (auto s = a.replay(e); !s) return std::move(s).error();
       }
       a.mark_commit(c.position());
+    }
+    // The next append must expect the subject's last message, even when it
+    // is an ignored commit (the server checks that sequence).
+    if (got->end.sequence > a.position().sequence) {
+      a.restore_position({a.position().version, got->end.sequence}, a.commits());
     }
     // A past state must not be appended to as if it were current: without
     // the sequence, save() checks the version against the stream first.
