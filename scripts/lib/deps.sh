@@ -71,3 +71,41 @@ catga_build() {
     cmake --build "$dir" -j"$(nproc)"
   fi
 }
+
+# nats-server 2.10 from Debian 13 (trixie), beside Debian 12's 2.9.10, which
+# stays the default: the cluster and fault tests also run against it
+# (tests/CMakeLists.txt, CATGA_NATS_SERVER_NEXT). Debian 13's binary runs on
+# Debian 12. The trixie suite is added with priority 100, so nothing else is
+# ever installed from it, and the package is only unpacked into a directory
+# of its own. Prints the binary's path; prints nothing (and warns) when it
+# cannot be had, and the suite then runs against 2.9.10 alone.
+catga_nats_server_next() {
+  local dir="${CATGA_NATS_NEXT_DIR:-/opt/catga/nats-server-trixie}"
+  local bin="$dir/usr/sbin/nats-server"
+  if [[ -x "$bin" ]]; then
+    echo "$bin"
+    return 0
+  fi
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "catga: WARNING: not root, cannot fetch nats-server 2.10 from Debian 13; cluster and fault tests run on $(nats-server --version 2>/dev/null) only" >&2
+    return 0
+  fi
+  local sources=/etc/apt/sources.list.d/catga-trixie.sources
+  if [[ ! -f $sources ]]; then
+    printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: trixie\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' >"$sources"
+    printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' >/etc/apt/preferences.d/catga-trixie
+  fi
+  local tmp
+  tmp="$(mktemp -d)"
+  chmod 755 "$tmp"
+  if apt-get update -o Dir::Etc::sourcelist="$sources" -o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0 >&2 &&
+     (cd "$tmp" && apt-get download nats-server/trixie >&2) &&
+     mkdir -p "$dir" && dpkg-deb -x "$tmp"/nats-server_*.deb "$dir" && "$bin" --version >&2; then
+    rm -rf "$tmp"
+    echo "$bin"
+    return 0
+  fi
+  rm -rf "$tmp"
+  echo "catga: WARNING: nats-server 2.10 (Debian 13) could not be installed; cluster and fault tests run on $(nats-server --version 2>/dev/null) only" >&2
+  return 0
+}
