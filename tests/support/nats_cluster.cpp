@@ -299,8 +299,21 @@ bool NatsCluster::wait_for_meta_leader(std::chrono::milliseconds timeout) const 
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     const std::string info = request("$JS.API.INFO", "", std::chrono::milliseconds(1000));
-    if (!info.empty() && info.find("\"error\"") == std::string::npos) return true;
+    if (!info.empty() && info.find("\"error\"") == std::string::npos) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  // A meta leader that has not heard from every peer yet refuses R3
+  // placement ("no suitable peers", 10005; seen on a loaded machine): the
+  // cluster is ready once a probe R3 stream can be created.
+  const std::string probe = R"({"name":"CATGA_CLUSTER_PROBE","subjects":["catga.cluster.probe"],"storage":"memory","num_replicas":3})";
+  while (std::chrono::steady_clock::now() < deadline) {
+    const std::string created =
+        request("$JS.API.STREAM.CREATE.CATGA_CLUSTER_PROBE", probe, std::chrono::milliseconds(2000));
+    if (!created.empty() && created.find("\"error\"") == std::string::npos) {
+      (void)request("$JS.API.STREAM.DELETE.CATGA_CLUSTER_PROBE", "", std::chrono::milliseconds(2000));
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   return false;
 }

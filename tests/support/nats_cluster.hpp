@@ -75,7 +75,8 @@ class NatsCluster {
   static std::optional<int> node_of(const std::string& server_name);
 
   // Waits until a running node answers JetStream API requests (a meta
-  // leader exists). False after `timeout`.
+  // leader exists) and an R3 stream can be placed (the leader knows every
+  // peer; needs all three nodes running). False after `timeout`.
   bool wait_for_meta_leader(std::chrono::milliseconds timeout = std::chrono::seconds(60)) const;
   // The node currently leading `stream` (from $JS.API.STREAM.INFO's
   // cluster.leader), asked of any running node; nullopt when there is none
