@@ -4,6 +4,9 @@
 // commit and never store it twice, also across a leader crash.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <thread>
+
 #include "es_test_support.hpp"
 #include "nats_cluster.hpp"
 
@@ -105,4 +108,47 @@ TEST_CASE("R3 cluster: an append sent to a frozen stream leader is stored by the
   REQUIRE(read->size() == 2);
   CHECK((*read)[0].last_version() == 1);
   CHECK((*read)[1].last_version() == 2);
+}
+
+TEST_CASE("R3 cluster: racing writers on different nodes; every winner is the commit readers keep") {
+  catga::test::NatsCluster cluster;
+  EventStoreOptions so;
+  so.stream.replicas = 3;
+  so.timeout = 60s;
+  auto store_at = [&](int node) {
+    catga::nats::NatsOptions o;
+    o.servers = {cluster.url(node)};
+    o.name = "es-race-" + std::to_string(node);
+    auto conn = catga::nats::Connection::connect(o).value();
+    REQUIRE(conn->wait_connected(60s));
+    return EventStore::create(conn, so).value();
+  };
+  auto s1 = store_at(0);
+  auto s2 = store_at(1);
+  const StreamId acc{"Account", "RACE-1"};
+  std::vector<std::uint64_t> won;
+  int conflicts = 0;
+  for (int round = 0; round < 60; ++round) {
+    const Position at = s1->last(acc).value();
+    catga::Result<AppendResult> r1 = catga::make_error("x", "x"), r2 = catga::make_error("x", "x");
+    std::thread t([&] { r2 = s2->append(acc, at, {EventData::of(est::Deposited{2})}); });
+    r1 = s1->append(acc, at, {EventData::of(est::Deposited{1})});
+    t.join();
+    for (auto* r : {&r1, &r2}) {
+      if (*r) {
+        won.push_back((*r)->position.sequence);
+      } else {
+        REQUIRE_MESSAGE((*r).error().code == "conflict", (*r).error().message);
+        ++conflicts;
+      }
+    }
+  }
+  const auto read = s1->read_stream(acc).value();
+  INFO("won " << won.size() << " conflicts " << conflicts << " ignored on read " << read.ignored);
+  REQUIRE(read.commits.size() == won.size());
+  for (std::size_t i = 0; i < read.commits.size(); ++i) {
+    CHECK(read.commits[i].last_version() == i + 1);
+    CHECK(std::find(won.begin(), won.end(), read.commits[i].sequence) != won.end());
+  }
+  CHECK(won.size() + static_cast<std::size_t>(conflicts) == 120);
 }
