@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <limits>
 
 #include "ack_reply.hpp"
 #include "catga/handler.hpp"
@@ -302,14 +303,7 @@ void PullConsumer::fetch_loop() noexcept {
         // workers at once: one lock and one wake-up per burst, not per message.
         arrived.clear();
         if (accept(msg)) arrived.push_back(std::move(msg));
-        int queued = 0, bytes = 0;
-        if (natsSubscription_GetPending(inbox_sub_.get(), &queued, &bytes) == NATS_OK) {
-          for (int i = 0; i < std::min(queued, 512); ++i) {
-            MsgHandle more;
-            if (natsSubscription_NextMsg(more.out(), inbox_sub_.get(), 1) != NATS_OK) break;
-            if (accept(more)) arrived.push_back(std::move(more));
-          }
-        }
+        read_pending(arrived, 512);
         // Also what the open requests deliver while a stop waits for them to
         // run out: handing it back (-NAK) would use up a delivery and land in
         // one of those requests again.
@@ -442,15 +436,19 @@ void PullConsumer::handle_here(std::vector<MsgHandle>& arrived, bool stopping) {
   inline_next_ = 0;
 }
 
-void PullConsumer::take_received() {
+void PullConsumer::read_pending(std::vector<MsgHandle>& into, int most) {
   int queued = 0, bytes = 0;
-  if (natsSubscription_GetPending(inbox_sub_.get(), &queued, &bytes) != NATS_OK || queued <= 0) return;
-  std::vector<MsgHandle> more;
-  for (int i = 0; i < queued; ++i) {
+  if (natsSubscription_GetPending(inbox_sub_.get(), &queued, &bytes) != NATS_OK) return;
+  for (int i = 0; i < std::min(queued, most); ++i) {
     MsgHandle m;
     if (natsSubscription_NextMsg(m.out(), inbox_sub_.get(), 1) != NATS_OK) break;
-    if (accept(m)) more.push_back(std::move(m));
+    if (accept(m)) into.push_back(std::move(m));
   }
+}
+
+void PullConsumer::take_received() {
+  std::vector<MsgHandle> more;
+  read_pending(more, std::numeric_limits<int>::max());
   if (more.empty()) return;
   std::lock_guard lock(mu_);
   const auto now = Clock::now();

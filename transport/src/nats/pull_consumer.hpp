@@ -112,6 +112,9 @@ class PullConsumer : public std::enable_shared_from_this<PullConsumer> {
   // Fetch thread, one worker: moves what nats.c already received for the
   // inbox into inline_held_, so it is kept alive while earlier messages run.
   void take_received();
+  // Fetch thread: what nats.c already holds for the inbox (at most `most`),
+  // through accept(), appended to `into`.
+  void read_pending(std::vector<MsgHandle>& into, int most);
   // Runs `msg` (see run_guarded) and folds its duration into handler_ns_.
   void run_timed(MsgHandle msg, std::size_t index, bool abandon) noexcept;
   // Most messages to hold at once (queued, running, owed): fetch_ahead of
