@@ -15,6 +15,23 @@ namespace fs = std::filesystem;
 
 using namespace std::chrono_literals;
 
+namespace {
+
+// Starts fault_worker `name` (effects in <dir>/<name>.txt) with `extra`
+// arguments and waits until it consumes.
+std::unique_ptr<fault::ChildProcess> start_worker(const catga::test::NatsServer& server, const std::string& name,
+                                                  std::vector<std::string> extra) {
+  const fs::path dir = server.directory();
+  std::vector<std::string> args{FAULT_WORKER, "--url", server.url(), "--name", name, "--effects",
+                                (dir / (name + ".txt")).string(), "--ready", (dir / (name + ".ready")).string()};
+  args.insert(args.end(), extra.begin(), extra.end());
+  auto p = std::make_unique<fault::ChildProcess>(args, (dir / (name + ".log")).string());
+  REQUIRE_MESSAGE(catga::test::wait_for([&] { return fs::exists(dir / (name + ".ready")); }, 60s), p->log());
+  return p;
+}
+
+}  // namespace
+
 TEST_CASE("one of three consumer processes SIGKILLed mid-batch: its messages go to the others, each applied once") {
   constexpr int kEvents = 3'000;
   catga::test::NatsServer server;
@@ -25,14 +42,7 @@ TEST_CASE("one of three consumer processes SIGKILLed mid-batch: its messages go 
   pub.attach(*publisher);
 
   auto start = [&](const std::string& name, long stall_after) {
-    const std::string effects = (dir / (name + ".txt")).string();
-    auto p = std::make_unique<fault::ChildProcess>(
-        std::vector<std::string>{FAULT_WORKER, "--url", server.url(), "--name", name, "--effects", effects, "--ready",
-                                 (dir / (name + ".ready")).string(), "--workers", "4", "--stall-after",
-                                 std::to_string(stall_after)},
-        (dir / (name + ".log")).string());
-    REQUIRE_MESSAGE(catga::test::wait_for([&] { return fs::exists(dir / (name + ".ready")); }, 60s), p->log());
-    return p;
+    return start_worker(server, name, {"--workers", "4", "--stall-after", std::to_string(stall_after)});
   };
   auto victim = start("victim", 200);
   auto w2 = start("w2", -1);
@@ -87,14 +97,7 @@ TEST_CASE("defaults: a consumer SIGKILLed mid-handler: its exactly-once message 
   pub.attach(*publisher);
 
   auto start = [&](const std::string& name, long stall_after) {
-    const std::string effects = (dir / (name + ".txt")).string();
-    auto p = std::make_unique<fault::ChildProcess>(
-        std::vector<std::string>{FAULT_WORKER, "--url", server.url(), "--name", name, "--effects", effects, "--ready",
-                                 (dir / (name + ".ready")).string(), "--stall-after", std::to_string(stall_after),
-                                 "--defaults", "1"},
-        (dir / (name + ".log")).string());
-    REQUIRE_MESSAGE(catga::test::wait_for([&] { return fs::exists(dir / (name + ".ready")); }, 60s), p->log());
-    return p;
+    return start_worker(server, name, {"--stall-after", std::to_string(stall_after), "--defaults", "1"});
   };
   // The victim claims the first credit and stalls in its handler, holding
   // the rest fetched; it dies there.
