@@ -1,12 +1,18 @@
 #include "catga/saga/store.hpp"
 
+#include "store_counts.hpp"
+
 namespace catga {
 
 Result<std::uint64_t> InMemorySagaStore::create(const SagaRecord& record) {
   std::lock_guard lock(mutex_);
   auto [it, inserted] = sagas_.try_emplace(record.id, StoredSaga{record, 1});
   if (!inserted) return make_error(errc::conflict, "saga '" + record.id + "' exists already", false);
-  if (!is_final(record.status)) active_.insert(record.id);
+  if (is_final(record.status)) {
+    detail::count_finished(finished_, record.status);
+  } else {
+    active_.insert(record.id);
+  }
   return it->second.revision;
 }
 
@@ -28,7 +34,7 @@ Result<std::uint64_t> InMemorySagaStore::update(const SagaRecord& record, std::u
   }
   it->second.record = record;
   if (is_final(record.status)) {
-    active_.erase(record.id);
+    if (active_.erase(record.id) > 0) detail::count_finished(finished_, record.status);
   } else {
     active_.insert(record.id);
   }
@@ -54,6 +60,17 @@ Result<std::vector<std::string>> InMemorySagaStore::list_all() {
   ids.reserve(sagas_.size());
   for (const auto& [id, s] : sagas_) ids.push_back(id);
   return ids;
+}
+
+Result<SagaCounts> InMemorySagaStore::count() {
+  std::lock_guard lock(mutex_);
+  SagaCounts counts = finished_;
+  for (const auto& id : active_) {
+    const auto status = sagas_.find(id)->second.record.status;
+    if (status == SagaStatus::running) ++counts.running;
+    if (status == SagaStatus::compensating) ++counts.compensating;
+  }
+  return counts;
 }
 
 }  // namespace catga

@@ -3,12 +3,21 @@
 #include <algorithm>
 #include <cstdio>
 #include <map>
+#include <optional>
+#include <utility>
+
+#include "store_counts.hpp"
 
 namespace catga {
 namespace {
 
 constexpr int kIndexShards = 32;
 constexpr std::string_view kIndexMeta = "active.meta";
+// A member of every shard object besides the ids: how many sagas left that
+// shard in each final status ({"completed":n,...}). Saga ids have no '.'.
+const std::string kFinishedMember = ".finished";
+constexpr SagaStatus kFinalStatuses[] = {SagaStatus::completed, SagaStatus::compensated,
+                                         SagaStatus::compensation_failed};
 // An indexed id without a record: its start died between the two writes,
 // or is still between them (which takes milliseconds, not a minute).
 constexpr std::int64_t kOrphanAfterMs = 60'000;
@@ -26,6 +35,32 @@ int shard_of(std::string_view id) {
 }
 
 std::int64_t indexed_at(const nlohmann::json& v) { return v.is_number_integer() ? v.get<std::int64_t>() : 0; }
+
+// Whether a member of a shard object is a saga id (not ".finished").
+bool is_id(std::string_view member) { return member.find('.') == std::string_view::npos; }
+
+// Adds one saga that finished in `status` to a shard's totals.
+void add_finished(nlohmann::json& shard, SagaStatus status) {
+  auto& totals = shard[kFinishedMember];
+  if (!totals.is_object()) totals = nlohmann::json::object();
+  const std::string key(to_string(status));
+  totals[key] = totals.value(key, std::uint64_t{0}) + 1;
+}
+
+// Adds the totals object `totals` ({"completed":n,...}) to `counts`.
+void read_finished(const nlohmann::json& totals, SagaCounts& counts) {
+  if (!totals.is_object()) return;
+  for (auto status : kFinalStatuses) {
+    const auto it = totals.find(std::string(to_string(status)));
+    if (it != totals.end() && it->is_number_unsigned()) detail::count_finished(counts, status, it->get<std::size_t>());
+  }
+}
+
+nlohmann::json finished_json(const SagaCounts& counts) {
+  return {{std::string(to_string(SagaStatus::completed)), counts.completed},
+          {std::string(to_string(SagaStatus::compensated)), counts.compensated},
+          {std::string(to_string(SagaStatus::compensation_failed)), counts.compensation_failed}};
+}
 
 Result<SagaRecord> decode(std::string_view id, const std::string& text) {
   auto j = nlohmann::json::parse(text, nullptr, false);
@@ -58,8 +93,14 @@ Status modify_shard(KeyValue& kv, int shard, F change) {
   return make_error(errc::conflict, "saga index '" + key + "' kept changing under us", true);
 }
 
-Status unindex(KeyValue& kv, const std::string& id) {
-  return modify_shard(kv, shard_of(id), [&](nlohmann::json& ids) { return ids.erase(id) > 0; });
+// Drops `id` from its shard; `finished`: the status it finished in, counted
+// in the same write (so a saga is counted once, by whoever drops it).
+Status unindex(KeyValue& kv, const std::string& id, std::optional<SagaStatus> finished) {
+  return modify_shard(kv, shard_of(id), [&](nlohmann::json& ids) {
+    if (ids.erase(id) == 0) return false;
+    if (finished) add_finished(ids, *finished);
+    return true;
+  });
 }
 
 }  // namespace
@@ -86,7 +127,14 @@ Result<std::uint64_t> KvSagaStore::create(const SagaRecord& record) {
       auto existing = load(record.id);
       keep = !existing || !is_final(existing->record.status);
     }
-    if (!keep) (void)unindex(*kv_, record.id);  // left behind, load_active drops it later
+    if (!keep) (void)unindex(*kv_, record.id, std::nullopt);  // left behind, load_active drops it later
+  }
+  if (created && !active) {
+    // Final from the start (an import): counted, best effort, never indexed.
+    (void)modify_shard(*kv_, shard_of(record.id), [&](nlohmann::json& ids) {
+      add_finished(ids, record.status);
+      return true;
+    });
   }
   return created;
 }
@@ -103,12 +151,30 @@ Result<StoredSaga> KvSagaStore::load(std::string_view id) {
 Result<std::uint64_t> KvSagaStore::update(const SagaRecord& record, std::uint64_t expected_revision) {
   auto rev = kv_->update(record.id, nlohmann::json(record).dump(), expected_revision);
   // The record decides; an index entry left behind by a failure here is
-  // dropped by the next load_active.
-  if (rev && is_final(record.status)) (void)unindex(*kv_, record.id);
+  // dropped (and counted) by the next load_active. The index must carry
+  // totals before this store adds to them (see ensure_indexed).
+  if (rev && is_final(record.status) && ensure_indexed()) (void)unindex(*kv_, record.id, record.status);
   return rev;
 }
 
-Result<std::vector<StoredSaga>> KvSagaStore::load_active() {
+Result<std::vector<StoredSaga>> KvSagaStore::load_active() { return scan(nullptr); }
+
+Result<SagaCounts> KvSagaStore::count() {
+  SagaCounts counts;
+  auto active = scan(&counts);
+  if (!active) return std::move(active).error();
+  for (const auto& s : *active) {
+    if (s.record.status == SagaStatus::running) ++counts.running;
+    if (s.record.status == SagaStatus::compensating) ++counts.compensating;
+  }
+  std::lock_guard lock(index_mutex_);
+  counts.completed += indexed_finished_.completed;
+  counts.compensated += indexed_finished_.compensated;
+  counts.compensation_failed += indexed_finished_.compensation_failed;
+  return counts;
+}
+
+Result<std::vector<StoredSaga>> KvSagaStore::scan(SagaCounts* finished) {
   if (auto s = ensure_indexed(); !s) return std::move(s).error();
   std::vector<StoredSaga> active;
   const auto now = unix_ms_now();
@@ -120,30 +186,38 @@ Result<std::vector<StoredSaga>> KvSagaStore::load_active() {
     if (!ids.is_object()) {
       return make_error(errc::malformed, "saga index '" + shard_key(shard) + "' is not a JSON object");
     }
-    std::map<std::string, std::int64_t> stale;  // finished, or never created
+    if (finished != nullptr && ids.contains(kFinishedMember)) read_finished(ids[kFinishedMember], *finished);
+    // Finished (with the status to count them in), or never created.
+    std::map<std::string, std::pair<std::int64_t, std::optional<SagaStatus>>> stale;
     for (const auto& [id, at] : ids.items()) {
+      if (!is_id(id)) continue;
       auto s = load(id);
       if (s) {
         if (is_final(s->record.status)) {
-          stale.emplace(id, indexed_at(at));
+          stale.emplace(id, std::pair{indexed_at(at), s->record.status});
+          // Finished but still listed: part of the totals from the cleanup
+          // below on; counted here whether or not that write gets through.
+          if (finished != nullptr) detail::count_finished(*finished, s->record.status);
         } else {
           active.push_back(std::move(*s));
         }
       } else if (s.error().code != "not_found") {
         continue;  // unreadable for now (or malformed): skipped, as a pass always did
       } else if (now - indexed_at(at) > kOrphanAfterMs) {
-        stale.emplace(id, indexed_at(at));
+        stale.emplace(id, std::pair{indexed_at(at), std::nullopt});
       }
     }
     if (stale.empty()) continue;
     // Only the entries seen here: an id indexed again since (a new saga
-    // under the id of an expired one) stays.
+    // under the id of an expired one) stays. Whoever drops a finished one
+    // counts it, in the same write.
     (void)modify_shard(*kv_, shard, [&](nlohmann::json& current) {
       bool changed = false;
-      for (const auto& [id, at] : stale) {
+      for (const auto& [id, seen] : stale) {
         auto it = current.find(id);
-        if (it != current.end() && indexed_at(*it) == at) {
+        if (it != current.end() && indexed_at(*it) == seen.first) {
           current.erase(it);
+          if (seen.second) add_finished(current, *seen.second);
           changed = true;
         }
       }
@@ -167,24 +241,45 @@ Status KvSagaStore::ensure_indexed() {
   if (indexed_) return {};
   auto meta = kv_->get(kIndexMeta);
   if (!meta) return std::move(meta).error();
-  if (*meta) {
-    auto j = nlohmann::json::parse((*meta)->value, nullptr, false);
+  // Reads an "active.meta" value; true when it has the totals of the sagas
+  // that finished before the bucket was indexed (taken into
+  // indexed_finished_).
+  auto take_meta = [&](const std::string& value) -> Result<bool> {
+    auto j = nlohmann::json::parse(value, nullptr, false);
     if (!j.is_object() || j.value("shards", 0) != kIndexShards) {
-      return make_error(errc::malformed, "saga bucket index '" + std::string(kIndexMeta) + "' is " + (*meta)->value +
-                                             ", expected {\"shards\":" + std::to_string(kIndexShards) + "}");
+      return make_error(errc::malformed, "saga bucket index '" + std::string(kIndexMeta) + "' is " + value +
+                                             ", expected {\"shards\":" + std::to_string(kIndexShards) + ",...}");
     }
-    indexed_ = true;
-    return {};
+    if (!j.contains("finished")) return false;
+    indexed_finished_ = SagaCounts{};
+    read_finished(j["finished"], indexed_finished_);
+    return true;
+  };
+  if (*meta) {
+    auto has_totals = take_meta((*meta)->value);
+    if (!has_totals) return std::move(has_totals).error();
+    if (*has_totals) {
+      indexed_ = true;
+      return {};
+    }
+    // Indexed by a version that kept no totals: scanned once more, for them.
   }
-  // A new bucket, or one written before the index existed: index its active
-  // sagas once (a full scan, the last one).
+  // A new bucket, or one written before the index (or its totals) existed:
+  // index its active sagas and count its finished ones, once (a full scan,
+  // the last one).
   auto ids = list_all();
   if (!ids) return std::move(ids).error();
   std::map<int, std::vector<std::string>> by_shard;
+  SagaCounts finished;
   for (const auto& id : *ids) {
     auto s = load(id);
     if (!s && s.error().code != "not_found" && s.error().code != errc::malformed) return std::move(s).error();
-    if (s && !is_final(s->record.status)) by_shard[shard_of(id)].push_back(id);
+    if (!s) continue;
+    if (is_final(s->record.status)) {
+      detail::count_finished(finished, s->record.status);
+    } else {
+      by_shard[shard_of(id)].push_back(id);
+    }
   }
   const auto now = unix_ms_now();
   for (const auto& [shard, add] : by_shard) {
@@ -199,8 +294,20 @@ Status KvSagaStore::ensure_indexed() {
     });
     if (!s) return s;
   }
-  auto written = kv_->create(kIndexMeta, nlohmann::json{{"shards", kIndexShards}}.dump());
-  if (!written && written.error().code != errc::conflict) return std::move(written).error();
+  const std::string value = nlohmann::json{{"shards", kIndexShards}, {"finished", finished_json(finished)}}.dump();
+  auto written = *meta ? kv_->update(kIndexMeta, value, (*meta)->revision) : kv_->create(kIndexMeta, value);
+  if (written) {
+    indexed_finished_ = finished;
+  } else {
+    if (written.error().code != errc::conflict) return std::move(written).error();
+    // Another store wrote it first: its totals count.
+    auto again = kv_->get(kIndexMeta);
+    if (!again) return std::move(again).error();
+    if (*again) {
+      auto has_totals = take_meta((*again)->value);
+      if (!has_totals) return std::move(has_totals).error();
+    }
+  }
   indexed_ = true;
   return {};
 }

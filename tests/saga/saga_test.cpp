@@ -472,8 +472,106 @@ TEST_CASE("a recovery pass reads active sagas only: 1,000 finished sagas in a Kv
   CHECK(counts->running == 2);
   CHECK(counts->compensating == 0);
   CHECK(kv->record_reads.exchange(0) <= 2);
+  auto all = store->count();
+  REQUIRE(all);
+  CHECK(all->running == 2);
+  CHECK(all->completed == kFinished);  // from the totals the index keeps, not from the records
+  CHECK(all->compensated + all->compensation_failed == 0);
+  CHECK(kv->record_reads.exchange(0) <= 2);
 
   CHECK(store->list_all()->size() == kFinished + 2);  // finished sagas are kept, just not visited
+}
+
+// Stores `id` as a running saga of a live instance, then as finished in `status`.
+void finish_as(catga::SagaStore& store, const std::string& id, catga::SagaStatus status) {
+  REQUIRE(store.create(foreign_running(id)));
+  auto s = store.load(id).value();
+  s.record.status = status;
+  REQUIRE(store.update(s.record, s.revision));
+}
+
+bool same(const catga::SagaCounts& a, const catga::SagaCounts& b) {
+  return a.running == b.running && a.compensating == b.compensating && a.completed == b.completed &&
+         a.compensated == b.compensated && a.compensation_failed == b.compensation_failed;
+}
+
+TEST_CASE("count(): every status, finished totals kept as sagas finish, no finished saga read") {
+  const catga::SagaCounts expected{2, 1, 3, 2, 1};
+  auto fill = [](catga::SagaStore& store) {
+    for (const char* id : {"c1", "c2", "c3"}) finish_as(store, id, catga::SagaStatus::completed);
+    for (const char* id : {"x1", "x2"}) finish_as(store, id, catga::SagaStatus::compensated);
+    finish_as(store, "f1", catga::SagaStatus::compensation_failed);
+    REQUIRE(store.create(foreign_running("r1")));
+    REQUIRE(store.create(foreign_running("r2")));
+    auto undo = foreign_running("u1");
+    undo.status = catga::SagaStatus::compensating;
+    REQUIRE(store.create(undo));
+  };
+
+  SUBCASE("InMemorySagaStore") {
+    catga::InMemorySagaStore store;
+    fill(store);
+    CHECK(same(store.count().value(), expected));
+    // A second final write of a finished saga is not a second finish.
+    auto c1 = store.load("c1").value();
+    REQUIRE(store.update(c1.record, c1.revision));
+    CHECK(same(store.count().value(), expected));
+  }
+
+  SUBCASE("KvSagaStore: totals in the index keys, shared by every store on the bucket") {
+    auto bucket = std::make_shared<catga::InMemoryKeyValue>();
+    auto kv = std::make_shared<WatchedKeyValue>(bucket);
+    catga::KvSagaStore store(kv);
+    fill(store);
+    kv->record_reads = 0;
+    CHECK(same(store.count().value(), expected));
+    CHECK(kv->record_reads.exchange(0) == 3);  // r1, r2, u1
+    catga::KvSagaStore other(kv);  // another process
+    CHECK(same(other.count().value(), expected));
+    auto c1 = other.load("c1").value();
+    REQUIRE(other.update(c1.record, c1.revision));
+    CHECK(same(store.count().value(), expected));
+  }
+
+  SUBCASE("KvSagaStore: a finish whose index write failed is counted once, before and after the cleanup") {
+    auto bucket = std::make_shared<catga::InMemoryKeyValue>();
+    auto kv = std::make_shared<WatchedKeyValue>(bucket);
+    catga::KvSagaStore store(kv);
+    fill(store);
+    REQUIRE(store.create(foreign_running("late")));
+    kv->refuse_index_writes = true;
+    auto late = store.load("late").value();
+    late.record.status = catga::SagaStatus::compensated;
+    REQUIRE(store.update(late.record, late.revision));  // stored; its index entry and count are not
+    auto more = expected;
+    ++more.compensated;
+    CHECK(same(store.count().value(), more));  // counted from the listed record (cleanup refused)
+    kv->refuse_index_writes = false;
+    CHECK(same(store.count().value(), more));  // the cleanup counts it in the same write
+    CHECK_FALSE(in_index(*bucket, "late"));
+    CHECK(same(store.count().value(), more));
+  }
+
+  SUBCASE("KvSagaStore: a bucket indexed before totals were kept is counted once") {
+    auto bucket = std::make_shared<catga::InMemoryKeyValue>();
+    for (const char* id : {"c1", "c2"}) {
+      auto done = foreign_running(id);
+      done.status = catga::SagaStatus::completed;
+      REQUIRE(bucket->create(id, nlohmann::json(done).dump()));
+    }
+    REQUIRE(bucket->create("r1", nlohmann::json(foreign_running("r1")).dump()));
+    REQUIRE(bucket->create("active.meta", R"({"shards":32})"));  // the index without totals
+    auto kv = std::make_shared<WatchedKeyValue>(bucket);
+    catga::KvSagaStore store(kv);
+    const catga::SagaCounts before{1, 0, 2, 0, 0};
+    CHECK(same(store.count().value(), before));
+    catga::KvSagaStore other(kv);
+    kv->record_reads = 0;
+    CHECK(same(other.count().value(), before));
+    CHECK(kv->record_reads.load() == 1);  // r1 only: no second scan
+    finish_as(other, "c3", catga::SagaStatus::completed);
+    CHECK(store.count().value().completed == 3);
+  }
 }
 
 TEST_CASE("InMemorySagaStore: finished sagas leave the active index, revisions and conflicts unchanged") {

@@ -24,6 +24,14 @@ namespace catga {
 // index again, e.g. after older orchestrators stopped writing to the bucket).
 // Saga ids may not contain '.'.
 //
+// count() adds up totals kept in the same keys: each shard holds, besides
+// its ids, ".finished" = {"completed":n,"compensated":n,
+// "compensation_failed":n}, increased in the write that drops a finished
+// saga (so each is counted once, by whichever store drops it), and
+// "active.meta" holds the totals of the sagas that were already finished
+// when the bucket was indexed (a bucket indexed before totals were kept is
+// scanned once more for them).
+//
 // Finished records stay, for get(), wait() and idempotent start. To let them
 // expire, give the bucket a ttl far longer than any saga lives (it applies
 // to every key; an expired "active.meta" only costs one re-indexing scan).
@@ -39,13 +47,18 @@ class KvSagaStore final : public SagaStore {
   Result<std::uint64_t> update(const SagaRecord& record, std::uint64_t expected_revision) override;
   Result<std::vector<StoredSaga>> load_active() override;
   Result<std::vector<std::string>> list_all() override;
+  Result<SagaCounts> count() override;
 
  private:
   Status ensure_indexed();
+  // The active sagas, through the index; with `finished`, also adds the
+  // shards' totals and the finished sagas still listed to it.
+  Result<std::vector<StoredSaga>> scan(SagaCounts* finished);
 
   std::shared_ptr<KeyValue> kv_;
   std::mutex index_mutex_;
-  bool indexed_ = false;  // "active.meta" seen or written by this store
+  bool indexed_ = false;          // "active.meta" (with totals) seen or written by this store
+  SagaCounts indexed_finished_;  // the totals in "active.meta"
 };
 
 }  // namespace catga

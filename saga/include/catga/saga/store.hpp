@@ -21,10 +21,19 @@ struct StoredSaga {
   std::uint64_t revision = 0;
 };
 
-// Active sagas by status: what a metrics scrape wants to know.
+// Active sagas by status.
 struct ActiveSagaCounts {
   std::size_t running = 0;
   std::size_t compensating = 0;
+};
+
+// Sagas by status, finished ones included: what a metrics scrape wants to know.
+struct SagaCounts {
+  std::size_t running = 0;
+  std::size_t compensating = 0;
+  std::size_t completed = 0;
+  std::size_t compensated = 0;
+  std::size_t compensation_failed = 0;
 };
 
 // Persistence for sagas. Every write names the revision it expects, so two
@@ -33,13 +42,15 @@ struct ActiveSagaCounts {
 // (tests, single process) and KvSagaStore (JetStream KV, catga::nats).
 //
 // Stores keep an index of active (not final) sagas, which a saga leaves when
-// its final state is stored: recovery passes and metrics read active sagas
-// only, however many finished ones the store holds.
+// its final state is stored, and count the sagas that left it by final
+// status: recovery passes and metrics read active sagas only, however many
+// finished ones the store holds.
 //
 //   auto created = store.create(record);                 // revision 1
 //   auto loaded = store.load(record.id);                 // {record, 1}
 //   auto next = store.update(loaded->record, loaded->revision);
-//   auto counts = store.count_active();                  // {running, compensating}
+//   auto active = store.count_active();                  // {running, compensating}
+//   auto all = store.count();                            // ... and the finished totals
 class SagaStore {
  public:
   virtual ~SagaStore() = default;
@@ -60,6 +71,11 @@ class SagaStore {
   virtual Result<std::vector<std::string>> list_active();
   // load_active() counted by status.
   Result<ActiveSagaCounts> count_active();
+  // count_active() and how many sagas finished in each final status, of
+  // every orchestrator using the store. InMemorySagaStore and KvSagaStore
+  // keep these totals as sagas finish, so this reads no finished saga; the
+  // default, for other stores, reads every saga (list_all()).
+  virtual Result<SagaCounts> count();
 };
 
 // A SagaStore in process memory. Thread-safe.
@@ -74,11 +90,13 @@ class InMemorySagaStore final : public SagaStore {
   Result<std::vector<StoredSaga>> load_active() override;
   Result<std::vector<std::string>> list_active() override;
   Result<std::vector<std::string>> list_all() override;
+  Result<SagaCounts> count() override;
 
  private:
   std::mutex mutex_;
   std::map<std::string, StoredSaga, std::less<>> sagas_;
   std::set<std::string, std::less<>> active_;  // ids of the sagas in sagas_ that are not final
+  SagaCounts finished_;                        // sagas that left active_ (or were created final), by status
 };
 
 }  // namespace catga
