@@ -95,8 +95,11 @@ struct ConsumerOptions {
   // Messages asked for per pull request; at most 3 x batch are fetched ahead
   // of the running handlers (one batch being handled, two on their way).
   int batch = 128;
-  // How long one pull request waits at the server for messages.
-  std::chrono::milliseconds fetch_expires{5'000};
+  // How long one pull request waits at the server for messages. A stop lets
+  // the open requests run out first (nats-server 2.9 mishandles requests
+  // whose inbox is gone), so this also bounds how long stopping one
+  // subscription takes; an idle member sends about two requests per period.
+  std::chrono::milliseconds fetch_expires{1'000};
   // How long the server waits for an ack before redelivering (set on the consumer).
   std::chrono::milliseconds ack_wait{30'000};
   // Unacknowledged messages the server hands out to the whole group at once.
