@@ -133,10 +133,14 @@ Result<Context> read_context(HeaderEach each, std::optional<std::string_view>* t
     ctx.trace = fresh.trace;
   }
   if (timeout) {
+    // Range-checked before any arithmetic: a huge value would overflow the
+    // clock's nanoseconds (undefined behaviour, found by the fuzz target).
     long long ms = 0;
     auto [p, ec] = std::from_chars(timeout->data(), timeout->data() + timeout->size(), ms);
-    if (ec != std::errc() || p != timeout->data() + timeout->size() || ms < 0) {
-      return make_error(errc::malformed, "invalid Catga-Timeout-Ms");
+    if (ec != std::errc() || p != timeout->data() + timeout->size() || ms < 0 || ms > kMaxTimeoutMs) {
+      return make_error(errc::malformed, "invalid Catga-Timeout-Ms '" + std::string(timeout->substr(0, 32)) +
+                                             "': an integer from 0 to " + std::to_string(kMaxTimeoutMs) +
+                                             " (milliseconds) is expected");
     }
     ctx.deadline = Context::Clock::now() + std::chrono::milliseconds(ms);
   }

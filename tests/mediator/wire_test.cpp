@@ -242,6 +242,12 @@ TEST_CASE("read_context: malformed headers") {
       {"negative timeout", "Catga-Timeout-Ms", "-5", "Timeout"},
       {"timeout with junk", "Catga-Timeout-Ms", "12ms", "Timeout"},
       {"empty timeout", "Catga-Timeout-Ms", "", "Timeout"},
+      {"minus one timeout", "Catga-Timeout-Ms", "-1", "Timeout"},
+      // Before: accepted, and now + 10^13 ms overflowed the clock's
+      // nanoseconds (undefined behaviour, found by the fuzz target).
+      {"timeout past the clock", "Catga-Timeout-Ms", "10000000000000", "Timeout"},
+      {"timeout past long long", "Catga-Timeout-Ms", "99999999999999999999", "Timeout"},
+      {"timeout over one day", "Catga-Timeout-Ms", "86400001", "Timeout"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.what);
@@ -257,6 +263,15 @@ TEST_CASE("read_context: malformed headers") {
     CHECK_FALSE(r.error().retryable);
     CHECK(r.error().message.find(c.message_part) != std::string::npos);
   }
+}
+
+TEST_CASE("read_context: a timeout of one day is the largest accepted") {
+  HeaderMap h = written(catga::Context::root(), "T");
+  h.set("Catga-Timeout-Ms", std::to_string(catga::wire::kMaxTimeoutMs));
+  auto ctx = read(h);
+  REQUIRE(ctx);
+  CHECK(ctx->remaining() > std::chrono::hours(23));
+  CHECK(ctx->remaining() <= std::chrono::hours(24));
 }
 
 TEST_CASE("read_context: a zero timeout is an expired deadline, not an error") {

@@ -21,6 +21,9 @@ inline constexpr std::string_view kTraceparent = "traceparent";
 inline constexpr std::string_view kTracestate = "tracestate";
 inline constexpr std::string_view kContentType = "Content-Type";
 inline constexpr std::string_view kTimeoutMs = "Catga-Timeout-Ms";
+// The largest Catga-Timeout-Ms read_context accepts (one day); larger,
+// negative or non-numeric values are `malformed`.
+inline constexpr long long kMaxTimeoutMs = 86'400'000;
 // Added to dead-letter copies.
 inline constexpr std::string_view kError = "Catga-Error";
 inline constexpr std::string_view kErrorCode = "Catga-Error-Code";
