@@ -2,6 +2,7 @@
 // SubscribeOptions{} with only a group): what users run. Nothing here tunes
 // ack_wait, batch, leases or waits.
 #include <doctest/doctest.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <chrono>
@@ -179,4 +180,36 @@ TEST_CASE("defaults: a message nak'ed while its member stops is handled again at
   REQUIRE(attempts.size() == 2);
   CHECK(attempts[0] == 1);
   CHECK(attempts[1] == 2);
+}
+
+// With several workers and slow handlers the holding limit falls below a
+// batch; the fetcher then waits for room. Before the fix it asked for a whole
+// batch of room it could never get, so its wait returned at once and the
+// fetch thread spun at full CPU while the handlers slept.
+TEST_CASE("defaults: four workers with slow handlers do not make the fetch thread spin") {
+  catga::test::NatsServer server;
+  auto t = default_transport(server, "member");
+  catga::Mediator m;
+  m.attach(*t);
+  for (int i = 0; i < 200; ++i) REQUIRE(m.publish(nt::OrderPlaced{"o-" + std::to_string(i), i}));
+  std::atomic<int> handled{0};
+  auto sub = m.subscribe<nt::OrderPlaced>(catga::SubscribeOptions{.group = "g", .workers = 4},
+                                          [&](const nt::OrderPlaced&) {
+                                            std::this_thread::sleep_for(200ms);
+                                            ++handled;
+                                          });
+  REQUIRE(sub);
+  REQUIRE(catga::test::wait_for([&] { return handled.load() >= 8; }, 30s));  // the handler time is known
+  auto cpu = [] {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return std::chrono::seconds(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           std::chrono::microseconds(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+  };
+  const auto before = cpu();
+  std::this_thread::sleep_for(3s);  // handlers sleep; nothing should run hot
+  const auto used = std::chrono::duration_cast<std::chrono::milliseconds>(cpu() - before);
+  MESSAGE("CPU used in 3 s of sleeping handlers: " << used.count() << " ms");
+  CHECK(used < 500ms);  // spinning: about 1,500 on a busy machine, else 3,000; now about 10
+  CHECK(handled.load() < 200);  // still handling: the window measured the waiting
 }

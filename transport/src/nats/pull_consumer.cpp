@@ -348,9 +348,12 @@ void PullConsumer::fetch_loop() noexcept {
 }
 
 std::size_t PullConsumer::wanted_room(bool idle) const noexcept {
-  // Ask again when a full batch fits, or as soon as anything fits when
-  // nothing waits to be handled.
-  return idle ? 1 : static_cast<std::size_t>(config_.options.batch);
+  // Ask again when a full batch fits (a third of the holding limit when
+  // slow handlers keep that below three batches), or as soon as anything
+  // fits when nothing waits to be handled. Never more than the limit, or
+  // the fetcher would wait for room it can never get.
+  if (idle) return 1;
+  return std::clamp<std::size_t>(limit() / 3, 1, static_cast<std::size_t>(config_.options.batch));
 }
 
 void PullConsumer::back_off(Clock::time_point now) noexcept {
