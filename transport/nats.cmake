@@ -23,7 +23,8 @@ set(CATGA_NATS_SOURCES
   ${CMAKE_CURRENT_SOURCE_DIR}/src/nats/options.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/nats/provisioning.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/nats/pull_consumer.cpp
-  ${CMAKE_CURRENT_SOURCE_DIR}/src/nats/responder.cpp)
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/nats/responder.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/nats/startup.cpp)
 
 add_library(catga_nats ${CATGA_NATS_SOURCES})
 add_library(catga::nats ALIAS catga_nats)

@@ -76,6 +76,7 @@ void on_disconnected(natsConnection* nc, void* closure) noexcept {
 void on_reconnected(natsConnection* nc, void* closure) noexcept {
   try {
     auto& st = state_of(closure);
+    st.failed_rounds.store(0);
     st.reconnects.fetch_add(1, std::memory_order_relaxed);
     st.reconnected_at_ns.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
     log().info("catga.nats [{}] reconnected to {}", st.name, current_url(nc));
@@ -89,6 +90,7 @@ void on_connected(natsConnection* nc, void* closure) noexcept {
   try {
     auto& st = state_of(closure);
     st.ever_connected.store(true);
+    st.failed_rounds.store(0);
     log().info("catga.nats [{}] connected to {}", st.name, current_url(nc));
     std::lock_guard lock(st.mu);
     st.cv.notify_all();
@@ -114,10 +116,42 @@ void on_lame_duck(natsConnection*, void* closure) noexcept {
   }
 }
 
+// How often a connect or reconnect that keeps failing is logged at warn.
+constexpr auto kRetryWarnInterval = std::chrono::seconds(5);
+
+std::int64_t now_ns() { return std::chrono::steady_clock::now().time_since_epoch().count(); }
+
+// Called by nats.c's retry loop before each round over the server list
+// (`attempts` counts them from 1): the previous round, if any, failed.
+// Records that for failed_attempts()/last_error() and logs it at a bounded
+// rate, so a service waiting for its broker says so without flooding.
+void note_failed_round(CallbackState& st, int attempts) {
+  const std::uint64_t base = st.ever_connected.load() ? 0 : st.rounds_before_retry;
+  const std::uint64_t failed = base + static_cast<std::uint64_t>(std::max(attempts - 1, 0));
+  if (failed == 0) return;
+  st.failed_rounds.store(failed);
+  // This thread's last nats.c error is the failed connect of that round.
+  natsStatus last = NATS_OK;
+  nats_GetLastError(&last);
+  auto e = to_error(last == NATS_OK ? NATS_NO_SERVER : last,
+                    "connect to " + st.urls + " failed (attempt " + std::to_string(failed) + ")");
+  e.retryable = true;
+  const std::int64_t now = now_ns();
+  if (st.last_retry_warn_ns == 0 ||
+      now - st.last_retry_warn_ns >= std::chrono::nanoseconds(kRetryWarnInterval).count()) {
+    st.last_retry_warn_ns = now;
+    log().warn("catga.nats [{}] {}; still retrying", st.name, e.message);
+  } else {
+    log().debug("catga.nats [{}] {}; still retrying", st.name, e.message);
+  }
+  st.set_error(std::move(e));
+}
+
 // Doubling pause per round over the server list, capped, plus jitter.
 int64_t reconnect_delay(natsConnection*, int attempts, void* closure) noexcept {
   try {
     auto& st = state_of(closure);
+    note_failed_round(st, attempts);
     std::int64_t delay = st.reconnect_wait_ms;
     for (int i = 1; i < attempts && delay < st.max_reconnect_wait_ms; ++i) delay *= 2;
     delay = std::min(delay, st.max_reconnect_wait_ms);
@@ -263,6 +297,7 @@ Result<std::shared_ptr<Connection>> Connection::connect(const NatsOptions& optio
   impl->callbacks = std::make_unique<CallbackState>();
   auto& st = *impl->callbacks;
   st.name = options.name;
+  for (const auto& u : options.servers) st.urls += (st.urls.empty() ? "" : ",") + detail::redact_url(u);
   st.reconnect_wait_ms = std::max<std::int64_t>(options.reconnect_wait.count(), 1);
   st.max_reconnect_wait_ms = std::max<std::int64_t>(options.max_reconnect_wait.count(), st.reconnect_wait_ms);
   st.jitter_ms = options.tls.active() ? options.reconnect_jitter_tls.count() : options.reconnect_jitter.count();
@@ -279,20 +314,30 @@ Result<std::shared_ptr<Connection>> Connection::connect(const NatsOptions& optio
     log().debug("catga.nats [{}] authorization refused; trying again with a new nonce", options.name);
     s = natsConnection_Connect(impl->nc.out(), opts->get());
   }
+  std::string waiting_for;
   if (s != NATS_OK && options.retry_on_failed_connect && server_not_up(s)) {
     // Nobody listening yet (a service starting before its broker): keep
     // trying in the background. Anything else (auth, TLS) is reported now.
+    // connect() has made two rounds when nats.c's retry loop starts.
+    auto first = to_error(s, "connect to " + st.urls + " failed (attempt 2)");
+    first.retryable = true;
+    waiting_for = first.message;
+    st.set_error(std::move(first));
     s = natsOptions_SetRetryOnFailedConnect(opts->get(), true, &on_connected, &st);
+    st.rounds_before_retry = 2;
+    st.failed_rounds.store(2);
+    st.last_retry_warn_ns = now_ns();
     if (s == NATS_OK) s = natsConnection_Connect(impl->nc.out(), opts->get());
   }
   if (s == NATS_NOT_YET_CONNECTED) {
-    log().info("catga.nats [{}] no server reachable yet; retrying in the background", options.name);
+    log().warn("catga.nats [{}] {}; retrying in the background", options.name, waiting_for);
   } else if (s != NATS_OK) {
     auto e = connect_error(s, options);
     log().error("catga.nats [{}] {}", options.name, e.message);
     return e;
   } else {
     st.ever_connected.store(true);
+    st.failed_rounds.store(0);
     log().info("catga.nats [{}] connected to {}", options.name, current_url(impl->nc.get()));
   }
   jsOptions jo;
@@ -340,6 +385,10 @@ Status Connection::wait_connected(std::chrono::milliseconds timeout) const {
 }
 
 std::uint64_t Connection::reconnects() const noexcept { return impl_->callbacks->reconnects.load(); }
+
+std::uint64_t Connection::failed_attempts() const noexcept {
+  return connected() ? 0 : impl_->callbacks->failed_rounds.load();
+}
 
 std::optional<Error> Connection::last_error() const {
   std::lock_guard lock(impl_->callbacks->mu);

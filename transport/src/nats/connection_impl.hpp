@@ -24,6 +24,7 @@ namespace detail {
 // purpose rather than freed under a running callback.
 struct CallbackState {
   std::string name;
+  std::string urls;  // the server list, redacted (for log lines)
   std::int64_t reconnect_wait_ms = 100;
   std::int64_t max_reconnect_wait_ms = 2000;
   std::int64_t jitter_ms = 100;
@@ -32,6 +33,12 @@ struct CallbackState {
   // steady_clock nanoseconds of the last reconnect (0: none yet).
   std::atomic<std::int64_t> reconnected_at_ns{0};
   std::atomic<bool> ever_connected{false};
+  // Connect rounds (each server tried once) that failed since the connection
+  // was last up; `rounds_before_retry` of them were made before nats.c's
+  // retry loop took over (connect()'s own attempts).
+  std::atomic<std::uint64_t> failed_rounds{0};
+  std::uint64_t rounds_before_retry = 0;  // written before the retry loop starts
+  std::int64_t last_retry_warn_ns = 0;    // retry-loop thread only
   std::atomic<bool> closing{false};  // our own close: disconnects are expected
   mutable std::mutex mu;
   std::condition_variable cv;  // connected / closed

@@ -21,7 +21,8 @@ std::string_view to_string(ConnectionState state) noexcept;
 // close handlers installed (they log through spdlog and keep the state and
 // last error for health checks). If no server is up yet, connect() still
 // succeeds (state `connecting`) and the library keeps trying in the
-// background; wait_connected() waits for it. Thread-safe.
+// background; wait_connected() waits for it (a service's start-up:
+// catga::nats::Startup::connect, which also says why it waits). Thread-safe.
 //
 //   auto conn = catga::nats::Connection::connect(catga::nats::NatsOptions::from_env()).value();
 //   if (!conn->wait_connected(std::chrono::seconds(10))) ...;
@@ -48,7 +49,12 @@ class Connection {
   Status wait_connected(std::chrono::milliseconds timeout) const;
   // Times the connection came back after a loss.
   std::uint64_t reconnects() const noexcept;
-  // The last asynchronous error or disconnect reason, if any.
+  // Connect rounds (every server tried once) that failed since the
+  // connection was last up: while a first connect or a reconnect keeps
+  // failing, how often it has tried; 0 while connected.
+  std::uint64_t failed_attempts() const noexcept;
+  // The last asynchronous error or disconnect reason, if any (while no
+  // server answers: why, e.g. "no NATS server reachable at nats://...").
   std::optional<Error> last_error() const;
   // The server URL currently connected to (no credentials), or empty.
   std::string connected_url() const;

@@ -26,7 +26,8 @@ struct TlsOptions {
 
 // How to reach NATS. Reconnects forever by default (with growing,
 // jittered pauses), and a first connect while no server is up yet keeps
-// retrying in the background instead of failing.
+// retrying in the background instead of failing (each failed round is
+// counted, and logged at warn at most every 5 s).
 //
 //   catga::nats::NatsOptions o = catga::nats::NatsOptions::from_env();  // NATS_URL, NATS_USER, ...
 //   o.name = "billing";
@@ -66,6 +67,33 @@ struct NatsOptions {
   static NatsOptions from_env();
 
   // Rejects settings that cannot work (no server, cert without key, ...).
+  Status validate() const;
+};
+
+// How a service waits at start-up for NATS, JetStream, its streams and
+// buckets (catga::nats::Startup). By default it waits as long as it takes:
+// a broker, stream leader or bucket that is briefly unavailable is tried
+// again with backoff, and only a configuration error (bad credentials, TLS,
+// validation, a stream that exists with other settings) ends the wait.
+//
+//   catga::nats::StartupOptions s;
+//   s.timeout = std::chrono::minutes(2);  // give up (exit) after 2 min instead
+struct StartupOptions {
+  // Give up when start-up has taken this long (measured from the Startup's
+  // creation); 0: never, wait until cancel().
+  std::chrono::milliseconds timeout{0};
+  // Pause after the first failed try of a step, doubling per failure up to
+  // `max_backoff`, plus up to a quarter of it at random.
+  std::chrono::milliseconds initial_backoff{200};
+  std::chrono::milliseconds max_backoff{5'000};
+  // How long one try of a step may take (pass it to the steps' own
+  // timeouts); also about how long cancel() may wait for a try in flight.
+  std::chrono::milliseconds attempt_timeout{5'000};
+  // A step's first failure is logged at warn, then at most one line per
+  // interval (the others at debug).
+  std::chrono::milliseconds warn_interval{10'000};
+
+  // Rejects negative or zero durations (timeout may be 0).
   Status validate() const;
 };
 
