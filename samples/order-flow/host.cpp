@@ -12,11 +12,31 @@ bool is_service_role(std::string_view role) noexcept {
   return role == "order" || role == "inventory" || role == "payment" || role == "notification" || role == "all";
 }
 
-Host::Host(HostSettings settings) : settings_(std::move(settings)) {}
+Host::Host(HostSettings settings) : settings_(std::move(settings)) {
+  // One name for every start-up attempt (logs, metrics, saga ownership).
+  if (settings_.role == "all") {
+    instance_ = "all";
+  } else if (!settings_.instance_id.empty()) {
+    instance_ = settings_.instance_id;
+  } else {
+    instance_ = settings_.role + "-" + catga::MessageId::generate().text().str().substr(0, 8);
+  }
+}
 
 Host::~Host() { stop(); }
 
 catga::Result<std::unique_ptr<Host>> Host::start(HostSettings settings) {
+  auto host = launch(std::move(settings));
+  if (!host) return host;
+  auto started = (*host)->wait_started(std::chrono::milliseconds::max());
+  if (started && !*started) {
+    (*host)->stop();
+    return started->error();
+  }
+  return host;
+}
+
+catga::Result<std::unique_ptr<Host>> Host::launch(HostSettings settings) {
   if (!is_service_role(settings.role)) {
     return catga::make_error(catga::errc::validation, "unknown role '" + settings.role + "'");
   }
@@ -35,15 +55,65 @@ catga::Result<std::unique_ptr<Host>> Host::start(HostSettings settings) {
   } else {
     return catga::make_error(catga::errc::validation, "unknown transport '" + host->settings_.transport + "'");
   }
-  if (auto s = host->start_services(); !s) {
-    host->stop();
-    return s.error();
-  }
   if (auto s = host->start_http(); !s) {
     host->stop();
     return s.error();
   }
+  host->startup_thread_ = std::thread([h = host.get()] { h->run_startup(); });
   return host;
+}
+
+void Host::run_startup() {
+  catga::Status result;
+  try {
+    result = infra_->start();
+    if (result) {
+      // A service that cannot open its bucket or consumer yet is stopped with
+      // the others and everything is tried again after a pause.
+      const std::string what = settings_.role == "all" ? "the services" : "the " + settings_.role + " service";
+      result = infra_->wait_for(what, [this] {
+        auto s = start_services();
+        if (!s) stop_services();
+        return s;
+      });
+    }
+    if (result) {
+      add_service_routes();
+      up_.store(true, std::memory_order_release);
+      spdlog::info("role={} is ready", settings_.role);
+    }
+  } catch (const std::exception& e) {
+    result = catga::make_error(catga::errc::internal, std::string("start-up: ") + e.what());
+  }
+  if (!result && result.error().code == catga::errc::cancelled) {
+    spdlog::info("start-up stopped: {}", result.error().message);
+  } else if (!result) {
+    spdlog::error("start-up failed: {}: {}", result.error().code, result.error().message);
+  }
+  {
+    std::lock_guard lock(startup_mu_);
+    startup_result_ = std::move(result);
+  }
+  startup_cv_.notify_all();
+}
+
+std::optional<catga::Status> Host::wait_started(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(startup_mu_);
+  const auto done = [&] { return startup_result_.has_value(); };
+  if (timeout == std::chrono::milliseconds::max()) {
+    startup_cv_.wait(lock, done);
+  } else if (!startup_cv_.wait_for(lock, timeout, done)) {
+    return std::nullopt;
+  }
+  return startup_result_;
+}
+
+std::string Host::not_ready() {
+  if (!up_.load(std::memory_order_acquire)) {
+    std::string why = infra_->startup_status();
+    return why.empty() ? "starting" : why;
+  }
+  return infra_->not_ready();
 }
 
 ServiceEnv Host::env(const std::string& instance) {
@@ -62,8 +132,7 @@ catga::Status Host::start_services() {
   const std::string& role = settings_.role;
   const bool all = role == "all";
   auto name = [&](std::string_view service, int n) {
-    if (!all && !settings_.instance_id.empty()) return settings_.instance_id;
-    if (!all) return std::string(service) + "-" + catga::MessageId::generate().text().str().substr(0, 8);
+    if (!all) return instance_;
     return std::string(service) + "-" + std::to_string(n);
   };
   const int replicas = all ? std::max(1, settings_.replicas) : 1;
@@ -95,6 +164,18 @@ catga::Status Host::start_services() {
     if (auto s = orders_.back()->start(); !s) return s;
   }
   return {};
+}
+
+void Host::stop_services() noexcept {
+  // Sagas stop first (they send commands), then consumers and servers.
+  for (auto& o : orders_) o->stop();
+  for (auto& s : notifications_) s->close();
+  for (auto& s : payments_) s->close();
+  for (auto& s : inventories_) s->close();
+  orders_.clear();
+  notifications_.clear();
+  payments_.clear();
+  inventories_.clear();
 }
 
 std::string Host::metrics_text() {
@@ -130,22 +211,34 @@ catga::Status Host::start_http() {
     res.status = 500;
     res.set_content(nlohmann::json{{"error", {{"code", "internal"}, {"message", what}}}}.dump(), "application/json");
   });
-  OpsHooks hooks;
-  hooks.service = settings_.role;
-  hooks.instance = [&]() -> std::string {
-    if (settings_.role == "all") return "all";
-    if (!orders_.empty()) return orders_[0]->instance();
-    if (!inventories_.empty()) return inventories_[0]->instance();
-    if (!payments_.empty()) return payments_[0]->instance();
-    return notifications_.empty() ? std::string() : notifications_[0]->instance();
-  }();
-  hooks.not_ready = [this] { return infra_->not_ready(); };
-  hooks.metrics_text = [this] { return metrics_text(); };
-  add_ops_routes(*http_, hooks);
-  if (!orders_.empty()) add_order_routes(*http_, *orders_.front());
-  if (!inventories_.empty()) add_inventory_routes(*http_, *inventories_.front());
-  if (!payments_.empty()) add_payment_routes(*http_, *payments_.front());
-  if (!notifications_.empty()) add_notification_routes(*http_, *notifications_.front());
+  // Until the services are up this gate answers every request itself, so
+  // the routes, which add_service_routes() registers on the start-up thread
+  // while the server runs, are read only after up_ (release/acquire) says
+  // they are complete.
+  http_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (up_.load(std::memory_order_acquire)) return httplib::Server::HandlerResponse::Unhandled;
+    const nlohmann::json who = {{"service", settings_.role}, {"instance", instance_}};
+    if (req.path == "/healthz") {
+      auto body = who;
+      body["status"] = "ok";
+      body["starting"] = true;
+      res.status = 200;
+      res.set_content(body.dump(), "application/json");
+    } else {
+      const std::string why = not_ready();
+      auto body = who;
+      if (req.path == "/readyz") {
+        body["ready"] = false;
+        body["reason"] = why;
+      } else {
+        body["error"] = {{"code", "unavailable"}, {"message", "the service is starting: " + why}};
+      }
+      res.status = 503;
+      res.set_header("Retry-After", "1");
+      res.set_content(body.dump(), "application/json");
+    }
+    return httplib::Server::HandlerResponse::Handled;
+  });
 
   if (settings_.http_port == 0) {
     port_ = http_->bind_to_any_port(settings_.http_host);
@@ -166,21 +259,28 @@ catga::Status Host::start_http() {
   return {};
 }
 
+void Host::add_service_routes() {
+  OpsHooks hooks;
+  hooks.service = settings_.role;
+  hooks.instance = instance_;
+  hooks.not_ready = [this] { return not_ready(); };
+  hooks.metrics_text = [this] { return metrics_text(); };
+  add_ops_routes(*http_, hooks);
+  if (!orders_.empty()) add_order_routes(*http_, *orders_.front());
+  if (!inventories_.empty()) add_inventory_routes(*http_, *inventories_.front());
+  if (!payments_.empty()) add_payment_routes(*http_, *payments_.front());
+  if (!notifications_.empty()) add_notification_routes(*http_, *notifications_.front());
+}
+
 void Host::stop() {
   if (stopped_) return;
   stopped_ = true;
+  if (infra_) infra_->cancel_start();
+  if (startup_thread_.joinable()) startup_thread_.join();
   if (http_) http_->stop();
   if (http_thread_.joinable()) http_thread_.join();
-  // Sagas stop first (they send commands), then consumers and servers.
-  for (auto& o : orders_) o->stop();
-  for (auto& s : notifications_) s->close();
-  for (auto& s : payments_) s->close();
-  for (auto& s : inventories_) s->close();
+  stop_services();
   if (infra_) infra_->stop();
-  orders_.clear();
-  notifications_.clear();
-  payments_.clear();
-  inventories_.clear();
 }
 
 }  // namespace order_flow

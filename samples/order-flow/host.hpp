@@ -2,7 +2,12 @@
 // Host: one process of the sample: the infrastructure it runs on, the
 // services of its role, and its HTTP server.
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -44,7 +49,14 @@ struct HostSettings {
 
 // Starts the services of settings.role on the chosen infrastructure and
 // serves HTTP on a background thread; stop() (or the destructor) shuts
-// everything down in order: HTTP, sagas, consumers, transport.
+// everything down in order: start-up, HTTP, sagas, consumers, transport.
+//
+// HTTP is served from the start: until the services are up, /healthz
+// answers 200 (the process is alive), /readyz 503 with what start-up waits
+// for ("waiting for NATS: connect to nats://nats:4222 failed (attempt 4):
+// ..."), every other route 503. Over NATS, start-up waits with backoff for a
+// broker, JetStream, stream leader or bucket that is not there yet
+// (catga::nats::Startup) instead of failing.
 //
 //   auto host = order_flow::Host::start({.role = "all", .http_port = 0}).value();
 //   std::cout << "listening on " << host->port();
@@ -52,12 +64,23 @@ struct HostSettings {
 //   host->stop();
 class Host {
  public:
+  // launch(), then waits until the services are up (or start-up failed).
   static catga::Result<std::unique_ptr<Host>> start(HostSettings settings);
+  // Checks the settings and binds HTTP, then starts everything else on a
+  // background thread and returns. Fails at once only for what waiting
+  // cannot fix (unknown role or transport, invalid NATS settings, HTTP port
+  // taken).
+  static catga::Result<std::unique_ptr<Host>> launch(HostSettings settings);
   ~Host();
   Host(const Host&) = delete;
   Host& operator=(const Host&) = delete;
 
+  // How start-up ended (OK: the services serve; else the Error that ended
+  // it: a configuration error, the start-up timeout, stop()), or nullopt
+  // while it is still going after `timeout`.
+  std::optional<catga::Status> wait_started(std::chrono::milliseconds timeout);
   int port() const noexcept { return port_; }
+  // Also ends a start-up in progress (after the try in flight).
   void stop();
 
   OrderService* order() noexcept { return orders_.empty() ? nullptr : orders_.front().get(); }
@@ -70,11 +93,18 @@ class Host {
 
  private:
   explicit Host(HostSettings settings);
+  // The start-up thread: infrastructure, services, then the service routes.
+  void run_startup();
   catga::Status start_services();
+  void stop_services() noexcept;
   catga::Status start_http();
+  void add_service_routes();
+  // /readyz's reason: start-up's status until the services are up.
+  std::string not_ready();
   ServiceEnv env(const std::string& instance);
 
   HostSettings settings_;
+  std::string instance_;  // this replica's name (role all: "all")
   std::unique_ptr<Infrastructure> infra_;
   std::shared_ptr<catga::Metrics> metrics_ = std::make_shared<catga::Metrics>();
   std::vector<std::unique_ptr<OrderService>> orders_;
@@ -85,6 +115,14 @@ class Host {
   std::thread http_thread_;
   int port_ = 0;
   bool stopped_ = false;
+
+  std::thread startup_thread_;
+  // Set (release) once the services and their routes are in place; until
+  // then HTTP requests never reach the routes (see start_http).
+  std::atomic<bool> up_{false};
+  std::mutex startup_mu_;
+  std::condition_variable startup_cv_;
+  std::optional<catga::Status> startup_result_;
 };
 
 // True for the roles Host runs.

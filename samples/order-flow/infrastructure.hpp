@@ -8,6 +8,7 @@
 #include <catga/transport.hpp>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -33,6 +34,23 @@ struct ConsumerLag {
 class Infrastructure {
  public:
   virtual ~Infrastructure() = default;
+  // Connects and provisions what every service needs (NATS: the connection,
+  // the streams, the idempotency bucket), waiting with backoff while the
+  // broker is not there yet; fails only on what waiting cannot fix, on the
+  // start-up timeout or on cancel_start(). transport() and idempotency() are
+  // valid once it succeeded. In memory: nothing to wait for.
+  virtual catga::Status start() { return {}; }
+  // Runs `step` like start() runs its own steps: again after a pause while
+  // it fails retryably (a bucket or consumer the broker cannot give yet).
+  virtual catga::Status wait_for(std::string_view what, const std::function<catga::Status()>& step) {
+    (void)what;
+    return step();
+  }
+  // Ends start()/wait_for() early (a stop signal): they return `cancelled`.
+  virtual void cancel_start() noexcept {}
+  // What start()/wait_for() are waiting for; empty when not waiting.
+  virtual std::string startup_status() const { return {}; }
+
   virtual catga::Transport& transport() = 0;
   // The bucket `name` (opened once, then shared by every service of the process).
   virtual catga::Result<std::shared_ptr<catga::KeyValue>> bucket(std::string_view name) = 0;
@@ -63,14 +81,17 @@ struct NatsSettings {
   std::string connection_name = "order-flow";
   bool memory_storage = false;  // streams and buckets in memory instead of files
   int replicas = 1;             // stream and KV replicas (3 on a 3-node cluster)
-  std::chrono::milliseconds startup_timeout{std::chrono::seconds(30)};
+  // How long start-up waits for the broker, JetStream, streams and buckets
+  // before the process gives up; 0: as long as it takes (readiness says why).
+  std::chrono::milliseconds startup_timeout{0};
 };
 
 // True when this build has the JetStream transport (catga::nats).
 bool nats_available() noexcept;
 
 // JetStreamTransport, JetStream KV buckets, KvIdempotencyStore, all on one
-// connection. Fails when the build has no catga::nats.
+// connection, made by start() (catga::nats::Startup). Fails when the build
+// has no catga::nats or the NATS settings are invalid (no I/O here).
 catga::Result<std::unique_ptr<Infrastructure>> nats_infrastructure(const NatsSettings& settings);
 
 }  // namespace order_flow

@@ -56,6 +56,13 @@ int main(int argc, char** argv) {
   app.add_option("--stream-replicas", host.nats.replicas, "JetStream stream and KV bucket replicas")
       ->envname("ORDER_FLOW_STREAM_REPLICAS")
       ->capture_default_str();
+  int startup_timeout_s = 0;
+  app.add_option("--startup-timeout", startup_timeout_s,
+                 "seconds to wait for NATS, JetStream, streams and buckets at start-up before exiting 1 "
+                 "(0: as long as it takes; /readyz says what is missing)")
+      ->envname("ORDER_FLOW_STARTUP_TIMEOUT")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--http-host", host.http_host, "HTTP listen address")->envname("HTTP_HOST")->capture_default_str();
   app.add_option("--http-port", host.http_port, "HTTP port (0: any free port)")
       ->envname("HTTP_PORT")
@@ -90,6 +97,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::from_str(log_level));
   host.payment.latency = std::chrono::milliseconds(payment_latency_ms);
+  host.nats.startup_timeout = std::chrono::seconds(startup_timeout_s);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e level=%l instance=main %v");
   host.nats.connection_name = "order-flow-" + (host.instance_id.empty() ? host.role : host.instance_id);
 
@@ -116,14 +124,32 @@ int main(int argc, char** argv) {
   }
 
   sigset_t stop_signals = block_stop_signals();
-  auto started = order_flow::Host::start(host);
-  if (!started) {
-    std::cerr << "order-flow: " << started.error().code << ": " << started.error().message << "\n";
+  // Serves /healthz at once; waits (with backoff) for NATS and its streams
+  // and buckets. Only what waiting cannot fix fails here.
+  auto launched = order_flow::Host::launch(host);
+  if (!launched) {
+    std::cerr << "order-flow: " << launched.error().code << ": " << launched.error().message << "\n";
     return 1;
   }
+  auto& process = **launched;
   int signal = 0;
-  sigwait(&stop_signals, &signal);
+  bool up = false;
+  while (!up) {
+    // A stop signal during start-up ends the wait (after the try in flight).
+    const timespec tick{0, 100'000'000};
+    signal = sigtimedwait(&stop_signals, nullptr, &tick);
+    if (signal > 0) break;
+    if (auto started = process.wait_started(std::chrono::milliseconds(0))) {
+      if (!*started) {
+        std::cerr << "order-flow: " << started->error().code << ": " << started->error().message << "\n";
+        process.stop();
+        return 1;
+      }
+      up = true;
+    }
+  }
+  if (up) sigwait(&stop_signals, &signal);
   spdlog::info("stopping on signal {}", signal);
-  (*started)->stop();
+  process.stop();
   return 0;
 }

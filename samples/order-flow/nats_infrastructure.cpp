@@ -7,6 +7,7 @@
 #include <catga/nats/jetstream_transport.hpp>
 #include <catga/nats/key_value.hpp>
 #include <catga/nats/kv_idempotency_store.hpp>
+#include <catga/nats/startup.hpp>
 #include <map>
 #include <mutex>
 #endif
@@ -23,13 +24,40 @@ namespace cn = catga::nats;
 
 class NatsInfrastructure final : public Infrastructure {
  public:
-  NatsInfrastructure(NatsSettings settings, std::shared_ptr<cn::Connection> connection,
-                     std::unique_ptr<cn::JetStreamTransport> transport,
-                     std::shared_ptr<catga::IdempotencyStore> idempotency)
-      : settings_(std::move(settings)),
-        connection_(std::move(connection)),
-        transport_(std::move(transport)),
-        idempotency_(std::move(idempotency)) {}
+  NatsInfrastructure(NatsSettings settings, cn::NatsOptions options, cn::StartupOptions startup)
+      : settings_(std::move(settings)), options_(std::move(options)), startup_(startup) {}
+
+  // [snippet:order-flow-startup]
+  catga::Status start() override {
+    auto connection = startup_.connect(options_);
+    if (!connection) return std::move(connection).error();
+    connection_ = std::move(*connection);
+    cn::JetStreamOptions js;
+    if (settings_.memory_storage) {
+      js.events.storage = cn::StorageType::memory;
+      js.dead_letters.storage = cn::StorageType::memory;
+    }
+    js.events.replicas = settings_.replicas;
+    js.dead_letters.replicas = settings_.replicas;
+    js.startup_timeout = startup_.options().attempt_timeout;  // one try; startup_ tries again
+    auto transport = startup_.run("the JetStream streams", [&] { return cn::JetStreamTransport::create(connection_, js); });
+    if (!transport) return std::move(transport).error();
+    transport_ = std::move(*transport);
+    cn::KvIdempotencyOptions idem;
+    idem.storage = settings_.memory_storage ? cn::StorageType::memory : cn::StorageType::file;
+    idem.replicas = settings_.replicas;
+    auto store = startup_.run("the idempotency bucket", [&] { return cn::KvIdempotencyStore::create(connection_, idem); });
+    if (!store) return std::move(store).error();
+    idempotency_ = std::move(*store);
+    return {};
+  }
+  // [/snippet:order-flow-startup]
+
+  catga::Status wait_for(std::string_view what, const std::function<catga::Status()>& step) override {
+    return startup_.run(what, step);
+  }
+  void cancel_start() noexcept override { startup_.cancel(); }
+  std::string startup_status() const override { return startup_.status(); }
 
   catga::Transport& transport() override { return *transport_; }
 
@@ -71,6 +99,7 @@ class NatsInfrastructure final : public Infrastructure {
   }
 
   std::string not_ready() override {
+    if (!transport_) return "starting";
     auto h = transport_->health(std::chrono::milliseconds(1000));
     if (h.ready()) return {};
     if (h.connection != cn::ConnectionState::connected) {
@@ -82,6 +111,7 @@ class NatsInfrastructure final : public Infrastructure {
 
   std::vector<ConsumerLag> consumer_lag() override {
     std::vector<ConsumerLag> out;
+    if (!transport_) return out;
     for (const auto& c : transport_->health(std::chrono::milliseconds(1000)).consumers) {
       out.push_back({c.type, c.group, c.lag()});
     }
@@ -89,12 +119,16 @@ class NatsInfrastructure final : public Infrastructure {
   }
 
   void stop() override {
-    (void)transport_->stop(std::chrono::seconds(10));
-    (void)connection_->close(std::chrono::seconds(5));  // ours: the transport only closes connections it made
+    startup_.cancel();
+    if (transport_) (void)transport_->stop(std::chrono::seconds(10));
+    // Ours: the transport only closes connections it made.
+    if (connection_) (void)connection_->close(std::chrono::seconds(5));
   }
 
  private:
   NatsSettings settings_;
+  cn::NatsOptions options_;
+  cn::Startup startup_;
   std::shared_ptr<cn::Connection> connection_;
   std::unique_ptr<cn::JetStreamTransport> transport_;
   std::shared_ptr<catga::IdempotencyStore> idempotency_;
@@ -112,26 +146,12 @@ catga::Result<std::unique_ptr<Infrastructure>> nats_infrastructure(const NatsSet
   defaults.name = settings.connection_name;
   cn::NatsOptions options = cn::NatsOptions::from_env(defaults);
   options.servers = {settings.url};  // the flag (or NATS_URL, read by main) wins
-  auto connection = cn::Connection::connect(options);
-  if (!connection) return std::move(connection).error();
-  if (auto s = (*connection)->wait_connected(settings.startup_timeout); !s) return s.error();
-  cn::JetStreamOptions js;
-  if (settings.memory_storage) {
-    js.events.storage = cn::StorageType::memory;
-    js.dead_letters.storage = cn::StorageType::memory;
-  }
-  js.events.replicas = settings.replicas;
-  js.dead_letters.replicas = settings.replicas;
-  js.startup_timeout = settings.startup_timeout;
-  auto transport = cn::JetStreamTransport::create(*connection, js);
-  if (!transport) return std::move(transport).error();
-  cn::KvIdempotencyOptions idem;
-  idem.storage = settings.memory_storage ? cn::StorageType::memory : cn::StorageType::file;
-  idem.replicas = settings.replicas;
-  auto store = cn::KvIdempotencyStore::create(*connection, idem);
-  if (!store) return std::move(store).error();
-  return std::unique_ptr<Infrastructure>(
-      std::make_unique<NatsInfrastructure>(settings, *connection, std::move(*transport), std::move(*store)));
+  // Settings that cannot work fail the process now instead of being waited on.
+  if (auto s = options.validate(); !s) return std::move(s).error();
+  cn::StartupOptions startup;
+  startup.timeout = settings.startup_timeout;
+  if (auto s = startup.validate(); !s) return std::move(s).error();
+  return std::unique_ptr<Infrastructure>(std::make_unique<NatsInfrastructure>(settings, std::move(options), startup));
 }
 
 #else
