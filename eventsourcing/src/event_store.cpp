@@ -455,6 +455,15 @@ Status EventStore::read_once(const StreamId& stream, const ReadOptions& options,
   if (s = natsConnection_SubscribeSync(sub.out(), impl_->nc(), inbox.get()); s != NATS_OK) {
     return to_error(s, "subscribe to read inbox");
   }
+  // However the read ends (every commit read, cut by time travel, a commit
+  // that does not decode, an error), the server may still be sending the
+  // rest of the batch: the subscription goes through the connection's guard
+  // (nats.c issue 637), before the consumer is deleted.
+  struct RetireSubscription {
+    nats::Connection::Impl& connection;
+    nats::detail::SubscriptionHandle& sub;
+    ~RetireSubscription() { connection.retire(std::move(sub), std::chrono::milliseconds(1000)); }
+  } retire{impl_->connection->impl(), sub};
   natsSubscription_SetPendingLimits(sub.get(), -1, -1);
   const std::string next = "$JS.API.CONSUMER.MSG.NEXT." + impl_->stream_name + "." + name;
   char req[96];
