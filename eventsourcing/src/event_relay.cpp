@@ -81,7 +81,20 @@ struct EventRelay::Impl {
 EventRelay::EventRelay(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
 EventRelay::~EventRelay() { stop(); }
 std::uint64_t EventRelay::published() const noexcept { return impl_->published.load(); }
-void EventRelay::stop() noexcept { impl_->feed.reset(); }
+
+EventRelayHealth EventRelay::health() const {
+  EventRelayHealth h;
+  h.published = impl_->published.load();
+  if (impl_->feed) {
+    auto f = impl_->feed->health();
+    h.dead_lettered = f.dead_lettered;
+    h.last_error = std::move(f.last_error);
+  }
+  return h;
+}
+void EventRelay::stop() noexcept {
+  if (impl_->feed) impl_->feed->stop();  // kept: health() still reads its counters
+}
 
 Result<std::uint64_t> EventRelay::lag() const {
   auto i = detail::CommitFeed::info(*impl_->store, impl_->consumer());

@@ -309,3 +309,34 @@ TEST_CASE("catga: an unreachable server or a missing stream is a clear error") {
   auto twice = run_cli(CATGA_CLI, {"--server", server.url(), "--server", server.url(), "streams"});
   CHECK(twice.exit_code == 2);
 }
+
+TEST_CASE("catga dlq replay refuses a commit dead-lettered by an event-store projection") {
+  catga::test::NatsServer server;
+  catga::nats::NatsOptions no;
+  no.servers = {server.url()};
+  auto transport = catga::nats::JetStreamTransport::create(no).value();  // provisions CATGA_DLQ
+  {
+    catga::test::RawNats raw(server.url());
+    natsMsg* msg = nullptr;
+    const std::string body = "{\"stream\":\"Account.B-2\",\"events\":[{";
+    catga::test::check(natsMsg_Create(&msg, "catga.dlq.es.Account", nullptr, body.data(), static_cast<int>(body.size())),
+                       "create");
+    natsMsgHeader_Set(msg, "Nats-Msg-Id", "CATGA_ES:2:es_proj_orders");
+    natsMsgHeader_Set(msg, "Catga-Error-Code", "malformed");
+    natsMsgHeader_Set(msg, "Catga-Original-Subject", "catga.es.Account.B-2");
+    natsMsgHeader_Set(msg, "Catga-Original-Seq", "2");
+    natsMsgHeader_Set(msg, "Catga-Es-Consumer", "es_proj_orders");
+    jsPubAck* ack = nullptr;
+    const natsStatus s = js_PublishMsg(&ack, raw.js(), msg, nullptr, nullptr);
+    jsPubAck_Destroy(ack);
+    natsMsg_Destroy(msg);
+    catga::test::check(s, "publish dead letter");
+  }
+  auto listed = cli_json(server, {"dlq", "list"});
+  REQUIRE(listed.size() == 1);
+  CHECK(listed[0]["type"] == "es.Account");
+  auto r = cli(server, {"dlq", "replay", "1"});
+  CHECK(r.exit_code != 0);
+  CHECK(r.err.find("event-store commit") != std::string::npos);
+  CHECK(cli_json(server, {"dlq", "list"}).size() == 1);  // kept
+}

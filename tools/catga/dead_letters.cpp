@@ -21,6 +21,8 @@ using catga::nats::detail::to_error;
 // Written by the consumer next to the wire.hpp dead-letter headers.
 constexpr std::string_view kGroup = "Catga-Group";
 constexpr std::string_view kOriginalMsgId = "Catga-Original-Msg-Id";
+// Set by event-store feeds (projections, relay) on a commit they could not read.
+constexpr std::string_view kDeadCommitHeader = "Catga-Es-Consumer";
 
 // Headers the dead-letter copy added: a replayed copy is the original again.
 bool added_by_dead_lettering(std::string_view name) {
@@ -164,6 +166,13 @@ Result<std::vector<DeadLetter>> list_dead_letters(const Session& session, std::s
 
 Result<ReplayOutcome> replay_dead_letter(const Session& session, const DeadLetter& letter, bool keep) {
   const auto& g = session.options();
+  if (auto consumer = letter.header(kDeadCommitHeader)) {
+    return make_error(errc::validation,
+                      "dead letter #" + std::to_string(letter.sequence) + " is an event-store commit that '" +
+                          std::string(*consumer) +
+                          "' could not read; replaying would append it to the store again. Deploy an upcaster that "
+                          "reads it and rebuild the projection (docs/event-sourcing.md), then purge it");
+  }
   ReplayOutcome r;
   r.dead_letter_seq = letter.sequence;
   r.subject = letter.header_or(wire::kOriginalSubject);

@@ -27,6 +27,13 @@ struct EventRelayOptions {
   std::chrono::milliseconds publish_timeout{10'000};
 };
 
+// What a relay has done and met (health reports).
+struct EventRelayHealth {
+  std::uint64_t published = 0;      // events published by this instance
+  std::uint64_t dead_lettered = 0;  // commits that could not be read, parked in the dead-letter stream
+  std::string last_error;           // last failure met (empty: none)
+};
+
 // Turns the store into the source of catga events, with no second write an
 // application could lose: a durable consumer on the store stream reads each
 // commit and publishes every event in it to <prefix>.evt.<Type> (the wire
@@ -35,7 +42,9 @@ struct EventRelayOptions {
 // Catga-Es-Stream and Catga-Es-Version). The commit is acked only after the
 // events stream stored all of its events; a crash or failure republishes
 // them, and the events stream drops the repeats by Nats-Msg-Id (within its
-// duplicate window). nats-server 2.9 cannot source a stream with a subject
+// duplicate window). A commit that cannot be read (undecodable, failing
+// upcaster) is stored in the dead-letter stream (`catga dlq list`) and
+// counted in health(), never skipped silently. nats-server 2.9 cannot source a stream with a subject
 // transform, and one commit holds several events, hence a relay.
 //
 //   auto transport = catga::nats::JetStreamTransport::create(conn).value();  // provisions CATGA_EVENTS
@@ -50,6 +59,8 @@ class EventRelay {
 
   // Events published by this instance (repeats after a retry included).
   std::uint64_t published() const noexcept;
+  // Counters and the last failure, for readiness/health endpoints.
+  EventRelayHealth health() const;
   // Commits not yet relayed, as the server counts them.
   Result<std::uint64_t> lag() const;
   // Stops (the current batch finishes). Idempotent.

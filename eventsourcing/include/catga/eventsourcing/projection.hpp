@@ -25,6 +25,21 @@ struct ProjectionOptions {
   // Commits applied per SQLite transaction (at most).
   int batch = 512;
   std::chrono::milliseconds ack_wait{30'000};
+  // The server deletes the projection's consumer after this long without a
+  // pull (a replica gone for good, e.g. after a rollout), 0: never. Safe to
+  // keep short: a projection that finds its consumer gone creates it again
+  // right after its checkpoint.
+  std::chrono::milliseconds inactive_threshold{std::chrono::minutes(10)};
+};
+
+// What a projection has done and met (health reports).
+struct ProjectionHealth {
+  std::uint64_t checkpoint = 0;     // stream sequence of the last commit applied
+  std::uint64_t applied = 0;        // commits applied by this instance
+  std::uint64_t ignored = 0;        // commits claiming a version already applied (double appends), not applied
+  std::uint64_t dead_lettered = 0;  // commits that could not be read, parked in the dead-letter stream
+  std::uint64_t repositioned = 0;   // times the consumer was created again (gap, loss, deleted)
+  std::string last_error;           // last failure met (empty: none)
 };
 
 // What a projection does with the database. All run on the projection's
@@ -44,8 +59,16 @@ struct ProjectionHandlers {
 // catga_projection_checkpoint) is written in the same SQLite transaction as
 // the read-model changes of the batch, so a crash at any point leaves the
 // two consistent: on start the consumer is (re)positioned right after the
-// checkpoint, so nothing is applied twice or skipped. One process per
-// projection name and database.
+// checkpoint, so nothing is applied twice or skipped. Commits are applied in
+// stream order and none is skipped, also when the server's consumer loses a
+// delivery (a consumer leader killed mid-delivery) or was left over from an
+// earlier run: the feed checks the stream and reads again from the
+// checkpoint. A commit that cannot be read (undecodable, failing upcaster)
+// is stored in the dead-letter stream (`catga dlq list`), counted in
+// health(), and passed. A commit claiming a version of its stream that an
+// earlier commit already took (a second conditional append let through, see
+// EventStore) is not applied (health().ignored), as when an aggregate loads.
+// One process per projection name and database.
 //
 //   auto orders = SqliteProjection::start(store, {.name = "orders", .database = "orders.db",
 //                                                 .filter = "catga.es.Order.>"},
@@ -64,6 +87,8 @@ class SqliteProjection {
   std::uint64_t checkpoint() const noexcept;
   // Commits applied by this instance.
   std::uint64_t applied() const noexcept;
+  // Counters and the last failure, for readiness/health endpoints.
+  ProjectionHealth health() const;
   // Commits in the store (matching the filter) not applied yet, as the
   // server counts them.
   Result<std::uint64_t> lag() const;

@@ -1,0 +1,71 @@
+#include "commit_dead_letter.hpp"
+
+#include <algorithm>
+
+#include "catga/wire.hpp"
+#include "error.hpp"
+#include "event_store_impl.hpp"
+#include "message.hpp"
+
+namespace catga::eventsourcing::detail {
+
+using nats::detail::Surface;
+using nats::detail::to_error;
+
+std::string commit_dead_letter_subject(std::string_view prefix, std::string_view store_subject) {
+  // <prefix>.es.<type>.<id>: the aggregate type is the token after ".es.".
+  std::string_view type = "unknown";
+  const std::string lead = std::string(prefix) + ".es.";
+  if (store_subject.substr(0, lead.size()) == lead) {
+    auto rest = store_subject.substr(lead.size());
+    type = rest.substr(0, rest.find('.'));
+    if (type.empty()) type = "unknown";
+  }
+  return wire::dead_letter_subject(prefix, "es." + std::string(type));
+}
+
+Status dead_letter_commit(EventStore& store, natsMsg* msg, std::string_view consumer, std::uint64_t stream_seq,
+                          std::uint64_t deliveries, const Error& error) {
+  auto& impl = store.impl();
+  const auto original_subject = nats::detail::subject_of(msg);
+  const std::string subject = commit_dead_letter_subject(impl.options.prefix, original_subject);
+  const auto body = nats::detail::body_of(msg);
+  nats::detail::MsgHandle copy;
+  if (natsStatus s = natsMsg_Create(copy.out(), subject.c_str(), nullptr, body.data(), static_cast<int>(body.size()));
+      s != NATS_OK) {
+    return to_error(s, "create dead-letter copy of commit #" + std::to_string(stream_seq));
+  }
+  Status hs;
+  auto set = [&](std::string_view k, std::string_view v) {
+    if (hs) hs = nats::detail::set_header(copy.get(), k, nats::detail::header_safe(v));
+  };
+  // The store's own headers (stream key, version) stay; the commit's id goes
+  // to Catga-Original-Msg-Id and no Nats-Expected-* condition is carried over
+  // (the dead-letter stream would apply it).
+  nats::detail::for_each_header(msg, [&](std::string_view k, std::string_view v) {
+    if (k == wire::kMsgId) {
+      set(wire::kOriginalMsgId, v);
+    } else if (k.substr(0, 14) != "Nats-Expected-") {
+      set(k, v);
+    }
+  });
+  set(wire::kMsgId, impl.stream_name + ":" + std::to_string(stream_seq) + ":" + std::string(consumer));
+  set(wire::kError, error.message);
+  set(wire::kErrorCode, error.code);
+  set(wire::kDeliveries, std::to_string(std::max<std::uint64_t>(deliveries, 1)));
+  set(wire::kOriginalSubject, original_subject);
+  set(wire::kOriginalSeq, std::to_string(stream_seq));
+  set(wire::kGroup, consumer);
+  set(kDeadCommitHeader, consumer);
+  if (!hs) return hs;
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MaxWait = std::max<std::int64_t>(impl.options.timeout.count(), 1);
+  nats::detail::PubAckHandle ack;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  const natsStatus s = js_PublishMsg(ack.out(), impl.jet(), copy.get(), &po, &jerr);
+  if (s != NATS_OK) return to_error(s, jerr, "store dead letter on '" + subject + "'", Surface::jetstream);
+  return {};
+}
+
+}  // namespace catga::eventsourcing::detail
