@@ -157,6 +157,9 @@ std::string encode_reply(const Status& status, const nlohmann::json* value) {
     j["error"] = {{"code", status.error().code},
                   {"message", status.error().message},
                   {"retryable", status.error().retryable}};
+    // A deferral says when to come back (the owner's lease): the caller's
+    // retry waits that long instead of its own backoff.
+    if (status.error().retry_after.count() > 0) j["error"]["retry_after_ms"] = status.error().retry_after.count();
   }
   return dump_json(j);
 }
@@ -187,6 +190,11 @@ Result<nlohmann::json> decode_reply(std::string_view body) {
                     ? e["message"].get<std::string>()
                     : std::string("remote handler failed without a message");
   err.retryable = e.is_object() && e.contains("retryable") && e["retryable"].is_boolean() && e["retryable"].get<bool>();
+  if (e.is_object() && e.contains("retry_after_ms") && e["retry_after_ms"].is_number_integer()) {
+    // Bounded like Catga-Timeout-Ms: a reply cannot make a caller wait past a day.
+    const auto ms = e["retry_after_ms"].get<std::int64_t>();
+    if (ms > 0 && ms <= kMaxTimeoutMs) err.retry_after = std::chrono::milliseconds(ms);
+  }
   return err;
 }
 

@@ -60,7 +60,9 @@ Status RetryBehavior::handle(Invocation& inv, Next next) {
     ctx.attempt = attempt;
     Status s = next();
     if (s || !s.error().retryable || attempt >= options_.max_attempts) return s;
-    const auto delay = jittered_delay(attempt);
+    // A deferral (another consumer holds the message's claim) says when to
+    // come back; sooner would only meet the same claim.
+    const auto delay = std::max<std::chrono::nanoseconds>(jittered_delay(attempt), s.error().retry_after);
     if (ctx.has_deadline() && options_.clock->now() + delay >= ctx.deadline) return s;
     options_.clock->sleep_for(delay);
   }

@@ -310,6 +310,29 @@ TEST_CASE("decode_reply inverts encode_reply") {
   CHECK(e.error() == err);
 }
 
+TEST_CASE("a deferral's retry_after crosses the wire; out-of-range values are dropped") {
+  catga::Error deferred = catga::make_error(catga::errc::deferred, "held by another consumer", true);
+  deferred.retry_after = std::chrono::milliseconds(4'250);
+  const auto body = catga::wire::encode_reply(deferred, nullptr);
+  CHECK(nlohmann::json::parse(body)["error"]["retry_after_ms"] == 4'250);
+  auto e = catga::wire::decode_reply(body);
+  REQUIRE_FALSE(e);
+  CHECK(e.error().code == catga::errc::deferred);
+  CHECK(e.error().retryable);
+  CHECK(e.error().retry_after == std::chrono::milliseconds(4'250));
+  // Without one, none is written.
+  CHECK_FALSE(nlohmann::json::parse(catga::wire::encode_reply(catga::make_error("x", "y", true), nullptr))["error"].contains(
+      "retry_after_ms"));
+  for (std::string_view hostile : {R"({"ok":false,"error":{"code":"deferred","retry_after_ms":-5}})",
+                                   R"({"ok":false,"error":{"code":"deferred","retry_after_ms":10000000000000}})",
+                                   R"({"ok":false,"error":{"code":"deferred","retry_after_ms":"soon"}})"}) {
+    CAPTURE(hostile);
+    auto r = catga::wire::decode_reply(hostile);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().retry_after == std::chrono::milliseconds(0));
+  }
+}
+
 TEST_CASE("decode_reply: malformed and partial replies") {
   for (std::string_view bad : {"", "not json", "[1,2]", "{}", R"({"ok":"yes"})", R"({"ok":1})"}) {
     CAPTURE(bad);

@@ -152,6 +152,22 @@ TEST_CASE("RetryBehavior: max_attempts is respected and the last error returned"
   CHECK(f.clock->sleeps().size() == 3);
 }
 
+TEST_CASE("RetryBehavior: a deferral's retry_after is waited, not the shorter backoff") {
+  RetryFixture f;
+  f.use_retry({.max_attempts = 3, .initial_delay = 1ms});
+  int calls = 0;
+  f.mediator.handle<Ship>([&](const Ship&) -> catga::Status {
+    if (++calls > 1) return {};
+    auto e = catga::make_error(catga::errc::deferred, "claimed by another consumer", true);
+    e.retry_after = 1500ms;
+    return e;
+  });
+  REQUIRE(f.mediator.send(Ship{}).ok());
+  CHECK(calls == 2);
+  REQUIRE(f.clock->sleeps().size() == 1);
+  CHECK(f.clock->sleeps()[0] == std::chrono::nanoseconds(1500ms));
+}
+
 TEST_CASE("RetryBehavior: success on the first attempt neither sleeps nor retries") {
   RetryFixture f;
   f.use_retry({});
