@@ -25,6 +25,7 @@ catga::SagaDefinition<OrderSagaData> order_saga(std::string actor, OrderSagaTimi
       })
       .timeout(t.step_timeout)
       .attempts(t.step_attempts, t.retry_delay)
+      .resolve_uncertain_for(t.resolve_uncertain_for)
       .step<ChargePayment>(
           "charge",
           [](const OrderSagaData& d) {
@@ -39,6 +40,7 @@ catga::SagaDefinition<OrderSagaData> order_saga(std::string actor, OrderSagaTimi
       })
       .timeout(t.step_timeout)
       .attempts(t.step_attempts, t.retry_delay)
+      .resolve_uncertain_for(t.resolve_uncertain_for)
       .step<ConfirmOrder>("confirm", [](const OrderSagaData& d) { return ConfirmOrder{d.order_id}; })
       .timeout(t.step_timeout)
       .attempts(t.step_attempts, t.retry_delay)

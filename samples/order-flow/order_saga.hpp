@@ -31,6 +31,10 @@ struct OrderSagaTimings {
   std::chrono::milliseconds step_timeout{std::chrono::seconds(5)};
   int step_attempts = 4;
   std::chrono::milliseconds retry_delay{std::chrono::milliseconds(200)};
+  // Reserve and charge: while their outcome is unknown (the service is
+  // restarting, a reply was lost), resend with the same command id this
+  // long before giving up and compensating them (docs/sagas.md).
+  std::chrono::milliseconds resolve_uncertain_for{std::chrono::seconds(30)};
   int compensation_attempts = 10;
   std::chrono::milliseconds compensation_delay{std::chrono::milliseconds(200)};
 };
