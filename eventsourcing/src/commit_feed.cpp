@@ -291,6 +291,8 @@ bool CommitFeed::park(natsMsg* m, std::string_view reply_subject, std::uint64_t 
     // Stop before it: the batch so far is handed over, then read again from it.
     if (seq > 0 && cursor_ >= seq) cursor_ = seq - 1;
     reposition_ = true;
+    std::this_thread::sleep_for(pause_);  // not a loop of consumer re-creations
+    pause_ = std::min(pause_ * 2, std::chrono::milliseconds(2'000));
     return false;
   }
   reply(reply_subject, "-NAK {\"delay\":5000000000}");

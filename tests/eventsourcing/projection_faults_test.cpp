@@ -14,6 +14,7 @@
 
 #include <filesystem>
 #include <set>
+#include <thread>
 #include <sqlite3.h>
 
 #include "catga/nats/jetstream_transport.hpp"
@@ -280,4 +281,30 @@ TEST_CASE("a projection does not apply a second commit claiming a version it alr
   REQUIRE(catga::test::wait_for(
       [&] { return p->checkpoint() == next->position.sequence && applied_log(db).size() == 2; }, 30s));
   CHECK(balance(db, "D-1") == 15);
+}
+
+TEST_CASE("while a bad commit cannot be dead-lettered the projection stops before it, then goes on") {
+  catga::test::NatsServer server;
+  TempDir dir;
+  auto conn = est::connect(server);
+  auto store = est::store_on(conn);  // no dead-letter stream yet
+  catga::test::RawNats raw(server.url());
+  const std::string db = dir.file("p.db");
+  auto p = SqliteProjection::start(store, {.name = "held", .database = db}, est::balance_model()).value();
+
+  const auto before = deposit(*store, "H-1", 5);
+  const auto broken = raw_store(raw, StreamId{"Account", "H-2"}, "not a commit", "1");
+  const auto after = deposit(*store, "H-3", 7);
+  REQUIRE(catga::test::wait_for([&] { return p->checkpoint() == before; }, 30s));
+  REQUIRE(catga::test::wait_for(
+      [&] { return p->health().last_error.find("could not be dead-lettered") != std::string::npos; }, 30s));
+  std::this_thread::sleep_for(1s);
+  CHECK(p->checkpoint() == before);  // neither the bad commit nor the one after it passed
+  CHECK(p->health().dead_lettered == 0);
+
+  auto transport = catga::nats::JetStreamTransport::create(conn).value();  // now there is one
+  REQUIRE(catga::test::wait_for([&] { return p->checkpoint() == after; }, 30s));
+  CHECK(applied_log(db) == std::vector<std::uint64_t>{before, after});
+  CHECK(p->health().dead_lettered == 1);
+  CHECK(last_dead_letter(raw, "catga.dlq.es.Account").original_seq == std::to_string(broken));
 }
