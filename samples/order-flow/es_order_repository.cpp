@@ -222,6 +222,21 @@ class EsOrderRepository final : public OrderRepository {
     return out;
   }
 
+  std::map<std::string, double> read_model_counters() override {
+    if (!projection_) return {};
+    const auto h = projection_->health();
+    std::lock_guard lock(read_mutex_);
+    if (!h.last_error.empty() && h.last_error != last_reported_error_) {
+      spdlog::warn("order list: {}", h.last_error);
+      last_reported_error_ = h.last_error;
+    }
+    return {{"applied", static_cast<double>(h.applied)},
+            {"checkpoint", static_cast<double>(h.checkpoint)},
+            {"dead_lettered", static_cast<double>(h.dead_lettered)},
+            {"ignored", static_cast<double>(h.ignored)},
+            {"repositioned", static_cast<double>(h.repositioned)}};
+  }
+
   void close() override {
     if (projection_) projection_->stop();
     std::lock_guard lock(read_mutex_);
@@ -242,6 +257,7 @@ class EsOrderRepository final : public OrderRepository {
   std::unique_ptr<es::SqliteProjection> projection_;
   std::mutex read_mutex_;
   sqlite3* reader_ = nullptr;
+  std::string last_reported_error_;  // scrapes log a new read-model error once
 };
 
 }  // namespace

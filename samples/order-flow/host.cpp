@@ -188,6 +188,13 @@ std::string Host::metrics_text() {
             .set(static_cast<double>(n));
       }
     }
+    for (const auto& [counter, value] : o->read_model_counters()) {
+      metrics_
+          ->gauge("order_flow_read_model", "The order list's projection: commits applied, dead-lettered, ignored "
+                  "(double appends), consumer re-creations, checkpoint",
+                  {{"counter", counter}})
+          .set(value);
+    }
   }
   for (const auto& lag : infra_->consumer_lag()) {
     metrics_

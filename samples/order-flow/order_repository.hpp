@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -69,6 +70,10 @@ class OrderRepository {
   // Orders (optionally with one status), oldest first, at most `limit`; the
   // history may be left empty.
   virtual catga::Result<std::vector<OrderRecord>> list(std::optional<OrderStatus> status, std::size_t limit) = 0;
+  // Counters of the order list's read model ("dead_lettered", "ignored",
+  // "repositioned", "applied", "checkpoint"), for /metrics; empty when the
+  // list is not a projection.
+  virtual std::map<std::string, double> read_model_counters() { return {}; }
   // Stops background work (before the connection it uses closes).
   virtual void close() {}
 };

@@ -72,6 +72,8 @@ class OrderService final : public ServiceCore {
   catga::Result<std::vector<OrderRecord>> list(std::optional<OrderStatus> status, std::size_t limit);
   // Sagas of every instance by status ("running", "completed", ...).
   catga::Result<std::map<std::string, std::size_t>> saga_counts();
+  // The order list's read-model counters (OrderRepository::read_model_counters).
+  std::map<std::string, double> read_model_counters() { return options_.repository->read_model_counters(); }
   catga::Result<catga::SagaRecord> saga(std::string_view order_id);
 
   // Valid only after start().
