@@ -182,9 +182,14 @@ catga::Result<PlaceOrderResult> OrderService::on_place(const PlaceOrder& c, catg
                                             });
   if (!stored) return std::move(stored).error();
   // [/snippet:order-flow-place-order]
-  // Also on a replay: the first request may have died before publishing.
-  (void)publish_once(OrderPlaced{order_id, first.customer, first.items, first.amount, first.placed_ms},
-                     order_id + ".placed");
+  // Also on a replay: the first request may have died before publishing. A
+  // failed publish fails the request (retryable): the client's retry with the
+  // same key publishes it again.
+  if (auto s = publish_once(OrderPlaced{order_id, first.customer, first.items, first.amount, first.placed_ms},
+                            order_id + ".placed");
+      !s) {
+    return std::move(s).error();
+  }
   if (created) {
     log().info("placed order={} customer={} amount={:.2f} {}", order_id, c.customer, c.amount, log_ids(ctx));
     return PlaceOrderResult{order_id, "pending", true};
@@ -225,9 +230,11 @@ catga::Status OrderService::on_confirm(const ConfirmOrder& c) {
   if (!*r) return catga::make_error(errc::not_found, "no order " + c.order_id);
   const OrderRecord& order = **r;
   // Also after a repeat: the first attempt may have died before publishing.
-  (void)publish_once(OrderConfirmed{order.order_id, order.customer, order.amount, instance(), order.completed_ms},
-                     order.order_id + ".confirmed");
-  return {};
+  // A failed publish fails the step (retryable, uncertain): the saga sends
+  // it again, which finds the order confirmed and publishes again. Inventory
+  // commits the sale and the customer is notified from this event.
+  return publish_once(OrderConfirmed{order.order_id, order.customer, order.amount, instance(), order.completed_ms},
+                      order.order_id + ".confirmed");
 }
 
 catga::Status OrderService::on_cancel(const CancelOrder& c) {
@@ -244,10 +251,10 @@ catga::Status OrderService::on_cancel(const CancelOrder& c) {
   if (!r) return std::move(r).error();
   if (!*r) return catga::make_error(errc::not_found, "no order " + c.order_id);
   const OrderRecord& order = **r;
-  (void)publish_once(OrderCancelled{order.order_id, order.customer, order.reason, order.cancelled_by,
-                                    order.cancelled_from, instance(), order.completed_ms},
-                     order.order_id + ".cancelled");
-  return {};
+  // As for OrderConfirmed: the sender (saga compensation, customer) retries.
+  return publish_once(OrderCancelled{order.order_id, order.customer, order.reason, order.cancelled_by,
+                                     order.cancelled_from, instance(), order.completed_ms},
+                      order.order_id + ".cancelled");
 }
 
 catga::Status OrderService::add_history(const std::string& order_id, const std::string& actor, OrderEvent event) {

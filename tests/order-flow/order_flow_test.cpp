@@ -179,6 +179,63 @@ TEST_CASE("happy path: 202 pending, then confirmed; stock sold, payment charged,
   CHECK(notifications_of(cluster).size() == 1);
 }
 
+// Fails the first publish of each terminal event (OrderConfirmed,
+// OrderCancelled), as a broker in the middle of a leader election would;
+// everything else goes through.
+class FirstTerminalPublishFails final : public catga::Transport {
+ public:
+  explicit FirstTerminalPublishFails(catga::Transport& inner) : inner_(inner) {}
+  catga::Status publish(const catga::OutboundMessage& m) override {
+    const std::string type(m.info.name);
+    if (type == "OrderConfirmed" || type == "OrderCancelled") {
+      std::lock_guard lock(mu_);
+      if (failed_.insert(type + std::string(m.body)).second) {
+        ++failures;
+        return catga::make_error(catga::errc::unavailable, "no stream leader (test)", true);
+      }
+    }
+    return inner_.publish(m);
+  }
+  catga::Result<catga::Subscription> subscribe(std::string_view type, const catga::SubscribeOptions& o,
+                                               catga::DeliveryHandler h) override {
+    return inner_.subscribe(type, o, std::move(h));
+  }
+  catga::Result<std::string> request(const catga::OutboundMessage& m) override { return inner_.request(m); }
+  catga::Result<catga::Subscription> serve(std::string_view type, std::string_view service,
+                                           catga::RequestHandler h) override {
+    return inner_.serve(type, service, std::move(h));
+  }
+  std::atomic<int> failures{0};
+
+ private:
+  catga::Transport& inner_;
+  std::mutex mu_;
+  std::set<std::string> failed_;
+};
+
+TEST_CASE("a terminal event whose publish fails is published again, never lost: every final order is notified") {
+  Cluster cluster;
+  auto env = cluster.env("order-1");
+  FirstTerminalPublishFails flaky(*env.transport);
+  env.transport = &flaky;
+  cluster.order = std::make_unique<OrderService>(env, fast_order_options());
+  cluster.start();
+  auto http = cluster.client();
+
+  auto confirmed = post(http, "/orders", order_body("c1", {{{"sku", "A-1"}, {"qty", 1}}}, 10.0), "k-lost-1");
+  auto declined = post(http, "/orders", order_body("declined", {{{"sku", "A-2"}, {"qty", 1}}}, 10.0), "k-lost-2");
+  const std::string a = confirmed.body.at("order_id"), b = declined.body.at("order_id");
+  CHECK(wait_final(http, a).at("status") == "confirmed");
+  CHECK(wait_final(http, b).at("status") == "cancelled");
+  CHECK(flaky.failures == 2);
+  CHECK(eventually([&] { return notifications_for(cluster, a, "OrderConfirmed") == 1; }));
+  CHECK(eventually([&] { return notifications_for(cluster, b, "OrderCancelled") == 1; }));
+  // The sale is committed and the hold of the cancelled order given back:
+  // inventory learns both from those events.
+  CHECK(eventually([&] { return inventory_of(cluster)["stock"]["A-1"]["held"] == 0; }));
+  CHECK(eventually([&] { return inventory_of(cluster)["stock"]["A-2"] == json{{"available", 1000}, {"held", 0}}; }));
+}
+
 TEST_CASE("declined customer: PaymentFailed, stock released, cancelled by the saga from processing with the reason") {
   Cluster cluster;
   cluster.start();
