@@ -273,7 +273,7 @@ void Host::add_service_routes() {
   hooks.not_ready = [this] { return not_ready(); };
   hooks.metrics_text = [this] { return metrics_text(); };
   add_ops_routes(*http_, hooks);
-  if (!orders_.empty()) add_order_routes(*http_, *orders_.front());
+  if (!orders_.empty()) add_order_routes(*http_, *orders_.front(), settings_.http);
   if (!inventories_.empty()) add_inventory_routes(*http_, *inventories_.front());
   if (!payments_.empty()) add_payment_routes(*http_, *payments_.front());
   if (!notifications_.empty()) add_notification_routes(*http_, *notifications_.front());

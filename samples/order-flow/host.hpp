@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "http_api.hpp"
 #include "infrastructure.hpp"
 #include "inventory_service.hpp"
 #include "notification_service.hpp"
@@ -45,6 +46,7 @@ struct HostSettings {
   std::string data_dir;
   OrderServiceOptions order{};
   PaymentOptions payment{};
+  HttpLimits http{};
 };
 
 // Starts the services of settings.role on the chosen infrastructure and

@@ -58,6 +58,24 @@ void set_context_headers(httplib::Response& res, const catga::Context& ctx) {
   res.set_header("traceparent", ctx.trace.traceparent().str());
 }
 
+// Parses a request body within the limits; the errors say why not.
+catga::ValidationErrors read_body(const std::string& text, const HttpLimits& limits, nlohmann::json& out) {
+  catga::ValidationErrors e;
+  bool too_deep = false;
+  const nlohmann::json::parser_callback_t depth_check = [&](int depth, nlohmann::json::parse_event_t,
+                                                            nlohmann::json&) {
+    if (depth > limits.max_json_depth) too_deep = true;
+    return !too_deep;
+  };
+  out = nlohmann::json::parse(text, depth_check, false);
+  if (too_deep) {
+    e.add("", "the body nests deeper than " + std::to_string(limits.max_json_depth) + " levels");
+  } else if (out.is_discarded()) {
+    e.add("", "the body is not valid JSON");
+  }
+  return e;
+}
+
 std::size_t parse_limit(const httplib::Request& req, std::size_t fallback) {
   if (!req.has_param("limit")) return fallback;
   const std::string text = req.get_param_value("limit");
@@ -138,13 +156,12 @@ void add_ops_routes(httplib::Server& server, OpsHooks hooks) {
   });
 }
 
-void add_order_routes(httplib::Server& server, OrderService& orders) {
-  server.Post("/orders", [&orders](const httplib::Request& req, httplib::Response& res) {
-    auto body = nlohmann::json::parse(req.body, nullptr, false);
-    if (body.is_discarded()) {
-      catga::ValidationErrors e;
-      e.add("", "the body is not valid JSON");
-      send_validation(res, e);
+void add_order_routes(httplib::Server& server, OrderService& orders, HttpLimits limits) {
+  server.set_payload_max_length(limits.max_body_bytes);
+  server.Post("/orders", [&orders, limits](const httplib::Request& req, httplib::Response& res) {
+    nlohmann::json body;
+    if (auto bad = read_body(req.body, limits, body); !bad.empty()) {
+      send_validation(res, bad);
       return;
     }
     catga::ValidationErrors errors;
@@ -217,12 +234,27 @@ void add_order_routes(httplib::Server& server, OrderService& orders) {
     send_json(res, 200, {{"count", out.size()}, {"orders", std::move(out)}});
   });
 
-  server.Post(R"(/orders/([A-Za-z0-9_-]+)/cancel)", [&orders](const httplib::Request& req, httplib::Response& res) {
+  server.Post(R"(/orders/([A-Za-z0-9_-]+)/cancel)", [&orders, limits](const httplib::Request& req,
+                                                                      httplib::Response& res) {
     const std::string id = req.matches[1];
-    auto body = req.body.empty() ? nlohmann::json::object() : nlohmann::json::parse(req.body, nullptr, false);
-    if (!body.is_object()) {
-      catga::ValidationErrors e;
-      e.add("", "the body must be a JSON object");
+    nlohmann::json body = nlohmann::json::object();
+    if (!req.body.empty()) {
+      if (auto bad = read_body(req.body, limits, body); !bad.empty()) {
+        send_validation(res, bad);
+        return;
+      }
+    }
+    catga::ValidationErrors e;
+    if (!body.is_object()) e.add("", "the body must be a JSON object");
+    if (body.is_object() && body.contains("reason")) {
+      if (!body["reason"].is_string()) {
+        e.add("reason", "must be a string");
+      } else if (body["reason"].get_ref<const std::string&>().size() > limits.max_reason) {
+        e.add("reason", "must be at most " + std::to_string(limits.max_reason) + " characters");
+      }
+    }
+    if (body.is_object() && body.contains("actor")) e.add("actor", "is set by the server (customer:<customer>)");
+    if (!e.empty()) {
       send_validation(res, e);
       return;
     }
@@ -232,7 +264,7 @@ void add_order_routes(httplib::Server& server, OrderService& orders) {
       return;
     }
     const std::string reason = body.value("reason", "cancelled on request");
-    const std::string actor = body.value("actor", "customer:" + (*found)->customer);
+    const std::string actor = "customer:" + (*found)->customer;
     auto s = orders.cancel(id, reason, actor);
     if (!s) {
       send_error(res, s.error());

@@ -6,6 +6,7 @@
 #include <catga/pipeline/validation.hpp>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <cstddef>
 #include <string>
 
 #include "messages.hpp"
@@ -41,12 +42,24 @@ struct OpsHooks {
 // GET /metrics   Prometheus text (version 0.0.4)
 void add_ops_routes(httplib::Server& server, OpsHooks hooks);
 
+// Limits on what a client may send (HTTP 413 past the body limit, 400 with
+// the field otherwise).
+//
+//   add_order_routes(server, orders, {.max_body_bytes = 16 * 1024});
+struct HttpLimits {
+  std::size_t max_body_bytes = 64 * 1024;  // request bodies (the whole server)
+  int max_json_depth = 8;                  // nesting of arrays/objects in a body
+  std::size_t max_reason = 256;            // cancel reason, characters
+};
+
 // POST /orders                   202 {"order_id","status":"pending"}; header Idempotency-Key
 //                                makes repeats return the same order; 400 names the bad field
 // GET  /orders/{id}              the order with its history (404 when unknown)
 // GET  /orders?status=&limit=    orders, oldest first
-// POST /orders/{id}/cancel       {"reason":"..."} → 200, or 409 when already confirmed
-void add_order_routes(httplib::Server& server, OrderService& orders);
+// POST /orders/{id}/cancel       {"reason":"..."} → 200, or 409 when already confirmed; the
+//                                history's actor is always customer:<customer> (a client
+//                                cannot record itself as the saga or a service)
+void add_order_routes(httplib::Server& server, OrderService& orders, HttpLimits limits = {});
 
 // GET /inventory      stock per SKU, reservations, totals
 void add_inventory_routes(httplib::Server& server, InventoryService& inventory);

@@ -72,6 +72,10 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir", host.data_dir, "role order: directory of the order list read model (default: a temp dir)")
       ->envname("ORDER_FLOW_DATA_DIR");
   app.add_option("--replicas", host.replicas, "role all: inventory and payment replicas")->capture_default_str();
+  std::size_t max_body_bytes = order_flow::HttpLimits{}.max_body_bytes;
+  app.add_option("--max-body-bytes", max_body_bytes, "largest HTTP request body accepted (413 beyond)")
+      ->envname("ORDER_FLOW_MAX_BODY_BYTES")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{64} << 20));
   int payment_latency_ms = 0;
   app.add_option("--payment-latency-ms", payment_latency_ms, "role payment: pretend the card provider takes this long")
       ->envname("PAYMENT_LATENCY_MS")
@@ -97,6 +101,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::from_str(log_level));
   host.payment.latency = std::chrono::milliseconds(payment_latency_ms);
+  host.http.max_body_bytes = max_body_bytes;
   host.nats.startup_timeout = std::chrono::seconds(startup_timeout_s);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e level=%l instance=main %v");
   host.nats.connection_name = "order-flow-" + (host.instance_id.empty() ? host.role : host.instance_id);

@@ -8,6 +8,8 @@
 
 #include <catga/mediator.hpp>
 #include <cstdint>
+#include <limits>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -20,7 +22,22 @@ struct OrderItem {
 
   friend bool operator==(const OrderItem&, const OrderItem&) = default;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(OrderItem, sku, qty)
+inline void to_json(nlohmann::json& j, const OrderItem& i) { j = {{"sku", i.sku}, {"qty", i.qty}}; }
+// `qty` must be a JSON integer: 1e308 or 2147483648 would not fit an int
+// (converting them is undefined behaviour); out-of-range values become -1,
+// which validation refuses (message_rules.hpp).
+inline void from_json(const nlohmann::json& j, OrderItem& i) {
+  j.at("sku").get_to(i.sku);
+  const auto& q = j.at("qty");
+  if (!q.is_number_integer()) throw std::invalid_argument("qty: must be an integer");
+  if (q.is_number_unsigned()) {
+    const auto v = q.get<std::uint64_t>();
+    i.qty = v > static_cast<std::uint64_t>(std::numeric_limits<int>::max()) ? -1 : static_cast<int>(v);
+  } else {
+    const auto v = q.get<std::int64_t>();
+    i.qty = v < std::numeric_limits<int>::min() || v > std::numeric_limits<int>::max() ? -1 : static_cast<int>(v);
+  }
+}
 
 // --- order service -----------------------------------------------------------
 

@@ -52,6 +52,10 @@ bool valid_sku(std::string_view sku) {
 void validate_place_order(const PlaceOrder& c, catga::ValidationErrors& e) {
   if (c.customer.empty()) e.add("customer", "is required");
   if (c.customer.size() > 64) e.add("customer", "must be at most 64 characters");
+  if (std::any_of(c.customer.begin(), c.customer.end(),
+                  [](char ch) { return static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f; })) {
+    e.add("customer", "must not contain control characters (newlines, tabs, ...)");
+  }
   if (c.items.empty()) e.add("items", "must name at least one item");
   if (c.items.size() > 50) e.add("items", "must name at most 50 items");
   for (std::size_t i = 0; i < c.items.size(); ++i) {
@@ -61,7 +65,17 @@ void validate_place_order(const PlaceOrder& c, catga::ValidationErrors& e) {
   }
   if (!std::isfinite(c.amount) || c.amount <= 0.0) e.add("amount", "must be a positive number");
   if (std::isfinite(c.amount) && c.amount > 1e9) e.add("amount", "must be at most 1000000000");
+  // Idempotency-Key: 1-128 characters of [A-Za-z0-9._:+/=-] (UUIDs, base64);
+  // anything else could forge log lines or keys.
   if (c.idempotency_key.size() > 128) e.add("idempotency_key", "must be at most 128 characters");
+  for (char ch : c.idempotency_key) {
+    const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+                    ch == '_' || ch == ':' || ch == '+' || ch == '/' || ch == '=' || ch == '-';
+    if (!ok) {
+      e.add("idempotency_key", "must be characters of [A-Za-z0-9._:+/=-]");
+      break;
+    }
+  }
 }
 
 OrderService::OrderService(ServiceEnv env, OrderServiceOptions options)
@@ -160,9 +174,9 @@ catga::Result<PlaceOrderResult> OrderService::on_place(const PlaceOrder& c, catg
     if (!mapped) return std::move(mapped).error();
     const auto& m = mapped->entry.value;
     if (m.value("fingerprint", "") != print) {
-      return catga::make_error(errc::idempotency_key_reused, "idempotency key '" + c.idempotency_key +
-                                                                 "' was used for a different order (" +
-                                                                 m.value("order_id", "") + ")");
+      // Not naming that order: a guessed key must not reveal another customer's order.
+      return catga::make_error(errc::idempotency_key_reused,
+                               "idempotency key '" + c.idempotency_key + "' was already used for a different order");
     }
     order_id = m.value("order_id", order_id);
     created = mapped->created;

@@ -1,17 +1,76 @@
 #include "service_core.hpp"
 
+#include <spdlog/sinks/sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <algorithm>
 #include <mutex>
 
+#include "message_rules.hpp"
+
 namespace order_flow {
+
+namespace {
+
+bool needs_escape(char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }
+
+class EscapingSink final : public spdlog::sinks::sink {
+ public:
+  explicit EscapingSink(std::shared_ptr<spdlog::sinks::sink> inner) : inner_(std::move(inner)) {}
+  void log(const spdlog::details::log_msg& msg) override {
+    const std::string_view text(msg.payload.data(), msg.payload.size());
+    if (std::none_of(text.begin(), text.end(), needs_escape)) {
+      inner_->log(msg);
+      return;
+    }
+    const std::string escaped = escape_log_text(text);
+    spdlog::details::log_msg copy = msg;
+    copy.payload = escaped;
+    inner_->log(copy);
+  }
+  void flush() override { inner_->flush(); }
+  void set_pattern(const std::string& pattern) override { inner_->set_pattern(pattern); }
+  void set_formatter(std::unique_ptr<spdlog::formatter> f) override { inner_->set_formatter(std::move(f)); }
+
+ private:
+  std::shared_ptr<spdlog::sinks::sink> inner_;
+};
+
+}  // namespace
+
+std::string escape_log_text(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + 8);
+  for (char c : text) {
+    if (!needs_escape(c)) {
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else {
+      static constexpr char kHex[] = "0123456789abcdef";
+      const auto u = static_cast<unsigned char>(c);
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 0xF];
+    }
+  }
+  return out;
+}
+
+std::shared_ptr<spdlog::sinks::sink> escaping_sink(std::shared_ptr<spdlog::sinks::sink> inner) {
+  return std::make_shared<EscapingSink>(std::move(inner));
+}
 
 std::shared_ptr<spdlog::logger> service_logger(const std::string& instance) {
   static std::mutex mutex;
   std::lock_guard lock(mutex);
   if (auto existing = spdlog::get(instance)) return existing;
   // One stderr sink for every service of the process keeps lines whole.
-  static auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+  static auto sink = escaping_sink(std::make_shared<spdlog::sinks::stderr_sink_mt>());
   auto logger = std::make_shared<spdlog::logger>(instance, sink);
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e level=%l instance=%n %v");
   logger->set_level(spdlog::default_logger()->level());
@@ -51,6 +110,7 @@ ServiceCore::ServiceCore(std::string service, ServiceEnv env) : env_(std::move(e
   mediator_.use(std::make_shared<catga::LoggingBehavior>(logging));
   mediator_.use(std::make_shared<catga::MetricsBehavior>(env_.metrics));
   validation_ = std::make_shared<catga::ValidationBehavior>();
+  add_message_rules(*validation_);  // message_rules.hpp: every command and event
   mediator_.use(validation_);
   catga::TimeoutOptions timeout;
   timeout.default_timeout = env_.handler_timeout;

@@ -39,7 +39,17 @@ struct ServiceEnv {
 // A logger named `instance` writing logfmt-style lines to stderr
 // ("2024-05-01T10:00:00.123 level=info instance=order-1 ..."), shared by
 // every service of the process with that instance name.
+// Control characters in the message (newlines above all) are written
+// escaped (\n, \r, \t, \xNN), so a value a client sent cannot start a
+// forged log line.
 std::shared_ptr<spdlog::logger> service_logger(const std::string& instance);
+
+// "a\nb" → "a\\nb": what service_logger's sink does to each message.
+std::string escape_log_text(std::string_view text);
+// Wraps `inner` so every message is written through escape_log_text.
+//
+//   auto sink = escaping_sink(std::make_shared<spdlog::sinks::stderr_sink_mt>());
+std::shared_ptr<spdlog::sinks::sink> escaping_sink(std::shared_ptr<spdlog::sinks::sink> inner);
 
 // Counts finished calls of one message type handled by this instance, so
 // the demo can tell which replica did how much:

@@ -2,6 +2,10 @@
 // transport and in-memory KeyValue buckets (two replicas of inventory,
 // payment and notification), the order API over real HTTP.
 #include <doctest/doctest.h>
+#include <spdlog/sinks/ostream_sink.h>
+
+#include <limits>
+#include <sstream>
 
 #include <atomic>
 #include <catga/transport/in_memory.hpp>
@@ -317,6 +321,102 @@ TEST_CASE("out of stock: nothing charged, the other item's stock given back, can
   }
 }
 
+TEST_CASE("hostile HTTP input: body and nesting limits, wrong types, forged actors and keys get a clear 4xx") {
+  Cluster cluster;
+  cluster.start();
+  auto http = cluster.client();
+  const json good = order_body("c1", {{{"sku", "A-1"}, {"qty", 1}}}, 10.0);
+
+  // A body over the limit (64 KiB by default): 413, nothing read into memory.
+  const std::string huge = "{\"customer\":\"" + std::string(200'000, 'x') + "\"}";
+  auto r = http.Post("/orders", {{"Idempotency-Key", "k-huge"}}, huge, "application/json");
+  REQUIRE(r);
+  CHECK(r->status == 413);
+  // Deep nesting within the size limit: 400 naming the limit.
+  const std::string deep = std::string(5'000, '[') + std::string(5'000, ']');
+  r = http.Post("/orders", deep, "application/json");
+  REQUIRE(r);
+  CHECK(r->status == 400);
+  CHECK(r->body.find("nests deeper") != std::string::npos);
+
+  auto placed = post(http, "/orders", good, "k-hostile");
+  REQUIRE(placed.status == 202);
+  const std::string id = placed.body.at("order_id");
+
+  // A wrong type on cancel is a 400 naming the field, never a 500.
+  r = http.Post("/orders/" + id + "/cancel", R"({"reason":5})", "application/json");
+  REQUIRE(r);
+  CHECK(r->status == 400);
+  CHECK(json::parse(r->body).at("error").at("field") == "reason");
+  // A client cannot write itself into the history as the saga.
+  r = http.Post("/orders/" + id + "/cancel", R"({"reason":"x","actor":"saga:order-1"})", "application/json");
+  REQUIRE(r);
+  CHECK(r->status == 400);
+  CHECK(json::parse(r->body).at("error").at("field") == "actor");
+  // A reason longer than the limit.
+  r = http.Post("/orders/" + id + "/cancel", json{{"reason", std::string(300, 'r')}}.dump(), "application/json");
+  REQUIRE(r);
+  CHECK(r->status == 400);
+
+  // Keys and customers that could forge log lines.
+  auto bad_key = post(http, "/orders", good, "k level=error msg=forged");
+  CHECK(bad_key.status == 400);
+  auto bad_customer = post(http, "/orders", order_body("c1\nlevel=error", {{{"sku", "A-1"}, {"qty", 1}}}, 10.0), "k-cust");
+  CHECK(bad_customer.status == 400);
+  CHECK(bad_customer.body.at("error").at("field") == "customer");
+
+  // Nothing of this touched the one good order.
+  CHECK(all_orders(http).size() == 1);
+  wait_final(http, id);
+}
+
+TEST_CASE("hostile commands between services are refused before a handler runs: negative or huge quantities and amounts") {
+  Cluster cluster;
+  cluster.start();
+  auto& m = cluster.order->mediator();  // routes inventory and payment commands to those services
+  const auto before_stock = inventory_of(cluster)["stock"];
+  const auto before_pay = payments_of(cluster)["totals"];
+
+  for (int qty : {-5, 0, 2'000'000'000}) {
+    CAPTURE(qty);
+    auto r = m.send(ReserveInventory{"ord-hostile-" + std::to_string(qty), {{"A-1", qty}}});
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == catga::errc::validation);
+  }
+  for (double amount : {-50.0, 0.0, 1e308, std::numeric_limits<double>::infinity()}) {
+    CAPTURE(amount);
+    auto r = m.send(ChargePayment{"ord-hostile-pay", "c1", amount});
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == catga::errc::validation);
+  }
+  auto bad_id = m.send(ReleaseInventory{"", "x"});
+  REQUIRE_FALSE(bad_id);
+  CHECK(bad_id.error().code == catga::errc::validation);
+  auto forged = m.send(CancelOrder{"ord-1", "x", "saga:order-1\nlevel=error"});
+  REQUIRE_FALSE(forged);
+  CHECK(forged.error().code == catga::errc::validation);
+
+  // Quantities that do not fit an int never reach one by undefined behaviour.
+  CHECK_THROWS(json::parse(R"({"sku":"A-1","qty":1e308})").get<OrderItem>());
+  CHECK(json::parse(R"({"sku":"A-1","qty":2147483648})").get<OrderItem>().qty == -1);
+  CHECK(json::parse(R"({"sku":"A-1","qty":-9223372036854775808})").get<OrderItem>().qty == -1);
+  CHECK(json::parse(R"({"sku":"A-1","qty":18446744073709551615})").get<OrderItem>().qty == -1);
+
+  // Nothing moved: a negative quantity did not add stock, a negative amount was not "charged".
+  CHECK(inventory_of(cluster)["stock"] == before_stock);
+  CHECK(payments_of(cluster)["totals"] == before_pay);
+}
+
+TEST_CASE("log lines cannot be forged: control characters in a logged value are escaped") {
+  CHECK(escape_log_text("k\nlevel=error msg=forged") == "k\\nlevel=error msg=forged");
+  std::ostringstream out;
+  auto sink = escaping_sink(std::make_shared<spdlog::sinks::ostream_sink_mt>(out));
+  spdlog::logger log("escape-test", sink);
+  log.set_pattern("%v");
+  log.info("cancelled reason={}", "x\nlevel=error instance=payment-1 forged\r\t\x01");
+  CHECK(out.str() == "cancelled reason=x\\nlevel=error instance=payment-1 forged\\r\\t\\x01\n");
+}
+
 TEST_CASE("the same Idempotency-Key returns the same order, also for concurrent requests") {
   Cluster cluster;
   cluster.start();
@@ -355,6 +455,8 @@ TEST_CASE("the same Idempotency-Key returns the same order, also for concurrent 
   auto reused = post(http, "/orders", order_body("c5", {{{"sku", "A-4"}, {"qty", 9}}}, 180.0), "k-dup");
   CHECK(reused.status == 422);
   CHECK(reused.body.at("error").at("code") == "idempotency_key_reused");
+  // ... without naming the other order.
+  CHECK(reused.body.dump().find(first.body.at("order_id").get<std::string>()) == std::string::npos);
 
   CHECK(all_orders(http).size() == 2);
   const auto counts_read = cluster.order->saga_counts();
