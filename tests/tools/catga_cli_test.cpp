@@ -340,3 +340,37 @@ TEST_CASE("catga dlq replay refuses a commit dead-lettered by an event-store pro
   CHECK(r.err.find("event-store commit") != std::string::npos);
   CHECK(cli_json(server, {"dlq", "list"}).size() == 1);  // kept
 }
+
+TEST_CASE("catga dlq replay refuses a dead letter whose original subject is not an event subject of the prefix") {
+  catga::test::NatsServer server;
+  catga::nats::NatsOptions no;
+  no.servers = {server.url()};
+  auto transport = catga::nats::JetStreamTransport::create(no).value();
+  catga::test::RawNats raw(server.url());
+  // Something listening where a forged letter points: it must never be called.
+  natsSubscription* trap = nullptr;
+  catga::test::check(natsConnection_SubscribeSync(&trap, raw.nc(), "$JS.API.STREAM.DELETE.>"), "subscribe");
+  for (const char* target : {"$JS.API.STREAM.DELETE.CATGA_EVENTS", "_INBOX.abc", "other.evt.X", "catga.evt."}) {
+    natsMsg* msg = nullptr;
+    const std::string body = "{}";
+    catga::test::check(natsMsg_Create(&msg, "catga.dlq.X", nullptr, body.data(), static_cast<int>(body.size())), "create");
+    natsMsgHeader_Set(msg, "Nats-Msg-Id", (std::string("forged-") + target).c_str());
+    natsMsgHeader_Set(msg, "Catga-Original-Subject", target);
+    natsMsgHeader_Set(msg, "Catga-Error-Code", "malformed");
+    jsPubAck* ack = nullptr;
+    const natsStatus s = js_PublishMsg(&ack, raw.js(), msg, nullptr, nullptr);
+    jsPubAck_Destroy(ack);
+    natsMsg_Destroy(msg);
+    catga::test::check(s, "publish dead letter");
+  }
+  for (const char* seq : {"1", "2", "3", "4"}) {
+    auto r = cli(server, {"dlq", "replay", seq});
+    CAPTURE(seq);
+    CHECK(r.exit_code != 0);
+    CHECK(r.err.find("not an event subject") != std::string::npos);
+  }
+  natsMsg* called = nullptr;
+  CHECK(natsSubscription_NextMsg(&called, trap, 300) == NATS_TIMEOUT);
+  natsSubscription_Destroy(trap);
+  CHECK(cli_json(server, {"dlq", "list"}).size() == 4);  // kept
+}

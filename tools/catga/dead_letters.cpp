@@ -183,6 +183,16 @@ Result<ReplayOutcome> replay_dead_letter(const Session& session, const DeadLette
     }
     r.subject = wire::event_subject(g.prefix, letter.type);
   }
+  // Only back to an events subject of this prefix: a dead letter naming
+  // $JS.API.…, _INBOX.… or another application's subject would otherwise be
+  // executed with the operator's credentials.
+  const std::string event_subjects = g.prefix + ".evt.";
+  if (r.subject.compare(0, event_subjects.size(), event_subjects) != 0 || r.subject.size() == event_subjects.size() ||
+      r.subject.find_first_of(" \t\r\n*>") != std::string::npos) {
+    return make_error(errc::validation, "dead letter #" + std::to_string(letter.sequence) + " names '" + r.subject +
+                                            "' as its original subject, which is not an event subject under '" +
+                                            event_subjects + "'; not replayed");
+  }
   r.original_id = letter.header_or(kOriginalMsgId);
   r.message_id = replay_message_id(r.original_id, letter.sequence);
 
