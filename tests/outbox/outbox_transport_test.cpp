@@ -115,3 +115,41 @@ TEST_CASE("the broker down at start: events are stored, the connector is retried
   CHECK(nt::stream_count(raw, "CATGA_EVENTS") == 5);
   outbox->stop();
 }
+
+TEST_CASE("an event the broker refuses for good moves to the outbox's dead letters; the ones after it are relayed") {
+  catga::test::NatsServer server;
+  catga::nats::NatsOptions nats;
+  nats.servers = {server.url()};
+  nats.max_reconnect_wait = 200ms;
+  auto inner = std::shared_ptr<catga::nats::JetStreamTransport>(catga::nats::JetStreamTransport::create(nats).value());
+  auto store = catga::outbox::OutboxStore::open({.path = (server.directory() / "outbox.db").string()}).value();
+  auto outbox = catga::outbox::OutboxTransport::create(store, inner).value();
+
+  server.kill();
+  REQUIRE(catga::test::wait_for([&] { return !inner->connection()->connected(); }, 30s));
+  // Larger than the server's max payload (1 MiB): no broker will ever take it.
+  const auto& info = catga::message_info<ob::Deposited>();
+  auto ctx = catga::Context::root();
+  ctx.message_id = *catga::MessageId::parse("huge-1");
+  ctx.message_type = info.name;
+  const std::string huge = nlohmann::json(ob::Deposited{std::string(2 << 20, 'x'), 1}).dump();
+  REQUIRE(outbox->publish_routed(catga::OutboundMessage{info, huge, ctx}).value() == PublishRoute::stored_locally);
+  REQUIRE(publish(*outbox, 1).value() == PublishRoute::stored_locally);
+
+  server.start();
+  REQUIRE(outbox->drain(60s));
+  CHECK(outbox->dead_lettered() == 1);
+  CHECK(outbox->relayed() == 1);
+  auto dead = store->dead_letters().value();
+  REQUIRE(dead.size() == 1);
+  CHECK(dead[0].record.message_id == "huge-1");
+  CHECK(dead[0].record.body == huge);  // kept whole, never lost
+  CHECK_FALSE(dead[0].error_code.empty());
+  MESSAGE("refused with " << dead[0].error_code << ": " << dead[0].error);
+
+  catga::test::RawNats raw(server.url());
+  std::size_t deposited = 0;
+  for (auto& e : nt::read_stream(raw, "CATGA_EVENTS")) deposited += e.header("Catga-Type") == "Deposited" ? 1 : 0;
+  CHECK(deposited == 1);
+  outbox->stop();
+}

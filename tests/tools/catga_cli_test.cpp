@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <filesystem>
 #include <cstdlib>
 #include <iostream>
 #include <mutex>
@@ -12,6 +13,7 @@
 
 #include "catga/mediator.hpp"
 #include "catga/nats/jetstream_transport.hpp"
+#include "catga/outbox/outbox_store.hpp"
 #include "nats_server.hpp"
 #include "raw_nats.hpp"
 #include "run_cli.hpp"
@@ -373,4 +375,32 @@ TEST_CASE("catga dlq replay refuses a dead letter whose original subject is not 
   CHECK(natsSubscription_NextMsg(&called, trap, 300) == NATS_TIMEOUT);
   natsSubscription_Destroy(trap);
   CHECK(cli_json(server, {"dlq", "list"}).size() == 4);  // kept
+}
+
+TEST_CASE("catga outbox dead lists what a service's outbox kept after the broker refused it") {
+  catga::test::NatsServer server;  // only for its temporary directory
+  const std::string db = (server.directory() / "outbox.db").string();
+  {
+    auto store = catga::outbox::OutboxStore::open({.path = db}).value();
+    const auto& info = catga::message_info<InvoiceDue>();
+    auto ctx = catga::Context::root();
+    ctx.message_id = *catga::MessageId::parse("inv-1");
+    ctx.message_type = info.name;
+    const std::string body = R"({"invoice":"I-1","amount":5})";
+    const auto seq = store->append(catga::OutboundMessage{info, body, ctx}).value();
+    REQUIRE(store->bury(seq, catga::make_error(catga::errc::validation, "Maximum Payload Exceeded")));
+    CHECK(store->size() == 0);
+  }
+  auto listed = cli_json(server, {"outbox", "dead", "--db", db});
+  REQUIRE(listed.size() == 1);
+  CHECK(listed[0]["msg_id"] == "inv-1");
+  CHECK(listed[0]["type"] == "InvoiceDue");
+  CHECK(listed[0]["error_code"] == "validation");
+  CHECK(listed[0]["body"] == R"({"invoice":"I-1","amount":5})");
+  auto table = cli(server, {"outbox", "dead", "--db", db});
+  CHECK(table.exit_code == 0);
+  CHECK(table.out.find("Maximum Payload Exceeded") != std::string::npos);
+  auto missing = cli(server, {"outbox", "dead", "--db", db + ".nope"});
+  CHECK(missing.exit_code != 0);
+  CHECK_FALSE(std::filesystem::exists(db + ".nope"));  // not created by looking
 }

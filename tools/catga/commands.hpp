@@ -16,6 +16,7 @@ namespace catga::cli {
 void add_dlq_command(CLI::App& app, const GlobalOptions& global, int& exit_code);
 void add_streams_command(CLI::App& app, const GlobalOptions& global, int& exit_code);
 void add_consumers_command(CLI::App& app, const GlobalOptions& global, int& exit_code);
+void add_outbox_command(CLI::App& app, const GlobalOptions& global, int& exit_code);
 
 // Prints JSON for scripts (invalid UTF-8 in bodies becomes U+FFFD).
 void print_json(std::ostream& out, const nlohmann::json& j);

@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
   add_dlq_command(app, global, exit_code);
   add_streams_command(app, global, exit_code);
   add_consumers_command(app, global, exit_code);
+  add_outbox_command(app, global, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -60,7 +60,37 @@ CREATE TABLE IF NOT EXISTS catga_outbox (
   headers    TEXT NOT NULL,
   body       BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS catga_outbox_dead (
+  seq        INTEGER PRIMARY KEY,
+  type       TEXT NOT NULL,
+  qos        INTEGER NOT NULL,
+  message_id TEXT NOT NULL,
+  headers    TEXT NOT NULL,
+  body       BLOB NOT NULL,
+  error_code TEXT NOT NULL,
+  error      TEXT NOT NULL,
+  buried_ms  INTEGER NOT NULL
+);
 )sql";
+
+// The record of a row (seq, type, qos, message_id, headers, body, ...).
+OutboxRecord read_record(Statement& st) {
+  OutboxRecord r;
+  r.sequence = static_cast<std::uint64_t>(sqlite3_column_int64(st.get(), 0));
+  r.type = st.column_text(1);
+  r.qos = static_cast<QoS>(sqlite3_column_int(st.get(), 2));
+  r.message_id = st.column_text(3);
+  const auto headers = nlohmann::json::parse(st.column_text(4), nullptr, false);
+  if (headers.is_array()) {
+    for (const auto& h : headers) {
+      if (h.is_array() && h.size() == 2 && h[0].is_string() && h[1].is_string()) {
+        r.headers.emplace_back(h[0].get<std::string>(), h[1].get<std::string>());
+      }
+    }
+  }
+  r.body = st.column_text(5);
+  return r;
+}
 
 }  // namespace
 
@@ -227,22 +257,72 @@ Result<std::vector<OutboxRecord>> OutboxStore::peek(std::size_t max) const {
   st.bind_int(1, static_cast<std::int64_t>(max));
   std::vector<OutboxRecord> out;
   int rc = 0;
-  while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
-    OutboxRecord r;
-    r.sequence = static_cast<std::uint64_t>(sqlite3_column_int64(st.get(), 0));
-    r.type = st.column_text(1);
-    r.qos = static_cast<QoS>(sqlite3_column_int(st.get(), 2));
-    r.message_id = st.column_text(3);
-    const auto headers = nlohmann::json::parse(st.column_text(4), nullptr, false);
-    if (headers.is_array()) {
-      for (const auto& h : headers) {
-        if (h.is_array() && h.size() == 2) r.headers.emplace_back(h[0].get<std::string>(), h[1].get<std::string>());
-      }
-    }
-    r.body = st.column_text(5);
-    out.push_back(std::move(r));
-  }
+  while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) out.push_back(read_record(st));
   if (rc != SQLITE_DONE) return sqlite_error(impl_->db, rc, "peek");
+  return out;
+}
+
+Status OutboxStore::bury(std::uint64_t sequence, const Error& why) {
+  std::lock_guard lock(impl_->mu);
+  if (auto s = impl_->exec("BEGIN IMMEDIATE;", "begin"); !s) return s;
+  auto fail = [&](int rc, std::string_view what) {
+    auto e = sqlite_error(impl_->db, rc, what);
+    (void)impl_->exec("ROLLBACK;", "rollback");
+    return e;
+  };
+  std::uint64_t bytes = 0;
+  {
+    Statement size_of(impl_->db, "SELECT LENGTH(headers) + LENGTH(body) FROM catga_outbox WHERE seq = ?");
+    if (!size_of.ok()) return fail(size_of.rc(), "prepare bury");
+    size_of.bind_int(1, static_cast<std::int64_t>(sequence));
+    if (sqlite3_step(size_of.get()) != SQLITE_ROW) {
+      (void)impl_->exec("ROLLBACK;", "rollback");
+      return {};  // gone already
+    }
+    bytes = static_cast<std::uint64_t>(sqlite3_column_int64(size_of.get(), 0));
+    Statement move(impl_->db,
+                   "INSERT OR REPLACE INTO catga_outbox_dead SELECT seq, type, qos, message_id, headers, body, ?, ?, ? "
+                   "FROM catga_outbox WHERE seq = ?");
+    Statement del(impl_->db, "DELETE FROM catga_outbox WHERE seq = ?");
+    if (!move.ok() || !del.ok()) return fail(SQLITE_ERROR, "prepare bury");
+    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    move.bind_text(1, why.code);
+    move.bind_text(2, why.message);
+    move.bind_int(3, now_ms);
+    move.bind_int(4, static_cast<std::int64_t>(sequence));
+    if (const int rc = sqlite3_step(move.get()); rc != SQLITE_DONE) return fail(rc, "bury");
+    del.bind_int(1, static_cast<std::int64_t>(sequence));
+    if (const int rc = sqlite3_step(del.get()); rc != SQLITE_DONE) return fail(rc, "bury");
+  }
+  if (auto s = impl_->exec("COMMIT;", "commit"); !s) {
+    (void)impl_->exec("ROLLBACK;", "rollback");
+    return s;
+  }
+  impl_->size -= std::min<std::size_t>(impl_->size.load(), 1);
+  impl_->bytes -= std::min(impl_->bytes, bytes);
+  return {};
+}
+
+Result<std::vector<OutboxDeadLetter>> OutboxStore::dead_letters(std::size_t max) const {
+  std::lock_guard lock(impl_->mu);
+  Statement st(impl_->db,
+               "SELECT seq, type, qos, message_id, headers, body, error_code, error, buried_ms FROM catga_outbox_dead "
+               "ORDER BY seq LIMIT ?");
+  if (!st.ok()) return sqlite_error(impl_->db, st.rc(), "prepare dead letters");
+  st.bind_int(1, max == 0 ? -1 : static_cast<std::int64_t>(max));
+  std::vector<OutboxDeadLetter> out;
+  int rc = 0;
+  while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+    OutboxDeadLetter d;
+    d.record = read_record(st);
+    d.error_code = st.column_text(6);
+    d.error = st.column_text(7);
+    d.buried_ms = sqlite3_column_int64(st.get(), 8);
+    out.push_back(std::move(d));
+  }
+  if (rc != SQLITE_DONE) return sqlite_error(impl_->db, rc, "dead letters");
   return out;
 }
 

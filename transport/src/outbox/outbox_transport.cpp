@@ -27,6 +27,7 @@ struct OutboxTransport::State {
   std::atomic<bool> stopped{false};
   std::atomic<std::uint64_t> stored{0};
   std::atomic<std::uint64_t> relayed{0};
+  std::atomic<std::uint64_t> dead_lettered{0};
   std::atomic<bool> outage_logged{false};
   std::thread relay;
 
@@ -120,11 +121,19 @@ struct OutboxTransport::State {
           stalled = true;
           break;
         }
-        // The broker will never take it (permission, validation): it must
-        // not block every later event. Logged with everything needed to redo it.
-        spdlog::error("catga outbox: dropping '{}' (Nats-Msg-Id {}): {}: {}; body: {}", r.type, r.message_id,
-                      s.error().code, s.error().message, r.body);
-        done.push_back(r.sequence);
+        // The broker will never take it (permission, validation, too large):
+        // it must not block every later event, nor be lost. It moves to the
+        // outbox's dead-letter table (`catga outbox dead`); its body is not
+        // logged (it may hold personal data).
+        if (auto b = store->bury(r.sequence, s.error()); !b) {
+          spdlog::warn("catga outbox: cannot move '{}' (Nats-Msg-Id {}) to the dead letters: {}", r.type,
+                       r.message_id, b.error().message);
+          stalled = true;
+          break;
+        }
+        ++dead_lettered;
+        spdlog::error("catga outbox: '{}' (Nats-Msg-Id {}) refused by the broker ({}: {}); kept in catga_outbox_dead",
+                      r.type, r.message_id, s.error().code, s.error().message);
       }
       if (!done.empty()) {
         if (auto s = store->remove(done); !s) {
@@ -140,6 +149,10 @@ struct OutboxTransport::State {
         cv.notify_all();
       }
       if (store->size() == 0) outage_logged = false;
+      {
+        std::lock_guard lock(mu);  // buried records count for drain() too
+      }
+      cv.notify_all();
       if (stalled) failed();
     }
   }
@@ -253,6 +266,7 @@ bool OutboxTransport::drain(std::chrono::milliseconds timeout) const {
 
 std::uint64_t OutboxTransport::stored_locally() const noexcept { return state_->stored.load(); }
 std::uint64_t OutboxTransport::relayed() const noexcept { return state_->relayed.load(); }
+std::uint64_t OutboxTransport::dead_lettered() const noexcept { return state_->dead_lettered.load(); }
 
 std::shared_ptr<Transport> OutboxTransport::inner() const {
   std::lock_guard lock(state_->mu);

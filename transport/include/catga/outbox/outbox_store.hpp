@@ -42,6 +42,15 @@ struct OutboxRecord {
   std::string message_id;      // Nats-Msg-Id
 };
 
+// A record the broker refused for good (non-retryable), kept in the outbox
+// database's dead-letter table instead of being deleted.
+struct OutboxDeadLetter {
+  OutboxRecord record;
+  std::string error_code;
+  std::string error;
+  std::int64_t buried_ms = 0;  // Unix time it was moved there
+};
+
 // An open SQLite transaction of OutboxStore::transaction: the application's
 // own state change and the events it causes commit (fsync) or roll back
 // together (the transactional outbox).
@@ -97,6 +106,12 @@ class OutboxStore {
   Result<std::vector<OutboxRecord>> peek(std::size_t max) const;
   // Deletes records by sequence, in one transaction.
   Status remove(const std::vector<std::uint64_t>& sequences);
+  // Moves one record to the dead-letter table (catga_outbox_dead) with the
+  // reason, in one transaction: it no longer blocks the queue and is never
+  // lost. Absent: nothing to do.
+  Status bury(std::uint64_t sequence, const Error& why);
+  // The oldest `max` dead letters (0: all).
+  Result<std::vector<OutboxDeadLetter>> dead_letters(std::size_t max = 0) const;
 
   std::size_t size() const noexcept;
   std::uint64_t bytes() const noexcept;

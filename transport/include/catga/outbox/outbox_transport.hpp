@@ -84,6 +84,9 @@ class OutboxTransport final : public Transport {
   // Events stored locally / relayed since this object was created.
   std::uint64_t stored_locally() const noexcept;
   std::uint64_t relayed() const noexcept;
+  // Events the broker refused for good, moved to the outbox database's
+  // dead-letter table (OutboxStore::dead_letters, `catga outbox dead`).
+  std::uint64_t dead_lettered() const noexcept;
   // The inner transport once connected (nullptr before).
   std::shared_ptr<Transport> inner() const;
   // Stops the relay (what is stored stays for the next start). Idempotent.
