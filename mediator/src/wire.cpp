@@ -102,7 +102,7 @@ Result<Context> read_context(HeaderEach each, std::optional<std::string_view>* t
 
   if (!id_text) return make_error(errc::malformed, "missing header Nats-Msg-Id");
   auto id = MessageId::parse(*id_text);
-  if (!id) return make_error(errc::malformed, "invalid Nats-Msg-Id (1-64 printable ASCII characters expected)");
+  if (!id) return make_error(errc::malformed, "invalid Nats-Msg-Id (1-64 visible ASCII characters, ! to ~, expected: no space)");
   ctx.message_id = *id;
   // A replay republishes under "<original>.r<seq>" to pass the duplicate
   // window; handlers and idempotency keys must still see the original id.

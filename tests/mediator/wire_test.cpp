@@ -72,6 +72,25 @@ TEST_CASE("write_headers writes the managed headers, then the user headers") {
   CHECK(h.entries.back().first == "Tenant");
 }
 
+TEST_CASE("Nats-Msg-Id: 1-64 visible ASCII characters, as docs/wire-format.md says") {
+  auto with_id = [](std::string id) {
+    HeaderMap h;
+    h.entries = {{"Nats-Msg-Id", std::move(id)}, {"Catga-Type", "X"}};
+    return read(h);
+  };
+  CHECK(with_id("order-1.placed"));
+  CHECK(with_id(std::string(64, '~')));
+  CHECK(with_id("!"));
+  for (std::string bad : {std::string(), std::string("a b"), std::string(65, 'a'), std::string("a\tb"),
+                          std::string("caf\xc3\xa9")}) {
+    CAPTURE(bad);
+    auto r = with_id(bad);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == catga::errc::malformed);
+  }
+  CHECK(with_id("a b").error().message.find("no space") != std::string::npos);
+}
+
 TEST_CASE("a root message has no causation header") {
   const auto h = written(catga::Context::root(), "X");
   CHECK_FALSE(h.get("Catga-Causation-Id"));
