@@ -8,7 +8,8 @@
 // seconds and SIGKILLs the nats-server. Then the invariants of issue 20 are
 // checked over the services' HTTP APIs (chaos_checks.hpp).
 //
-// Replay a run: ORDER_FLOW_CHAOS_SEED=<seed>. Keep the logs:
+// Replay a run: ORDER_FLOW_CHAOS_SEED=<seed>; more load:
+// ORDER_FLOW_CHAOS_ORDERS=<n> (300). Keep the logs:
 // ORDER_FLOW_TEST_LOGS=<dir>.
 #include <doctest/doctest.h>
 #include <httplib.h>
@@ -472,7 +473,9 @@ TEST_CASE("chaos, single node: orders stay exactly-once, stock and money balance
   const auto began = Clock::now();
   Chaos chaos(seed);
   chaos.start();
-  const auto plans = chaos.plan_orders(300, 55s);
+  // ORDER_FLOW_CHAOS_ORDERS: more orders in the same minute, a harsher run.
+  const char* orders_env = std::getenv("ORDER_FLOW_CHAOS_ORDERS");
+  const auto plans = chaos.plan_orders(orders_env != nullptr ? std::atoi(orders_env) : 300, 55s);
   const auto t0 = Clock::now();
   std::thread clients([&] { chaos.run_clients(plans, t0); });
   chaos.run_faults();
