@@ -55,14 +55,14 @@ std::string dead_letter_subject(std::string_view prefix, std::string_view type) 
 bool is_managed_header(std::string_view name) noexcept { return classify(name) != Managed::none; }
 
 void write_headers(const Context& ctx, std::string_view type,
-                   FunctionRef<void(std::string_view, std::string_view)> put) {
+                   FunctionRef<void(std::string_view, std::string_view)> put, bool with_deadline) {
   put(kMsgId, ctx.message_id.text());
   put(kType, type);
   if (ctx.correlation_id) put(kCorrelationId, ctx.correlation_id.text());
   if (ctx.causation_id) put(kCausationId, ctx.causation_id.text());
   if (ctx.trace.valid()) put(kTraceparent, ctx.trace.traceparent());
   put(kContentType, kJson);
-  if (ctx.has_deadline()) {
+  if (with_deadline && ctx.has_deadline()) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(ctx.remaining()).count();
     char buf[24];
     auto [end, ec] = std::to_chars(buf, buf + sizeof buf, left < 1 ? 1 : left);

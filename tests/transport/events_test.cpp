@@ -48,6 +48,24 @@ TEST_CASE("a published event reaches the subscriber with its context rebuilt") {
   CHECK(rx.message_type == "OrderPlaced");
 }
 
+TEST_CASE("an event does not carry the publisher's deadline (a stored event outlives the request)") {
+  InMemoryTransport transport;
+  Mediator m;
+  m.attach(transport);
+  Recorder<bool> had_deadline;
+  Recorder<bool> had_header;
+  Subscription sub = m.subscribe<OrderPlaced>(opts("billing"), [&](const OrderPlaced&, Context& ctx) {
+                        had_deadline.add(ctx.has_deadline());
+                        had_header.add(ctx.headers.get("Catga-Timeout-Ms").has_value());
+                      }).value();
+  Context ctx = Context::root();
+  ctx.deadline = Context::Clock::now() + 5s;  // published while handling a request
+  REQUIRE(m.publish(OrderPlaced{"A-1", 1}, ctx));
+  REQUIRE(had_deadline.wait_size(1));
+  CHECK_FALSE(had_deadline.items().front());
+  CHECK_FALSE(had_header.items().front());
+}
+
 TEST_CASE("the delivery carries the wire subject, headers, body and a per-type sequence") {
   InMemoryTransport transport({.prefix = "shop"});
   Mediator m;

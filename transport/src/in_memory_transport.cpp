@@ -18,8 +18,9 @@ using detail::InMemoryMessage;
 std::shared_ptr<InMemoryMessage> encode(std::string subject, const OutboundMessage& m) {
   auto stored = std::make_shared<InMemoryMessage>();
   stored->subject = std::move(subject);
-  wire::write_headers(m.context, m.info.name,
-                      [&](std::string_view k, std::string_view v) { stored->headers.set(k, v); });
+  wire::write_headers(
+      m.context, m.info.name, [&](std::string_view k, std::string_view v) { stored->headers.set(k, v); },
+      wire::deadline_travels(m.info.kind));
   stored->body = m.body;
   return stored;
 }

@@ -49,9 +49,15 @@ std::string command_subject(std::string_view prefix, std::string_view type);
 std::string dead_letter_subject(std::string_view prefix, std::string_view type);
 
 // Writes the headers of `ctx` (managed ones first, then ctx.headers) through
-// `put(name, value)`. Values are only valid during the call.
+// `put(name, value)`. Values are only valid during the call. The deadline
+// (Catga-Timeout-Ms) only with `with_deadline`: requests carry it, events do
+// not (a stored event outlives the request that published it; consumers
+// apply their own handler timeout), see deadline_travels().
 void write_headers(const Context& ctx, std::string_view type,
-                   FunctionRef<void(std::string_view, std::string_view)> put);
+                   FunctionRef<void(std::string_view, std::string_view)> put, bool with_deadline = true);
+// Whether a message of this kind carries the sender's deadline: commands and
+// queries yes, events no.
+constexpr bool deadline_travels(MessageKind kind) noexcept { return kind != MessageKind::event; }
 
 // Rebuilds a Context from received headers in one pass: `each(visit)`
 // visits every header of the message, managed ones included, in wire order
