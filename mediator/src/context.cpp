@@ -89,6 +89,10 @@ bool Headers::erase(std::string_view key) noexcept {
   return true;
 }
 
+namespace {
+constexpr std::string_view wire_tracestate = "tracestate";  // wire::kTracestate
+}  // namespace
+
 Context Context::child() const noexcept {
   Context ctx;
   ctx.message_id = MessageId::generate();
@@ -105,6 +109,17 @@ Context Context::child() const noexcept {
   }
   ctx.trace.span_id = span_of(ctx.message_id);
   ctx.deadline = deadline;
+  // tracestate belongs to the trace (W3C): it travels with it. Other
+  // headers are the caller's to pass on (see the header comment).
+  if (!headers.empty()) {
+    if (auto state = headers.get(wire_tracestate)) {
+      try {
+        ctx.headers.set(wire_tracestate, *state);
+      } catch (...) {
+        // out of memory: the child goes without it
+      }
+    }
+  }
   return ctx;
 }
 

@@ -122,6 +122,18 @@ TEST_CASE("a message sent from inside a handler is a child of the current one") 
   CHECK(event->message_type == "OrderPlaced");
 }
 
+TEST_CASE("tracestate travels with the trace to child messages; other headers stay with their message") {
+  auto parent = catga::Context::root();
+  parent.headers.set("tracestate", "vendor=abc");
+  parent.headers.set("Tenant", "acme");
+  parent.headers.set("Catga-Replayed", "7");
+  const auto child = parent.child();
+  CHECK(child.headers.get("tracestate") == std::optional<std::string_view>("vendor=abc"));
+  CHECK(child.headers.size() == 1);
+  // Two hops: still there.
+  CHECK(child.child().headers.get("tracestate") == std::optional<std::string_view>("vendor=abc"));
+}
+
 TEST_CASE("grandchildren keep the correlation id and chain causation") {
   catga::Mediator m;
   std::vector<catga::Context> seen;

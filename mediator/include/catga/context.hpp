@@ -104,7 +104,11 @@ struct Context {
     ctx.trace.span_id = detail::span_of(ctx.message_id);
     return ctx;
   }
-  // The next message in this conversation.
+  // The next message in this conversation: new id, same correlation,
+  // causation = this message, child span of the same trace (with its
+  // `tracestate` header), same deadline. Other headers are not inherited:
+  // the caller decides what a child carries (copy a tenant header on
+  // purpose).
   Context child() const noexcept;
   // Child of the context of the handler running on this thread, or a root.
   static Context next() noexcept {
