@@ -9,6 +9,7 @@
 #include "connection_impl.hpp"
 #include "error.hpp"
 #include "handle.hpp"
+#include "kv_leader.hpp"
 #include "kv_open.hpp"
 #include "log.hpp"
 #include "message.hpp"
@@ -107,14 +108,7 @@ std::string header_of(natsMsg* m, const char* name) {
   return {};
 }
 
-// A key's message as the stream leader holds it.
-struct Stored {
-  std::uint64_t revision = 0;
-  bool deleted = false;  // a delete or purge marker (an erased key)
-  std::string value;
-  std::string writer;  // Catga-Kv-Writer; empty when not written by a KvBucket
-  std::string msg_id;  // Nats-Msg-Id
-};
+using Stored = detail::KvStored;
 
 Stored stored_of(natsMsg* m) {
   Stored out;
@@ -126,6 +120,7 @@ Stored stored_of(natsMsg* m) {
   }
   out.writer = header_of(m, kWriterHeader);
   out.msg_id = header_of(m, kMsgIdHeader);
+  out.time_ns = natsMsg_GetTime(m);
   return out;
 }
 
@@ -134,50 +129,47 @@ Stored stored_of(natsMsg* m) {
 struct KvBucket::Impl {
   std::shared_ptr<Connection> connection;
   KvBucketOptions options;
-  detail::KvBinding binding;   // own context: its Wait is options.timeout
-  std::string stream;          // KV_<bucket>
-  std::string subject_prefix;  // $KV.<bucket>.
+  detail::KvBinding binding;  // own context: its Wait is options.timeout
+  detail::KvLeader leader;    // reads and conditional writes on binding.js
 
   kvStore* kv() const noexcept { return binding.kv.get(); }
-  jsCtx* js() const noexcept { return binding.js.get(); }
-  std::string subject_of(std::string_view key) const { return subject_prefix + std::string(key); }
-  // One request waits at most this long: an answer lost to a frozen or
-  // crashed leader leaves the rest of the deadline for finding out.
-  std::int64_t try_ms(Clock::time_point deadline) const {
-    const std::int64_t per_try = std::max<std::int64_t>(options.timeout.count() / 4, 100);
-    return std::min(ms_until(deadline), per_try);
-  }
-
-  Result<std::optional<Stored>> read_last(const std::string& key, std::int64_t wait_ms);
-  Result<std::optional<Stored>> read_at(const std::string& key, std::uint64_t revision, std::int64_t wait_ms);
-  Result<std::optional<Stored>> read_last_until(const std::string& key, Clock::time_point deadline);
-  Result<std::uint64_t> write(const std::string& key, std::string_view value, std::uint64_t expected);
 };
+
+detail::KvLeader::KvLeader(jsCtx* js, const std::string& bucket, std::chrono::milliseconds timeout,
+                           std::chrono::nanoseconds ttl)
+    : js_(js), stream_("KV_" + bucket), subject_prefix_("$KV." + bucket + "."), timeout_(timeout), ttl_(ttl) {}
+
+// One request waits at most this long: an answer lost to a frozen or
+// crashed leader leaves the rest of the deadline for finding out.
+std::int64_t detail::KvLeader::try_ms(Clock::time_point deadline) const {
+  const std::int64_t per_try = std::max<std::int64_t>(timeout_.count() / 4, 100);
+  return std::min(ms_until(deadline), per_try);
+}
 
 // Reads go to the stream leader ($JS.API.STREAM.MSG.GET), never to a replica
 // through a direct get: a lagging replica may not hold a write that was
 // already acknowledged, and these reads decide writes.
-Result<std::optional<Stored>> KvBucket::Impl::read_last(const std::string& key, std::int64_t wait_ms) {
+Result<std::optional<Stored>> detail::KvLeader::read_last(const std::string& key, std::int64_t wait_ms) const {
   jsOptions jo;
   jsOptions_Init(&jo);
   jo.Wait = wait_ms;
   MsgHandle m;
   jsErrCode jerr = static_cast<jsErrCode>(0);
   const std::string subject = subject_of(key);
-  const natsStatus s = js_GetLastMsg(m.out(), js(), stream.c_str(), subject.c_str(), &jo, &jerr);
+  const natsStatus s = js_GetLastMsg(m.out(), js_, stream_.c_str(), subject.c_str(), &jo, &jerr);
   if (s == NATS_NOT_FOUND) return std::optional<Stored>();
   if (s != NATS_OK) return to_error(s, jerr, "KV get '" + key + "'", Surface::jetstream);
   return std::optional<Stored>(stored_of(m.get()));
 }
 
-Result<std::optional<Stored>> KvBucket::Impl::read_at(const std::string& key, std::uint64_t revision,
-                                                      std::int64_t wait_ms) {
+Result<std::optional<Stored>> detail::KvLeader::read_at(const std::string& key, std::uint64_t revision,
+                                                       std::int64_t wait_ms) const {
   jsOptions jo;
   jsOptions_Init(&jo);
   jo.Wait = wait_ms;
   MsgHandle m;
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  const natsStatus s = js_GetMsg(m.out(), js(), stream.c_str(), revision, &jo, &jerr);
+  const natsStatus s = js_GetMsg(m.out(), js_, stream_.c_str(), revision, &jo, &jerr);
   if (s == NATS_NOT_FOUND) return std::optional<Stored>();
   if (s != NATS_OK) {
     return to_error(s, jerr, "KV get '" + key + "' at revision " + std::to_string(revision), Surface::jetstream);
@@ -189,7 +181,8 @@ Result<std::optional<Stored>> KvBucket::Impl::read_at(const std::string& key, st
 
 // read_last, tried again on retryable failures (a leader election answers
 // "no responders" for a second or two) until `deadline`.
-Result<std::optional<Stored>> KvBucket::Impl::read_last_until(const std::string& key, Clock::time_point deadline) {
+Result<std::optional<Stored>> detail::KvLeader::read_last_until(const std::string& key,
+                                                               Clock::time_point deadline) const {
   auto pause = std::chrono::milliseconds(20);
   for (;;) {
     auto r = read_last(key, try_ms(deadline));
@@ -208,8 +201,9 @@ Result<std::optional<Stored>> KvBucket::Impl::read_last_until(const std::string&
 //     try of this call by its writer id at the revision the server names;
 //   - when that cannot be told, a retryable `timeout` that says the write may
 //     be stored: never a `conflict` for a write that happened.
-Result<std::uint64_t> KvBucket::Impl::write(const std::string& key, std::string_view value, std::uint64_t expected) {
-  const auto deadline = Clock::now() + options.timeout;
+Result<std::uint64_t> detail::KvLeader::write(const std::string& key, std::string_view value,
+                                              std::uint64_t expected) const {
+  const auto deadline = Clock::now() + timeout_;
   const std::string what = std::string(expected > 0 ? "KV update '" : "KV create '") + key + "'";
   const std::string writer = MessageId::generate().text().str();
   // Updates expecting the same revision share one Nats-Msg-Id (the slot), so
@@ -237,11 +231,11 @@ Result<std::uint64_t> KvBucket::Impl::write(const std::string& key, std::string_
     // expected sequence as it stores. With a ttl, a create of ours may have
     // been stored and expired before another create.
     const bool same_slot = e.msg_id == slot || e.msg_id.rfind(slot + ":", 0) == 0;
-    if (same_slot && (expected > 0 || options.ttl.count() == 0)) return Result<std::uint64_t>(conflict());
+    if (same_slot && (expected > 0 || ttl_.count() == 0)) return Result<std::uint64_t>(conflict());
     // An erased key: create() goes on over the marker. Had ours been stored
     // and erased in the meantime, the erase comes first in the key's history
     // and our create after it, which is a history that could have happened.
-    if (expected == 0 && e.deleted && options.ttl.count() == 0) return Result<std::uint64_t>(conflict());
+    if (expected == 0 && e.deleted && ttl_.count() == 0) return Result<std::uint64_t>(conflict());
     return std::nullopt;
   };
 
@@ -268,7 +262,7 @@ Result<std::uint64_t> KvBucket::Impl::write(const std::string& key, std::string_
     po.MaxWait = try_ms(deadline);
     detail::PubAckHandle ack;
     jsErrCode jerr = static_cast<jsErrCode>(0);
-    const natsStatus s = js_PublishMsg(ack.out(), js(), msg.get(), &po, &jerr);
+    const natsStatus s = js_PublishMsg(ack.out(), js_, msg.get(), &po, &jerr);
     if (s == NATS_OK && !ack.get()->Duplicate) return ack.get()->Sequence;
     if (s == NATS_OK) {
       // Deduplicated: a message with this Nats-Msg-Id is stored, or (sequence
@@ -304,7 +298,7 @@ Result<std::uint64_t> KvBucket::Impl::write(const std::string& key, std::string_
         unanswered = std::move(last).error();
       } else if (!*last) {
         // Nothing there: ours is not stored (unless it expired since).
-        if (expected > 0 && options.ttl.count() == 0) return conflict();
+        if (expected > 0 && ttl_.count() == 0) return conflict();
       } else if (auto verdict = judge(**last)) {
         return std::move(*verdict);
       } else if ((*last)->revision != expected) {
@@ -329,6 +323,22 @@ Result<std::uint64_t> KvBucket::Impl::write(const std::string& key, std::string_
   return make_error(errc::timeout, std::move(message), true);
 }
 
+// An erased key keeps a delete marker: "wrong last sequence" then means
+// "create on top of the marker", as nats.c's kvStore_Create does (but with
+// the marker read from the leader).
+Result<std::uint64_t> detail::KvLeader::create(const std::string& key, std::string_view value) const {
+  for (int round = 0;; ++round) {
+    auto created = write(key, value, 0);
+    if (created || created.error().code != errc::conflict || round == 2) return created;
+    auto last = read_last_until(key, Clock::now() + timeout_);
+    if (!last) return std::move(last).error();
+    if (!*last) continue;  // purged in between
+    if (!(*last)->deleted) return created;
+    auto over = write(key, value, (*last)->revision);
+    if (over || over.error().code != errc::conflict) return over;
+  }
+}
+
 KvBucket::KvBucket(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
 KvBucket::~KvBucket() = default;
 
@@ -350,14 +360,13 @@ Result<std::shared_ptr<KvBucket>> KvBucket::open(std::shared_ptr<Connection> con
                                                      .timeout = o.timeout});
   if (!binding) return std::move(binding).error();
   impl->binding = std::move(*binding);
-  impl->stream = "KV_" + o.bucket;
-  impl->subject_prefix = "$KV." + o.bucket + ".";
+  impl->leader = detail::KvLeader(impl->binding.js.get(), o.bucket, o.timeout, o.ttl);
   return std::shared_ptr<KvBucket>(new KvBucket(std::move(impl)));
 }
 
 Result<std::optional<KvEntry>> KvBucket::get(std::string_view key) {
   if (auto c = check_key(key); !c) return std::move(c).error();
-  auto last = impl_->read_last_until(std::string(key), Clock::now() + impl_->options.timeout);
+  auto last = impl_->leader.read_last_until(std::string(key), Clock::now() + impl_->options.timeout);
   if (!last) return std::move(last).error();
   if (!*last || (*last)->deleted) return std::optional<KvEntry>();
   return std::optional<KvEntry>(KvEntry{std::move((*last)->value), (*last)->revision});
@@ -365,25 +374,12 @@ Result<std::optional<KvEntry>> KvBucket::get(std::string_view key) {
 
 Result<std::uint64_t> KvBucket::create(std::string_view key, std::string_view value) {
   if (auto c = check_key(key); !c) return std::move(c).error();
-  const std::string k(key);
-  // An erased key keeps a delete marker: "wrong last sequence" then means
-  // "create on top of the marker", as nats.c's kvStore_Create does (but with
-  // the marker read from the leader).
-  for (int round = 0;; ++round) {
-    auto created = impl_->write(k, value, 0);
-    if (created || created.error().code != errc::conflict || round == 2) return created;
-    auto last = impl_->read_last_until(k, Clock::now() + impl_->options.timeout);
-    if (!last) return std::move(last).error();
-    if (!*last) continue;  // purged in between
-    if (!(*last)->deleted) return created;
-    auto over = impl_->write(k, value, (*last)->revision);
-    if (over || over.error().code != errc::conflict) return over;
-  }
+  return impl_->leader.create(std::string(key), value);
 }
 
 Result<std::uint64_t> KvBucket::update(std::string_view key, std::string_view value, std::uint64_t expected_revision) {
   if (auto c = check_key(key); !c) return std::move(c).error();
-  return impl_->write(std::string(key), value, expected_revision);
+  return impl_->leader.write(std::string(key), value, expected_revision);
 }
 
 Result<std::uint64_t> KvBucket::put(std::string_view key, std::string_view value) {

@@ -10,6 +10,7 @@
 #include "connection_impl.hpp"
 #include "error.hpp"
 #include "handle.hpp"
+#include "kv_leader.hpp"
 #include "kv_open.hpp"
 #include "log.hpp"
 
@@ -22,8 +23,10 @@ struct KvIdempotencyStore::Impl {
   std::shared_ptr<Connection> connection;
   KvIdempotencyOptions options;
   detail::KvBinding binding;  // own context: its Wait is options.timeout
-  std::string subject_prefix;  // "$KV.<bucket>."
-  kvStore* kv() const noexcept { return binding.kv.get(); }
+  // Leader reads and conditional writes, as KvBucket's: what happened to a
+  // create or update is decided from the server's answers and the stream
+  // leader's copy, never from a (possibly lagging) replica.
+  detail::KvLeader leader;
 };
 
 namespace {
@@ -70,19 +73,13 @@ Result<Parsed> parse_value(std::string_view bytes) {
   return p;
 }
 
-// How much of the lease of the claim in `e` is left (<= 0: expired).
-std::chrono::nanoseconds lease_left(kvEntry* e, std::int64_t lease_ms) {
-  const std::int64_t created_ns = kvEntry_Created(e);
+// How much of the lease of the claim stored at `created_ns` (the server's
+// timestamp of the message) is left (<= 0: expired).
+std::chrono::nanoseconds lease_left(std::int64_t created_ns, std::int64_t lease_ms) {
   const std::int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                                   std::chrono::system_clock::now().time_since_epoch())
                                   .count();
   return std::chrono::nanoseconds(lease_ms * 1'000'000 - (now_ns - created_ns));
-}
-
-std::string_view value_of(kvEntry* e) {
-  const void* v = kvEntry_Value(e);
-  return v != nullptr ? std::string_view(static_cast<const char*>(v), static_cast<std::size_t>(kvEntry_ValueLen(e)))
-                      : std::string_view{};
 }
 
 }  // namespace
@@ -118,8 +115,6 @@ Result<std::shared_ptr<KvIdempotencyStore>> KvIdempotencyStore::create(std::shar
   impl->connection = std::move(connection);
   impl->options = std::move(options);
   const auto& o = impl->options;
-  impl->subject_prefix = "$KV." + o.bucket + ".";
-
   auto binding = detail::open_kv(*impl->connection, {.bucket = o.bucket,
                                                      .description = "catga idempotency keys",
                                                      .history = 1,
@@ -129,6 +124,7 @@ Result<std::shared_ptr<KvIdempotencyStore>> KvIdempotencyStore::create(std::shar
                                                      .timeout = o.timeout});
   if (!binding) return std::move(binding).error();
   impl->binding = std::move(*binding);
+  impl->leader = detail::KvLeader(impl->binding.js.get(), o.bucket, o.timeout, o.ttl);
   return std::shared_ptr<KvIdempotencyStore>(new KvIdempotencyStore(std::move(impl)));
 }
 
@@ -136,44 +132,48 @@ Result<IdempotencyClaim> KvIdempotencyStore::claim(std::string_view key, duratio
   const std::string k = encode_key(key);
   const std::string owner = new_owner();
   const std::string mark = marker(lease, owner);
-  kvStore* kv = impl_->kv();
+  const auto& leader = impl_->leader;
   Error last = make_error(errc::conflict, "idempotency key '" + std::string(key) + "' keeps changing", true);
   for (int round = 0; round < kMaxRounds; ++round) {
-    std::uint64_t rev = 0;
-    natsStatus s = kvStore_Create(&rev, kv, k.c_str(), mark.data(), static_cast<int>(mark.size()));
-    if (s == NATS_OK) return IdempotencyClaim{IdempotencyClaim::State::claimed, rev, std::nullopt};
-    last = to_error(s, "claim idempotency key '" + std::string(key) + "'", Surface::jetstream);
+    // Create-if-absent (also over the delete marker a release leaves).
+    auto created = leader.create(k, mark);
+    if (created) return IdempotencyClaim{IdempotencyClaim::State::claimed, *created, std::nullopt};
+    // `conflict`: the key holds something. A retryable `timeout`: our marker
+    // may be stored (recognised below by its owner). Anything else: the
+    // store cannot be reached or refuses.
+    if (created.error().code != errc::conflict && !created.error().retryable) return std::move(created).error();
+    last = std::move(created).error();
+    last.message = "claim idempotency key '" + std::string(key) + "': " + last.message;
 
-    // Taken (or the create failed): look at what is there.
-    detail::KvEntryHandle entry;
-    const natsStatus g = kvStore_Get(entry.out(), kv, k.c_str());
-    if (g == NATS_NOT_FOUND) {
-      if (!last.retryable) return last;
-      continue;  // gone in between, or the create failed for a transient reason
-    }
-    if (g != NATS_OK) return to_error(g, "read idempotency key '" + std::string(key) + "'", Surface::jetstream);
-    const std::uint64_t revision = kvEntry_Revision(entry.get());
-    auto parsed = parse_value(value_of(entry.get()));
+    // What is there, as the stream leader holds it.
+    auto held = leader.read_last_until(k, detail::KvLeader::Clock::now() + impl_->options.timeout);
+    if (!held) return std::move(held).error();
+    if (!*held || (*held)->deleted) continue;  // released or expired in between
+    const detail::KvStored& entry = **held;
+    auto parsed = parse_value(entry.value);
     if (!parsed) {
       return make_error(errc::internal, "idempotency key '" + std::string(key) + "' holds an unreadable value: " +
                                             parsed.error().message);
     }
     if (parsed->outcome) {
-      return IdempotencyClaim{IdempotencyClaim::State::completed, revision, std::move(parsed->outcome)};
+      return IdempotencyClaim{IdempotencyClaim::State::completed, entry.revision, std::move(parsed->outcome)};
     }
     if (parsed->owner == owner) {
-      // Our own create went through although its answer was lost.
-      return IdempotencyClaim{IdempotencyClaim::State::claimed, revision, std::nullopt};
+      // Our own create (or take-over) went through although its answer was lost.
+      return IdempotencyClaim{IdempotencyClaim::State::claimed, entry.revision, std::nullopt};
     }
-    if (const auto left = lease_left(entry.get(), parsed->lease_ms); left.count() >= 0) {
-      return IdempotencyClaim{IdempotencyClaim::State::in_progress, revision, std::nullopt, left};
+    if (const auto left = lease_left(entry.time_ns, parsed->lease_ms); left.count() >= 0) {
+      return IdempotencyClaim{IdempotencyClaim::State::in_progress, entry.revision, std::nullopt, left};
     }
     // The owner's lease ran out (crashed): take it over, if nobody else did.
-    s = kvStore_Update(&rev, kv, k.c_str(), mark.data(), static_cast<int>(mark.size()), revision);
-    if (s == NATS_OK) {
+    // Take-overs of the same revision are stored once at most (KvLeader).
+    auto taken = leader.write(k, mark, entry.revision);
+    if (taken) {
       detail::log().info("catga.nats took over the expired idempotency claim '{}'", key);
-      return IdempotencyClaim{IdempotencyClaim::State::claimed, rev, std::nullopt};
+      return IdempotencyClaim{IdempotencyClaim::State::claimed, *taken, std::nullopt};
     }
+    if (taken.error().code != errc::conflict && !taken.error().retryable) return std::move(taken).error();
+    last = std::move(taken).error();  // look again: the next round recognises our own marker
   }
   return last;
 }
@@ -192,25 +192,26 @@ Status KvIdempotencyStore::complete(std::string_view key, std::uint64_t token, I
                                     duration) {
   const std::string k = encode_key(key);
   const std::string value = encode_outcome(outcome);
-  std::uint64_t rev = 0;
-  const natsStatus s = kvStore_Update(&rev, impl_->kv(), k.c_str(), value.data(), static_cast<int>(value.size()), token);
-  if (s == NATS_OK) return {};
-  auto failure = to_error(s, "store the outcome of idempotency key '" + std::string(key) + "'", Surface::jetstream);
-  // Lost the claim, or could not reach the server? Look.
-  detail::KvEntryHandle entry;
-  const natsStatus g = kvStore_Get(entry.out(), impl_->kv(), k.c_str());
-  if (g == NATS_OK && kvEntry_Revision(entry.get()) != token && value_of(entry.get()) == value) {
-    return {};  // our update went through; only its answer was lost
+  // A lost answer of a stored update is recognised by the write itself; a
+  // retryable `timeout` says it may be stored (complete() again decides).
+  auto stored = impl_->leader.write(k, value, token);
+  if (stored) return {};
+  if (stored.error().code != errc::conflict) {
+    Error failure = std::move(stored).error();
+    failure.message = "store the outcome of idempotency key '" + std::string(key) + "': " + failure.message;
+    return failure;
   }
-  if (g == NATS_NOT_FOUND || (g == NATS_OK && kvEntry_Revision(entry.get()) != token)) {
-    return make_error(errc::conflict,
-                      "idempotency claim on '" + std::string(key) + "' was lost (released or taken over)");
-  }
-  return failure;
+  // The key is not at our revision: our outcome stored by an earlier call
+  // whose answer was lost, or the claim was lost. The leader's copy says.
+  auto held = impl_->leader.read_last_until(k, detail::KvLeader::Clock::now() + impl_->options.timeout);
+  if (!held) return std::move(held).error();
+  if (*held && !(*held)->deleted && (*held)->revision > token && (*held)->value == value) return {};
+  return make_error(errc::conflict,
+                    "idempotency claim on '" + std::string(key) + "' was lost (released or taken over)");
 }
 
 Status KvIdempotencyStore::release(std::string_view key, std::uint64_t token) {
-  const std::string subject = impl_->subject_prefix + encode_key(key);
+  const std::string subject = impl_->leader.subject_of(encode_key(key));
   detail::MsgHandle msg;
   if (natsStatus s = natsMsg_Create(msg.out(), subject.c_str(), nullptr, nullptr, 0); s != NATS_OK) {
     return to_error(s, "release idempotency key");

@@ -22,7 +22,9 @@ struct KvIdempotencyOptions {
   std::chrono::nanoseconds ttl = std::chrono::hours(24);
   StorageType storage = StorageType::file;
   int replicas = 1;
-  // Deadline of one KV operation (create, update, get, delete).
+  // Deadline of one KV operation (create, update, get, delete); a create or
+  // update without an answer is sent again within it (each try waits a
+  // quarter of it, at least 100 ms).
   std::chrono::milliseconds timeout{5'000};
   // How often wait() looks again while someone else holds the key.
   std::chrono::milliseconds poll_interval{50};
@@ -30,15 +32,22 @@ struct KvIdempotencyOptions {
 
 // IdempotencyStore on JetStream KV, so duplicates are recognised across
 // instances and restarts:
-//   claim    = kvStore_Create (create-if-absent) of an in-progress marker
-//              {"claim":"in_progress","lease_ms":N}; its revision is the token.
-//              A marker older than its lease (by the server's timestamp) is
-//              taken over with kvStore_Update on its revision.
-//   complete = kvStore_Update to the outcome (the reply format
-//              {"ok":true,...}) if the key still holds our revision.
+//   claim    = create-if-absent of an in-progress marker
+//              {"claim":"in_progress","lease_ms":N,"owner":"<nonce>"}; its
+//              revision is the token. A marker older than its lease (by the
+//              server's timestamp) is taken over by an update on its revision.
+//   complete = update to the outcome (the reply format {"ok":true,...}) if the
+//              key still holds our revision.
 //   release  = a delete marker published with "expected last subject
 //              sequence" = our revision (a no-op when the claim was lost).
 //   wait     = claim again every poll_interval until the deadline.
+// Creates, updates and the reads that decide them work as KvBucket's (see
+// key_value.hpp), also on replicated buckets (replicas = 3): reads go to the
+// stream leader, never to a possibly lagging replica; a conflict is known
+// from the server's answer ("wrong last sequence"); a write whose answer was
+// lost is sent again within `timeout` and recognised when it was stored (a
+// claim by its owner nonce too, a complete() by its outcome), so complete()
+// reports `conflict` ("claim was lost") only when another write holds the key.
 // Keys are escaped into the KV key alphabet (see encode_key). Errors
 // reaching the server are retryable `unavailable`/`timeout`. Thread-safe.
 //
