@@ -31,9 +31,10 @@ void name(ValidationErrors& e, const char* field, std::string_view s, bool requi
 }
 
 // Reasons carry other services' error texts: any characters (logs escape
-// them), bounded. Rejecting one would fail a compensation.
+// them), bounded generously. Refusing one would fail a compensation or
+// dead-letter a terminal event; the message size limit bounds them anyway.
 void reason(ValidationErrors& e, std::string_view s) {
-  if (s.size() > 4 * kMaxText) e.add("reason", "must be at most 4096 characters");
+  if (s.size() > 64 * kMaxText) e.add("reason", "must be at most 65536 characters");
 }
 
 void amount(ValidationErrors& e, double a) {
