@@ -169,10 +169,22 @@ TEST_CASE("make_message: the ready header block and nats.c's header API give the
   ctx.headers.set("Big", std::string(10'000, 'x'));
   ctx.headers.set("Nul", std::string_view("before\0after", 12));
   ctx.headers.set("tracestate", "k=v");
-  const catga::MessageInfo info{"OrderPlaced", catga::MessageKind::event, catga::QoS::at_least_once, 0, false,
+  // A command: it carries the deadline (Catga-Timeout-Ms); events do not.
+  const catga::MessageInfo info{"OrderPlaced", catga::MessageKind::command, catga::QoS::at_least_once, 0, false,
                                 nullptr, nullptr, nullptr, nullptr};
   const std::string body = R"({"id":1})";
   const std::string subject = "catga.evt.OrderPlaced";
+  {
+    const catga::MessageInfo event{"OrderPlaced", catga::MessageKind::event, catga::QoS::at_least_once, 0, false,
+                                   nullptr, nullptr, nullptr, nullptr};
+    for (auto make : {&make_message_from_block, &make_message_via_api}) {
+      auto m = make(subject, {event, body, ctx}, nullptr);
+      REQUIRE(m);
+      const auto h = headers_of(m->get());
+      CHECK(h.size() == 11);
+      for (const auto& [k, v] : h) CHECK(k != "Catga-Timeout-Ms");
+    }
+  }
   for (const char* reply : {static_cast<const char*>(nullptr), "_INBOX.reply"}) {
     auto block = make_message_from_block(subject, {info, body, ctx}, reply);
     auto api = make_message_via_api(subject, {info, body, ctx}, reply);
