@@ -95,10 +95,17 @@ TEST_CASE("read_fields: typical bodies are decoded without nlohmann, to nlohmann
       R"( "total" : 0 , "id" : "" , "extra" : { "a" : [ 1 , 2.5 , "x" , null , true ] } } )",
       // A repeated key: the last value wins, as in nlohmann.
       R"({"id":"first","id":"last","total":1,"count":1,"price":1.5,"ratio":2,"paid":true,"lines":[],"tags":[]})",
-      // Out of range for the field: nlohmann casts without a check, so does read_fields.
-      R"({"id":"x","total":1,"count":4294967296,"price":1E2,"ratio":3.4e38,"paid":false,"lines":[],"tags":[]})",
   };
   for (const auto& body : taken) CHECK(check_against_nlohmann(body));
+  // Out of range for the field: neither read_fields nor the JSON codec takes it.
+  for (const std::string body :
+       {R"({"id":"x","total":1,"count":4294967296,"price":1E2,"ratio":3.4e38,"paid":false,"lines":[],"tags":[]})",
+        R"({"id":"x","total":1,"count":-1,"price":1,"ratio":1,"paid":false,"lines":[],"tags":[]})"}) {
+    CAPTURE(body);
+    jf::Order out_of_range;
+    CHECK_FALSE(catga::wire::read_fields(body, out_of_range));
+    CHECK_THROWS(nlohmann::json::parse(body).get<jf::Order>());
+  }
   jf::Order o;
   REQUIRE(catga::wire::read_fields(kTypical, o));
   CHECK(o.id == "o-1");

@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <typeinfo>
@@ -156,4 +158,31 @@ TEST_CASE("hand-written codecs and codec-less messages") {
 
 TEST_CASE("decoding a message with a missing field fails") {
   CHECK_THROWS_AS(nlohmann::json({{"customer", "bob"}}).get<PlaceOrder>(), nlohmann::json::exception);
+}
+
+namespace range_test {
+struct Counted {
+  int n = 0;
+  std::uint16_t small = 0;
+  std::int64_t big = 0;
+};
+CATGA_EVENT(Counted, n, small, big)
+}  // namespace range_test
+
+TEST_CASE("CATGA_* codecs range-check integers: out-of-range or fractional values are errors, never UB") {
+  using range_test::Counted;
+  auto decode = [](const char* text) { return nlohmann::json::parse(text).get<Counted>(); };
+  const auto ok = decode(R"({"n":-2147483648,"small":65535,"big":-9223372036854775808})");
+  CHECK(ok.n == std::numeric_limits<int>::min());
+  CHECK(ok.small == 65535);
+  CHECK(ok.big == std::numeric_limits<std::int64_t>::min());
+  CHECK(decode(R"({"n":3.0,"small":0,"big":0})").n == 3);  // a whole float is fine
+  for (const char* bad : {R"({"n":1.11111e+46,"small":0,"big":0})", R"({"n":2147483648,"small":0,"big":0})",
+                          R"({"n":-2147483649,"small":0,"big":0})", R"({"n":3.5,"small":0,"big":0})",
+                          R"({"n":0,"small":65536,"big":0})", R"({"n":0,"small":-1,"big":0})",
+                          R"({"n":0,"small":0,"big":9223372036854775808})", R"({"n":0,"small":0,"big":9.3e18})",
+                          R"({"n":0,"small":0,"big":1e308})", R"({"n":"7","small":0,"big":0})"}) {
+    CAPTURE(bad);
+    CHECK_THROWS_AS(decode(bad), std::exception);
+  }
 }

@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -157,12 +158,23 @@ bool read_value(JsonCursor& c, T& out) {
   } else if constexpr (std::is_same_v<T, bool>) {
     return c.boolean(out);
   } else if constexpr (std::is_integral_v<T>) {
-    // nlohmann converts with static_cast, without a range check: so do we.
+    // Out of the field's range: not taken here; the JSON codec then refuses
+    // it (catga::detail::read_json_field), never a wrapping cast.
     std::uint64_t u = 0;
     std::int64_t i = 0;
     bool negative = false;
     if (!c.integer(u, i, negative)) return false;
-    out = negative ? static_cast<T>(i) : static_cast<T>(u);
+    if (negative) {
+      if constexpr (std::is_unsigned_v<T>) {
+        return false;
+      } else {
+        if (i < static_cast<std::int64_t>(std::numeric_limits<T>::min())) return false;
+        out = static_cast<T>(i);
+      }
+    } else {
+      if (u > static_cast<std::uint64_t>(std::numeric_limits<T>::max())) return false;
+      out = static_cast<T>(u);
+    }
     return true;
   } else if constexpr (std::is_floating_point_v<T>) {
     double d = 0;

@@ -1,10 +1,14 @@
 #pragma once
 // Declaring messages: kind, wire name, QoS and JSON codec, one line per type.
 
+#include <cmath>
 #include <concepts>
 #include <cstddef>
+#include <cstdint>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -189,6 +193,63 @@ const MessageInfo& message_info() noexcept {
 //   inline void from_json(const nlohmann::json&, Ping&) {}
 // ---------------------------------------------------------------------------
 
+namespace catga::detail {
+
+// Reads member `name` of a JSON object into `out` (the from_json of the
+// CATGA_* macros). Integers are range-checked: a value that does not fit
+// (1e46 or 2^31 for an int) is an error, never an out-of-range conversion
+// (undefined behaviour in nlohmann's get<int> of a float); a float with a
+// fraction for an integer field is an error too.
+template <class T>
+void read_json_field(const nlohmann::json& j, const char* name, T& out) {
+  const nlohmann::json& v = j.at(name);
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    auto fail = [&] {
+      throw std::out_of_range(std::string("field '") + name + "': " + v.dump() + " is not an integer of the field's range");
+    };
+    if (v.is_number_unsigned()) {
+      const auto u = v.get<std::uint64_t>();
+      if (u > static_cast<std::uint64_t>(std::numeric_limits<T>::max())) fail();
+      out = static_cast<T>(u);
+    } else if (v.is_number_integer()) {
+      const auto i = v.get<std::int64_t>();
+      if constexpr (std::is_unsigned_v<T>) {
+        if (i < 0 || static_cast<std::uint64_t>(i) > static_cast<std::uint64_t>(std::numeric_limits<T>::max())) fail();
+      } else {
+        if (i < static_cast<std::int64_t>(std::numeric_limits<T>::min()) ||
+            i > static_cast<std::int64_t>(std::numeric_limits<T>::max())) {
+          fail();
+        }
+      }
+      out = static_cast<T>(i);
+    } else if (v.is_number_float()) {
+      const double d = v.get<double>();
+      // 2^digits is exact in a double: T holds [-2^digits, 2^digits) (signed) or [0, 2^digits).
+      const double limit = std::ldexp(1.0, std::numeric_limits<T>::digits);
+      const double low = std::is_signed_v<T> ? -limit : 0.0;
+      if (!std::isfinite(d) || d < low || d >= limit || std::trunc(d) != d) fail();
+      out = static_cast<T>(d);
+    } else {
+      v.get_to(out);  // nlohmann's type error ("type must be number")
+    }
+  } else {
+    v.get_to(out);
+  }
+}
+
+}  // namespace catga::detail
+
+// The JSON codec of the CATGA_* macros: nlohmann's to_json, and a from_json
+// that reads integers through catga::detail::read_json_field.
+#define CATGA_DETAIL_JSON_FROM(f) ::catga::detail::read_json_field(nlohmann_json_j, #f, nlohmann_json_t.f);
+#define CATGA_DETAIL_JSON_CODEC(Type, ...)                                                   \
+  inline void to_json(nlohmann::json& nlohmann_json_j, const Type& nlohmann_json_t) {        \
+    NLOHMANN_JSON_EXPAND(NLOHMANN_JSON_PASTE(NLOHMANN_JSON_TO, __VA_ARGS__))                 \
+  }                                                                                          \
+  inline void from_json(const nlohmann::json& nlohmann_json_j, Type& nlohmann_json_t) {      \
+    NLOHMANN_JSON_EXPAND(NLOHMANN_JSON_PASTE(CATGA_DETAIL_JSON_FROM, __VA_ARGS__))           \
+  }
+
 #define CATGA_MESSAGE(Type, Tag, WireName)                                             \
   [[maybe_unused]] constexpr ::catga::Declaration<Tag> catga_message(const Type*) noexcept { \
     return {WireName};                                                                 \
@@ -211,22 +272,22 @@ const MessageInfo& message_info() noexcept {
 //   struct OrderLine { std::string sku; int qty = 0; };
 //   CATGA_STRUCT(OrderLine, sku, qty)
 #define CATGA_STRUCT(Type, ...)                          \
-  NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Type, __VA_ARGS__)  \
+  CATGA_DETAIL_JSON_CODEC(Type, __VA_ARGS__)             \
   CATGA_FIELDS(Type, __VA_ARGS__)
 
 #define CATGA_COMMAND(Type, ResultType, ...)                        \
   CATGA_MESSAGE(Type, ::catga::CommandTag<ResultType>, #Type)       \
-  NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Type, __VA_ARGS__)             \
+  CATGA_DETAIL_JSON_CODEC(Type, __VA_ARGS__)                        \
   CATGA_FIELDS(Type, __VA_ARGS__)
 
 #define CATGA_QUERY(Type, ResultType, ...)                          \
   CATGA_MESSAGE(Type, ::catga::QueryTag<ResultType>, #Type)         \
-  NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Type, __VA_ARGS__)             \
+  CATGA_DETAIL_JSON_CODEC(Type, __VA_ARGS__)                        \
   CATGA_FIELDS(Type, __VA_ARGS__)
 
 #define CATGA_EVENT(Type, ...)                                      \
   CATGA_MESSAGE(Type, ::catga::EventTag, #Type)                     \
-  NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Type, __VA_ARGS__)             \
+  CATGA_DETAIL_JSON_CODEC(Type, __VA_ARGS__)                        \
   CATGA_FIELDS(Type, __VA_ARGS__)
 
 #define CATGA_QOS(Type, QosValue)                                           \
