@@ -34,7 +34,7 @@ struct Line {
   std::string sku;
   int qty = 0;
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Line, sku, qty)
+CATGA_STRUCT(Line, sku, qty)  // its ints are range-checked like the message's
 
 struct OrderPlaced {
   std::string order_id;
