@@ -266,8 +266,10 @@ void read_json_field(const nlohmann::json& j, const char* name, T& out) {
   }
 
 // A value type used inside messages (a field of a struct, an element of a
-// vector): its JSON codec and field list, so that messages holding it are
-// decoded without a DOM too.
+// vector): its JSON codec (integers range-checked, as in messages) and field
+// list, so that messages holding it are decoded without a DOM too. Prefer it
+// to nlohmann's NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE, whose get<int> of an
+// out-of-range number is undefined behaviour.
 //
 //   struct OrderLine { std::string sku; int qty = 0; };
 //   CATGA_STRUCT(OrderLine, sku, qty)
