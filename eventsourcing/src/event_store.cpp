@@ -477,6 +477,15 @@ Status EventStore::read_once(const StreamId& stream, const ReadOptions& options,
   for (std::uint64_t got = 0; got < pending;) {
     nats::detail::MsgHandle m;
     s = natsSubscription_NextMsg(m.out(), sub.get(), remaining_ms(deadline));
+    if (s == NATS_NO_RESPONDERS && got == 0 && Clock::now() + std::chrono::milliseconds(50) < deadline) {
+      // On a cluster a consumer just created may not serve pulls yet (its
+      // leader is being elected): ask again shortly, within the deadline.
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      if (s = natsConnection_PublishRequest(impl_->nc(), next.c_str(), inbox.get(), req, len); s != NATS_OK) {
+        return to_error(s, "read '" + stream.key() + "' (pull)");
+      }
+      continue;
+    }
     if (s != NATS_OK) return to_error(s, "read '" + stream.key() + "'", Surface::jetstream);
     const auto reply = nats::detail::reply_of(m.get());
     if (reply.empty()) {
