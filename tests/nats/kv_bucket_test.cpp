@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -21,6 +22,7 @@
 
 #include "catga/nats/key_value.hpp"
 #include "nats_server.hpp"
+#include "raw_nats.hpp"
 #include "test_messages.hpp"
 #include "wait_for.hpp"
 
@@ -247,6 +249,43 @@ TEST_CASE("KvBucket: get, put, create, update, erase and keys follow the KeyValu
   REQUIRE_FALSE(bad);
   CHECK(bad.error().code == "validation");
   CHECK(kv->get("").error().code == "validation");
+}
+
+// keys() reads each key's last message through an inbox of its own (not
+// nats.c's kvStore_Keys watcher, whose subscription is destroyed while the
+// server may still send: nats.c issue 637). Hundreds of keys, erased ones
+// among them, and prefixes that are and are not whole tokens.
+TEST_CASE("KvBucket: keys lists hundreds of keys, leaves out erased ones and filters any prefix") {
+  catga::test::NatsServer server;
+  auto kv = bucket_on(connect(server, "keys"));
+  constexpr int kKeys = 600;
+  for (int i = 0; i < kKeys; ++i) REQUIRE(kv->put("saga." + std::to_string(i), "v"));
+  REQUIRE(kv->put("saga.1", "again"));  // history: still one key
+  for (int i = 0; i < kKeys; i += 3) REQUIRE(kv->erase("saga." + std::to_string(i)));
+  REQUIRE(kv->put("sagas", "not under saga."));
+  REQUIRE(kv->put("other.1", "v"));
+
+  const auto all = kv->keys().value();
+  CHECK(all.size() == static_cast<std::size_t>(kKeys - kKeys / 3 + 2));
+  CHECK(std::is_sorted(all.begin(), all.end()));
+  const auto sagas = kv->keys("saga.").value();
+  CHECK(sagas.size() == static_cast<std::size_t>(kKeys - kKeys / 3));
+  CHECK(std::find(sagas.begin(), sagas.end(), "saga.0") == sagas.end());
+  CHECK(std::find(sagas.begin(), sagas.end(), "saga.1") != sagas.end());
+  CHECK(kv->keys("saga.59").value() == std::vector<std::string>{"saga.59", "saga.590", "saga.592", "saga.593",
+                                                                "saga.595", "saga.596", "saga.598", "saga.599"});
+  CHECK(kv->keys("sag").value().size() == sagas.size() + 1);
+  CHECK(kv->keys("none.").value().empty());
+  // Each listing deleted its consumer.
+  catga::test::RawNats raw(server.url());
+  const auto consumers = [&] {
+    jsStreamInfo* info = nullptr;
+    catga::test::check(js_GetStreamInfo(&info, raw.js(), "KV_state", nullptr, nullptr), "stream info");
+    const auto n = info->State.Consumers;
+    jsStreamInfo_Destroy(info);
+    return n;
+  };
+  CHECK(catga::test::wait_for([&] { return consumers() == 0; }, 5s));
 }
 
 TEST_CASE("KvBucket: two connections share the bucket and kv_modify never loses an update") {

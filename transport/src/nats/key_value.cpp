@@ -6,6 +6,7 @@
 
 #include "catga/message_id.hpp"
 
+#include "ack_reply.hpp"
 #include "connection_impl.hpp"
 #include "error.hpp"
 #include "handle.hpp"
@@ -399,17 +400,101 @@ Status KvBucket::erase(std::string_view key) {
   return {};
 }
 
+// Keys are listed by an ephemeral pull consumer of the bucket's stream that
+// delivers each key's last message, headers only, to an inbox of our own.
+// kvStore_Keys would destroy its watcher's subscription while the server may
+// still be sending to it (nats.c before 3.10, issue 637: a use after free);
+// this inbox goes through the connection's guard like every other one.
 Result<std::vector<std::string>> KvBucket::keys(std::string_view prefix) {
-  kvKeysList list{nullptr, 0};
-  const natsStatus s = kvStore_Keys(&list, impl_->kv(), nullptr);
+  const auto deadline = Clock::now() + impl_->options.timeout;
+  const std::string subjects = impl_->leader.subject_of("");
+  const std::string what = "KV keys of '" + impl_->options.bucket + "'";
+  // A prefix of whole tokens ("order.") narrows the consumer; any other is
+  // applied to the keys read.
+  const bool narrow = prefix.size() > 1 && prefix.back() == '.' && check_key(prefix.substr(0, prefix.size() - 1));
+  const std::string filter = subjects + (narrow ? std::string(prefix) : std::string()) + ">";
+
+  jsConsumerConfig cfg;
+  jsConsumerConfig_Init(&cfg);
+  cfg.FilterSubject = filter.c_str();
+  cfg.AckPolicy = js_AckNone;
+  cfg.DeliverPolicy = js_DeliverLastPerSubject;
+  cfg.HeadersOnly = true;
+  cfg.MemoryStorage = true;
+  cfg.Replicas = 1;
+  cfg.InactiveThreshold = std::chrono::nanoseconds(std::chrono::seconds(30)).count();  // if our delete is lost
+  const std::string stream = "KV_" + impl_->options.bucket;
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = ms_until(deadline);
+  detail::ConsumerInfoHandle info;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_AddConsumer(info.out(), impl_->binding.js.get(), stream.c_str(), &cfg, &jo, &jerr);
+  if (s != NATS_OK) return to_error(s, jerr, what + " (create consumer)", Surface::jetstream);
+  const std::string name = info.get()->Name;
+  const std::uint64_t pending = info.get()->NumPending;
+  struct DeleteConsumer {
+    jsCtx* js;
+    const std::string& stream;
+    const std::string& name;
+    ~DeleteConsumer() {
+      jsOptions o;
+      jsOptions_Init(&o);
+      o.Wait = 2'000;
+      js_DeleteConsumer(js, stream.c_str(), name.c_str(), &o, nullptr);
+    }
+  } cleanup{impl_->binding.js.get(), stream, name};
+
   std::vector<std::string> out;
-  if (s == NATS_NOT_FOUND) return out;  // empty bucket
-  if (s != NATS_OK) return to_error(s, "KV keys of '" + impl_->options.bucket + "'", Surface::jetstream);
-  for (int i = 0; i < list.Count; ++i) {
-    std::string_view k(list.Keys[i]);
-    if (k.substr(0, prefix.size()) == prefix) out.emplace_back(k);
+  if (pending == 0) return out;
+  auto& connection = impl_->connection->impl();
+  detail::InboxHandle inbox;
+  if (s = natsInbox_Create(inbox.out()); s != NATS_OK) return to_error(s, what + " (inbox)");
+  detail::SubscriptionHandle sub;
+  if (s = natsConnection_SubscribeSync(sub.out(), connection.conn(), inbox.get()); s != NATS_OK) {
+    return to_error(s, what + " (subscribe)");
   }
-  kvKeysList_Destroy(&list);
+  // Retired (the connection's guard) before the consumer is deleted.
+  struct RetireSubscription {
+    Connection::Impl& connection;
+    detail::SubscriptionHandle& sub;
+    ~RetireSubscription() { connection.retire(std::move(sub), std::chrono::milliseconds(1000)); }
+  } retire{connection, sub};
+  natsSubscription_SetPendingLimits(sub.get(), -1, -1);
+  const std::string next = "$JS.API.CONSUMER.MSG.NEXT." + stream + "." + name;
+  const auto ask = [&] {
+    const std::string req = "{\"batch\":" + std::to_string(pending) +
+                            ",\"expires\":" + std::to_string(ms_until(deadline) * 1'000'000) + "}";
+    return natsConnection_PublishRequest(connection.conn(), next.c_str(), inbox.get(), req.data(),
+                                         static_cast<int>(req.size()));
+  };
+  if (s = ask(); s != NATS_OK) return to_error(s, what + " (pull)");
+  out.reserve(static_cast<std::size_t>(pending));
+  for (std::uint64_t got = 0; got < pending;) {
+    MsgHandle m;
+    s = natsSubscription_NextMsg(m.out(), sub.get(), ms_until(deadline));
+    if (s == NATS_NO_RESPONDERS && got == 0 && Clock::now() + std::chrono::milliseconds(50) < deadline) {
+      // On a cluster a consumer just created may not serve pulls yet.
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      if (s = ask(); s != NATS_OK) return to_error(s, what + " (pull)");
+      continue;
+    }
+    if (s != NATS_OK) return to_error(s, what, Surface::jetstream);
+    if (detail::reply_of(m.get()).empty()) {  // a status: 100 is a heartbeat, anything else ends the pull
+      const auto status = detail::get_header(m.get(), "Status");
+      const int code = status ? detail::parse_status_code(*status) : 0;
+      if (code == 100) continue;
+      return make_error(errc::unavailable,
+                        what + ": pull ended with status " + std::to_string(code) + " after " + std::to_string(got) +
+                            " of " + std::to_string(pending) + " keys",
+                        true);
+    }
+    ++got;
+    const std::string op = header_of(m.get(), kOperationHeader);
+    if (op == "DEL" || op == "PURGE") continue;
+    const std::string_view key = detail::subject_of(m.get()).substr(subjects.size());
+    if (key.substr(0, prefix.size()) == prefix) out.emplace_back(key);
+  }
   std::sort(out.begin(), out.end());
   return out;
 }
