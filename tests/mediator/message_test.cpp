@@ -4,9 +4,12 @@
 
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <optional>
 #include <string>
 #include <typeinfo>
+#include <utility>
+#include <vector>
 
 #include "test_messages.hpp"
 
@@ -185,4 +188,96 @@ TEST_CASE("CATGA_* codecs range-check integers: out-of-range or fractional value
     CAPTURE(bad);
     CHECK_THROWS_AS(decode(bad), std::exception);
   }
+}
+
+// std::optional has no JSON codec in nlohmann 3.11.2; an application that
+// uses optionals in messages declares one like this.
+namespace nlohmann {
+template <class T>
+struct adl_serializer<std::optional<T>> {
+  static void to_json(json& j, const std::optional<T>& o) {
+    if (o) {
+      j = *o;
+    } else {
+      j = nullptr;
+    }
+  }
+  static void from_json(const json& j, std::optional<T>& o) {
+    if (j.is_null()) {
+      o.reset();
+    } else {
+      o = j.get<T>();
+    }
+  }
+};
+}  // namespace nlohmann
+
+namespace range_test {
+struct Containers {
+  std::vector<int> counts;
+  std::optional<std::uint16_t> port;
+  std::map<std::string, int> stock;
+  std::vector<std::vector<std::int8_t>> grid;
+  std::map<std::string, std::optional<std::vector<unsigned>>> nested;
+};
+CATGA_EVENT(Containers, counts, port, stock, grid, nested)
+}  // namespace range_test
+
+TEST_CASE("CATGA_* codecs range-check integers inside vectors, optionals and maps the same way") {
+  using range_test::Containers;
+  auto decode = [](const std::string& text) { return nlohmann::json::parse(text).get<Containers>(); };
+  // Valid bodies: values at the limits, whole floats, null optionals.
+  const auto ok = decode(
+      R"({"counts":[-2147483648,2147483647,3.0],"port":65535,"stock":{"A":1,"B":-2},"grid":[[127,-128],[]],)"
+      R"("nested":{"x":[4294967295],"y":null}})");
+  CHECK(ok.counts == std::vector<int>{std::numeric_limits<int>::min(), std::numeric_limits<int>::max(), 3});
+  CHECK(ok.port == std::optional<std::uint16_t>(65535));
+  CHECK(ok.stock == std::map<std::string, int>{{"A", 1}, {"B", -2}});
+  CHECK(ok.grid == std::vector<std::vector<std::int8_t>>{{127, -128}, {}});
+  CHECK(ok.nested.at("x") == std::optional<std::vector<unsigned>>(std::vector<unsigned>{4294967295U}));
+  CHECK_FALSE(ok.nested.at("y").has_value());
+  CHECK_FALSE(decode(R"({"counts":[],"port":null,"stock":{},"grid":[],"nested":{}})").port.has_value());
+  // Every integer out of its range, or with a fraction, is an error naming
+  // where it is: never wrapped, truncated or converted with undefined behaviour.
+  const std::string rest_counts = R"("port":1,"stock":{},"grid":[],"nested":{}})";
+  const std::vector<std::pair<std::string, std::string>> bad{
+      {R"({"counts":[1,2147483648],)" + rest_counts, "counts[1]"},
+      {R"({"counts":[-2147483649],)" + rest_counts, "counts[0]"},
+      {R"({"counts":[1e46],)" + rest_counts, "counts[0]"},
+      {R"({"counts":[0,0,3.5],)" + rest_counts, "counts[2]"},
+      {R"({"counts":[1e308],)" + rest_counts, "counts[0]"},
+      {R"({"counts":[],"port":65536,"stock":{},"grid":[],"nested":{}})", "port"},
+      {R"({"counts":[],"port":-1,"stock":{},"grid":[],"nested":{}})", "port"},
+      {R"({"counts":[],"port":1.5,"stock":{},"grid":[],"nested":{}})", "port"},
+      {R"({"counts":[],"port":1,"stock":{"A":1,"B":4294967296},"grid":[],"nested":{}})", "stock[\"B\"]"},
+      {R"({"counts":[],"port":1,"stock":{"A":-1e40},"grid":[],"nested":{}})", "stock[\"A\"]"},
+      {R"({"counts":[],"port":1,"stock":{},"grid":[[1],[2,128]],"nested":{}})", "grid[1][1]"},
+      {R"({"counts":[],"port":1,"stock":{},"grid":[[-129]],"nested":{}})", "grid[0][0]"},
+      {R"({"counts":[],"port":1,"stock":{},"grid":[],"nested":{"x":[1,-1]}})", "nested[\"x\"][1]"},
+      {R"({"counts":[],"port":1,"stock":{},"grid":[],"nested":{"x":[4294967296]}})", "nested[\"x\"][0]"},
+  };
+  for (const auto& [text, where] : bad) {
+    CAPTURE(text);
+    std::string message;
+    try {
+      decode(text);
+    } catch (const std::exception& e) {
+      message = e.what();
+    }
+    CHECK_MESSAGE(message.find("field '" + where + "'") != std::string::npos, "error: " << message);
+  }
+  // A value of the wrong JSON type keeps nlohmann's own error.
+  CHECK_THROWS_AS(decode(R"({"counts":"1","port":1,"stock":{},"grid":[],"nested":{}})"), nlohmann::json::type_error);
+  CHECK_THROWS_AS(decode(R"({"counts":[],"port":1,"stock":[],"grid":[],"nested":{}})"), nlohmann::json::type_error);
+  CHECK_THROWS_AS(decode(R"({"counts":["7"],"port":1,"stock":{},"grid":[],"nested":{}})"),
+                  nlohmann::json::type_error);
+  // Round trip through the message codec.
+  const Containers in{{1, -2}, std::uint16_t{80}, {{"k", 5}}, {{1, 2}}, {{"n", std::vector<unsigned>{7}}}};
+  const nlohmann::json j = in;
+  const Containers back = j.get<Containers>();
+  CHECK(back.counts == in.counts);
+  CHECK(back.port == in.port);
+  CHECK(back.stock == in.stock);
+  CHECK(back.grid == in.grid);
+  CHECK(back.nested == in.nested);
 }

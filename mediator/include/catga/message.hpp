@@ -195,17 +195,71 @@ const MessageInfo& message_info() noexcept {
 
 namespace catga::detail {
 
-// Reads member `name` of a JSON object into `out` (the from_json of the
-// CATGA_* macros). Integers are range-checked: a value that does not fit
-// (1e46 or 2^31 for an int) is an error, never an out-of-range conversion
-// (undefined behaviour in nlohmann's get<int> of a float); a float with a
-// fraction for an integer field is an error too.
+// Where a value sits in a message, for error messages: field 'lines[2].qty'.
+// A chain of links on the stack, turned into text only when a value fails.
+struct JsonPath {
+  const JsonPath* parent = nullptr;
+  const char* name = nullptr;        // a field
+  const std::string* key = nullptr;  // or a map key
+  std::size_t index = 0;             // or an array index
+
+  std::string text() const {
+    std::string out = parent != nullptr ? parent->text() : std::string();
+    if (name != nullptr) {
+      if (!out.empty()) out += '.';
+      out += name;
+    } else if (key != nullptr) {
+      out += "[\"" + *key + "\"]";
+    } else {
+      out += "[" + std::to_string(index) + "]";
+    }
+    return out;
+  }
+};
+
 template <class T>
-void read_json_field(const nlohmann::json& j, const char* name, T& out) {
-  const nlohmann::json& v = j.at(name);
-  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+struct IsOptional : std::false_type {};
+template <class T>
+struct IsOptional<std::optional<T>> : std::true_type {};
+
+// std::map / std::unordered_map with string keys (JSON objects).
+template <class T>
+concept StringKeyedMap = requires { typename T::key_type; typename T::mapped_type; } &&
+                         std::is_same_v<typename T::key_type, std::string>;
+
+// True for the types read_json_value checks itself: integers (not bool), and
+// vectors, optionals and string-keyed maps that hold them at any depth.
+// Everything else is read by nlohmann as it is (a CATGA_STRUCT element by its
+// own checked from_json).
+template <class T>
+constexpr bool has_checked_integers() noexcept {
+  if constexpr (std::is_integral_v<T>) {
+    return !std::is_same_v<T, bool>;
+  } else if constexpr (wire::detail::IsVector<T>::value) {
+    return !std::is_same_v<T, std::vector<bool>> && has_checked_integers<typename T::value_type>();
+  } else if constexpr (IsOptional<T>::value) {
+    return has_checked_integers<typename T::value_type>();
+  } else if constexpr (StringKeyedMap<T>) {
+    return has_checked_integers<typename T::mapped_type>();
+  } else {
+    return false;
+  }
+}
+
+// Reads `v` into `out` as nlohmann's get_to would, except that integers are
+// range-checked: a value that does not fit (1e46 or 2^31 for an int) is an
+// error naming `path`, never an out-of-range conversion (undefined behaviour
+// in nlohmann's get<int> of a float, a silent wrap of an unsigned); a float
+// with a fraction for an integer is an error too. Integers inside vectors,
+// optionals and string-keyed maps are checked the same way; a value of the
+// wrong JSON type is left to nlohmann, so its error is nlohmann's.
+template <class T>
+void read_json_value(const nlohmann::json& v, T& out, const JsonPath& path) {
+  if constexpr (!has_checked_integers<T>()) {
+    v.get_to(out);
+  } else if constexpr (std::is_integral_v<T>) {
     auto fail = [&] {
-      throw std::out_of_range(std::string("field '") + name + "': " + v.dump() + " is not an integer of the field's range");
+      throw std::out_of_range("field '" + path.text() + "': " + v.dump() + " is not an integer of the field's range");
     };
     if (v.is_number_unsigned()) {
       const auto u = v.get<std::uint64_t>();
@@ -232,9 +286,47 @@ void read_json_field(const nlohmann::json& j, const char* name, T& out) {
     } else {
       v.get_to(out);  // nlohmann's type error ("type must be number")
     }
+  } else if constexpr (IsOptional<T>::value) {
+    if (v.is_null()) {
+      out.reset();
+    } else {
+      read_json_value(v, out.emplace(), path);
+    }
+  } else if constexpr (wire::detail::IsVector<T>::value) {
+    if (!v.is_array()) {
+      v.get_to(out);  // nlohmann's type error
+      return;
+    }
+    T read;
+    read.reserve(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      const JsonPath at{&path, nullptr, nullptr, i};
+      read_json_value(v[i], read.emplace_back(), at);
+    }
+    out = std::move(read);
   } else {
-    v.get_to(out);
+    if (!v.is_object()) {
+      v.get_to(out);  // nlohmann's type error
+      return;
+    }
+    T read;
+    for (const auto& [key, element] : v.items()) {
+      const std::string k = key;
+      const JsonPath at{&path, nullptr, &k, 0};
+      typename T::mapped_type m{};
+      read_json_value(element, m, at);
+      read.emplace(k, std::move(m));
+    }
+    out = std::move(read);
   }
+}
+
+// Reads member `name` of a JSON object into `out` (the from_json of the
+// CATGA_* macros), with read_json_value's range checks.
+template <class T>
+void read_json_field(const nlohmann::json& j, const char* name, T& out) {
+  const JsonPath path{nullptr, name, nullptr, 0};
+  read_json_value(j.at(name), out, path);
 }
 
 }  // namespace catga::detail
