@@ -8,6 +8,7 @@
 #include <catga/saga/events.hpp>
 
 #include "kv_json.hpp"
+#include "message_rules.hpp"
 
 namespace order_flow {
 namespace {
@@ -40,13 +41,6 @@ std::string fingerprint(const PlaceOrder& c) {
 
 using Events = std::vector<OrderEvent>;
 
-bool valid_sku(std::string_view sku) {
-  if (sku.empty() || sku.size() > 64) return false;
-  return std::all_of(sku.begin(), sku.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
-  });
-}
-
 }  // namespace
 
 void validate_place_order(const PlaceOrder& c, catga::ValidationErrors& e) {
@@ -60,7 +54,7 @@ void validate_place_order(const PlaceOrder& c, catga::ValidationErrors& e) {
   if (c.items.size() > 50) e.add("items", "must name at most 50 items");
   for (std::size_t i = 0; i < c.items.size(); ++i) {
     const auto field = "items[" + std::to_string(i) + "]";
-    if (!valid_sku(c.items[i].sku)) e.add(field + ".sku", "must be 1-64 characters of [A-Za-z0-9_-]");
+    if (!valid_token(c.items[i].sku)) e.add(field + ".sku", "must be 1-64 characters of [A-Za-z0-9_-]");
     if (c.items[i].qty < 1 || c.items[i].qty > 1000) e.add(field + ".qty", "must be between 1 and 1000");
   }
   if (!std::isfinite(c.amount) || c.amount <= 0.0) e.add("amount", "must be a positive number");
