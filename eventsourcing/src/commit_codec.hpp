@@ -14,6 +14,10 @@ namespace catga::eventsourcing::detail {
 // Header names on store messages besides Nats-Msg-Id.
 inline constexpr std::string_view kVersionHeader = "Catga-Es-Version";  // last version in the commit
 inline constexpr std::string_view kStreamHeader = "Catga-Es-Stream";    // <type>.<id>
+// The stream sequence of the commit this one was appended after (0: the
+// first of its stream): what the append expected. Two stored commits naming
+// the same one are a double append (the relay checks it).
+inline constexpr std::string_view kExpectedHeader = "Catga-Es-Expected-Sequence";
 
 // Nats-Msg-Id of a commit: "<type>.<id>:<last version>:<commit id>".
 std::string commit_message_id(const StreamId& stream, std::uint64_t last_version, std::string_view commit_id);

@@ -1,6 +1,7 @@
 #include "commit_feed.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 
 #include <nlohmann/json.hpp>
@@ -22,9 +23,9 @@ using Clock = std::chrono::steady_clock;
 namespace {
 constexpr auto kExpires = std::chrono::seconds(2);
 constexpr auto kGrace = std::chrono::seconds(2);
-// Stream sequence of the first message at or after `from` matching
-// `filter` (0: none), asked of the stream leader.
-Result<std::uint64_t> next_matching(EventStore& store, const std::string& filter, std::uint64_t from) {
+}  // namespace
+
+Result<std::uint64_t> CommitFeed::next_matching(EventStore& store, const std::string& filter, std::uint64_t from) {
   auto& impl = store.impl();
   const std::string subject = "$JS.API.STREAM.MSG.GET." + impl.stream_name;
   const std::string body = nlohmann::json{{"seq", from}, {"next_by_subj", filter}}.dump();
@@ -42,6 +43,7 @@ Result<std::uint64_t> next_matching(EventStore& store, const std::string& filter
   return make_error(errc::unavailable, "stream message lookup: " + j.dump(), true);
 }
 
+namespace {
 jsOptions api_options(const EventStore& store) {
   jsOptions jo;
   jsOptions_Init(&jo);
@@ -239,7 +241,13 @@ void CommitFeed::collect(std::vector<Delivered>& batch) {
       if (!park(m.get(), reply_subject, seq, meta ? meta->delivered : 1, c.error())) break;
       continue;
     }
-    batch.push_back(Delivered{std::move(*c), std::string(reply_subject)});
+    std::optional<std::uint64_t> expected;
+    if (const auto h = nats::detail::get_header(m.get(), kExpectedHeader)) {
+      std::uint64_t v = 0;
+      const auto [end, ec] = std::from_chars(h->data(), h->data() + h->size(), v);
+      if (ec == std::errc{} && end == h->data() + h->size()) expected = v;
+    }
+    batch.push_back(Delivered{std::move(*c), std::string(reply_subject), expected});
   }
 }
 

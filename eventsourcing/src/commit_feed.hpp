@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,6 +23,9 @@ namespace catga::eventsourcing::detail {
 struct Delivered {
   Commit commit;
   std::string reply;
+  // Catga-Es-Expected-Sequence: the commit it was appended after (nullopt:
+  // not written by EventStore::append).
+  std::optional<std::uint64_t> expected_sequence;
 };
 
 // Pull requests are written by hand ({"batch":N,"expires":ns} to
@@ -73,6 +77,9 @@ class CommitFeed {
     std::uint64_t ack_pending = 0;  // delivered, not acked
   };
   static Result<std::optional<Info>> info(EventStore& store, const std::string& consumer);
+  // Stream sequence of the first message at or after `from` matching
+  // `filter` (0: none), asked of the stream leader.
+  static Result<std::uint64_t> next_matching(EventStore& store, const std::string& filter, std::uint64_t from);
 
   static Result<std::unique_ptr<CommitFeed>> start(std::shared_ptr<EventStore> store, Config config, Handler handler,
                                                    std::uint64_t start_after = 0);

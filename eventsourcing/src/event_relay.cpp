@@ -1,12 +1,14 @@
 #include "catga/eventsourcing/event_relay.hpp"
 
 #include <atomic>
+#include <unordered_map>
 
 #include "catga/wire.hpp"
 #include "commit_codec.hpp"
 #include "commit_feed.hpp"
 #include "error.hpp"
 #include "event_store_impl.hpp"
+#include "log.hpp"
 #include "message.hpp"
 
 namespace catga::eventsourcing {
@@ -19,7 +21,18 @@ struct EventRelay::Impl {
   nats::detail::JsHandle js;  // async publishing, errors counted below
   std::atomic<std::uint64_t> failures{0};
   std::atomic<std::uint64_t> published{0};
+  std::atomic<std::uint64_t> ignored{0};
+  bool replicated = false;  // the store stream has more than one replica
   std::unique_ptr<detail::CommitFeed> feed;
+  // Feed thread only: per stream, the last commit relayed (stream sequence,
+  // last version). Bounded: cleared when it grows past kTracked streams or a
+  // batch fails (a retried batch must not see its own commits as relayed).
+  struct Relayed {
+    std::uint64_t sequence = 0;
+    std::uint64_t version = 0;
+  };
+  static constexpr std::size_t kTracked = 65'536;
+  std::unordered_map<std::string, Relayed> relayed;
 
   std::string consumer() const { return "es_relay_" + options.name; }
 
@@ -60,20 +73,61 @@ struct EventRelay::Impl {
     return {};
   }
 
+  // The store's read rule: is `d` a second commit claiming versions an
+  // earlier commit of its stream holds? Known without asking when this
+  // instance relayed the earlier one. On a replicated stream (where the
+  // server may let a second conditional append through) a commit written by
+  // EventStore::append is also checked with the stream leader: which commit
+  // followed the one it expected (one request per commit; another instance
+  // may have relayed the earlier one).
+  Result<bool> double_append(const detail::Delivered& d) {
+    const Commit& c = d.commit;
+    const auto known = relayed.find(c.stream.key());
+    if (known != relayed.end() && c.sequence > known->second.sequence && c.first_version() <= known->second.version) {
+      return true;
+    }
+    if (!replicated || !d.expected_sequence) return false;
+    auto next = detail::CommitFeed::next_matching(*store, store->options().subject(c.stream), *d.expected_sequence + 1);
+    if (!next) return std::move(next).error();
+    return *next != 0 && *next < c.sequence;
+  }
+
   Status relay(std::vector<detail::Delivered>& batch) {
     const auto before = failures.load();
+    if (relayed.size() > kTracked) relayed.clear();
     for (auto& d : batch) {
-      for (auto& e : d.commit.events) {
-        if (auto s = publish_event(d.commit, e); !s) return s;
+      auto twice = double_append(d);
+      if (!twice) {
+        relayed.clear();
+        return std::move(twice).error();
       }
+      if (*twice) {
+        ignored.fetch_add(1, std::memory_order_relaxed);
+        nats::detail::log().warn(
+            "catga.es relay: commit {} of '{}' at sequence {} claims version {} already held by an earlier commit; "
+            "not relayed (a second conditional append was let through)",
+            d.commit.commit_id, d.commit.stream.key(), d.commit.sequence, d.commit.first_version());
+        continue;
+      }
+      for (auto& e : d.commit.events) {
+        if (auto s = publish_event(d.commit, e); !s) {
+          relayed.clear();
+          return s;
+        }
+      }
+      auto& r = relayed[d.commit.stream.key()];
+      r = {std::max(r.sequence, d.commit.sequence), std::max(r.version, d.commit.last_version())};
     }
     jsPubOptions po;
     jsPubOptions_Init(&po);
     po.MaxWait = options.publish_timeout.count();
-    if (natsStatus s = js_PublishAsyncComplete(js.get(), &po); s != NATS_OK) {
+    natsStatus s = js_PublishAsyncComplete(js.get(), &po);
+    if (s == NATS_OK && failures.load() != before) s = NATS_ERR;
+    if (s != NATS_OK) {
+      relayed.clear();
+      if (failures.load() != before) return make_error(errc::unavailable, "relay: the events stream refused events", true);
       return to_error(s, "relay: wait for the events stream", nats::detail::Surface::jetstream);
     }
-    if (failures.load() != before) return make_error(errc::unavailable, "relay: the events stream refused events", true);
     return {};
   }
 };
@@ -85,6 +139,7 @@ std::uint64_t EventRelay::published() const noexcept { return impl_->published.l
 EventRelayHealth EventRelay::health() const {
   EventRelayHealth h;
   h.published = impl_->published.load();
+  h.ignored = impl_->ignored.load();
   if (impl_->feed) {
     auto f = impl_->feed->health();
     h.dead_lettered = f.dead_lettered;
@@ -116,6 +171,13 @@ Result<std::unique_ptr<EventRelay>> EventRelay::start(std::shared_ptr<EventStore
   jo.PublishAsync.ErrHandlerClosure = impl.get();
   if (natsStatus s = natsConnection_JetStream(impl->js.out(), impl->store->impl().nc(), &jo); s != NATS_OK) {
     return to_error(s, "JetStream context for the relay");
+  }
+  {
+    jsStreamInfo* info = nullptr;
+    const natsStatus s = js_GetStreamInfo(&info, impl->js.get(), impl->store->impl().stream_name.c_str(), &jo, nullptr);
+    if (s != NATS_OK) return to_error(s, "relay: the event store stream", nats::detail::Surface::jetstream);
+    impl->replicated = info->Config->Replicas > 1;
+    jsStreamInfo_Destroy(info);
   }
   detail::CommitFeed::Config cfg{impl->consumer(),
                                  impl->options.filter.empty() ? impl->store->options().all_subjects() : impl->options.filter,

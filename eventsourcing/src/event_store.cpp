@@ -300,6 +300,9 @@ Result<AppendResult> EventStore::append(const StreamId& stream, Position expecte
   if (auto h = nats::detail::set_header(msg.get(), detail::kVersionHeader, std::to_string(version)); !h) {
     return std::move(h).error();
   }
+  if (auto h = nats::detail::set_header(msg.get(), detail::kExpectedHeader, std::to_string(expected.sequence)); !h) {
+    return std::move(h).error();
+  }
 
   jsPubOptions po;
   jsPubOptions_Init(&po);

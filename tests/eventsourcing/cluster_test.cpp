@@ -7,8 +7,10 @@
 #include <algorithm>
 #include <thread>
 
+#include "catga/nats/jetstream_transport.hpp"
 #include "es_test_support.hpp"
 #include "nats_cluster.hpp"
+#include "wait_for.hpp"
 
 using namespace catga::eventsourcing;
 using namespace std::chrono_literals;
@@ -151,4 +153,40 @@ TEST_CASE("R3 cluster: racing writers on different nodes; every winner is the co
     CHECK(std::find(won.begin(), won.end(), read.commits[i].sequence) != won.end());
   }
   CHECK(won.size() + static_cast<std::size_t>(conflicts) == 120);
+}
+
+// The double append as the relay meets it after a restart: the commit that
+// holds version 1 was relayed by an earlier instance, so only the stream
+// leader can say that the racer (stored with plain nats.c, expecting the same
+// empty stream as that commit) came second. Before: the racer was relayed.
+TEST_CASE("R3 cluster: a relay that did not see the earlier commit still does not relay a double append") {
+  catga::test::NatsCluster cluster;
+  catga::nats::NatsOptions o;
+  o.servers = cluster.urls();
+  o.name = "es-relay";
+  auto conn = catga::nats::Connection::connect(o).value();
+  REQUIRE(conn->wait_connected(60s));
+  catga::nats::JetStreamOptions js;
+  js.events.replicas = 3;
+  js.dead_letters.replicas = 3;
+  auto transport = catga::nats::JetStreamTransport::create(conn, js).value();
+  EventStoreOptions so;
+  so.stream.replicas = 3;
+  so.timeout = 60s;
+  auto store = EventStore::create(conn, so).value();
+  catga::test::RawNats raw(cluster.urls().front());
+
+  const StreamId acc{"Account", "R-3"};
+  auto relay = EventRelay::start(store).value();
+  REQUIRE(store->append(acc, Position{}, {EventData::of(est::Deposited{10})}));
+  REQUIRE(catga::test::wait_for([&] { auto l = relay->lag(); return l && *l == 0; }, 60s));
+  relay.reset();
+
+  est::raw_store(raw, acc, est::deposit_commit(acc, 1, {1000}, "racer"),
+                 {{"Catga-Es-Version", "1"}, {"Catga-Es-Expected-Sequence", "0"}});
+  REQUIRE(store->append(acc, store->read_stream(acc).value().end, {EventData::of(est::Deposited{5})}));
+  auto again = EventRelay::start(store).value();
+  REQUIRE(catga::test::wait_for([&] { auto l = again->lag(); return l && *l == 0; }, 60s));
+  CHECK(transport->health().stream_messages == 2);  // 10 and 5, never the racer's 1000
+  CHECK(again->health().ignored == 1);
 }

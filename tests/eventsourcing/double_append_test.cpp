@@ -28,32 +28,9 @@ std::vector<EventData> deposits(std::initializer_list<std::int64_t> amounts) {
 // expected-sequence check (what the racing server did).
 std::uint64_t raw_commit(catga::test::RawNats& raw, const StreamId& s, std::uint64_t first,
                          std::initializer_list<std::int64_t> amounts, const std::string& commit_id) {
-  nlohmann::json events = nlohmann::json::array();
-  std::uint64_t v = first;
-  for (auto a : amounts) {
-    events.push_back({{"id", commit_id + "-" + std::to_string(v)},
-                      {"type", "Deposited"},
-                      {"schema", 1},
-                      {"version", v++},
-                      {"time_ns", 1},
-                      {"actor", "racer"},
-                      {"correlation_id", ""},
-                      {"causation_id", ""},
-                      {"data", {{"amount", a}}}});
-  }
-  const std::string body = nlohmann::json{{"stream", s.key()}, {"commit", commit_id}, {"events", events}}.dump();
-  const std::string subject = "catga.es." + s.key();
-  natsMsg* m = nullptr;
-  catga::test::check(natsMsg_Create(&m, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size())), "msg");
-  catga::test::check(natsMsgHeader_Set(m, "Catga-Es-Version", std::to_string(v - 1).c_str()), "header");
-  jsPubAck* ack = nullptr;
-  jsErrCode jerr{};
-  const natsStatus st = js_PublishMsg(&ack, raw.js(), m, nullptr, &jerr);
-  natsMsg_Destroy(m);
-  catga::test::check(st, "js_PublishMsg " + subject);
-  const auto seq = ack->Sequence;
-  jsPubAck_Destroy(ack);
-  return seq;
+  const std::uint64_t last = first + amounts.size() - 1;
+  return est::raw_store(raw, s, est::deposit_commit(s, first, amounts, commit_id),
+                        {{"Catga-Es-Version", std::to_string(last)}});
 }
 
 }  // namespace

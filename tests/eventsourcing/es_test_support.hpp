@@ -2,16 +2,22 @@
 // Shared by the event-sourcing tests: connections to the fixture server and
 // a small bank-account aggregate.
 
+#include <nats/nats.h>
+
 #include <chrono>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "catga/eventsourcing/eventsourcing.hpp"
 #include "catga/nats/connection.hpp"
 #include "catga/nats/key_value.hpp"
 #include "nats_server.hpp"
+#include "raw_nats.hpp"
 
 namespace est {
 
@@ -89,5 +95,48 @@ struct Account : catga::eventsourcing::Aggregate<Account, Deposited, Withdrawn, 
 
   NLOHMANN_DEFINE_TYPE_INTRUSIVE(Account, balance, name, log)
 };
+
+// The body of a commit of Deposited events as EventStore::append writes it,
+// claiming versions first.., with event ids <commit_id>-<version>.
+inline std::string deposit_commit(const catga::eventsourcing::StreamId& s, std::uint64_t first,
+                                  std::initializer_list<std::int64_t> amounts, const std::string& commit_id) {
+  nlohmann::json events = nlohmann::json::array();
+  std::uint64_t v = first;
+  for (auto a : amounts) {
+    events.push_back({{"id", commit_id + "-" + std::to_string(v)},
+                      {"type", "Deposited"},
+                      {"schema", 1},
+                      {"version", v++},
+                      {"time_ns", 1},
+                      {"actor", "racer"},
+                      {"correlation_id", ""},
+                      {"causation_id", ""},
+                      {"data", {{"amount", a}}}});
+  }
+  return nlohmann::json{{"stream", s.key()}, {"commit", commit_id}, {"events", events}}.dump();
+}
+
+// Stores `body` on the store subject of `s` straight through nats.c, with no
+// expected-sequence condition (an old or foreign writer, or the second of a
+// double append the server let through), with the given headers; returns
+// its stream sequence.
+//
+//   raw_store(raw, acc, deposit_commit(acc, 1, {1000}, "racer"), {{"Catga-Es-Version", "1"}});
+inline std::uint64_t raw_store(catga::test::RawNats& raw, const catga::eventsourcing::StreamId& s,
+                               const std::string& body,
+                               std::initializer_list<std::pair<const char*, std::string>> headers) {
+  const std::string subject = "catga.es." + s.key();
+  natsMsg* m = nullptr;
+  catga::test::check(natsMsg_Create(&m, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size())), "msg");
+  for (const auto& [name, value] : headers) catga::test::check(natsMsgHeader_Set(m, name, value.c_str()), "header");
+  jsPubAck* ack = nullptr;
+  jsErrCode jerr{};
+  const natsStatus st = js_PublishMsg(&ack, raw.js(), m, nullptr, &jerr);
+  natsMsg_Destroy(m);
+  catga::test::check(st, "js_PublishMsg " + subject);
+  const auto seq = ack->Sequence;
+  jsPubAck_Destroy(ack);
+  return seq;
+}
 
 }  // namespace est

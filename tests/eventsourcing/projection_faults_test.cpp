@@ -75,24 +75,6 @@ std::int64_t balance(const std::string& db_path, const std::string& account) {
   return out;
 }
 
-// Stores `body` on the store subject of `stream` as if an old or foreign
-// writer had appended it (no expected-sequence condition).
-std::uint64_t raw_store(catga::test::RawNats& raw, const StreamId& s, const std::string& body,
-                        const std::string& version) {
-  const std::string subject = "catga.es." + s.key();
-  natsMsg* m = nullptr;
-  catga::test::check(natsMsg_Create(&m, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size())), "msg");
-  catga::test::check(natsMsgHeader_Set(m, "Catga-Es-Version", version.c_str()), "header");
-  jsPubAck* ack = nullptr;
-  jsErrCode jerr{};
-  const natsStatus st = js_PublishMsg(&ack, raw.js(), m, nullptr, &jerr);
-  natsMsg_Destroy(m);
-  catga::test::check(st, "js_PublishMsg " + subject);
-  const auto seq = ack->Sequence;
-  jsPubAck_Destroy(ack);
-  return seq;
-}
-
 // The last dead letter stored on `subject`, with its headers; empty when none.
 struct StoredLetter {
   std::uint64_t sequence = 0;
@@ -212,7 +194,8 @@ TEST_CASE("a commit that does not decode is dead-lettered by the projection and 
   auto relay = EventRelay::start(store).value();
 
   const auto before = deposit(*store, "B-1", 5);
-  const auto broken = raw_store(raw, StreamId{"Account", "B-2"}, "{\"stream\":\"Account.B-2\",\"events\":[{", "1");
+  const auto broken = est::raw_store(raw, StreamId{"Account", "B-2"}, "{\"stream\":\"Account.B-2\",\"events\":[{",
+                                     {{"Catga-Es-Version", "1"}});
   const auto after = deposit(*store, "B-3", 7);
 
   REQUIRE(catga::test::wait_for([&] { return p->checkpoint() == after; }, 30s));
@@ -253,20 +236,7 @@ TEST_CASE("a projection does not apply a second commit claiming a version it alr
   const StreamId acc{"Account", "D-1"};
   const auto first = deposit(*store, "D-1", 10);
   // The racer: version 1 again, stored without the expected-sequence check.
-  const std::string racer =
-      nlohmann::json{{"stream", acc.key()},
-                     {"commit", "racer"},
-                     {"events", nlohmann::json::array({{{"id", "racer-1"},
-                                                        {"type", "Deposited"},
-                                                        {"schema", 1},
-                                                        {"version", 1},
-                                                        {"time_ns", 1},
-                                                        {"actor", "racer"},
-                                                        {"correlation_id", ""},
-                                                        {"causation_id", ""},
-                                                        {"data", {{"amount", 1000}}}}})}}
-          .dump();
-  const auto dup = raw_store(raw, acc, racer, "1");
+  const auto dup = est::raw_store(raw, acc, est::deposit_commit(acc, 1, {1000}, "racer"), {{"Catga-Es-Version", "1"}});
   const auto next = store->append(acc, store->read_stream(acc).value().end, {EventData::of(est::Deposited{5})});
   REQUIRE(next);
 
@@ -293,7 +263,7 @@ TEST_CASE("while a bad commit cannot be dead-lettered the projection stops befor
   auto p = SqliteProjection::start(store, {.name = "held", .database = db}, est::balance_model()).value();
 
   const auto before = deposit(*store, "H-1", 5);
-  const auto broken = raw_store(raw, StreamId{"Account", "H-2"}, "not a commit", "1");
+  const auto broken = est::raw_store(raw, StreamId{"Account", "H-2"}, "not a commit", {{"Catga-Es-Version", "1"}});
   const auto after = deposit(*store, "H-3", 7);
   REQUIRE(catga::test::wait_for([&] { return p->checkpoint() == before; }, 30s));
   REQUIRE(catga::test::wait_for(

@@ -64,3 +64,30 @@ TEST_CASE("appended events are published as catga events, each once, with the id
   CHECK(*amounts.rbegin() == 20);
   CHECK(correlations == std::set<std::string>{corr});
 }
+
+// A double append (nats-server 2.9 on a clustered stream can store two
+// conditional appends made at the same position): the racer is stored here
+// with plain nats.c, claiming version 1 like the commit before it. Before:
+// the relay published the racer's event too (1000 reached subscribers).
+TEST_CASE("a commit claiming a version an earlier commit holds is not relayed") {
+  catga::test::NatsServer server;
+  auto conn = est::connect(server);
+  catga::nats::JetStreamOptions js;
+  js.events.storage = catga::nats::StorageType::memory;
+  js.dead_letters.storage = catga::nats::StorageType::memory;
+  auto transport = catga::nats::JetStreamTransport::create(conn, js).value();
+  auto store = est::store_on(conn);
+  catga::test::RawNats raw(server.url());
+  auto relay = EventRelay::start(store).value();
+
+  const StreamId acc{"Account", "R-1"};
+  REQUIRE(store->append(acc, Position{}, {EventData::of(est::Deposited{10})}));
+  est::raw_store(raw, acc, est::deposit_commit(acc, 1, {1000}, "racer"),
+                 {{"Catga-Es-Version", "1"}, {"Catga-Es-Expected-Sequence", "0"}});
+  REQUIRE(store->append(acc, store->read_stream(acc).value().end, {EventData::of(est::Deposited{5})}));
+
+  REQUIRE(catga::test::wait_for([&] { auto l = relay->lag(); return l && *l == 0; }, 60s));
+  CHECK(transport->health().stream_messages == 2);  // 10 and 5, never the racer's 1000
+  CHECK(relay->published() == 2);
+  CHECK(relay->health().ignored == 1);
+}

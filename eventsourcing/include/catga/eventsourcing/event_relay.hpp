@@ -31,6 +31,7 @@ struct EventRelayOptions {
 struct EventRelayHealth {
   std::uint64_t published = 0;      // events published by this instance
   std::uint64_t dead_lettered = 0;  // commits that could not be read, parked in the dead-letter stream
+  std::uint64_t ignored = 0;        // double appends not relayed (an earlier commit holds their versions)
   std::string last_error;           // last failure met (empty: none)
 };
 
@@ -44,8 +45,12 @@ struct EventRelayHealth {
 // them, and the events stream drops the repeats by Nats-Msg-Id (within its
 // duplicate window). A commit that cannot be read (undecodable, failing
 // upcaster) is stored in the dead-letter stream (`catga dlq list`) and
-// counted in health(), never skipped silently. nats-server 2.9 cannot source a stream with a subject
-// transform, and one commit holds several events, hence a relay.
+// counted in health(), never skipped silently. A commit that claims versions
+// an earlier commit of its stream already holds (a second conditional append
+// the server let through: nats-server 2.9 on a clustered stream) is not
+// relayed, by the store's read rule; it is logged and counted in health().
+// nats-server 2.9 cannot source a stream with a subject transform, and one
+// commit holds several events, hence a relay.
 //
 //   auto transport = catga::nats::JetStreamTransport::create(conn).value();  // provisions CATGA_EVENTS
 //   auto relay = EventRelay::start(store).value();
