@@ -222,7 +222,26 @@ catga::Status Host::start_http() {
   // the routes, which add_service_routes() registers on the start-up thread
   // while the server runs, are read only after up_ (release/acquire) says
   // they are complete.
+  // Every role bounds request bodies: cpp-httplib's default is no limit,
+  // and it reads the body of any POST, PUT or DELETE before routing, so a
+  // POST to an unknown route of any service would be held whole.
+  http_->set_payload_max_length(settings_.http.max_body_bytes);
   http_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    // cpp-httplib 0.11 applies that limit to bodies with a Content-Length
+    // only: a chunked body, or one sent without a length until the client
+    // closes, would be read whole before any handler runs. They are
+    // refused unread (411), on every route, also while starting.
+    if (unannounced_body(req)) {
+      res.status = 411;
+      res.set_header("Connection", "close");
+      res.set_content(nlohmann::json{{"error",
+                                      {{"code", "length_required"},
+                                       {"message", "a request body needs a Content-Length (at most " +
+                                                       std::to_string(settings_.http.max_body_bytes) + " bytes)"}}}}
+                          .dump(),
+                      "application/json");
+      return httplib::Server::HandlerResponse::Handled;
+    }
     if (up_.load(std::memory_order_acquire)) return httplib::Server::HandlerResponse::Unhandled;
     const nlohmann::json who = {{"service", settings_.role}, {"instance", instance_}};
     if (req.path == "/healthz") {

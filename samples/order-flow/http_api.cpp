@@ -87,6 +87,14 @@ std::size_t parse_limit(const httplib::Request& req, std::size_t fallback) {
 
 }  // namespace
 
+bool unannounced_body(const httplib::Request& req) {
+  if (req.has_header("Transfer-Encoding")) return true;
+  // The methods whose body cpp-httplib reads (detail::expect_content).
+  const bool reads_body = req.method == "POST" || req.method == "PUT" || req.method == "PATCH" ||
+                          req.method == "DELETE" || req.method == "PRI";
+  return reads_body && !req.has_header("Content-Length");
+}
+
 PlaceOrder parse_place_order(const nlohmann::json& body, catga::ValidationErrors& errors) {
   PlaceOrder c;
   if (!body.is_object()) {

@@ -13,6 +13,7 @@
 
 namespace httplib {
 class Server;
+struct Request;
 }
 
 namespace order_flow {
@@ -51,6 +52,12 @@ struct HttpLimits {
   int max_json_depth = 8;                  // nesting of arrays/objects in a body
   std::size_t max_reason = 256;            // cancel reason, characters
 };
+
+// True when `req` carries a body without announcing its size (chunked, or a
+// POST/PUT/PATCH/DELETE without Content-Length, read until the client
+// closes): cpp-httplib 0.11 would read such a body whole, past any limit,
+// so the host refuses it with 411 before it is read.
+bool unannounced_body(const httplib::Request& req);
 
 // POST /orders                   202 {"order_id","status":"pending"}; header Idempotency-Key
 //                                makes repeats return the same order; 400 names the bad field

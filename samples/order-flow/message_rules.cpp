@@ -117,6 +117,7 @@ void add_message_rules(catga::ValidationBehavior& v) {
   v.add<PaymentFailed>([](const PaymentFailed& m, ValidationErrors& e) {
     order_id(e, m.order_id);
     name(e, "customer", m.customer);
+    amount(e, m.amount);
     reason(e, m.reason);
     name(e, "by", m.by);
   });

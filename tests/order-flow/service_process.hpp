@@ -34,6 +34,8 @@ class ServiceProcess {
   // SIGTERM; SIGKILL after `timeout`. Returns the exit status (-1 if killed).
   int terminate(std::chrono::milliseconds timeout = std::chrono::seconds(15));
   bool running();
+  // The process id while it runs, else -1 (e.g. to read /proc/<pid>/status).
+  pid_t pid() const noexcept { return pid_; }
 
   const std::string& name() const noexcept { return name_; }
   std::string log() const;
