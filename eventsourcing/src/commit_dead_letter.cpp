@@ -56,7 +56,7 @@ Status dead_letter_commit(EventStore& store, natsMsg* msg, std::string_view cons
   set(wire::kOriginalSubject, original_subject);
   set(wire::kOriginalSeq, std::to_string(stream_seq));
   set(wire::kGroup, consumer);
-  set(kDeadCommitHeader, consumer);
+  set(wire::kEsConsumer, consumer);
   if (!hs) return hs;
   jsPubOptions po;
   jsPubOptions_Init(&po);

@@ -16,17 +16,12 @@ class EventStore;
 
 namespace catga::eventsourcing::detail {
 
-// Marks a dead letter as a commit of the event store that consumer <value>
-// could not read. `catga dlq replay` refuses these (replaying would append a
-// second commit); the fix is an upcaster, then a projection rebuild.
-inline constexpr std::string_view kDeadCommitHeader = "Catga-Es-Consumer";
-
 // <prefix>.dlq.es.<aggregate type> for a store subject <prefix>.es.<type>.<id>.
 std::string commit_dead_letter_subject(std::string_view prefix, std::string_view store_subject);
 
 // Stores a copy of `msg` (a store message delivered to `consumer`) on the
 // dead-letter subject with the usual dead-letter headers (docs/wire-format.md)
-// plus kDeadCommitHeader; Nats-Msg-Id <stream>:<seq>:<consumer> makes a
+// plus wire::kEsConsumer; Nats-Msg-Id <stream>:<seq>:<consumer> makes a
 // repeated copy a duplicate. Fails when no stream stored it (no dead-letter
 // stream: the JetStreamTransport provisions it).
 //

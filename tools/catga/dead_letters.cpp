@@ -18,16 +18,10 @@ using catga::nats::detail::StreamInfoHandle;
 using catga::nats::detail::Surface;
 using catga::nats::detail::to_error;
 
-// Written by the consumer next to the wire.hpp dead-letter headers.
-constexpr std::string_view kGroup = "Catga-Group";
-constexpr std::string_view kOriginalMsgId = "Catga-Original-Msg-Id";
-// Set by event-store feeds (projections, relay) on a commit they could not read.
-constexpr std::string_view kDeadCommitHeader = "Catga-Es-Consumer";
-
 // Headers the dead-letter copy added: a replayed copy is the original again.
 bool added_by_dead_lettering(std::string_view name) {
   return name == wire::kError || name == wire::kErrorCode || name == wire::kDeliveries ||
-         name == wire::kOriginalSubject || name == wire::kOriginalSeq || name == kGroup;
+         name == wire::kOriginalSubject || name == wire::kOriginalSeq || name == wire::kGroup;
 }
 
 Error stream_error(natsStatus s, jsErrCode jerr, const std::string& stream, std::string_view what) {
@@ -89,13 +83,13 @@ nlohmann::json DeadLetter::summary_json() const {
           {"subject", subject},
           {"type", type},
           {"time", format_time(time_ns)},
-          {"group", header_or(kGroup)},
+          {"group", header_or(wire::kGroup)},
           {"deliveries", number(wire::kDeliveries)},
           {"error_code", header_or(wire::kErrorCode)},
           {"error", header_or(wire::kError)},
           {"original_subject", header_or(wire::kOriginalSubject)},
           {"original_seq", number(wire::kOriginalSeq)},
-          {"original_msg_id", header_or(kOriginalMsgId)}};
+          {"original_msg_id", header_or(wire::kOriginalMsgId)}};
 }
 
 nlohmann::json DeadLetter::full_json() const {
@@ -166,7 +160,7 @@ Result<std::vector<DeadLetter>> list_dead_letters(const Session& session, std::s
 
 Result<ReplayOutcome> replay_dead_letter(const Session& session, const DeadLetter& letter, bool keep) {
   const auto& g = session.options();
-  if (auto consumer = letter.header(kDeadCommitHeader)) {
+  if (auto consumer = letter.header(wire::kEsConsumer)) {
     return make_error(errc::validation,
                       "dead letter #" + std::to_string(letter.sequence) + " is an event-store commit that '" +
                           std::string(*consumer) +
@@ -193,7 +187,7 @@ Result<ReplayOutcome> replay_dead_letter(const Session& session, const DeadLette
                                             "' as its original subject, which is not an event subject under '" +
                                             event_subjects + "'; not replayed");
   }
-  r.original_id = letter.header_or(kOriginalMsgId);
+  r.original_id = letter.header_or(wire::kOriginalMsgId);
   r.message_id = replay_message_id(r.original_id, letter.sequence);
 
   MsgHandle msg;

@@ -40,6 +40,11 @@ inline constexpr std::string_view kBodyTruncated = "Catga-Body-Truncated";
 // stream's duplicate window keeps it) and read_context takes the message id
 // from Catga-Original-Msg-Id instead, so idempotency keys match the original.
 inline constexpr std::string_view kReplayed = "Catga-Replayed";
+// Marks a dead letter as a commit of the event store that consumer <value>
+// (a projection or the relay) could not read. `catga dlq replay` refuses
+// these (replaying would append a second commit); the fix is an upcaster,
+// then a projection rebuild.
+inline constexpr std::string_view kEsConsumer = "Catga-Es-Consumer";
 
 inline constexpr std::string_view kJson = "application/json";
 
