@@ -77,7 +77,7 @@ std::unique_ptr<Infrastructure> memory_infrastructure();
 
 // Settings of the NATS infrastructure.
 struct NatsSettings {
-  std::string url = "nats://127.0.0.1:4222";
+  std::string url = "nats://127.0.0.1:4222";  // or a comma-separated list (every node of a cluster)
   std::string connection_name = "order-flow";
   bool memory_storage = false;  // streams and buckets in memory instead of files
   int replicas = 1;             // stream and KV replicas (3 on a 3-node cluster)

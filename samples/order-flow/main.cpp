@@ -51,7 +51,9 @@ int main(int argc, char** argv) {
   app.add_option("--transport", host.transport, "memory (one process) | nats (JetStream)")
       ->envname("ORDER_FLOW_TRANSPORT")
       ->capture_default_str();
-  app.add_option("--nats-url", host.nats.url, "NATS server URL")->envname("NATS_URL")->capture_default_str();
+  app.add_option("--nats-url", host.nats.url, "NATS server URL (comma-separated: the nodes of a cluster)")
+      ->envname("NATS_URL")
+      ->capture_default_str();
   app.add_flag("--memory-storage", host.nats.memory_storage, "JetStream streams and buckets in memory");
   app.add_option("--stream-replicas", host.nats.replicas, "JetStream stream and KV bucket replicas")
       ->envname("ORDER_FLOW_STREAM_REPLICAS")

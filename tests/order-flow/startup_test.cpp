@@ -3,7 +3,8 @@
 // says on /readyz what it waits for, and becomes ready (and serves an order)
 // once the server is up; a stop signal during the wait ends it at once;
 // what waiting cannot fix (bad settings, refused credentials) still fails
-// fast. Every process runs with the library's default start-up settings.
+// fast; a NATS_URL listing several servers connects through one that
+// answers. Every process runs with the library's default start-up settings.
 #include <doctest/doctest.h>
 #include <httplib.h>
 
@@ -149,6 +150,18 @@ TEST_CASE("a service started before its broker waits for it, says why on /readyz
   std::this_thread::sleep_for(3s);
   REQUIRE_MESSAGE(p.running(), "the process exited while waiting for the broker:\n" << p.tail());
   server.start();
+  check_ready_and_serving(p);
+  CHECK(p.process().terminate() == 0);
+}
+
+// NATS_URL names every node of a cluster, comma separated, as an operator
+// sets it (order_flow_chaos_cluster does): the process connects through
+// whichever answers. The sample used to take the whole list for one URL and
+// wait for it forever (getaddrinfo fails on it).
+TEST_CASE("NATS_URL may list several servers: a service connects through the one that answers") {
+  catga::test::NatsServer down(not_started());  // nothing listens on its port
+  catga::test::NatsServer server;
+  Process p(server.directory(), down.url() + ", " + server.url());
   check_ready_and_serving(p);
   CHECK(p.process().terminate() == 0);
 }
