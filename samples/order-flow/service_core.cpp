@@ -124,6 +124,12 @@ ServiceCore::ServiceCore(std::string service, ServiceEnv env) : env_(std::move(e
     idem.store = env_.idempotency;
     // Business rule failures are answers too: a duplicate gets the same one.
     idem.remember_failures = true;
+    // A replica killed mid-handler leaves its claim in progress. Each
+    // redelivery waits on it until its deadline (handler_timeout) and counts
+    // against max_deliver (10), so the claim must be taken over well before
+    // 10 x handler_timeout (the default, 5 min, sent such events to the DLQ),
+    // yet never while its owner may still be running.
+    idem.lease = 3 * env_.handler_timeout;
     idempotency_ = std::make_shared<catga::IdempotencyBehavior>(idem);
   }
   // [/snippet:order-flow-pipeline]

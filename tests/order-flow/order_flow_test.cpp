@@ -572,6 +572,78 @@ TEST_CASE("each final order is notified exactly once, even when its event is del
   CHECK(duplicates == ids.size());
 }
 
+// Forwards to another store and keeps the key and lease of every claim.
+class LeaseRecorder final : public catga::IdempotencyStore {
+ public:
+  explicit LeaseRecorder(std::shared_ptr<catga::IdempotencyStore> inner) : inner_(std::move(inner)) {}
+
+  catga::Result<catga::IdempotencyClaim> claim(std::string_view key, duration lease) override {
+    note(key, lease);
+    return inner_->claim(key, lease);
+  }
+  catga::Result<catga::IdempotencyClaim> wait(std::string_view key, duration lease, time_point deadline) override {
+    note(key, lease);
+    return inner_->wait(key, lease, deadline);
+  }
+  catga::Status complete(std::string_view key, std::uint64_t token, catga::IdempotencyOutcome outcome,
+                         duration ttl) override {
+    return inner_->complete(key, token, std::move(outcome), ttl);
+  }
+  catga::Status release(std::string_view key, std::uint64_t token) override { return inner_->release(key, token); }
+
+  std::vector<std::pair<std::string, duration>> leases() {
+    std::lock_guard lock(mutex_);
+    return leases_;
+  }
+
+ private:
+  void note(std::string_view key, duration lease) {
+    std::lock_guard lock(mutex_);
+    leases_.emplace_back(std::string(key), lease);
+  }
+
+  std::shared_ptr<catga::IdempotencyStore> inner_;
+  std::mutex mutex_;
+  std::vector<std::pair<std::string, duration>> leases_;
+};
+
+// Found by the cluster chaos run: a notification replica SIGKILLed inside
+// its OrderConfirmed handler left the claim in progress with the default
+// 5 min lease; every redelivery waited on it until its 10 s deadline and
+// failed, so the 10 deliveries ran out (dead letter, order never notified)
+// long before the claim could be taken over.
+TEST_CASE("a claim left by a replica killed mid-handler can be taken over before its message runs out of deliveries") {
+  Cluster cluster(0);
+  auto leases = std::make_shared<LeaseRecorder>(cluster.infra().idempotency());
+  auto env = [&](const std::string& instance) {
+    ServiceEnv e = cluster.env(instance);
+    e.idempotency = leases;
+    return e;
+  };
+  cluster.inventories.push_back(std::make_unique<InventoryService>(env("inventory-1")));
+  cluster.payments.push_back(std::make_unique<PaymentService>(env("payment-1")));
+  cluster.notifications.push_back(std::make_unique<NotificationService>(env("notification-1")));
+  cluster.start();
+  auto http = cluster.client();
+  const std::string id =
+      post(http, "/orders", order_body("c1", {{{"sku", "A-1"}, {"qty", 1}}}, 10.0), "k-lease").body.at("order_id");
+  wait_final(http, id);
+  CHECK(eventually([&] { return notifications_for(cluster, id, "OrderConfirmed") == 1; }));
+
+  const auto timeout = ServiceEnv{}.handler_timeout;
+  const auto seen = leases->leases();
+  bool notification_claimed = false;
+  for (const auto& [key, lease] : seen) {
+    notification_claimed = notification_claimed || key.rfind("OrderConfirmed:notification:", 0) == 0;
+    // Never taken from a live owner: it gives up at handler_timeout.
+    CHECK_MESSAGE(lease > timeout, key);
+    // Taken over while deliveries remain: each waits up to handler_timeout,
+    // and a consumer group delivers 10 times (service_core.hpp).
+    CHECK_MESSAGE(lease < 10 * timeout, key);
+  }
+  CHECK(notification_claimed);
+}
+
 TEST_CASE("a batch of mixed orders from concurrent clients leaves stock and payments consistent") {
   Cluster cluster;
   cluster.start();
