@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "messages.hpp"
+#include "order_record.hpp"
 
 namespace order_flow {
 namespace {
@@ -41,6 +43,16 @@ void amount(ValidationErrors& e, double a) {
   if (!std::isfinite(a) || a <= 0.0 || a > kMaxAmount) e.add("amount", "must be a number above 0 and at most 1e9");
 }
 
+// Unix time in milliseconds: never before 1970.
+void time_ms(ValidationErrors& e, const char* field, std::int64_t ms) {
+  if (ms < 0) e.add(field, "must be a unix time in milliseconds (not negative)");
+}
+
+// The status an order was cancelled from: one of the order statuses.
+void status_name(ValidationErrors& e, const char* field, std::string_view s) {
+  if (!order_status_from(s)) e.add(field, "must be one of pending, processing, confirmed, cancelled");
+}
+
 void items(ValidationErrors& e, const std::vector<OrderItem>& items, bool allow_empty = false) {
   if (items.empty() && !allow_empty) e.add("items", "must name at least one item");
   if (items.size() > 50) e.add("items", "must name at most 50 items");
@@ -66,6 +78,7 @@ void add_message_rules(catga::ValidationBehavior& v) {
     name(e, "customer", c.customer);
     items(e, c.items);
     amount(e, c.amount);
+    time_ms(e, "placed_ms", c.placed_ms);
   });
   v.add<ConfirmOrder>([](const ConfirmOrder& c, ValidationErrors& e) { order_id(e, c.order_id); });
   v.add<CancelOrder>([](const CancelOrder& c, ValidationErrors& e) {
@@ -95,17 +108,20 @@ void add_message_rules(catga::ValidationBehavior& v) {
     name(e, "customer", m.customer);
     items(e, m.items);
     amount(e, m.amount);
+    time_ms(e, "at_ms", m.at_ms);
   });
   v.add<InventoryReserved>([](const InventoryReserved& m, ValidationErrors& e) {
     order_id(e, m.order_id);
     items(e, m.items);
     name(e, "by", m.by);
+    time_ms(e, "at_ms", m.at_ms);
   });
   v.add<InventoryReleased>([](const InventoryReleased& m, ValidationErrors& e) {
     order_id(e, m.order_id);
     items(e, m.items, true);  // releasing an order that held nothing
     reason(e, m.reason);
     name(e, "by", m.by);
+    time_ms(e, "at_ms", m.at_ms);
   });
   v.add<PaymentCharged>([](const PaymentCharged& m, ValidationErrors& e) {
     order_id(e, m.order_id);
@@ -113,6 +129,7 @@ void add_message_rules(catga::ValidationBehavior& v) {
     amount(e, m.amount);
     name(e, "payment_id", m.payment_id);
     name(e, "by", m.by);
+    time_ms(e, "at_ms", m.at_ms);
   });
   v.add<PaymentFailed>([](const PaymentFailed& m, ValidationErrors& e) {
     order_id(e, m.order_id);
@@ -120,19 +137,23 @@ void add_message_rules(catga::ValidationBehavior& v) {
     amount(e, m.amount);
     reason(e, m.reason);
     name(e, "by", m.by);
+    time_ms(e, "at_ms", m.at_ms);
   });
   v.add<OrderConfirmed>([](const OrderConfirmed& m, ValidationErrors& e) {
     order_id(e, m.order_id);
     name(e, "customer", m.customer);
     amount(e, m.amount);
     name(e, "by", m.by);
+    time_ms(e, "at_ms", m.at_ms);
   });
   v.add<OrderCancelled>([](const OrderCancelled& m, ValidationErrors& e) {
     order_id(e, m.order_id);
     name(e, "customer", m.customer);
     reason(e, m.reason);
     name(e, "actor", m.actor);
+    status_name(e, "from", m.from);
     name(e, "by", m.by);
+    time_ms(e, "at_ms", m.at_ms);
   });
 }
 

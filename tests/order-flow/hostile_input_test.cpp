@@ -454,6 +454,13 @@ std::vector<NatsCase> field_cases(const std::string& type, int& n) {
   if (valid.contains("actor")) {
     for (const auto& v : {"\"\"", "\"saga\\r\\nFORGED\"", "[]"}) add("actor", v);
   }
+  if (valid.contains("from")) {
+    for (const auto& v : {"\"\"", "\"pending\\nFORGED\"", "\"no-such-status\"", "1"}) add("from", v);
+  }
+  if (valid.contains("payment_id")) {
+    for (const auto& v : {"\"\"", "\"p\\r\\nFORGED\"", "[]"}) add("payment_id", v);
+  }
+  if (valid.contains("at_ms")) add("at_ms", "-1");
   if (valid.contains("by")) {
     for (const auto& v : {"\"\"", "\"x\\u001b[31m\""}) add("by", v);
   }
