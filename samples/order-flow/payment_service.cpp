@@ -90,6 +90,13 @@ catga::Result<PaymentReceipt> PaymentService::charge(const ChargePayment& c) {
 }
 
 catga::Status PaymentService::refund(const RefundPayment& c) {
+#ifdef ORDER_FLOW_TEST_BROKEN_REFUND
+  // Only in the test-only binary order-flow-broken-refund
+  // (tests/order-flow/CMakeLists.txt), never in order-flow: the compensation
+  // claims success and refunds nothing, so the chaos checks must fail.
+  log().warn("TEST BUILD order-flow-broken-refund: refund of order {} skipped on purpose", c.order_id);
+  return {};
+#endif
   auto r = modify_json(*kv_, charge_key(c.order_id), [&](nlohmann::json& d) -> catga::Result<Write> {
     const auto now = catga::unix_ms_now();
     if (d.is_null()) {

@@ -1,14 +1,17 @@
 #pragma once
 // The invariants of issue 20, checked over a snapshot of what the order-flow
-// services report once quiet. A pure function of the snapshot, so a test can
-// feed it a fabricated inconsistent one and see it fail.
+// services report once quiet and of what the streams hold (the event
+// store's commits, the published terminal events). A pure function of the
+// snapshot, so a test can feed it a fabricated inconsistent one and see it
+// fail.
 //
 //   ChaosSnapshot s = ...;              // from the HTTP APIs
-//   ChaosReport r = check_chaos(s);
+//   ChaosReport r = check_chaos(s, "single");   // "chaos single: ..." lines
 //   for (const auto& line : r.lines) std::cout << line << "\n";
 //   CHECK(r.violations == 0);
 
 #include <cmath>
+#include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -18,7 +21,14 @@
 
 namespace oft {
 
-// What the clients saw and what the services report.
+// One message of a stream, as stored.
+struct StreamMessage {
+  std::uint64_t seq = 0;
+  std::string subject;
+  nlohmann::json body;
+};
+
+// What the clients saw, what the services report and what the streams hold.
 struct ChaosSnapshot {
   // Idempotency-Key → every order id a POST with that key was answered with.
   std::map<std::string, std::set<std::string>> key_orders;
@@ -38,6 +48,16 @@ struct ChaosSnapshot {
   // Processes that exited without the test killing them, or never became
   // ready again ("instance: why").
   std::vector<std::string> self_exits;
+  // Read from the streams on their leaders, not through the services, in
+  // stream order: every commit of an order in the event store's stream
+  // (body {"stream":"Order.<id>","events":[{"type","version",...}]}) and
+  // every OrderConfirmed/OrderCancelled in the events' stream. When not
+  // read (streams_read false, no streams_error) the stream checks are left
+  // out; a read that failed is a violation.
+  bool streams_read = false;
+  std::string streams_error;
+  std::vector<StreamMessage> order_commits;
+  std::vector<StreamMessage> terminal_events;
 };
 
 struct ChaosReport {
@@ -48,9 +68,18 @@ struct ChaosReport {
   int lost = 0;
   int double_applied = 0;
   int violations = 0;
+  int ignored_commits = 0;  // commits the event store's read rule ignores (a version claimed twice)
 };
 
 namespace chaos_detail {
+
+inline bool is_terminal(const std::string& event) { return event == "OrderConfirmed" || event == "OrderCancelled"; }
+
+// The last dot-separated part of an event type ("order_flow.OrderPlaced" → "OrderPlaced").
+inline std::string short_type(const std::string& type) {
+  const auto dot = type.rfind('.');
+  return dot == std::string::npos ? type : type.substr(dot + 1);
+}
 
 inline bool is_final(const nlohmann::json& v) {
   if (!v.is_object()) return false;
@@ -71,7 +100,8 @@ struct Tally {
 
 }  // namespace chaos_detail
 
-inline ChaosReport check_chaos(const ChaosSnapshot& s) {
+// `mode` names the run in the lines ("single", "cluster", ...).
+inline ChaosReport check_chaos(const ChaosSnapshot& s, const std::string& mode = "single") {
   using chaos_detail::Tally;
   using nlohmann::json;
   ChaosReport r;
@@ -231,41 +261,114 @@ inline ChaosReport check_chaos(const ChaosSnapshot& s) {
 
   // 5. One terminal event in each history and nothing after it but the
   //    running step's outcome and its compensation; exactly one
-  //    notification per final order, of its outcome.
+  //    notification per final order, of its outcome. The history as the
+  //    order service shows it (in time order), and as the event store's
+  //    stream holds it (read rule of docs/event-sourcing.md: a commit whose
+  //    first version is not above the last kept one is ignored), and the
+  //    terminal event published for every final order.
   {
     Tally& t = tally("5 one terminal event per history, nothing after it; one notification per final order");
-    static const std::set<std::string> kAfterCancel = {"InventoryReserved", "InventoryReleased", "PaymentCharged",
-                                                       "PaymentFailed"};
-    for (const auto& id : ids) {
-      auto it = s.views.find(id);
-      if (it == s.views.end() || !it->second.is_object()) continue;
-      const json history = it->second.value("history", json::array());
+    // `events` of order `id` (type, at_ms; -1: time unknown) in the order
+    // `where` holds them. After the terminal event only what other services
+    // did may follow (the order notes it when their event arrives): after
+    // a cancellation the running step's outcome and its compensation, and
+    // anything that happened before the terminal event but was noted later.
+    auto check_history = [&](const std::string& id, const std::vector<std::pair<std::string, std::int64_t>>& events,
+                             bool final_order, const std::string& where) {
+      static const std::set<std::string> kNotes = {"InventoryReserved", "InventoryReleased", "PaymentCharged",
+                                                   "PaymentFailed"};
       int terminals = 0;
       std::string terminal;
+      std::int64_t terminal_at = -1;
       std::vector<std::string> after;
-      for (const auto& h : history) {
-        const std::string e = h.value("event", "");
-        if (e == "OrderConfirmed" || e == "OrderCancelled") {
+      for (const auto& [e, at] : events) {
+        if (chaos_detail::is_terminal(e)) {
           ++terminals;
           if (terminal.empty()) {
             terminal = e;
+            terminal_at = at;
             continue;
           }
         }
-        if (!terminal.empty() && !(terminal == "OrderCancelled" && kAfterCancel.count(e) > 0)) after.push_back(e);
+        if (terminal.empty()) continue;
+        const bool noted_late = at >= 0 && terminal_at >= 0 && at <= terminal_at;
+        if (kNotes.count(e) > 0 && (terminal == "OrderCancelled" || noted_late)) continue;
+        after.push_back(e);
       }
-      if (chaos_detail::is_final(it->second) && terminals != 1) {
+      if (final_order && terminals != 1) {
         if (terminals > 1) ++r.double_applied;
-        t.add(id + " has " + std::to_string(terminals) + " terminal events (status " + status[id] + ")");
+        t.add(where + id + " has " + std::to_string(terminals) + " terminal events (status " + status[id] + ")");
       }
       if (!after.empty()) {
         std::string list;
         for (const auto& e : after) list += " " + e;
-        t.add(id + " has events after " + terminal + ":" + list);
+        t.add(where + id + " has events after " + terminal + ":" + list);
       }
       const std::string expected = status[id] == "confirmed" ? "OrderConfirmed" : "OrderCancelled";
       if (!terminal.empty() && terminal != expected)
-        t.add(id + " is " + status[id] + " but its history ends " + terminal);
+        t.add(where + id + " is " + status[id] + " but its history ends " + terminal);
+    };
+    for (const auto& id : ids) {
+      auto it = s.views.find(id);
+      if (it == s.views.end() || !it->second.is_object()) continue;
+      std::vector<std::pair<std::string, std::int64_t>> events;
+      for (const auto& h : it->second.value("history", json::array())) events.emplace_back(h.value("event", ""), -1);
+      check_history(id, events, chaos_detail::is_final(it->second), "");
+    }
+    if (!s.streams_error.empty()) t.add("the streams could not be read: " + s.streams_error);
+    if (s.streams_read) {
+      std::map<std::string, std::vector<const StreamMessage*>> commits;
+      for (const auto& m : s.order_commits) {
+        const std::string stream = m.body.is_object() ? m.body.value("stream", "") : "";
+        if (stream.rfind("Order.", 0) != 0) {
+          t.add("[stream] commit #" + std::to_string(m.seq) + " on " + m.subject + " is not an order's");
+          continue;
+        }
+        commits[stream.substr(6)].push_back(&m);
+      }
+      for (const auto& [id, list] : commits) {
+        std::vector<std::pair<std::string, std::int64_t>> events;
+        long kept = 0;
+        for (const StreamMessage* m : list) {
+          const json evs = m->body.value("events", json::array());
+          if (evs.empty() || evs.front().value("version", 0L) <= kept) {
+            ++r.ignored_commits;
+            std::string types;
+            for (const auto& e : evs) types += " " + chaos_detail::short_type(e.value("type", ""));
+            // Not a violation by itself (readers ignore it); what it did
+            // shows in the other invariants.
+            r.details.push_back("  [stream] " + id + ": commit #" + std::to_string(m->seq) +
+                                " claims a version already kept, ignored by readers:" + types);
+            continue;
+          }
+          for (const auto& e : evs) {
+            const json data = e.value("data", json::object());
+            events.emplace_back(chaos_detail::short_type(e.value("type", "")),
+                                data.is_object() ? data.value("at_ms", std::int64_t{-1}) : std::int64_t{-1});
+          }
+          kept = evs.back().value("version", 0L);
+        }
+        if (ids.count(id) == 0) {
+          t.add("[stream] " + id + " has commits in the event store but no client or list knows it");
+          continue;
+        }
+        check_history(id, events, status[id] == "confirmed" || status[id] == "cancelled", "[stream] ");
+      }
+      std::map<std::string, std::set<std::string>> published;  // id → terminal event types
+      for (const auto& m : s.terminal_events) {
+        published[m.body.value("order_id", "")].insert(m.subject.substr(m.subject.rfind('.') + 1));
+      }
+      for (const auto& id : ids) {
+        if (status[id] != "confirmed" && status[id] != "cancelled") continue;
+        if (commits.count(id) == 0) t.add("[stream] " + id + " (" + status[id] + ") has no commit in the event store");
+        const std::string expected = status[id] == "confirmed" ? "OrderConfirmed" : "OrderCancelled";
+        const auto& got = published[id];
+        if (got.count(expected) == 0) t.add("[stream] no " + expected + " of " + id + " was published");
+        if (got.size() > 1) {
+          ++r.double_applied;
+          t.add("[stream] both OrderConfirmed and OrderCancelled of " + id + " were published");
+        }
+      }
     }
     std::map<std::string, std::vector<std::string>> notes;
     if (!s.notifications.is_object()) t.add("no GET /notifications answer");
@@ -313,11 +416,16 @@ inline ChaosReport check_chaos(const ChaosSnapshot& s) {
 
   for (const auto& [name, t] : inv) {
     r.violations += t.count;
-    r.lines.push_back("chaos single: invariant " + name + ": " +
+    r.lines.push_back("chaos " + mode + ": invariant " + name + ": " +
                       (t.count == 0 ? std::string("OK") : "FAIL (" + std::to_string(t.count) + ")"));
     for (const auto& e : t.examples) r.details.push_back("  [" + name.substr(0, 1) + "] " + e);
   }
-  r.lines.push_back("chaos single: orders=" + std::to_string(r.orders) + " final=" + std::to_string(r.final_orders) +
+  if (s.streams_read) {
+    r.lines.push_back("chaos " + mode + ": streams read: order commits=" + std::to_string(s.order_commits.size()) +
+                      " (ignored by the read rule: " + std::to_string(r.ignored_commits) +
+                      ") terminal events published=" + std::to_string(s.terminal_events.size()));
+  }
+  r.lines.push_back("chaos " + mode + ": orders=" + std::to_string(r.orders) + " final=" + std::to_string(r.final_orders) +
                     " lost=" + std::to_string(r.lost) + " double_applied=" + std::to_string(r.double_applied) +
                     " violations=" + std::to_string(r.violations));
   return r;

@@ -1,15 +1,23 @@
-// Chaos, single node (issue 20): the order-flow sample as separate processes
-// (2 order, 2 inventory, 2 payment, 2 notification replicas) around one
-// nats-server with JetStream file storage, default options. A few hundred
-// orders from 8 clients — normal, declined, sold out, cancelled by the
-// customer mid-saga, POSTed twice or concurrently with one Idempotency-Key —
-// while a seeded schedule SIGKILLs and restarts replicas of every role,
-// SIGSTOPs them for 1–5 s, takes every replica of one role down for a few
-// seconds and SIGKILLs the nats-server. Then the invariants of issue 20 are
-// checked over the services' HTTP APIs (chaos_checks.hpp).
+// Chaos (issue 20): the order-flow sample as separate processes (2 order,
+// 2 inventory, 2 payment, 2 notification replicas) around NATS with
+// JetStream file storage, default options. A few hundred orders from 8
+// clients — normal, declined, sold out, cancelled by the customer mid-saga,
+// POSTed twice or concurrently with one Idempotency-Key — while a seeded
+// schedule SIGKILLs and restarts replicas of every role, SIGSTOPs them for
+// 1–5 s and takes every replica of one role down for a few seconds. Then the
+// invariants of issue 20 are checked over the services' HTTP APIs and the
+// streams themselves (chaos_checks.hpp). Three runs, one CTest test each:
+//   chaos single:   one nats-server, SIGKILLed and restarted twice
+//   chaos cluster:  a 3-node cluster, streams and buckets R3; nodes are
+//                   SIGKILLed and restarted one at a time, most of them the
+//                   leader of the event store's, the events' or a bucket's
+//                   stream at that moment
+//   chaos broken refund: no faults, but the payment replicas are the
+//                   test-only build whose refund does nothing; the checks
+//                   must report the money invariant broken
 //
 // Replay a run: ORDER_FLOW_CHAOS_SEED=<seed>; more load:
-// ORDER_FLOW_CHAOS_ORDERS=<n> (300). Keep the logs:
+// ORDER_FLOW_CHAOS_ORDERS=<n> (300 single, 160 cluster). Keep the logs:
 // ORDER_FLOW_TEST_LOGS=<dir>.
 #include <doctest/doctest.h>
 #include <httplib.h>
@@ -22,15 +30,19 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <thread>
 
 #include "chaos_checks.hpp"
 #include "deployment.hpp"
+#include "raw_nats.hpp"
 
 using namespace oft;
 using nlohmann::json;
@@ -64,6 +76,80 @@ pid_t child_pid_of(const std::string& instance) {
   return -1;
 }
 
+// How a run is set up.
+struct ChaosMode {
+  std::string name;  // in every line it prints: "chaos <name>: ..."
+  Broker broker = Broker::single;
+  std::string payment_binary = order_flow_binary();
+  int payment_latency_ms = 100;
+};
+
+// The mix of orders a run places.
+struct OrderMix {
+  int cancel_pct = 15;  // cancelled by the customer shortly after: the cancel
+  int cancel_after_min_ms = 20;    // follows the accepted POST by
+  int cancel_after_span_ms = 300;  // min .. min + span ms
+};
+
+// Every message of `stream` on `filter`, in stream order, through an ordered
+// (ephemeral) consumer: what the stream holds, not what a service shows.
+// Throws std::runtime_error when that cannot be read within 30 s.
+std::vector<StreamMessage> read_stream(const std::string& url, const std::string& stream, const std::string& filter) {
+  catga::test::RawNats raw(url);  // one node: any member reaches the stream's leader
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = stream.c_str();
+  so.Ordered = true;
+  so.Config.DeliverPolicy = js_DeliverAll;
+  natsSubscription* sub = nullptr;
+  jsErrCode jerr{};
+  catga::test::check(js_SubscribeSync(&sub, raw.js(), filter.c_str(), nullptr, &so, &jerr),
+                     "ordered consumer on " + stream + " " + filter + " (" + std::to_string(jerr) + ")");
+  std::vector<StreamMessage> out;
+  const auto deadline = Clock::now() + 30s;
+  bool done = false;
+  std::string error;
+  while (!done && error.empty()) {
+    if (Clock::now() > deadline) {
+      error = "reading " + stream + " " + filter + " took over 30 s (" + std::to_string(out.size()) + " read)";
+      break;
+    }
+    natsMsg* msg = nullptr;
+    const natsStatus st = natsSubscription_NextMsg(&msg, sub, 1000);
+    if (st == NATS_TIMEOUT) {
+      // Nothing (more) to deliver: an empty filter, or the end.
+      jsConsumerInfo* ci = nullptr;
+      if (natsSubscription_GetConsumerInfo(&ci, sub, nullptr, &jerr) == NATS_OK) {
+        done = ci->NumPending == 0;
+        jsConsumerInfo_Destroy(ci);
+      }
+      continue;
+    }
+    if (st != NATS_OK) {
+      error = std::string("reading ") + stream + ": " + natsStatus_GetText(st);
+      break;
+    }
+    jsMsgMetaData* meta = nullptr;
+    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+      StreamMessage m;
+      m.seq = meta->Sequence.Stream;
+      m.subject = natsMsg_GetSubject(msg);
+      const char* data = natsMsg_GetData(msg);
+      m.body = json::parse(data != nullptr ? std::string(data, static_cast<std::size_t>(natsMsg_GetDataLength(msg)))
+                                           : std::string(),
+                           nullptr, false);
+      done = meta->NumPending == 0;
+      out.push_back(std::move(m));
+      jsMsgMetaData_Destroy(meta);
+    }
+    natsMsg_Destroy(msg);
+  }
+  natsSubscription_Unsubscribe(sub);
+  natsSubscription_Destroy(sub);
+  if (!error.empty()) throw std::runtime_error(error);
+  return out;
+}
+
 // One order a client places.
 struct Plan {
   std::string key;
@@ -88,14 +174,15 @@ struct Outcomes {
 // The chaos run: the deployment, the clients and the faults.
 class Chaos {
  public:
-  explicit Chaos(std::uint64_t seed) : rng_(seed) {
+  Chaos(std::uint64_t seed, ChaosMode mode) : mode_(std::move(mode)), d_(mode_.broker), rng_(seed) {
     d_.add("order", "order-1");
     d_.add("order", "order-2");
     d_.add("inventory", "inventory-1");
     d_.add("inventory", "inventory-2");
     // A slow card provider keeps many sagas in flight when a fault comes.
-    d_.add("payment", "payment-1", {{"PAYMENT_LATENCY_MS", "100"}});
-    d_.add("payment", "payment-2", {{"PAYMENT_LATENCY_MS", "100"}});
+    const std::map<std::string, std::string> card = {{"PAYMENT_LATENCY_MS", std::to_string(mode_.payment_latency_ms)}};
+    d_.add("payment", "payment-1", card, mode_.payment_binary);
+    d_.add("payment", "payment-2", card, mode_.payment_binary);
     d_.add("notification", "notification-1");
     d_.add("notification", "notification-2");
   }
@@ -111,7 +198,7 @@ class Chaos {
     }
   }
 
-  std::vector<Plan> plan_orders(int n, Clock::duration spread) {
+  std::vector<Plan> plan_orders(int n, Clock::duration spread, OrderMix mix = {}) {
     std::vector<Plan> plans;
     std::uniform_int_distribution<int> pct(0, 99);
     for (int i = 0; i < n; ++i) {
@@ -129,8 +216,8 @@ class Chaos {
       else if (kind < 14)
         amount = 750.0;  // over the limit
       p.body = order_body(customer, items, amount);
-      p.cancel = pct(rng_) < 15;
-      p.cancel_after_ms = 20 + pct(rng_) * 3;
+      p.cancel = pct(rng_) < mix.cancel_pct;
+      p.cancel_after_ms = mix.cancel_after_min_ms + pct(rng_) * mix.cancel_after_span_ms / 100;
       const int dup = pct(rng_);
       p.duplicate = dup < 5 ? 1 : dup < 10 ? 2 : 0;
       p.at = spread * i / n;
@@ -176,24 +263,36 @@ class Chaos {
 
   // The fault schedule; runs until every fault is done (about a minute).
   void run_faults() {
-    enum class Kind { kill, stop, role_down, nats_kill };
+    enum class Kind { kill, stop, role_down, nats_kill, node_kill };
     struct Fault {
       Kind kind;
-      std::string target;  // instance or role
+      std::string target;  // instance, role, or (node_kill) the stream whose leader goes
     };
     std::vector<Fault> faults;
+    const bool cluster = d_.on_cluster();
     std::uniform_int_distribution<int> replica(1, 2);
     for (const char* role : {"order", "inventory", "payment", "notification"}) {
       faults.push_back({Kind::kill, std::string(role) + "-" + std::to_string(replica(rng_))});
     }
     const std::vector<std::string> all = {"order-1",   "order-2",   "inventory-1",    "inventory-2",
                                           "payment-1", "payment-2", "notification-1", "notification-2"};
-    for (int i = 0; i < 3; ++i) faults.push_back({Kind::kill, all[rng_() % all.size()]});
-    for (int i = 0; i < 4; ++i) faults.push_back({Kind::stop, all[rng_() % all.size()]});
+    for (int i = 0; i < (cluster ? 1 : 3); ++i) faults.push_back({Kind::kill, all[rng_() % all.size()]});
+    for (int i = 0; i < (cluster ? 3 : 4); ++i) faults.push_back({Kind::stop, all[rng_() % all.size()]});
     const std::vector<std::string> roles = {"order", "inventory", "payment", "notification"};
     faults.push_back({Kind::role_down, roles[rng_() % roles.size()]});
-    faults.push_back({Kind::nats_kill, "nats"});
-    faults.push_back({Kind::nats_kill, "nats"});
+    if (cluster) {
+      // The leaders of the event store's and the events' streams, of one
+      // bucket's, and one node whatever it leads; one node down at a time.
+      const std::vector<std::string> buckets = {"KV_orders", "KV_order_sagas", "KV_inventory", "KV_payments",
+                                                "KV_notifications", "KV_catga_idempotency"};
+      faults.push_back({Kind::node_kill, "CATGA_ES"});
+      faults.push_back({Kind::node_kill, "CATGA_EVENTS"});
+      faults.push_back({Kind::node_kill, buckets[rng_() % buckets.size()]});
+      faults.push_back({Kind::node_kill, ""});
+    } else {
+      faults.push_back({Kind::nats_kill, "nats"});
+      faults.push_back({Kind::nats_kill, "nats"});
+    }
     std::shuffle(faults.begin(), faults.end(), rng_);
 
     std::uniform_int_distribution<int> gap_ms(500, 2500);
@@ -238,6 +337,10 @@ class Chaos {
             self_exits_.push_back(std::string("nats-server did not restart: ") + e.what());
             d_.nats().start();
           }
+          break;
+        }
+        case Kind::node_kill: {
+          kill_node(f.target);
           break;
         }
       }
@@ -305,15 +408,74 @@ class Chaos {
     s.notifications = d_.get_json(d_.get("notification-1"), "/notifications");
     s.initial_stock = initial_stock_;
     s.self_exits = self_exits_;
+    // A consumer cannot be created while a stream elects a leader: a few
+    // tries, on each node in turn.
+    const std::vector<std::string> urls = d_.on_cluster() ? d_.cluster().urls() : std::vector{d_.nats().url()};
+    for (std::size_t attempt = 0; attempt < 3 && !s.streams_read; ++attempt) {
+      const std::string& url = urls[attempt % urls.size()];
+      try {
+        s.order_commits = read_stream(url, "CATGA_ES", "catga.es.Order.>");
+        s.terminal_events = read_stream(url, "CATGA_EVENTS", "catga.evt.OrderConfirmed");
+        auto cancelled = read_stream(url, "CATGA_EVENTS", "catga.evt.OrderCancelled");
+        s.terminal_events.insert(s.terminal_events.end(), cancelled.begin(), cancelled.end());
+        s.streams_read = true;
+        s.streams_error.clear();
+      } catch (const std::exception& e) {
+        s.streams_error = e.what();
+        std::this_thread::sleep_for(2s);
+      }
+    }
     return s;
   }
 
   const Outcomes& outcomes() const { return out_; }
 
- private:
   void say(const std::string& what) {
     std::lock_guard lock(say_mu_);
-    std::cout << "chaos single: " << what << std::endl;
+    std::cout << "chaos " << mode_.name << ": " << what << std::endl;
+  }
+
+  // The broker's logs into ORDER_FLOW_TEST_LOGS, when set.
+  void keep_broker_logs() {
+    const char* keep = std::getenv("ORDER_FLOW_TEST_LOGS");
+    if (keep == nullptr) return;
+    std::error_code ec;
+    std::filesystem::create_directories(keep, ec);
+    if (!d_.on_cluster()) {
+      std::filesystem::copy_file(d_.nats().directory() / "server.log", std::filesystem::path(keep) / "nats-server.log",
+                                 std::filesystem::copy_options::overwrite_existing, ec);
+      return;
+    }
+    for (int n = 0; n < catga::test::NatsCluster::kNodes; ++n) {
+      std::ofstream(std::filesystem::path(keep) / ("nats-" + catga::test::NatsCluster::name(n) + ".log"))
+          << d_.cluster().log(n);
+    }
+  }
+
+ private:
+  // SIGKILLs the cluster node leading `stream` (any node when empty or when
+  // the stream has no leader at that moment), restarts it on the same store
+  // after 1–4 s, and gives it a few seconds to catch up before the next
+  // fault, so the other two keep a quorum.
+  void kill_node(const std::string& stream) {
+    auto& cluster = d_.cluster();
+    std::optional<int> node;
+    if (!stream.empty()) node = cluster.stream_leader(stream);
+    const std::string led = node ? " (leader of " + stream + ")"
+                                 : stream.empty() ? "" : " (" + stream + " has no leader now: any node)";
+    if (!node) node = static_cast<int>(rng_() % catga::test::NatsCluster::kNodes);
+    const int down_ms = 1000 + static_cast<int>(rng_() % 3000);
+    say("SIGKILL nats node " + catga::test::NatsCluster::name(*node) + led + ", restart after " +
+        std::to_string(down_ms) + " ms");
+    cluster.kill(*node);
+    watch_for(std::chrono::milliseconds(down_ms));
+    try {
+      cluster.restart(*node);
+    } catch (const std::exception& e) {
+      self_exits_.push_back("nats node " + catga::test::NatsCluster::name(*node) + " did not restart: " + e.what());
+      cluster.restart(*node);
+    }
+    watch_for(3s);
   }
 
   // POSTs `p` until it is answered 202 or 4xx, retrying with the same key
@@ -449,6 +611,7 @@ class Chaos {
     return ids;
   }
 
+  ChaosMode mode_;
   Deployment d_;
   std::mt19937_64 rng_;
   unsigned seed_tag_ = static_cast<unsigned>(rng_() % 100000);
@@ -465,34 +628,48 @@ std::uint64_t chaos_seed() {
   return std::random_device{}() ^ static_cast<std::uint64_t>(Clock::now().time_since_epoch().count());
 }
 
-}  // namespace
+// ORDER_FLOW_CHAOS_ORDERS, else `fallback`: more orders in the same time
+// make a harsher run.
+int chaos_orders(int fallback) {
+  const char* orders = std::getenv("ORDER_FLOW_CHAOS_ORDERS");
+  return orders != nullptr ? std::atoi(orders) : fallback;
+}
 
-TEST_CASE("chaos, single node: orders stay exactly-once, stock and money balance while every role and NATS crash") {
-  const std::uint64_t seed = chaos_seed();
-  std::cout << "chaos single: seed=" << seed << " (replay: ORDER_FLOW_CHAOS_SEED=" << seed << ")" << std::endl;
+// What one run places and does.
+struct RunPlan {
+  int orders = 300;
+  Clock::duration spread = 55s;  // the orders are placed over this long
+  OrderMix mix{};
+  bool faults = true;  // the fault schedule; without it, the load alone
+};
+
+// One run: the deployment of `mode`, the load with the fault schedule, a
+// wait until every order is final, then checks until `settled` holds for
+// the report (at most 60 s: consumers settle after the orders). Prints what
+// it saw and the report, and returns the last report.
+ChaosReport run_chaos(const ChaosMode& mode, std::uint64_t seed, const RunPlan& run,
+                      const std::function<bool(const ChaosReport&)>& settled) {
+  const std::string tag = "chaos " + mode.name + ": ";
+  std::cout << tag << "seed=" << seed << " (replay: ORDER_FLOW_CHAOS_SEED=" << seed << ")" << std::endl;
   const auto began = Clock::now();
-  Chaos chaos(seed);
+  Chaos chaos(seed, mode);
   chaos.start();
-  // ORDER_FLOW_CHAOS_ORDERS: more orders in the same minute, a harsher run.
-  const char* orders_env = std::getenv("ORDER_FLOW_CHAOS_ORDERS");
-  const auto plans = chaos.plan_orders(orders_env != nullptr ? std::atoi(orders_env) : 300, 55s);
+  const auto plans = chaos.plan_orders(run.orders, run.spread, run.mix);
   const auto t0 = Clock::now();
   std::thread clients([&] { chaos.run_clients(plans, t0); });
-  chaos.run_faults();
+  if (run.faults) chaos.run_faults();
   chaos.settle();
   clients.join();
-  std::cout << "chaos single: load and faults done after "
+  std::cout << tag << "load and faults done after "
             << std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - t0).count()
             << " s, client retries=" << chaos.outcomes().retries.load() << std::endl;
   chaos.wait_all_final(120s);
 
-  // Consumers (commit of stock, notifications, the read model) settle
-  // after the orders: look again for up to 60 s while anything is off.
   ChaosReport report;
   const auto quiet_deadline = Clock::now() + 60s;
   do {
-    report = check_chaos(chaos.snapshot());
-    if (report.violations == 0) break;
+    report = check_chaos(chaos.snapshot(), mode.name);
+    if (settled(report)) break;
     std::this_thread::sleep_for(5s);
   } while (Clock::now() < quiet_deadline);
 
@@ -505,22 +682,73 @@ TEST_CASE("chaos, single node: orders stay exactly-once, stock and money balance
     }
     for (const auto& [id, status] : chaos.outcomes().cancel_status) cancel_late += status == 409 ? 1 : 0;
     for (const auto& p : plans) twice += p.duplicate > 0 ? 1 : 0;
-    std::cout << "chaos single: keys=" << plans.size() << " posted twice=" << twice << " confirmed=" << confirmed
+    std::cout << tag << "keys=" << plans.size() << " posted twice=" << twice << " confirmed=" << confirmed
               << " cancelled=" << cancelled << " customer cancels answered 200=" << last.cancel_acknowledged.size()
               << " 409=" << cancel_late << std::endl;
   }
   for (const auto& line : report.lines) std::cout << line << "\n";
   for (const auto& line : report.details) std::cout << line << "\n";
-  std::cout << "chaos single: seed=" << seed << " took "
+  std::cout << tag << "seed=" << seed << " took "
             << std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - began).count() << " s" << std::endl;
-  if (const char* keep = std::getenv("ORDER_FLOW_TEST_LOGS")) {
-    std::error_code ec;
-    std::filesystem::create_directories(keep, ec);
-    std::filesystem::copy_file(chaos.deployment().nats().directory() / "server.log",
-                               std::filesystem::path(keep) / "nats-server.log",
-                               std::filesystem::copy_options::overwrite_existing, ec);
+  chaos.keep_broker_logs();
+  return report;
+}
+
+bool no_violation(const ChaosReport& r) { return r.violations == 0; }
+
+// Whether the report's line of invariant `n` says FAIL.
+bool invariant_failed(const ChaosReport& r, int n) {
+  const std::string mark = ": invariant " + std::to_string(n) + " ";
+  for (const auto& line : r.lines) {
+    if (line.find(mark) != std::string::npos) return line.find(": FAIL (") != std::string::npos;
   }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("chaos, single node: orders stay exactly-once, stock and money balance while every role and NATS crash") {
+  const std::uint64_t seed = chaos_seed();
+  const ChaosReport report = run_chaos({"single"}, seed, {.orders = chaos_orders(300)}, no_violation);
   CHECK_MESSAGE(report.violations == 0, "seed " << seed << ": " << report.lines.back());
+}
+
+// Issue 20 on a 3-node cluster, streams and buckets R3. Registered to run
+// against the newer nats-server (tests/order-flow/CMakeLists.txt): 2.9.x
+// stores two conditional appends to one subject on clustered streams
+// (nats-server issue 4320).
+TEST_CASE("chaos cluster: orders stay exactly-once, stock and money balance while replicas and stream leaders crash") {
+  const std::uint64_t seed = chaos_seed();
+  ChaosMode mode{"cluster"};
+  mode.broker = Broker::cluster;
+  const ChaosReport report = run_chaos(mode, seed, {.orders = chaos_orders(160), .spread = 45s}, no_violation);
+  CHECK_MESSAGE(report.violations == 0, "seed " << seed << ": " << report.lines.back());
+}
+
+// The checks against real processes, not only fabricated snapshots: the
+// payment replicas are order-flow-broken-refund, whose RefundPayment
+// handler answers success and refunds nothing. Customers cancel most orders
+// while the (slow) charge is in flight, so the saga compensates charges;
+// the money invariant must FAIL. No faults: the run is about the checks.
+TEST_CASE("chaos broken refund: the checks report the money invariant broken when refunds do nothing") {
+  const std::uint64_t seed = chaos_seed();
+  ChaosMode mode{"broken-refund"};
+  mode.payment_binary = ORDER_FLOW_BROKEN_REFUND_BINARY;
+  mode.payment_latency_ms = 400;
+  RunPlan run;
+  run.orders = 40;
+  run.spread = 10s;
+  run.faults = false;
+  run.mix = {.cancel_pct = 70, .cancel_after_min_ms = 50, .cancel_after_span_ms = 400};
+  // Settled: everything but money holds (consumers have caught up).
+  const ChaosReport report = run_chaos(mode, seed, run, [](const ChaosReport& r) {
+    for (int n : {1, 2, 3, 5, 6, 7}) {
+      if (invariant_failed(r, n)) return false;
+    }
+    return true;
+  });
+  CHECK_MESSAGE(invariant_failed(report, 4), "seed " << seed << ": refunds did nothing, yet: " << report.lines.back());
+  CHECK(report.violations > 0);
 }
 
 // The checker itself: a consistent snapshot passes, a fabricated
@@ -552,10 +780,42 @@ TEST_CASE("chaos checker: passes a consistent snapshot, catches a broken compens
                   {"o2", {{"state", "refunded"}, {"amount", 7.0}, {"charged", true}}}}}};
   s.notifications = {{"notifications", json::array({{{"order_id", "o1"}, {"event", "OrderConfirmed"}},
                                                     {{"order_id", "o2"}, {"event", "OrderCancelled"}}})}};
+  // The streams: o2's late OrderConfirmed claims version 2, which its
+  // OrderCancelled holds, so readers ignore it (not a violation).
+  // Each event happens at 1000 + 10 x its version (ms).
+  auto commit = [](std::uint64_t seq, const std::string& id, std::vector<std::pair<std::string, long>> events) {
+    json evs = json::array();
+    for (const auto& [type, version] : events) {
+      evs.push_back({{"type", type}, {"version", version}, {"data", {{"at_ms", 1000 + 10 * version}}}});
+    }
+    return StreamMessage{seq, "catga.es.Order." + id, {{"stream", "Order." + id}, {"events", evs}}};
+  };
+  auto published = [](std::uint64_t seq, const std::string& type, const std::string& id) {
+    return StreamMessage{seq, "catga.evt." + type, {{"order_id", id}}};
+  };
+  s.streams_read = true;
+  // o1's PaymentCharged is noted after OrderConfirmed but happened before.
+  s.order_commits = {commit(1, "o1", {{"OrderPlaced", 1}}),    commit(2, "o2", {{"OrderPlaced", 1}}),
+                     commit(3, "o1", {{"OrderConfirmed", 3}}), commit(4, "o2", {{"OrderCancelled", 2}}),
+                     commit(5, "o2", {{"OrderConfirmed", 2}}), commit(6, "o2", {{"PaymentCharged", 3}}),
+                     commit(7, "o1", {{"PaymentCharged", 4}})};
+  s.order_commits.back().body["events"][0]["data"]["at_ms"] = 1020;
+  s.terminal_events = {published(8, "OrderConfirmed", "o1"), published(9, "OrderCancelled", "o2")};
   const ChaosReport good = check_chaos(s);
   for (const auto& d : good.details) MESSAGE(d);
   CHECK(good.violations == 0);
   CHECK(good.final_orders == 2);
+  CHECK(good.ignored_commits == 1);
+
+  // Only the streams are off: o2's OrderCancelled was never published, and
+  // o1's stream goes on after OrderConfirmed.
+  ChaosSnapshot streams_bad = s;
+  streams_bad.terminal_events.pop_back();
+  streams_bad.order_commits.push_back(commit(10, "o1", {{"OrderCancelled", 5}}));
+  const ChaosReport sr = check_chaos(streams_bad);
+  for (const auto& d : sr.details) MESSAGE("fabricated streams, must fail: " << d);
+  CHECK(sr.violations == 3);  // not published; two terminal events; an event after the terminal one
+  CHECK(sr.double_applied == 1);
 
   // The refund of o2 never happened; o2's stock went out anyway; k3 made
   // two orders; o1 was notified twice; order-1's list still says o2 is

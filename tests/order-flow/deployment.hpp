@@ -1,9 +1,9 @@
 #pragma once
-// Deployment: a nats-server and `order-flow` service processes around it,
-// driven over HTTP like a client would, plus the helpers the end-to-end
-// tests share (e2e_test.cpp, chaos_test.cpp).
+// Deployment: a nats-server (or a 3-node cluster) and `order-flow` service
+// processes around it, driven over HTTP like a client would, plus the
+// helpers the end-to-end tests share (e2e_test.cpp, chaos_test.cpp).
 //
-//   Deployment d;
+//   Deployment d;               // or d(Broker::cluster): 3 nodes, R3 streams and buckets
 //   d.add_standard(2);          // order x2, inventory x2, payment x2, notification
 //   d.start_all();
 //   auto c = d.client(d.get("order-1"));
@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "checks.hpp"
+#include "nats_cluster.hpp"
 #include "nats_server.hpp"
 #include "service_process.hpp"
 
@@ -52,10 +53,26 @@ inline int logged_port(const std::string& log, std::size_t offset) {
   return port;
 }
 
-// A nats-server and the services around it. Everything stops with the object.
+// What the services connect to.
+enum class Broker {
+  single,   // one nats-server, streams and buckets R1
+  cluster,  // three clustered nats-servers, streams and buckets R3; every
+            // service is given all three URLs and fails over between them
+};
+
+// A nats-server (or cluster) and the services around it. Everything stops
+// with the object.
 class Deployment {
  public:
-  Deployment() : logs_(nats_.directory() / "logs") { std::filesystem::create_directories(logs_); }
+  explicit Deployment(Broker broker = Broker::single) {
+    if (broker == Broker::cluster) {
+      cluster_ = std::make_unique<catga::test::NatsCluster>();
+    } else {
+      nats_ = std::make_unique<catga::test::NatsServer>();
+    }
+    logs_ = directory() / "logs";
+    std::filesystem::create_directories(logs_);
+  }
   ~Deployment() {
     // Services first, so none sees NATS vanish.
     for (auto& s : services_) s->process->terminate();
@@ -68,20 +85,24 @@ class Deployment {
     }
   }
 
-  Service& add(const std::string& role, const std::string& instance, std::map<std::string, std::string> env = {}) {
+  // `binary`: another build of the sample (a test-only one), else order-flow.
+  Service& add(const std::string& role, const std::string& instance, std::map<std::string, std::string> env = {},
+               const std::string& binary = order_flow_binary()) {
     auto s = std::make_unique<Service>();
     s->role = role;
     s->instance = instance;
-    env["NATS_URL"] = nats_.url();
+    // A comma-separated list on a cluster, as an operator would set it.
+    env["NATS_URL"] = nats_url();
+    if (cluster_) env["ORDER_FLOW_STREAM_REPLICAS"] = "3";
     env["HTTP_PORT"] = "0";  // any free port, no race with other tests for one
     env["INSTANCE_ID"] = instance;
     env["SERVICE_NAME"] = role;
     env["ORDER_FLOW_TRANSPORT"] = "nats";
     // The order list's read model goes with the server's temp dir; a restarted
     // replica resumes its projection from the checkpoint in that file.
-    env["ORDER_FLOW_DATA_DIR"] = (nats_.directory() / "data").string();
+    env["ORDER_FLOW_DATA_DIR"] = (directory() / "data").string();
     s->process = std::make_unique<ServiceProcess>(instance, std::vector<std::string>{"--log-level", "info"}, env,
-                                                  logs_ / (instance + ".log"));
+                                                  logs_ / (instance + ".log"), binary);
     services_.push_back(std::move(s));
     return *services_.back();
   }
@@ -121,7 +142,20 @@ class Deployment {
     REQUIRE_MESSAGE(ready, s.instance << " did not become ready:\n" << tail(s));
   }
 
-  catga::test::NatsServer& nats() { return nats_; }
+  // The single server (Broker::single) or the cluster (Broker::cluster).
+  catga::test::NatsServer& nats() {
+    REQUIRE_MESSAGE(nats_ != nullptr, "this deployment runs on a cluster");
+    return *nats_;
+  }
+  catga::test::NatsCluster& cluster() {
+    REQUIRE_MESSAGE(cluster_ != nullptr, "this deployment runs on a single server");
+    return *cluster_;
+  }
+  bool on_cluster() const noexcept { return cluster_ != nullptr; }
+  // The server's URL, or every node's, comma separated.
+  std::string nats_url() const { return cluster_ ? cluster_->url_list() : nats_->url(); }
+  // The broker's temp directory (stores, logs, the services' data).
+  const std::filesystem::path& directory() const { return cluster_ ? cluster_->directory() : nats_->directory(); }
   // Every service, in the order they were added.
   const std::vector<std::unique_ptr<Service>>& services() const { return services_; }
   // Where the services' logs are written.
@@ -163,7 +197,8 @@ class Deployment {
   }
 
  private:
-  catga::test::NatsServer nats_;
+  std::unique_ptr<catga::test::NatsServer> nats_;
+  std::unique_ptr<catga::test::NatsCluster> cluster_;
   std::filesystem::path logs_;
   std::vector<std::unique_ptr<Service>> services_;
 };

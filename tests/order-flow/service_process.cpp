@@ -20,8 +20,12 @@ namespace oft {
 std::string order_flow_binary() { return ORDER_FLOW_BINARY; }
 
 ServiceProcess::ServiceProcess(std::string name, std::vector<std::string> args, std::map<std::string, std::string> env,
-                               std::filesystem::path log)
-    : name_(std::move(name)), args_(std::move(args)), env_(std::move(env)), log_(std::move(log)) {}
+                               std::filesystem::path log, std::string binary)
+    : name_(std::move(name)),
+      binary_(std::move(binary)),
+      args_(std::move(args)),
+      env_(std::move(env)),
+      log_(std::move(log)) {}
 
 ServiceProcess::~ServiceProcess() {
   if (pid_ > 0) terminate(std::chrono::seconds(10));
@@ -31,7 +35,7 @@ void ServiceProcess::start() {
   if (pid_ > 0) throw std::runtime_error(name_ + " is already running");
   // Everything the child needs is built before fork: after it, only
   // async-signal-safe calls.
-  std::vector<std::string> argv_text = {order_flow_binary()};
+  std::vector<std::string> argv_text = {binary_};
   argv_text.insert(argv_text.end(), args_.begin(), args_.end());
   std::vector<char*> argv;
   for (auto& a : argv_text) argv.push_back(a.data());

@@ -12,9 +12,13 @@
 
 namespace oft {
 
+// The path of the order-flow binary this test was built with.
+std::string order_flow_binary();
+
 // Starts `binary args...` with `env` added to the environment, output to
 // `log`. The child dies with the test process (parent-death signal), and the
-// destructor stops it, so no process outlives a test.
+// destructor stops it, so no process outlives a test. `binary` defaults to
+// the order-flow binary (a test-only build of the sample may replace it).
 //
 //   ServiceProcess inventory("inventory-1", {"--role", "inventory"}, {{"HTTP_PORT", "18081"}}, dir / "inv.log");
 //   inventory.start();
@@ -23,7 +27,7 @@ namespace oft {
 class ServiceProcess {
  public:
   ServiceProcess(std::string name, std::vector<std::string> args, std::map<std::string, std::string> env,
-                 std::filesystem::path log);
+                 std::filesystem::path log, std::string binary = order_flow_binary());
   ~ServiceProcess();
   ServiceProcess(const ServiceProcess&) = delete;
   ServiceProcess& operator=(const ServiceProcess&) = delete;
@@ -42,13 +46,11 @@ class ServiceProcess {
 
  private:
   std::string name_;
+  std::string binary_;
   std::vector<std::string> args_;
   std::map<std::string, std::string> env_;
   std::filesystem::path log_;
   pid_t pid_ = -1;
 };
-
-// The path of the order-flow binary this test was built with.
-std::string order_flow_binary();
 
 }  // namespace oft
