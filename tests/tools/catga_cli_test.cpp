@@ -10,6 +10,8 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "catga/mediator.hpp"
 #include "catga/nats/jetstream_transport.hpp"
@@ -375,6 +377,38 @@ TEST_CASE("catga dlq replay refuses a dead letter whose original subject is not 
   CHECK(natsSubscription_NextMsg(&called, trap, 300) == NATS_TIMEOUT);
   natsSubscription_Destroy(trap);
   CHECK(cli_json(server, {"dlq", "list"}).size() == 4);  // kept
+}
+
+// Before: std::stoull showed "-1" as 18446744073709551615 and "12abc" as 12.
+TEST_CASE("catga dlq list shows a numeric annotation that is not a plain number as the text it is") {
+  catga::test::NatsServer server;
+  catga::nats::NatsOptions no;
+  no.servers = {server.url()};
+  auto transport = catga::nats::JetStreamTransport::create(no).value();
+  catga::test::RawNats raw(server.url());
+  const std::vector<std::pair<std::string, std::string>> annotations = {
+      {"-1", "12abc"}, {"18446744073709551616", "0x10"}, {"3", "42"}};
+  for (std::size_t i = 0; i < annotations.size(); ++i) {
+    natsMsg* msg = nullptr;
+    const std::string body = "{}";
+    catga::test::check(natsMsg_Create(&msg, "catga.dlq.X", nullptr, body.data(), static_cast<int>(body.size())), "create");
+    natsMsgHeader_Set(msg, "Nats-Msg-Id", ("odd-" + std::to_string(i)).c_str());
+    natsMsgHeader_Set(msg, "Catga-Deliveries", annotations[i].first.c_str());
+    natsMsgHeader_Set(msg, "Catga-Original-Seq", annotations[i].second.c_str());
+    jsPubAck* ack = nullptr;
+    const natsStatus st = js_PublishMsg(&ack, raw.js(), msg, nullptr, nullptr);
+    jsPubAck_Destroy(ack);
+    natsMsg_Destroy(msg);
+    catga::test::check(st, "publish dead letter");
+  }
+  auto listed = cli_json(server, {"dlq", "list"});
+  REQUIRE(listed.size() == 3);
+  CHECK(listed[0]["deliveries"] == "-1");
+  CHECK(listed[0]["original_seq"] == "12abc");
+  CHECK(listed[1]["deliveries"] == "18446744073709551616");
+  CHECK(listed[1]["original_seq"] == "0x10");
+  CHECK(listed[2]["deliveries"] == 3);
+  CHECK(listed[2]["original_seq"] == 42);
 }
 
 TEST_CASE("catga outbox dead lists what a service's outbox kept after the broker refused it") {

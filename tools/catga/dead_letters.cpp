@@ -1,6 +1,8 @@
 #include "dead_letters.hpp"
 
 #include <algorithm>
+#include <charconv>
+#include <cstdint>
 
 #include "catga/message_id.hpp"
 #include "catga/wire.hpp"
@@ -71,13 +73,16 @@ std::string DeadLetter::header_or(std::string_view name, std::string_view fallba
 }
 
 nlohmann::json DeadLetter::summary_json() const {
+  // A header that is a plain decimal number is shown as one; anything else
+  // ("-1", "12abc", a number past 2^64) as the text it is, never as a
+  // wrapped or truncated number.
   auto number = [&](std::string_view h) -> nlohmann::json {
     const auto v = header_or(h);
-    try {
-      return v.empty() ? nlohmann::json(nullptr) : nlohmann::json(std::stoull(v));
-    } catch (...) {
-      return v;
-    }
+    if (v.empty()) return nullptr;
+    std::uint64_t n = 0;
+    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec != std::errc{} || end != v.data() + v.size()) return v;
+    return n;
   };
   return {{"seq", sequence},
           {"subject", subject},
