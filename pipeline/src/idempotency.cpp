@@ -190,17 +190,15 @@ Status IdempotencyBehavior::handle(Invocation& inv, Next next) {
     claim = options_.store->wait(key.view(), options_.lease, deadline);
     if (!claim) return std::move(claim).error();
     if (claim->state == IdempotencyClaim::State::in_progress) {
-      if (inv.context.deadline <= wait_end) {
-        return make_error(errc::timeout,
-                          "deadline passed while a duplicate of '" + std::string(info.name) + "' (key '" +
-                              std::string(key.view()) + "') was still being handled",
-                          true);
-      }
-      // Deferred, not failed: a transport redelivers it once the owner's
-      // lease has run out (then it is ours to take over, if the owner died)
-      // and does not count it against max_deliver.
+      // Deferred, not failed, whether the wait ended at wait_timeout or at
+      // the context's deadline (a consumer's handler timeout): a transport
+      // redelivers it once the owner's lease has run out (then it is ours to
+      // take over, if the owner died) and does not count it against
+      // max_deliver. As `timeout` it did count: a crashed owner's message
+      // was dead-lettered before its lease ran out.
+      const char* why = inv.context.deadline <= wait_end ? "deadline passed while a duplicate of '" : "a duplicate of '";
       Error deferred = make_error(errc::deferred,
-                                  "a duplicate of '" + std::string(info.name) + "' (key '" + std::string(key.view()) +
+                                  why + std::string(info.name) + "' (key '" + std::string(key.view()) +
                                       "') is still being handled",
                                   true);
       if (claim->lease_left.count() > 0) {

@@ -55,10 +55,10 @@ struct IdempotencyOptions {
 //  - in progress elsewhere (a concurrent duplicate): waits until the owner
 //    finishes, then replays its outcome; if the owner failed, one waiter
 //    claims the key and runs the handler. If the wait reaches the context
-//    deadline the call fails with `timeout`, or after `wait_timeout` with
-//    `deferred` (retryable; Error::retry_after is when the owner's lease runs
-//    out): consumer groups redeliver it then and never dead-letter it for
-//    that, and a crashed owner's claim is taken over.
+//    deadline or `wait_timeout`, the call fails with `deferred` (retryable;
+//    Error::retry_after is when the owner's lease runs out): consumer groups
+//    redeliver it then and never dead-letter it for that, and a crashed
+//    owner's claim is taken over.
 // The key names the message and what handles it: "<Type>:<id>" for commands
 // (and queries), "<Type>:<handler_key>:<id>" for event handlers and consumer
 // groups, so each handler of one event runs once, and an id reused by
