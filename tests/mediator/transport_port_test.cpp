@@ -268,7 +268,8 @@ TEST_CASE("subscribe refuses malformed deliveries with non-retryable errors") {
   const std::vector<Case> cases = {
       {"wrong type header", [](Wire& w) { w.headers[1].second = "OrderShipped"; }, catga::errc::unknown_type},
       {"body not JSON", [](Wire& w) { w.body = "{oops"; }, catga::errc::malformed},
-      {"body of another shape", [](Wire& w) { w.body = R"({"id":1})"; }, catga::errc::malformed},
+      {"a field of the wrong type", [](Wire& w) { w.body = R"({"order_id":1})"; }, catga::errc::malformed},
+      {"body not an object", [](Wire& w) { w.body = R"([{"order_id":"o"}])"; }, catga::errc::malformed},
       {"no message id", [](Wire& w) { w.headers.erase(w.headers.begin()); }, catga::errc::malformed},
   };
   REQUIRE(good.headers[0].first == "Nats-Msg-Id");

@@ -36,7 +36,7 @@ TEST_CASE("undecodable messages are dead-lettered with a clear error and the con
   catga::Headers no_id = order_headers("unused");
   no_id.erase(wire::kMsgId);
   REQUIRE(transport.publish_raw(subject, no_id, R"({"order_id":"y","amount":1})"));
-  REQUIRE(transport.publish_raw(subject, order_headers("m-4"), R"({"sku":"wrong shape"})"));
+  REQUIRE(transport.publish_raw(subject, order_headers("m-4"), R"({"order_id":5,"sku":"wrong shape"})"));
   REQUIRE(m.publish(OrderPlaced{"good", 1}));
 
   REQUIRE(handled.wait_size(1));

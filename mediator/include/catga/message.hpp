@@ -322,18 +322,84 @@ void read_json_value(const nlohmann::json& v, T& out, const JsonPath& path) {
 }
 
 // Reads member `name` of a JSON object into `out` (the from_json of the
-// CATGA_* macros), with read_json_value's range checks.
+// CATGA_* macros), with read_json_value's range checks. A member that is
+// absent leaves `out` as it is (its default) unless `required`; a body that
+// is not an object is an error either way (nlohmann's).
 template <class T>
-void read_json_field(const nlohmann::json& j, const char* name, T& out) {
+void read_json_field(const nlohmann::json& j, const char* name, T& out, bool required = true) {
   const JsonPath path{nullptr, name, nullptr, 0};
-  read_json_value(j.at(name), out, path);
+  if (j.is_object()) {
+    if (const auto it = j.find(name); it != j.end()) {
+      read_json_value(*it, out, path);
+      return;
+    }
+    if (!required) return;  // e.g. from a producer older than the field
+  }
+  read_json_value(j.at(name), out, path);  // nlohmann's error: not an object, or key not found
+}
+
+// True when `name` is listed in T's CATGA_REQUIRED(...).
+template <class T>
+constexpr bool field_required(std::string_view name) noexcept {
+  if constexpr (requires { T::catga_required_fields; }) {
+    for (std::string_view r : T::catga_required_fields) {
+      if (r == name) return true;
+    }
+  }
+  return false;
+}
+
+// Every name in T's CATGA_REQUIRED(...) is a field of its CATGA_* list.
+template <class T, class Fields>
+constexpr bool required_fields_listed(const Fields& fields) noexcept {
+  if constexpr (requires { T::catga_required_fields; }) {
+    for (std::string_view r : T::catga_required_fields) {
+      const bool listed = std::apply([&](const auto&... f) { return ((f.name == r) || ...); }, fields);
+      if (!listed) return false;
+    }
+  }
+  return true;
+}
+
+// The number of data members of an aggregate: the largest N for which
+// T{a1, ..., aN} compiles, each a converting to any member type.
+struct AnyMember {
+  template <class U>
+  operator U&() const&& noexcept;  // never defined: unevaluated use only
+};
+template <class T, std::size_t... I>
+constexpr bool initializable_with(std::index_sequence<I...>) noexcept {
+  return requires { T{(void(I), AnyMember{})...}; };
+}
+template <class T, std::size_t N = 0>
+constexpr std::size_t aggregate_member_count() noexcept {
+  if constexpr (!initializable_with<T>(std::make_index_sequence<N + 1>{})) {
+    return N;
+  } else {
+    return aggregate_member_count<T, N + 1>();
+  }
+}
+
+// A CATGA_* field list names every data member of T (checked for aggregates
+// without base classes; a member left out would silently not be sent).
+template <class T>
+constexpr bool lists_every_member(std::size_t listed) noexcept {
+  if constexpr (std::is_aggregate_v<T>) {
+    return aggregate_member_count<T>() == listed;
+  } else {
+    return true;
+  }
 }
 
 }  // namespace catga::detail
 
 // The JSON codec of the CATGA_* macros: nlohmann's to_json, and a from_json
-// that reads integers through catga::detail::read_json_field.
-#define CATGA_DETAIL_JSON_FROM(f) ::catga::detail::read_json_field(nlohmann_json_j, #f, nlohmann_json_t.f);
+// that reads fields through catga::detail::read_json_field: integers
+// range-checked, an absent field left at its default unless CATGA_REQUIRED.
+#define CATGA_DETAIL_JSON_FROM(f)                                   \
+  ::catga::detail::read_json_field(                                 \
+      nlohmann_json_j, #f, nlohmann_json_t.f,                       \
+      ::catga::detail::field_required<std::remove_cvref_t<decltype(nlohmann_json_t)>>(#f));
 #define CATGA_DETAIL_JSON_CODEC(Type, ...)                                                   \
   inline void to_json(nlohmann::json& nlohmann_json_j, const Type& nlohmann_json_t) {        \
     NLOHMANN_JSON_EXPAND(NLOHMANN_JSON_PASTE(NLOHMANN_JSON_TO, __VA_ARGS__))                 \
@@ -350,12 +416,38 @@ void read_json_field(const nlohmann::json& j, const char* name, T& out) {
 // The field list, for the codecs that read and write a body without a JSON
 // DOM (wire::read_fields, wire::write_fields): catga_fields(const Type*)
 // returns a tuple of catga::Field{"name", &Type::name}, in declaration order.
+// Also checked at compile time: the list names every data member of the
+// struct (an aggregate), and CATGA_REQUIRED names only listed fields.
 #define CATGA_DETAIL_FIELD_ENTRY(f) ::catga::make_field(#f, &CatgaSelf::f),
 #define CATGA_FIELDS(Type, ...)                                                                    \
   [[maybe_unused]] constexpr auto catga_fields(const Type*) noexcept {                            \
     using CatgaSelf = Type;                                                                        \
-    return ::std::tuple{NLOHMANN_JSON_EXPAND(NLOHMANN_JSON_PASTE(CATGA_DETAIL_FIELD_ENTRY, __VA_ARGS__))}; \
+    constexpr auto fields =                                                                        \
+        ::std::tuple{NLOHMANN_JSON_EXPAND(NLOHMANN_JSON_PASTE(CATGA_DETAIL_FIELD_ENTRY, __VA_ARGS__))}; \
+    static_assert(::catga::detail::lists_every_member<CatgaSelf>(::std::tuple_size_v<decltype(fields)>), \
+                  "the CATGA_* field list of " #Type " must name every data member of the struct");      \
+    static_assert(::catga::detail::required_fields_listed<CatgaSelf>(fields),                         \
+                  "CATGA_REQUIRED of " #Type " names a field that is not in its CATGA_* list");          \
+    return fields;                                                                                 \
   }
+
+// Inside a struct: the fields a body must have. A CATGA_* message or struct
+// decodes a body that lacks a field by leaving that field at its default
+// (a producer older than the field, during a rolling upgrade); a field named
+// here is required instead: a body without it is `malformed`, as is a body
+// with a field of the wrong type, whatever the field.
+//
+//   struct ChargePayment {
+//     std::string order_id;
+//     double amount = 0;
+//     std::string currency = "EUR";  // added later: old producers omit it
+//     CATGA_REQUIRED(order_id, amount)
+//   };
+//   CATGA_COMMAND(ChargePayment, void, order_id, amount, currency)
+#define CATGA_DETAIL_REQUIRED_NAME(f) ::std::string_view{#f},
+#define CATGA_REQUIRED(...)                                       \
+  static constexpr ::std::string_view catga_required_fields[] = { \
+      NLOHMANN_JSON_EXPAND(NLOHMANN_JSON_PASTE(CATGA_DETAIL_REQUIRED_NAME, __VA_ARGS__))};
 
 // A value type used inside messages (a field of a struct, an element of a
 // vector): its JSON codec (integers range-checked, as in messages) and field
