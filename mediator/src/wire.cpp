@@ -14,6 +14,11 @@ std::string join_subject(std::string_view prefix, std::string_view kind, std::st
   return s;
 }
 
+// Bounds on the user headers of one message (docs/wire-format.md): a client
+// cannot make every consumer hold thousands of them.
+constexpr std::size_t kMaxUserHeaders = 64;
+constexpr std::size_t kMaxUserHeaderBytes = 64 * 1024;  // names and values
+
 // The headers read_context takes for itself.
 enum class Managed : std::uint8_t { none, msg_id, type, correlation, causation, traceparent, timeout, content_type };
 
@@ -78,6 +83,7 @@ Result<Context> read_context(HeaderEach each, std::optional<std::string_view>* t
   Context ctx;
   std::optional<std::string_view> id_text, type, correlation, causation, traceparent, timeout, original;
   bool replayed = false;
+  std::size_t user_headers = 0, user_bytes = 0;
   each([&](std::string_view k, std::string_view v) {
     auto first = [&](std::optional<std::string_view>& slot) {
       if (!slot) slot = v;
@@ -91,7 +97,11 @@ Result<Context> read_context(HeaderEach each, std::optional<std::string_view>* t
       case Managed::timeout: first(timeout); break;
       case Managed::content_type: break;
       case Managed::none:
-        // Not managed: the handler sees it (the replay markers included).
+        // Not managed: the handler sees it (the replay markers included),
+        // up to the bounds; past them the message is refused below.
+        ++user_headers;
+        user_bytes += k.size() + v.size();
+        if (user_headers > kMaxUserHeaders || user_bytes > kMaxUserHeaderBytes) break;
         if (k == kReplayed) replayed = true;
         if (k == kOriginalMsgId) first(original);
         ctx.headers.set(k, v);
@@ -99,6 +109,13 @@ Result<Context> read_context(HeaderEach each, std::optional<std::string_view>* t
     }
   });
   if (type_out != nullptr) *type_out = type;
+  if (user_headers > kMaxUserHeaders || user_bytes > kMaxUserHeaderBytes) {
+    ctx.headers = {};
+    return make_error(errc::malformed, "too many user headers: " + std::to_string(user_headers) + " headers of " +
+                                           std::to_string(user_bytes) + " bytes (at most " +
+                                           std::to_string(kMaxUserHeaders) + " headers, " +
+                                           std::to_string(kMaxUserHeaderBytes) + " bytes)");
+  }
 
   if (!id_text) return make_error(errc::malformed, "missing header Nats-Msg-Id");
   auto id = MessageId::parse(*id_text);

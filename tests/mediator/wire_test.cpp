@@ -302,6 +302,33 @@ TEST_CASE("read_context: a zero timeout is an expired deadline, not an error") {
   CHECK(ctx->remaining() == catga::Context::Clock::duration::zero());
 }
 
+// Before: 20,000 user headers on one request were all copied into the
+// handler's context (found by fault_hostile_input).
+TEST_CASE("read_context: at most 64 user headers of at most 64 KiB in all; more is malformed") {
+  auto with_user_headers = [](std::size_t n, std::size_t value_size) {
+    HeaderMap h = written(catga::Context::root(), "T");
+    for (std::size_t i = 0; i < n; ++i) h.entries.emplace_back("X-H" + std::to_string(i), std::string(value_size, 'v'));
+    return h;
+  };
+  auto fine = read(with_user_headers(64, 10));
+  REQUIRE(fine);
+  CHECK(fine->headers.size() == 64);
+  auto many = read(with_user_headers(65, 10));
+  REQUIRE_FALSE(many);
+  CHECK(many.error().code == "malformed");
+  CHECK_FALSE(many.error().retryable);
+  CHECK(many.error().message.find("too many user headers: 65 headers") != std::string::npos);
+  CHECK_FALSE(read(with_user_headers(20'000, 1)));
+  CHECK(read(with_user_headers(2, 30'000)));  // 60,000 bytes and names
+  auto big = read(with_user_headers(3, 30'000));
+  REQUIRE_FALSE(big);
+  CHECK(big.error().code == "malformed");
+  // Managed headers (ids, type, trace, timeout) do not count.
+  HeaderMap annotated = with_user_headers(50, 10);
+  annotated.set("Catga-Correlation-Id", "c-1");
+  CHECK(read(annotated));
+}
+
 TEST_CASE("encode_reply produces the documented bodies") {
   const nlohmann::json value = {{"id", "o-1"}};
   CHECK(nlohmann::json::parse(catga::wire::encode_reply({}, &value)) ==
