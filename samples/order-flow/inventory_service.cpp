@@ -123,8 +123,10 @@ catga::Status InventoryService::drop_holds(const std::string& order, const std::
   return {};
 }
 
-void InventoryService::announce_reserved(const std::string& order, const std::vector<OrderItem>& items) {
-  (void)publish_once(InventoryReserved{order, items, instance(), catga::unix_ms_now()}, order + ".reserved");
+// A failed publish fails the reservation (retryable): the saga sends it
+// again, the repeat finds it reserved and publishes again.
+catga::Status InventoryService::announce_reserved(const std::string& order, const std::vector<OrderItem>& items) {
+  return publish_once(InventoryReserved{order, items, instance(), catga::unix_ms_now()}, order + ".reserved");
 }
 
 // reserving → (every hold taken) → reserved, or → rejected with the holds
@@ -142,7 +144,8 @@ catga::Result<Reservation> InventoryService::reserve(const ReserveInventory& c) 
   const auto items = doc.at("items").get<std::vector<OrderItem>>();
   const std::string state = doc.at("state").get<std::string>();
   if (state == "reserved" || state == "committed") {
-    announce_reserved(c.order_id, items);  // in case the first attempt died before it did
+    // In case the first attempt died before it did.
+    if (auto s = announce_reserved(c.order_id, items); !s) return std::move(s).error();
     return Reservation{c.order_id, doc.at("by").get<std::string>()};
   }
   if (state == "rejected") {
@@ -182,7 +185,7 @@ catga::Result<Reservation> InventoryService::reserve(const ReserveInventory& c) 
   if (!decided) return std::move(decided).error();
   const std::string now_state = decided->value("state", "");
   if (now_state == "reserved" || now_state == "committed") {
-    announce_reserved(c.order_id, items);
+    if (auto s = announce_reserved(c.order_id, items); !s) return std::move(s).error();
     return Reservation{c.order_id, decided->value("by", instance())};
   }
   if (auto s = drop_holds(c.order_id, items, true); !s) return s.error();
@@ -222,8 +225,9 @@ catga::Status InventoryService::release(const ReleaseInventory& c) {
   // Always: a release repeated after a crash finishes what the first began.
   if (auto s = drop_holds(c.order_id, items, true); !s) return s;
   if (rec->value("released_from", "") == "reserved") {
-    (void)publish_once(InventoryReleased{c.order_id, items, c.reason, instance(), catga::unix_ms_now()},
-                       c.order_id + ".released");
+    // A failed publish fails the release (retryable); the repeat publishes again.
+    return publish_once(InventoryReleased{c.order_id, items, c.reason, instance(), catga::unix_ms_now()},
+                        c.order_id + ".released");
   }
   return {};
 }

@@ -64,7 +64,7 @@ class InventoryService final : public ServiceCore {
   catga::Status take_hold(const std::string& order, const OrderItem& item);
   catga::Status drop_hold(const std::string& order, const std::string& sku, bool restock);
   catga::Status drop_holds(const std::string& order, const std::vector<OrderItem>& items, bool restock);
-  void announce_reserved(const std::string& order, const std::vector<OrderItem>& items);
+  catga::Status announce_reserved(const std::string& order, const std::vector<OrderItem>& items);
 
   std::vector<std::pair<std::string, int>> catalog_;
   std::shared_ptr<catga::KeyValue> kv_;

@@ -72,17 +72,26 @@ catga::Result<PaymentReceipt> PaymentService::charge(const ChargePayment& c) {
   const std::string state = doc.at("state").get<std::string>();
   if (state == "charged") {
     const std::string payment_id = doc.at("payment_id").get<std::string>();
-    (void)publish_once(
-        PaymentCharged{c.order_id, doc.at("customer").get<std::string>(), doc.at("amount").get<double>(), payment_id,
-                       doc.at("by").get<std::string>(), doc.at("updated_ms").get<std::int64_t>()},
-        c.order_id + ".charged");
+    // A failed publish fails the charge (retryable): the saga sends it again,
+    // the repeat finds this decision and publishes again (so on every path).
+    if (auto s = publish_once(PaymentCharged{c.order_id, doc.at("customer").get<std::string>(),
+                                             doc.at("amount").get<double>(), payment_id, doc.at("by").get<std::string>(),
+                                             doc.at("updated_ms").get<std::int64_t>()},
+                              c.order_id + ".charged");
+        !s) {
+      return std::move(s).error();
+    }
     return PaymentReceipt{payment_id, doc.at("by").get<std::string>()};
   }
   if (state == "declined") {
     const std::string reason = doc.at("reason").get<std::string>();
-    (void)publish_once(PaymentFailed{c.order_id, doc.at("customer").get<std::string>(), doc.at("amount").get<double>(),
-                                     reason, doc.at("by").get<std::string>(), doc.at("updated_ms").get<std::int64_t>()},
-                       c.order_id + ".payment-failed");
+    if (auto s = publish_once(PaymentFailed{c.order_id, doc.at("customer").get<std::string>(),
+                                            doc.at("amount").get<double>(), reason, doc.at("by").get<std::string>(),
+                                            doc.at("updated_ms").get<std::int64_t>()},
+                              c.order_id + ".payment-failed");
+        !s) {
+      return std::move(s).error();
+    }
     return catga::make_error(errc::payment_declined, reason);
   }
   // "refunded" before any charge: the order was given up meanwhile.

@@ -186,14 +186,18 @@ TEST_CASE("happy path: 202 pending, then confirmed; stock sold, payment charged,
 // Fails the first publish of each terminal event (OrderConfirmed,
 // OrderCancelled), as a broker in the middle of a leader election would;
 // everything else goes through.
-class FirstTerminalPublishFails final : public catga::Transport {
+// The first publish of each event of the given types (per message id)
+// fails, as when the stream has no leader for a moment.
+class FirstPublishFails final : public catga::Transport {
  public:
-  explicit FirstTerminalPublishFails(catga::Transport& inner) : inner_(inner) {}
+  FirstPublishFails(catga::Transport& inner, std::set<std::string> types) : inner_(inner), types_(std::move(types)) {}
   catga::Status publish(const catga::OutboundMessage& m) override {
     const std::string type(m.info.name);
-    if (type == "OrderConfirmed" || type == "OrderCancelled") {
+    if (types_.count(type) != 0) {
       std::lock_guard lock(mu_);
-      if (failed_.insert(type + std::string(m.body)).second) {
+      // Per message id: a repeat of the same event (bodies may differ in
+      // their time) goes through.
+      if (failed_.insert(type + m.context.message_id.text().str()).second) {
         ++failures;
         return catga::make_error(catga::errc::unavailable, "no stream leader (test)", true);
       }
@@ -213,6 +217,7 @@ class FirstTerminalPublishFails final : public catga::Transport {
 
  private:
   catga::Transport& inner_;
+  const std::set<std::string> types_;
   std::mutex mu_;
   std::set<std::string> failed_;
 };
@@ -220,7 +225,7 @@ class FirstTerminalPublishFails final : public catga::Transport {
 TEST_CASE("a terminal event whose publish fails is published again, never lost: every final order is notified") {
   Cluster cluster;
   auto env = cluster.env("order-1");
-  FirstTerminalPublishFails flaky(*env.transport);
+  FirstPublishFails flaky(*env.transport, {"OrderConfirmed", "OrderCancelled"});
   env.transport = &flaky;
   cluster.order = std::make_unique<OrderService>(env, fast_order_options());
   cluster.start();
@@ -237,6 +242,35 @@ TEST_CASE("a terminal event whose publish fails is published again, never lost: 
   // The sale is committed and the hold of the cancelled order given back:
   // inventory learns both from those events.
   CHECK(eventually([&] { return inventory_of(cluster)["stock"]["A-1"]["held"] == 0; }));
+  CHECK(eventually([&] { return inventory_of(cluster)["stock"]["A-2"] == json{{"available", 1000}, {"held", 0}}; }));
+}
+
+// Before: inventory and payment ignored the result of these publishes, so a
+// failed one left the order's history without the line for good.
+TEST_CASE("inventory and payment events whose publish fails are published again: the order's history has them") {
+  Cluster cluster(1);
+  auto inventory_env = cluster.env("inventory-1");
+  FirstPublishFails flaky_inventory(*inventory_env.transport, {"InventoryReserved", "InventoryReleased"});
+  inventory_env.transport = &flaky_inventory;
+  cluster.inventories[0] = std::make_unique<InventoryService>(inventory_env);
+  auto payment_env = cluster.env("payment-1");
+  FirstPublishFails flaky_payment(*payment_env.transport, {"PaymentCharged", "PaymentFailed"});
+  payment_env.transport = &flaky_payment;
+  cluster.payments[0] = std::make_unique<PaymentService>(payment_env);
+  cluster.start();
+  auto http = cluster.client();
+
+  auto confirmed = post(http, "/orders", order_body("c1", {{{"sku", "A-1"}, {"qty", 1}}}, 10.0), "k-notes-1");
+  auto declined = post(http, "/orders", order_body("declined", {{{"sku", "A-2"}, {"qty", 1}}}, 10.0), "k-notes-2");
+  const std::string a = confirmed.body.at("order_id"), b = declined.body.at("order_id");
+  CHECK(wait_final(http, a).at("status") == "confirmed");
+  CHECK(wait_final(http, b).at("status") == "cancelled");
+  CHECK(history_entry(wait_history(http, a, "InventoryReserved"), "InventoryReserved") != nullptr);
+  CHECK(history_entry(wait_history(http, a, "PaymentCharged"), "PaymentCharged") != nullptr);
+  CHECK(history_entry(wait_history(http, b, "PaymentFailed"), "PaymentFailed") != nullptr);
+  CHECK(history_entry(wait_history(http, b, "InventoryReleased"), "InventoryReleased") != nullptr);
+  CHECK(flaky_inventory.failures == 3);  // reserved twice, released once
+  CHECK(flaky_payment.failures == 2);
   CHECK(eventually([&] { return inventory_of(cluster)["stock"]["A-2"] == json{{"available", 1000}, {"held", 0}}; }));
 }
 
