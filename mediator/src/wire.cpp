@@ -103,7 +103,9 @@ Result<Context> read_context(HeaderEach each, std::optional<std::string_view>* t
         user_bytes += k.size() + v.size();
         if (user_headers > kMaxUserHeaders || user_bytes > kMaxUserHeaderBytes) break;
         if (k == kReplayed) replayed = true;
-        if (k == kOriginalMsgId) first(original);
+        // The last value, like the copy kept in ctx.headers: a message
+        // re-encoded from this context is read with the same id.
+        if (k == kOriginalMsgId) original = v;
         ctx.headers.set(k, v);
         break;
     }

@@ -37,6 +37,9 @@ echo "fuzz target built in $(( $(date +%s) - start )) s; fuzzing for $seconds s"
 mkdir -p "$work/corpus" "$work/artifacts"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+# -error_exitcode: libFuzzer reports a finding with 77 by default, which
+# CTest would take for "skipped" (SKIP_RETURN_CODE is for a missing clang).
 "$work/build/fuzz_message_decoding" -max_total_time="$seconds" -max_len=16384 -timeout=10 -rss_limit_mb=2048 \
+  -error_exitcode=1 -timeout_exitcode=1 \
   -print_final_stats=1 -dict="$repo/tests/fuzz/message.dict" -artifact_prefix="$work/artifacts/" \
   "$work/corpus" "$repo/tests/fuzz/corpus"

@@ -214,6 +214,20 @@ TEST_CASE("read_context: a replayed copy keeps the original message id") {
     CHECK(ctx->headers.get("Catga-Replayed") == std::optional<std::string_view>("12"));
     CHECK(ctx->headers.get("Catga-Original-Msg-Id") == std::optional<std::string_view>("orig-7"));
   }
+  // Found by fuzz_message_decoding (corpus replayed_original_id_twice):
+  // the id came from the first value, ctx.headers kept the last, so the
+  // message re-encoded from the context was read with another id.
+  SUBCASE("a repeated Catga-Original-Msg-Id: its last value, as in ctx.headers") {
+    h.set("Catga-Replayed", "12");
+    h.entries.emplace_back("Catga-Original-Msg-Id", "orig-8");
+    auto ctx = read(h);
+    REQUIRE(ctx);
+    CHECK(ctx->message_id.text().str() == "orig-8");
+    CHECK(ctx->headers.get("Catga-Original-Msg-Id") == std::optional<std::string_view>("orig-8"));
+    auto again = read(written(*ctx, "T"));
+    REQUIRE(again);
+    CHECK(again->message_id == ctx->message_id);
+  }
   SUBCASE("an invalid original id falls back to Nats-Msg-Id") {
     h.set("Catga-Replayed", "12");
     h.set("Catga-Original-Msg-Id", "");
