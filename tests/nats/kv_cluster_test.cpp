@@ -17,6 +17,7 @@
 #include "catga/nats/key_value.hpp"
 #include "catga/nats/kv_idempotency_store.hpp"
 #include "nats_cluster.hpp"
+#include "nats_server.hpp"
 
 using catga::IdempotencyClaim;
 using catga::nats::KvBucket;
@@ -40,6 +41,9 @@ std::shared_ptr<KvBucket> r3_bucket(std::shared_ptr<catga::nats::Connection> con
   o.bucket = std::move(name);
   o.replicas = 3;
   o.timeout = timeout;
+  // The 2.9 run too: these cases check conflicts without a leader change
+  // in the middle of two conditional writes (what 2.9 gets wrong).
+  o.allow_replicated_before_nats_2_10 = true;
   // Creating an R3 stream waits for its election; on a loaded machine the
   // first try may time out.
   catga::Result<std::shared_ptr<KvBucket>> b = catga::make_error("timeout", "not opened");
@@ -53,6 +57,9 @@ std::shared_ptr<KvIdempotencyStore> r3_claims(std::shared_ptr<catga::nats::Conne
   catga::nats::KvIdempotencyOptions o;
   o.bucket = std::move(name);
   o.replicas = 3;
+  // The 2.9 run too: the lost conditional write 2.9 can make during a
+  // leader change (issue 4320) is a risk these cases take knowingly.
+  o.allow_replicated_before_nats_2_10 = true;
   catga::Result<std::shared_ptr<KvIdempotencyStore>> s = catga::make_error("timeout", "not opened");
   for (int i = 0; i < 5 && !s; ++i) s = KvIdempotencyStore::create(conn, o);
   REQUIRE_MESSAGE(s, (s ? "" : s.error().message));
@@ -199,6 +206,61 @@ TEST_CASE("R3 KvBucket: concurrent kv_modify from two connections loses no updat
   CHECK(errors.total() == 0);
   CHECK(again_won.load() == 10);
   CHECK(again_conflict.load() == 10);
+}
+
+// nats-server before 2.10 may store two conditional writes expecting one
+// revision while a stream leader changes (issue 4320): an R3 bucket is
+// refused there by default, whether asked for or made so by someone else,
+// and opens on 2.10 or later. Before: it opened silently on 2.9.
+TEST_CASE("R3 KV: refused on a server before 2.10 unless allowed, opened on 2.10 or later") {
+  catga::test::NatsCluster cluster;
+  const bool old_server = catga::test::nats_server_older_than(2, 10);
+  MESSAGE("nats-server ", (old_server ? "before 2.10: R3 must be refused" : "2.10 or later: R3 must open"));
+  auto conn = connect(cluster.urls(), "kv-version");
+
+  auto open = [&](int replicas, bool allow) {
+    catga::nats::KvBucketOptions o;
+    o.bucket = "versioned";
+    o.replicas = replicas;
+    o.timeout = 20s;
+    o.allow_replicated_before_nats_2_10 = allow;
+    catga::Result<std::shared_ptr<KvBucket>> b = catga::make_error("timeout", "not opened");
+    for (int i = 0; i < 5 && !b && b.error().code != "validation"; ++i) b = KvBucket::open(conn, o);
+    return b;
+  };
+  auto by_default = open(3, false);
+  if (old_server) {
+    REQUIRE_FALSE(by_default);
+    CHECK(by_default.error().code == "validation");
+    CHECK_FALSE(by_default.error().retryable);
+    CHECK(by_default.error().message.find("4320") != std::string::npos);
+    // The bucket exists now (made before the check); asking for one
+    // replica does not get around it.
+    auto as_r1 = open(1, false);
+    REQUIRE_FALSE(as_r1);
+    CHECK(as_r1.error().code == "validation");
+    auto allowed = open(3, true);
+    REQUIRE_MESSAGE(allowed, (allowed ? "" : describe(allowed.error())));
+    CHECK((*allowed)->put("k", "v"));
+  } else {
+    REQUIRE_MESSAGE(by_default, (by_default ? "" : describe(by_default.error())));
+    CHECK((*by_default)->put("k", "v"));
+  }
+
+  catga::nats::KvIdempotencyOptions io;
+  io.bucket = "versioned_claims";
+  io.replicas = 3;
+  io.timeout = 20s;
+  catga::Result<std::shared_ptr<KvIdempotencyStore>> store = catga::make_error("timeout", "not opened");
+  for (int i = 0; i < 5 && !store && store.error().code != "validation"; ++i) {
+    store = KvIdempotencyStore::create(conn, io);
+  }
+  if (old_server) {
+    REQUIRE_FALSE(store);
+    CHECK(store.error().code == "validation");
+  } else {
+    CHECK_MESSAGE(store, (store ? "" : describe(store.error())));
+  }
 }
 
 // The first try is proposed but cannot be committed (both followers frozen),

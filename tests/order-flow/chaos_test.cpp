@@ -42,6 +42,7 @@
 
 #include "chaos_checks.hpp"
 #include "deployment.hpp"
+#include "nats_server.hpp"
 #include "raw_nats.hpp"
 
 using namespace oft;
@@ -716,8 +717,14 @@ TEST_CASE("chaos, single node: orders stay exactly-once, stock and money balance
 // Issue 20 on a 3-node cluster, streams and buckets R3. Registered to run
 // against the newer nats-server (tests/order-flow/CMakeLists.txt): 2.9.x
 // stores two conditional appends to one subject on clustered streams
-// (nats-server issue 4320).
+// (nats-server issue 4320), and the sample's R3 buckets refuse it. Without
+// a 2.10 server the run says so and checks nothing.
 TEST_CASE("chaos cluster: orders stay exactly-once, stock and money balance while replicas and stream leaders crash") {
+  if (catga::test::nats_server_older_than(2, 10)) {
+    WARN_MESSAGE(false, "SKIPPED: the cluster chaos run needs nats-server 2.10 or later "
+                        "(set CATGA_NATS_SERVER; scripts/test installs Debian 13's)");
+    return;
+  }
   const std::uint64_t seed = chaos_seed();
   ChaosMode mode{"cluster"};
   mode.broker = Broker::cluster;

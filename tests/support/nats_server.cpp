@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -172,6 +173,22 @@ std::string nats_server_binary(const std::string& configured) {
     }
   }
   return "/usr/sbin/nats-server";
+}
+
+bool nats_server_older_than(int major, int minor, const std::string& configured) {
+  const std::string binary = nats_server_binary(configured);
+  const std::string command = "'" + binary + "' --version 2>&1";
+  FILE* out = ::popen(command.c_str(), "r");
+  if (out == nullptr) throw std::runtime_error("cannot run " + command);
+  char line[256] = {};
+  const bool read = std::fgets(line, sizeof line, out) != nullptr;
+  ::pclose(out);
+  int have_major = 0, have_minor = 0;
+  const char* v = read ? std::strstr(line, " v") : nullptr;
+  if (v == nullptr || std::sscanf(v, " v%d.%d", &have_major, &have_minor) != 2) {
+    throw std::runtime_error("cannot tell the version of " + binary + " from '" + line + "'");
+  }
+  return have_major < major || (have_major == major && have_minor < minor);
 }
 
 bool loopback_port_accepts(int port) {

@@ -79,6 +79,12 @@ int free_loopback_port();
 // nats-server on PATH, else /usr/sbin/nats-server.
 std::string nats_server_binary(const std::string& configured);
 
+// Whether the nats-server binary (see nats_server_binary) is older than
+// `major.minor`, from `<binary> --version` ("nats-server: v2.9.10"). Throws
+// when the version cannot be read.
+//   if (catga::test::nats_server_older_than(2, 10)) ...
+bool nats_server_older_than(int major, int minor, const std::string& configured = {});
+
 // True when something accepts TCP connections on 127.0.0.1:<port>.
 bool loopback_port_accepts(int port);
 

@@ -22,6 +22,31 @@ using detail::to_error;
 
 namespace detail {
 
+namespace {
+
+// Whether the server holding `stream` serializes conditional writes on
+// replicated streams (nats-server 2.10 or later; issue 4320 was fixed there).
+// nats.c 3.4.1 does not tell the server's version, so it is told from the
+// stream's info as the stream leader answers it: 2.10 added `compression` to
+// every stream config it reports (a quote inside a JSON string is escaped,
+// so a description cannot fake the key).
+Result<bool> serializes_conditional_writes(Connection& connection, const std::string& stream,
+                                           std::chrono::milliseconds timeout) {
+  const std::string subject = "$JS.API.STREAM.INFO." + stream;
+  MsgHandle reply;
+  const natsStatus s = natsConnection_Request(reply.out(), connection.impl().conn(), subject.c_str(), nullptr, 0,
+                                              std::max<std::int64_t>(timeout.count(), 1));
+  if (s != NATS_OK) return to_error(s, "info of stream '" + stream + "'", Surface::jetstream);
+  const std::string_view info(natsMsg_GetData(reply.get()),
+                              static_cast<std::size_t>(natsMsg_GetDataLength(reply.get())));
+  if (info.find("\"config\"") == std::string_view::npos) {
+    return make_error(errc::unavailable, "info of stream '" + stream + "': " + std::string(info.substr(0, 200)), true);
+  }
+  return info.find("\"compression\":") != std::string_view::npos;
+}
+
+}  // namespace
+
 Result<KvBinding> open_kv(Connection& connection, const KvSpec& spec) {
   KvBinding b;
   jsOptions jo;
@@ -53,7 +78,7 @@ Result<KvBinding> open_kv(Connection& connection, const KvSpec& spec) {
       s = js_CreateKeyValue(b.kv.out(), b.js.get(), &cfg);
       if (s == NATS_OK) {
         log().info("catga.nats created KV bucket '{}'", spec.bucket);
-        return b;
+        break;
       }
       err = to_error(s, "create KV bucket '" + spec.bucket + "'", Surface::jetstream);
     } else {
@@ -65,12 +90,26 @@ Result<KvBinding> open_kv(Connection& connection, const KvSpec& spec) {
     pause = std::min(pause * 2, std::chrono::milliseconds(500));
   }
   kvStatus* status = nullptr;
+  int replicas = std::max(spec.replicas, 1);
   if (kvStore_Status(&status, b.kv.get()) == NATS_OK) {
     if (kvStatus_TTL(status) != spec.ttl.count()) {
       log().warn("catga.nats KV bucket '{}' keeps its ttl of {} ns (configured {} ns)", spec.bucket,
                  kvStatus_TTL(status), spec.ttl.count());
     }
+    replicas = static_cast<int>(kvStatus_Replicas(status));  // what the bucket has, asked for or not
     kvStatus_Destroy(status);
+  }
+  if (replicas > 1 && !spec.allow_replicated_before_nats_2_10) {
+    auto serialized = serializes_conditional_writes(connection, "KV_" + spec.bucket, spec.timeout);
+    if (!serialized) return std::move(serialized).error();
+    if (!*serialized) {
+      return make_error(errc::validation,
+                        "KV bucket '" + spec.bucket + "' has " + std::to_string(replicas) +
+                            " replicas, but the server is older than nats-server 2.10, which can store two "
+                            "conditional writes expecting the same revision while a stream leader changes "
+                            "(nats-server issue 4320): run nats-server 2.10 or later, use replicas = 1, or set "
+                            "allow_replicated_before_nats_2_10 to accept that risk");
+    }
   }
   return b;
 }
@@ -358,7 +397,9 @@ Result<std::shared_ptr<KvBucket>> KvBucket::open(std::shared_ptr<Connection> con
                                                      .ttl = o.ttl,
                                                      .storage = o.storage,
                                                      .replicas = o.replicas,
-                                                     .timeout = o.timeout});
+                                                     .timeout = o.timeout,
+                                                     .allow_replicated_before_nats_2_10 =
+                                                         o.allow_replicated_before_nats_2_10});
   if (!binding) return std::move(binding).error();
   impl->binding = std::move(*binding);
   impl->leader = detail::KvLeader(impl->binding.js.get(), o.bucket, o.timeout, o.ttl);

@@ -121,7 +121,9 @@ Result<std::shared_ptr<KvIdempotencyStore>> KvIdempotencyStore::create(std::shar
                                                      .ttl = o.ttl,
                                                      .storage = o.storage,
                                                      .replicas = o.replicas,
-                                                     .timeout = o.timeout});
+                                                     .timeout = o.timeout,
+                                                     .allow_replicated_before_nats_2_10 =
+                                                         o.allow_replicated_before_nats_2_10});
   if (!binding) return std::move(binding).error();
   impl->binding = std::move(*binding);
   impl->leader = detail::KvLeader(impl->binding.js.get(), o.bucket, o.timeout, o.ttl);

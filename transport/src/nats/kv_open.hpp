@@ -22,6 +22,8 @@ struct KvSpec {
   StorageType storage = StorageType::file;
   int replicas = 1;
   std::chrono::milliseconds timeout{5'000};  // Wait of the bucket's own jsCtx
+  // See KvBucketOptions::allow_replicated_before_nats_2_10.
+  bool allow_replicated_before_nats_2_10 = false;
 };
 
 // The bucket and the JetStream context it was opened with (declared first,
@@ -34,6 +36,9 @@ struct KvBinding {
 // Waits up to spec.timeout for the connection, then opens or creates the
 // bucket; a peer creating it at the same time, or a replicated bucket whose
 // stream is still electing its leader, is tried again until spec.timeout.
+// A bucket with more than one replica (made now or before) on a server older
+// than nats-server 2.10 is refused with a `validation` Error unless
+// spec.allow_replicated_before_nats_2_10 (nats-server issue 4320).
 //
 //   auto b = detail::open_kv(*conn, {.bucket = "orders", .timeout = 5s});
 //   kvStore_Put(nullptr, b->kv.get(), "k", "v", 1);

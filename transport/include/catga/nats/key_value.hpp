@@ -18,6 +18,15 @@ struct KvBucketOptions {
   std::chrono::nanoseconds ttl{0};  // 0: keep forever
   StorageType storage = StorageType::file;
   int replicas = 1;
+  // nats-server before 2.10 can store two conditional writes that expect the
+  // same revision of a replicated stream while its leader changes
+  // (nats-server issue 4320): a lost update, which conflicts are meant to
+  // prevent. open() therefore refuses a bucket with replicas > 1 (asked for
+  // here, or made so by someone else) on such a server with a `validation`
+  // Error, unless this is set: only for accepting that risk knowingly (the
+  // 2.9 runs of the cluster tests do). The check asks the stream's leader,
+  // so a bucket open() creates is made before it is refused.
+  bool allow_replicated_before_nats_2_10 = false;
   // Deadline of one operation. One request waits at most a quarter of it
   // (at least 100 ms): a create or update whose answer is lost (frozen or
   // crashed leader, reconnect) is sent again within the deadline.

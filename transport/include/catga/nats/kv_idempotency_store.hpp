@@ -22,6 +22,14 @@ struct KvIdempotencyOptions {
   std::chrono::nanoseconds ttl = std::chrono::hours(24);
   StorageType storage = StorageType::file;
   int replicas = 1;
+  // nats-server before 2.10 can store two conditional writes that expect the
+  // same revision of a replicated stream while its leader changes
+  // (nats-server issue 4320): a lost update, which conflicts are meant to
+  // prevent. open() therefore refuses a bucket with replicas > 1 (asked for
+  // here, or made so by someone else) on such a server with a `validation`
+  // Error, unless this is set: only for accepting that risk knowingly (see
+  // KvBucketOptions).
+  bool allow_replicated_before_nats_2_10 = false;
   // Deadline of one KV operation (create, update, get, delete); a create or
   // update without an answer is sent again within it (each try waits a
   // quarter of it, at least 100 ms).
