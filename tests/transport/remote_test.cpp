@@ -272,3 +272,45 @@ TEST_CASE("shutdown answers the request in flight and fails the queued one with 
   CHECK(second->error().code == catga::errc::unavailable);
   CHECK(second->error().message.find("pricing") != std::string::npos);
 }
+
+TEST_CASE("a service holding serve_max_in_flight requests refuses one more at once with a retryable overloaded") {
+  catga::InMemoryTransportOptions o;
+  o.serve_max_in_flight = 2;  // one worker: one request running, one queued
+  InMemoryTransport transport(o);
+  Mediator server, client;
+  server.attach(transport);
+  client.attach(transport);
+  Gate arrived, release;
+  server.handle<GetPrice>([&](const GetPrice&) {
+    arrived.open();
+    release.wait();
+    return 1.0;
+  });
+  auto serving = server.serve<GetPrice>("pricing").value();
+  client.route_remote<GetPrice>();
+
+  std::optional<catga::Result<double>> first, second;
+  std::thread caller1([&] { first.emplace(client.query(GetPrice{"first"})); });
+  REQUIRE(arrived.wait());
+  std::thread caller2([&] { second.emplace(client.query(GetPrice{"second"})); });
+  REQUIRE(eventually([&] { return transport.group_stats("GetPrice", "pricing")->pending == 1; }));
+
+  const auto t0 = std::chrono::steady_clock::now();
+  Context ctx = Context::root();
+  ctx.deadline = Context::Clock::now() + 5s;  // a queued request would wait until here
+  auto third = client.query(GetPrice{"third"}, ctx);
+  REQUIRE_FALSE(third);
+  CHECK(third.error().code == catga::errc::overloaded);
+  CHECK(third.error().retryable);
+  CHECK(third.error().message.find("pricing") != std::string::npos);
+  CHECK(std::chrono::steady_clock::now() - t0 < 1s);
+
+  release.open();
+  caller1.join();
+  caller2.join();
+  REQUIRE(first);
+  CHECK(first->ok());
+  REQUIRE(second);
+  CHECK(second->ok());
+  CHECK(client.query(GetPrice{"after"}).ok());  // room again
+}

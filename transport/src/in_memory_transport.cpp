@@ -32,6 +32,14 @@ Error full_error(const detail::Group& g, std::size_t max) {
                     true);
 }
 
+Error overloaded_error(const detail::Group& g, const InMemoryTransportOptions& o) {
+  return make_error(errc::overloaded,
+                    "service '" + g.name + "' already holds " + std::to_string(g.unfinished()) + " requests of '" +
+                        g.type + "' (serve_max_in_flight " + std::to_string(o.serve_bound()) +
+                        " per member); try again later",
+                    true);
+}
+
 // The DLQ annotations, removed again when a dead letter is replayed.
 constexpr std::string_view kDeadLetterHeaders[] = {wire::kError, wire::kErrorCode, wire::kDeliveries,
                                                    wire::kOriginalSubject, wire::kOriginalSeq};
@@ -77,6 +85,7 @@ Result<std::string> InMemoryCore::send_request(std::string_view type, std::share
     return make_error(errc::timeout, "deadline of '" + std::string(type) + "' passed before it was sent", true);
   }
   for (const Group* g : targets) {
+    if (g->unfinished() >= options.serve_bound() * g->members.size()) return overloaded_error(*g, options);
     if (g->unfinished() >= options.max_pending) return full_error(*g, options.max_pending);
   }
   auto pending = std::make_shared<PendingRequest>();

@@ -31,6 +31,10 @@ inline constexpr std::string_view conflict = "conflict";
 // Error::retry_after and never dead-letter it for this.
 inline constexpr std::string_view deferred = "deferred";
 inline constexpr std::string_view cancelled = "cancelled";
+// Retryable: the service already holds as many requests as it may (queued
+// or running, JetStreamOptions::serve_max_in_flight) and refused this one at
+// once instead of letting it wait past the caller's deadline. Nothing ran.
+inline constexpr std::string_view overloaded = "overloaded";
 inline constexpr std::string_view internal = "internal";
 }  // namespace errc
 

@@ -1,5 +1,6 @@
 #include "catga/nats/options.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <filesystem>
@@ -92,6 +93,11 @@ Status NatsOptions::validate() const {
     return make_error(errc::validation, "NatsOptions: need 0 <= reconnect_wait <= max_reconnect_wait");
   }
   return {};
+}
+
+std::size_t JetStreamOptions::serve_bound() const noexcept {
+  if (serve_max_in_flight > 0) return serve_max_in_flight;
+  return 32 * std::max<std::size_t>(serve_workers, 1);
 }
 
 std::string JetStreamOptions::events_stream() const {

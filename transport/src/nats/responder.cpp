@@ -15,6 +15,13 @@ Responder::Responder(std::shared_ptr<TransportState> state, std::string type, st
                      RequestHandler handler)
     : state_(std::move(state)), type_(std::move(type)), service_(std::move(service)), handler_(std::move(handler)) {
   subject_ = wire::command_subject(state_->options.prefix, type_);
+  max_in_flight_ = state_->options.serve_bound();
+  overloaded_reply_ = wire::encode_reply(
+      make_error(errc::overloaded,
+                 "service '" + service_ + "' already holds " + std::to_string(max_in_flight_) + " requests of '" +
+                     type_ + "' (serve_max_in_flight); try again later",
+                 true),
+      nullptr);
 }
 
 Result<std::shared_ptr<Responder>> Responder::start(std::shared_ptr<TransportState> state, std::string type,
@@ -54,6 +61,7 @@ void Responder::receive_loop() noexcept {
       MsgHandle msg;
       const natsStatus s = natsSubscription_NextMsg(msg.out(), sub_.get(), 1000);
       if (s == NATS_OK) {
+        if (!admit(msg.get())) continue;
         {
           std::lock_guard lock(mu_);
           queue_.push_back(std::move(msg));
@@ -90,7 +98,37 @@ void Responder::worker_loop() noexcept {
       queue_.pop_front();
     }
     answer(msg.get());
+    in_flight_.fetch_sub(1, std::memory_order_release);
   }
+}
+
+bool Responder::admit(natsMsg* msg) noexcept {
+  if (in_flight_.load(std::memory_order_acquire) < max_in_flight_) {
+    in_flight_.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  refuse(msg);
+  return false;
+}
+
+void Responder::refuse(natsMsg* msg) noexcept try {
+  const auto reply = reply_of(msg);
+  if (!reply.empty()) {
+    const natsStatus s = natsConnection_Publish(state_->nc(), reply.data(), overloaded_reply_.data(),
+                                                static_cast<int>(overloaded_reply_.size()));
+    if (s != NATS_OK) state_->note_error(to_error(s, "reply to a request on '" + subject_ + "'"));
+  }
+  // One warning per 10 s at most: a burst must not flood the log.
+  ++refused_unlogged_;
+  const auto now = std::chrono::steady_clock::now();
+  if (now - refused_logged_at_ >= std::chrono::seconds(10)) {
+    log().warn("catga.nats serve '{}': {} requests refused as overloaded ({} in flight)", subject_,
+               refused_unlogged_, max_in_flight_);
+    refused_unlogged_ = 0;
+    refused_logged_at_ = now;
+  }
+} catch (...) {
+  // Logging failed; the caller was answered (or will time out).
 }
 
 void Responder::answer(natsMsg* msg) noexcept {

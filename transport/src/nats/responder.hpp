@@ -3,7 +3,9 @@
 
 #include <nats/nats.h>
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -22,6 +24,10 @@ namespace catga::nats::detail {
 // by one receive thread; requests are answered by `workers` threads, never
 // on a nats.c thread, so handlers may block. The reply body comes from the
 // handler (wire::encode_reply); a handler exception becomes an error reply.
+// At most options.serve_bound() requests are held (queued or running); the
+// receive thread answers one more at once with a retryable `overloaded`
+// error, so a burst costs bounded memory and nobody waits for a reply that
+// would come after its deadline.
 class Responder : public std::enable_shared_from_this<Responder> {
  public:
   static Result<std::shared_ptr<Responder>> start(std::shared_ptr<TransportState> state, std::string type,
@@ -41,6 +47,9 @@ class Responder : public std::enable_shared_from_this<Responder> {
   void receive_loop() noexcept;
   void worker_loop() noexcept;
   void answer(natsMsg* msg) noexcept;
+  // Receive thread: counts a request in, or refuses it when the bound is reached.
+  bool admit(natsMsg* msg) noexcept;
+  void refuse(natsMsg* msg) noexcept;
 
   std::shared_ptr<TransportState> state_;
   std::string type_;
@@ -54,6 +63,15 @@ class Responder : public std::enable_shared_from_this<Responder> {
   std::deque<MsgHandle> queue_;
   bool exit_ = false;
   bool stopping_ = false;
+
+  // Requests received and not yet answered. Only the receive thread adds
+  // (so the bound cannot be passed); workers subtract after answering.
+  std::atomic<std::size_t> in_flight_{0};
+  std::size_t max_in_flight_ = 0;
+  std::string overloaded_reply_;  // encoded once
+  // Receive thread only: refusals since the last warning, and when that was.
+  std::uint64_t refused_unlogged_ = 0;
+  std::chrono::steady_clock::time_point refused_logged_at_{};
 
   std::mutex stop_mu_;
   bool stopped_ = false;

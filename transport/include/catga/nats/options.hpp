@@ -170,6 +170,15 @@ struct JetStreamOptions {
   std::chrono::milliseconds request_timeout{5'000};
   // Handler threads per serve() call (requests are answered off nats.c's threads).
   std::size_t serve_workers = 4;
+  // Requests one serve() call holds at once, queued or running; one more is
+  // answered at once with a retryable `overloaded` error instead of waiting
+  // (memory stays bounded, callers learn it in a round trip rather than at
+  // their deadline). 0: 32 x serve_workers (128 by default), which four
+  // workers with 150 ms handlers empty within the 5 s request_timeout.
+  //
+  //   js.serve_workers = 8;
+  //   js.serve_max_in_flight = 64;  // 8 queued per worker: fast fail, short waits
+  std::size_t serve_max_in_flight = 0;
   // In-flight window of publish_async(); a full window makes it wait.
   std::size_t max_async_pending = 4'096;
   // How long create() waits for a server that is not up yet.
@@ -177,6 +186,8 @@ struct JetStreamOptions {
   // How long the destructor's stop() may take.
   std::chrono::milliseconds stop_timeout{10'000};
 
+  // The bound in effect: serve_max_in_flight, or 32 x serve_workers when 0.
+  std::size_t serve_bound() const noexcept;
   // The stream names in effect (StreamOptions::name, else derived from the prefix).
   std::string events_stream() const;
   std::string dead_letter_stream() const;

@@ -38,6 +38,15 @@ struct InMemoryTransportOptions {
   std::chrono::milliseconds request_timeout{30'000};
   // Handler threads per serve() call.
   std::size_t serve_workers = 1;
+  // Requests one serve() call holds at once (queued or running), as on the
+  // JetStream transport; one more fails at once with a retryable
+  // `overloaded` error. 0: 32 x serve_workers.
+  std::size_t serve_max_in_flight = 0;
+
+  // The bound in effect per serve() call.
+  std::size_t serve_bound() const noexcept {
+    return serve_max_in_flight > 0 ? serve_max_in_flight : 32 * (serve_workers > 0 ? serve_workers : 1);
+  }
 };
 
 // A message as it travels on the wire: subject, headers, body.
