@@ -237,8 +237,9 @@ void CommitFeed::collect(std::vector<Delivered>& batch) {
     const std::uint64_t seq = meta ? meta->stream_seq : 0;
     if (config_.ordered && meta && !in_order(seq, meta->consumer_seq)) break;
     auto c = decode_commit(nats::detail::body_of(m.get()), seq, impl.upcasters());
-    if (!c) {
-      if (!park(m.get(), reply_subject, seq, meta ? meta->delivered : 1, c.error())) break;
+    const Status usable = !c ? Status(c.error()) : config_.accept ? config_.accept(*c) : Status{};
+    if (!usable) {
+      if (!park(m.get(), reply_subject, seq, meta ? meta->delivered : 1, usable.error())) break;
       continue;
     }
     std::optional<std::uint64_t> expected;

@@ -56,6 +56,9 @@ class CommitFeed {
     std::chrono::milliseconds inactive_threshold{0};
     // See above; `start_after` of start() is then the last commit handled.
     bool ordered = false;
+    // Optional: a commit it refuses is parked in the dead letters, like one
+    // that does not decode (the relay: event types that cannot be subjects).
+    std::function<Status(const Commit&)> accept{};
   };
   // What a feed has done, for health reports.
   struct Health {

@@ -160,6 +160,11 @@ Result<std::uint64_t> EventRelay::lag() const {
 
 Result<std::unique_ptr<EventRelay>> EventRelay::start(std::shared_ptr<EventStore> store, EventRelayOptions options) {
   if (!store) return make_error(errc::validation, "relay without event store");
+  if (auto v = wire::check_subject(options.events_prefix, "EventRelay: events_prefix"); !v) return std::move(v).error();
+  // The name is part of its consumer's name, a token of $JS.API subjects.
+  if (auto v = wire::check_subject(options.name, "EventRelay: name", wire::SubjectPart::token); !v) {
+    return std::move(v).error();
+  }
   auto impl = std::make_unique<Impl>();
   impl->store = std::move(store);
   impl->options = std::move(options);
@@ -182,6 +187,14 @@ Result<std::unique_ptr<EventRelay>> EventRelay::start(std::shared_ptr<EventStore
   detail::CommitFeed::Config cfg{impl->consumer(),
                                  impl->options.filter.empty() ? impl->store->options().all_subjects() : impl->options.filter,
                                  impl->options.batch, impl->options.ack_wait};
+  // A stored event whose type cannot be a subject (written by another
+  // producer) is never published: the commit goes to the dead letters.
+  cfg.accept = [](const Commit& c) -> Status {
+    for (const auto& e : c.events) {
+      if (auto v = wire::check_subject(e.type, "event type"); !v) return v;
+    }
+    return {};
+  };
   if (auto s = detail::CommitFeed::ensure_consumer(*impl->store, cfg, 0); !s) return std::move(s).error();
   auto raw = impl.get();
   auto f = detail::CommitFeed::start(impl->store, cfg, [raw](std::vector<detail::Delivered>& b) { return raw->relay(b); });

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "ack_reply.hpp"
+#include "catga/wire.hpp"
 #include "commit_codec.hpp"
 #include "error.hpp"
 #include "event_store_impl.hpp"
@@ -104,11 +105,15 @@ const std::shared_ptr<nats::Connection>& EventStore::connection() const noexcept
 Result<std::shared_ptr<EventStore>> EventStore::create(std::shared_ptr<nats::Connection> connection,
                                                        EventStoreOptions options) {
   if (!connection) return make_error(errc::validation, "EventStore: no connection");
-  if (options.prefix.empty()) return make_error(errc::validation, "EventStore: empty prefix");
+  if (auto v = wire::check_subject(options.prefix, "EventStore: prefix"); !v) return std::move(v).error();
   auto impl = std::make_unique<Impl>();
   impl->connection = std::move(connection);
   impl->options = std::move(options);
   impl->stream_name = impl->options.stream_name();
+  // The name goes into $JS.API.….<stream> subjects.
+  if (auto v = wire::check_subject(impl->stream_name, "EventStore: stream name", wire::SubjectPart::token); !v) {
+    return std::move(v).error();
+  }
   jsOptions jo;
   jsOptions_Init(&jo);
   jo.Wait = std::max<std::int64_t>(impl->options.timeout.count(), 1);
@@ -275,7 +280,10 @@ Result<AppendResult> EventStore::append(const StreamId& stream, Position expecte
   const auto now = std::chrono::system_clock::now();
   std::uint64_t version = expected.version;
   for (auto& e : events) {
-    if (e.type.empty()) return make_error(errc::validation, "event without type appended to '" + stream.key() + "'");
+    // The relay publishes it on <prefix>.evt.<type>.
+    if (auto v = wire::check_subject(e.type, "event type"); !v) {
+      return make_error(errc::validation, v.error().message + " (appended to '" + stream.key() + "')");
+    }
     RecordedEvent r;
     r.id = MessageId::generate().text().str();
     r.type = std::move(e.type);

@@ -57,6 +57,55 @@ std::string dead_letter_subject(std::string_view prefix, std::string_view type) 
   return join_subject(prefix, "dlq", type);
 }
 
+namespace {
+
+// Why `s` cannot be used in a subject, or nullptr.
+const char* subject_flaw(std::string_view s, SubjectPart part) noexcept {
+  if (s.empty()) return "it is empty";
+  if (s.front() == '$') return "a leading '$' is reserved for system subjects";
+  bool token_start = true;
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '.') {
+      if (part == SubjectPart::token) return "it must be one token, without '.'";
+      if (token_start) return "it has an empty token ('..', or '.' at an end)";
+      token_start = true;
+      continue;
+    }
+    if (c == '*' || c == '>') return "'*' and '>' are wildcards";
+    if (u <= 0x20 || u == 0x7f) return "it contains a space or a control character";
+    token_start = false;
+  }
+  return token_start ? "it has an empty token ('..', or '.' at an end)" : nullptr;
+}
+
+// The name as an error message may show it: control bytes escaped, cut at
+// 128 bytes (it may come from a hostile client and end up in a log).
+std::string shown(std::string_view s) {
+  std::string out;
+  for (const char c : s.substr(0, 128)) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out.append("\\x").push_back(kHex[u >> 4]);
+      out.push_back(kHex[u & 0xf]);
+    } else {
+      out.push_back(c);
+    }
+  }
+  if (s.size() > 128) out.append("...");
+  return out;
+}
+
+}  // namespace
+
+Status check_subject(std::string_view name, std::string_view what, SubjectPart part) {
+  const char* flaw = subject_flaw(name, part);
+  if (flaw == nullptr) return {};
+  return make_error(errc::validation, std::string(what) + " '" + shown(name) + "' cannot be used in a NATS subject: " +
+                                          flaw);
+}
+
 bool is_managed_header(std::string_view name) noexcept { return classify(name) != Managed::none; }
 
 void write_headers(const Context& ctx, std::string_view type,

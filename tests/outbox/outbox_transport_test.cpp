@@ -153,3 +153,28 @@ TEST_CASE("an event the broker refuses for good moves to the outbox's dead lette
   CHECK(deposited == 1);
   outbox->stop();
 }
+
+TEST_CASE("an event whose type cannot be a subject is refused, not stored for a relay that could never send it") {
+  catga::test::NatsServer server;
+  catga::nats::NatsOptions nats;
+  nats.servers = {server.url()};
+  nats.max_reconnect_wait = 200ms;
+  auto inner = std::shared_ptr<catga::nats::JetStreamTransport>(catga::nats::JetStreamTransport::create(nats).value());
+  auto store = catga::outbox::OutboxStore::open({.path = (server.directory() / "outbox.db").string()}).value();
+  auto outbox = catga::outbox::OutboxTransport::create(store, inner).value();
+  server.kill();  // what would be stored locally now
+  REQUIRE(catga::test::wait_for([&] { return !inner->connection()->connected(); }, 30s));
+
+  auto ctx = catga::Context::root();
+  for (std::string_view bad : {"Deposited*", "Deposited >", "a..b", "$JS.API.X"}) {
+    INFO("type: ", std::string(bad));
+    const catga::MessageInfo info{bad, catga::MessageKind::event, catga::QoS::at_least_once, 0, false,
+                                  nullptr, nullptr, nullptr, nullptr};
+    auto r = outbox->publish_routed(catga::OutboundMessage{info, "{}", ctx});
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == catga::errc::validation);
+  }
+  CHECK(outbox->pending() == 0);
+  REQUIRE(publish(*outbox, 1).value() == PublishRoute::stored_locally);  // a normal one still is
+  outbox->stop();
+}

@@ -314,3 +314,28 @@ TEST_CASE("a service holding serve_max_in_flight requests refuses one more at on
   CHECK(second->ok());
   CHECK(client.query(GetPrice{"after"}).ok());  // room again
 }
+
+TEST_CASE("a message type that cannot be a subject is refused by publish, request, subscribe and serve, as on NATS") {
+  InMemoryTransport transport;
+  const Context ctx = Context::root();
+  for (std::string_view bad : {"Order*", ">", "Order Placed", "a..b", "a.", "", "$SYS.X"}) {
+    INFO("type: ", std::string(bad));
+    const catga::MessageInfo event{bad, catga::MessageKind::event, catga::QoS::at_least_once, 0, false,
+                                   nullptr, nullptr, nullptr, nullptr};
+    const catga::MessageInfo command{bad, catga::MessageKind::command, catga::QoS::at_least_once, 0, false,
+                                     nullptr, nullptr, nullptr, nullptr};
+    auto p = transport.publish({event, "{}", ctx});
+    REQUIRE_FALSE(p);
+    CHECK(p.error().code == catga::errc::validation);
+    auto r = transport.request({command, "{}", ctx});
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == catga::errc::validation);
+    auto s = transport.subscribe(bad, opts("g"), [](catga::Delivery&) { return catga::Status{}; });
+    REQUIRE_FALSE(s);
+    CHECK(s.error().code == catga::errc::validation);
+    auto v = transport.serve(bad, "svc", [](catga::Delivery&) { return std::string(R"({"ok":true})"); });
+    REQUIRE_FALSE(v);
+    CHECK(v.error().code == catga::errc::validation);
+  }
+  CHECK(transport.stats().empty());  // no group or service was made
+}

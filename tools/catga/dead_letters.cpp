@@ -186,8 +186,7 @@ Result<ReplayOutcome> replay_dead_letter(const Session& session, const DeadLette
   // $JS.API.…, _INBOX.… or another application's subject would otherwise be
   // executed with the operator's credentials.
   const std::string event_subjects = g.prefix + ".evt.";
-  if (r.subject.compare(0, event_subjects.size(), event_subjects) != 0 || r.subject.size() == event_subjects.size() ||
-      r.subject.find_first_of(" \t\r\n*>") != std::string::npos) {
+  if (r.subject.compare(0, event_subjects.size(), event_subjects) != 0 || !wire::check_subject(r.subject, "subject")) {
     return make_error(errc::validation, "dead letter #" + std::to_string(letter.sequence) + " names '" + r.subject +
                                             "' as its original subject, which is not an event subject under '" +
                                             event_subjects + "'; not replayed");

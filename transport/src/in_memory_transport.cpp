@@ -120,6 +120,8 @@ void InMemoryTransport::shutdown() noexcept { core_->shutdown(); }
 Status InMemoryTransport::publish(const OutboundMessage& message) {
   // QoS is not consulted: in memory, at_most_once costs nothing more than
   // at_least_once, and losing messages on purpose would help nobody.
+  // Subjects are checked as on NATS, so a bad type fails here first.
+  if (auto v = wire::check_subject(message.info.name, "message type"); !v) return v;
   return core_->store_event(message.info.name,
                             encode(wire::event_subject(core_->options.prefix, message.info.name), message));
 }
@@ -134,6 +136,7 @@ Status InMemoryTransport::publish_raw(std::string_view subject, const Headers& h
                                             prefix + ".evt.<Type>')");
   }
   const std::string_view type = subject.substr(prefix.size() + kind.size());
+  if (auto v = wire::check_subject(type, "message type"); !v) return v;
   auto stored = std::make_shared<InMemoryMessage>();
   stored->subject = std::string(subject);
   stored->headers = headers;
@@ -143,10 +146,12 @@ Status InMemoryTransport::publish_raw(std::string_view subject, const Headers& h
 
 Result<Subscription> InMemoryTransport::subscribe(std::string_view type, const SubscribeOptions& options,
                                                   DeliveryHandler handler) {
+  if (auto v = wire::check_subject(type, "message type"); !v) return std::move(v).error();
   return core_->join(false, type, options.group, options.workers, options.retry, std::move(handler), {});
 }
 
 Result<std::string> InMemoryTransport::request(const OutboundMessage& message) {
+  if (auto v = wire::check_subject(message.info.name, "message type"); !v) return std::move(v).error();
   auto core = core_;  // keeps the state alive while this thread waits
   const Context& ctx = message.context;
   const auto deadline = ctx.has_deadline() ? ctx.deadline : InMemoryClock::now() + core->options.request_timeout;
@@ -156,6 +161,7 @@ Result<std::string> InMemoryTransport::request(const OutboundMessage& message) {
 
 Result<Subscription> InMemoryTransport::serve(std::string_view type, std::string_view service,
                                               RequestHandler handler) {
+  if (auto v = wire::check_subject(type, "serve: message type"); !v) return std::move(v).error();
   return core_->join(true, type, service, core_->options.serve_workers, RetryPolicy{}, {}, std::move(handler));
 }
 

@@ -53,6 +53,22 @@ std::string event_subject(std::string_view prefix, std::string_view type);
 std::string command_subject(std::string_view prefix, std::string_view type);
 std::string dead_letter_subject(std::string_view prefix, std::string_view type);
 
+// What check_subject accepts: a subject or part of one (tokens joined by
+// '.'), or a single token (stream, consumer and queue group names).
+enum class SubjectPart { subject, token };
+
+// Checks a name a user or a remote party controls before it becomes (part
+// of) a subject that is published to or subscribed on: a message type, an
+// aggregate id, a relayed event type, a prefix, a stream name. Tokens are
+// non-empty (no "a..b", no '.' at an end); no '*' or '>' (wildcards), no
+// space or control character; no leading '$' (system subjects such as
+// $JS.API.…). nats.c 3.4.1 publishes any subject as given. A bad name is a
+// `validation` Error naming `what`, the name (escaped) and the reason; a
+// good one costs a scan, no allocation.
+//
+//   if (auto v = wire::check_subject(type, "message type"); !v) return v;
+Status check_subject(std::string_view name, std::string_view what, SubjectPart part = SubjectPart::subject);
+
 // Writes the headers of `ctx` (managed ones first, then ctx.headers) through
 // `put(name, value)`. Values are only valid during the call. The deadline
 // (Catga-Timeout-Ms) only with `with_deadline`: requests carry it, events do

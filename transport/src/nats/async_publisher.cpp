@@ -126,6 +126,7 @@ void AsyncPublisher::release() noexcept {
 }
 
 Status AsyncPublisher::publish(const OutboundMessage& message, JetStreamTransport::PublishCallback done) {
+  if (auto v = wire::check_subject(message.info.name, "message type"); !v) return v;
   const auto& ctx = message.context;
   const auto deadline =
       ctx.has_deadline() ? ctx.deadline : Clock::now() + state_->options.publish_timeout;

@@ -76,11 +76,15 @@ class OwnedSubscription final : public Subscription::Impl {
 };
 
 Status validate(const JetStreamOptions& o) {
-  if (o.prefix.empty()) return make_error(errc::validation, "JetStreamOptions: empty prefix");
-  for (char c : o.prefix) {
-    if (c == ' ' || c == '*' || c == '>' || c == '\t' || c == '\r' || c == '\n') {
-      return make_error(errc::validation, "JetStreamOptions: prefix '" + o.prefix + "' contains a wildcard or space");
-    }
+  if (auto s = wire::check_subject(o.prefix, "JetStreamOptions: prefix"); !s) return s;
+  if (auto s = wire::check_subject(o.events_stream(), "JetStreamOptions: events stream name", wire::SubjectPart::token);
+      !s) {
+    return s;
+  }
+  if (auto s = wire::check_subject(o.dead_letter_stream(), "JetStreamOptions: dead-letter stream name",
+                                   wire::SubjectPart::token);
+      !s) {
+    return s;
   }
   if (o.events_stream() == o.dead_letter_stream()) {
     return make_error(errc::validation, "JetStreamOptions: events and dead-letter streams need different names");
@@ -159,6 +163,7 @@ Status JetStreamTransport::ensure_streams() {
 Status JetStreamTransport::publish(const OutboundMessage& message) {
   auto& shared = *state_->shared;
   if (stopped()) return make_error(errc::unavailable, "publish: the transport is stopped", false);
+  if (auto v = wire::check_subject(message.info.name, "message type"); !v) return v;
   const std::string subject = wire::event_subject(shared.options.prefix, message.info.name);
   auto msg = make_message(subject, message);
   if (!msg) return std::move(msg).error();
@@ -223,6 +228,7 @@ Result<Subscription> JetStreamTransport::subscribe(std::string_view type, const 
                                                    DeliveryHandler handler, const ConsumerOptions& consumer) {
   auto& shared = *state_->shared;
   if (stopped()) return make_error(errc::unavailable, "subscribe: the transport is stopped", false);
+  if (auto v = wire::check_subject(type, "message type"); !v) return std::move(v).error();
   PullConsumer::Config cfg;
   cfg.type = std::string(type);
   cfg.group = options.group;
@@ -247,6 +253,7 @@ Result<std::string> JetStreamTransport::request(const OutboundMessage& message) 
   const auto& ctx = message.context;
   const auto deadline = ctx.has_deadline() ? ctx.deadline : Clock::now() + shared.options.request_timeout;
   const auto remaining = left(deadline);
+  if (auto v = wire::check_subject(message.info.name, "message type"); !v) return std::move(v).error();
   const std::string name(message.info.name);
   if (remaining.count() <= 0) return make_error(errc::timeout, "request '" + name + "': deadline already passed", true);
   const std::string subject = wire::command_subject(shared.options.prefix, message.info.name);

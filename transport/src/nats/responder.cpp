@@ -27,7 +27,10 @@ Responder::Responder(std::shared_ptr<TransportState> state, std::string type, st
 Result<std::shared_ptr<Responder>> Responder::start(std::shared_ptr<TransportState> state, std::string type,
                                                     std::string service, RequestHandler handler) {
   if (!handler) return make_error(errc::validation, "serve: empty handler");
-  if (service.empty()) return make_error(errc::validation, "serve: a service (queue group) name is required");
+  if (auto v = wire::check_subject(type, "serve: message type"); !v) return std::move(v).error();
+  if (auto v = wire::check_subject(service, "serve: service (queue group) name", wire::SubjectPart::token); !v) {
+    return std::move(v).error();
+  }
   std::shared_ptr<Responder> r(new Responder(std::move(state), std::move(type), std::move(service), std::move(handler)));
   const natsStatus s = natsConnection_QueueSubscribeSync(r->sub_.out(), r->state_->nc(), r->subject_.c_str(),
                                                          r->service_.c_str());

@@ -208,6 +208,8 @@ void OutboxTransport::stop() {
 }
 
 Result<PublishRoute> OutboxTransport::publish_routed(const OutboundMessage& message) {
+  // Checked before it is stored: the relay could never publish it.
+  if (auto v = wire::check_subject(message.info.name, "message type"); !v) return std::move(v).error();
   auto& st = *state_;
   Transport* inner = st.inner_raw.load(std::memory_order_acquire);
   if (message.info.qos == QoS::at_most_once) {
