@@ -72,6 +72,27 @@ Status combine_event_failures(const MessageInfo& info, std::vector<std::pair<std
   return make_error(errc::handler_failed, std::move(msg), retryable);
 }
 
+Status upcast_body(const MessageInfo& info, const std::vector<Upcaster>& upcasters, int version, nlohmann::json& body) {
+  for (int v = version; v < info.version; ++v) {
+    const auto i = static_cast<std::size_t>(v - 1);
+    if (i >= upcasters.size() || !upcasters[i]) continue;  // nothing changed in this step
+    auto failed = [&](std::string_view why) {
+      std::string msg = "upcasting '";
+      msg.append(info.name).append("' from version ").append(std::to_string(v)).append(" failed: ").append(why);
+      return make_error(errc::malformed, std::move(msg));
+    };
+    try {
+      body = upcasters[i](std::move(body));
+    } catch (const std::exception& e) {
+      return failed(e.what());
+    } catch (...) {
+      return failed("unknown exception");
+    }
+    if (!body.is_object()) return failed("the upcaster did not return a JSON object");
+  }
+  return {};
+}
+
 }  // namespace detail
 
 std::string_view to_string(MessageKind kind) noexcept {
@@ -156,6 +177,24 @@ void Mediator::add_type_behavior(const MessageInfo& info, std::shared_ptr<Behavi
   auto& e = entry(info);
   e.behaviors.push_back(std::move(behavior));
   rebuild_chain(e);
+}
+
+void Mediator::add_upcaster(const MessageInfo& info, int from_version, Upcaster step) {
+  if (from_version < 1 || from_version >= info.version) {
+    throw Exception(make_error(errc::validation, "an upcaster of '" + std::string(info.name) + "' from version " +
+                                                     std::to_string(from_version) + " never runs: its current version is " +
+                                                     std::to_string(info.version) + " (CATGA_VERSION)"));
+  }
+  if (!step) throw Exception(make_error(errc::internal, "Mediator::upcast: empty upcaster"));
+  auto& e = entry(info);
+  const auto i = static_cast<std::size_t>(from_version - 1);
+  if (e.upcasters.size() <= i) e.upcasters.resize(i + 1);
+  if (e.upcasters[i]) {
+    throw Exception(make_error(errc::duplicate_handler, "an upcaster of '" + std::string(info.name) +
+                                                            "' from version " + std::to_string(from_version) +
+                                                            " is already registered"));
+  }
+  e.upcasters[i] = std::move(step);
 }
 
 void Mediator::rebuild_chain(detail::Entry& e) {

@@ -20,7 +20,9 @@ constexpr std::size_t kMaxUserHeaders = 64;
 constexpr std::size_t kMaxUserHeaderBytes = 64 * 1024;  // names and values
 
 // The headers read_context takes for itself.
-enum class Managed : std::uint8_t { none, msg_id, type, correlation, causation, traceparent, timeout, content_type };
+enum class Managed : std::uint8_t {
+  none, msg_id, type, correlation, causation, traceparent, timeout, content_type, version
+};
 
 // Which managed header `k` is: a switch on the length, then compares of a
 // known size (run for every header of every consumed message).
@@ -40,6 +42,8 @@ Managed classify(std::string_view k) noexcept {
       return is(kTimeoutMs) ? Managed::timeout : Managed::none;
     case kContentType.size():
       return is(kContentType) ? Managed::content_type : Managed::none;
+    case kMessageVersion.size():
+      return is(kMessageVersion) ? Managed::version : Managed::none;
     default:
       return Managed::none;
   }
@@ -109,9 +113,15 @@ Status check_subject(std::string_view name, std::string_view what, SubjectPart p
 bool is_managed_header(std::string_view name) noexcept { return classify(name) != Managed::none; }
 
 void write_headers(const Context& ctx, std::string_view type,
-                   FunctionRef<void(std::string_view, std::string_view)> put, bool with_deadline) {
+                   FunctionRef<void(std::string_view, std::string_view)> put, bool with_deadline, int version) {
   put(kMsgId, ctx.message_id.text());
   put(kType, type);
+  if (version > 1) {
+    char buf[16];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, version);
+    (void)ec;
+    put(kMessageVersion, std::string_view(buf, static_cast<std::size_t>(end - buf)));
+  }
   if (ctx.correlation_id) put(kCorrelationId, ctx.correlation_id.text());
   if (ctx.causation_id) put(kCausationId, ctx.causation_id.text());
   if (ctx.trace.valid()) put(kTraceparent, ctx.trace.traceparent());
@@ -128,9 +138,9 @@ void write_headers(const Context& ctx, std::string_view type,
   }
 }
 
-Result<Context> read_context(HeaderEach each, std::optional<std::string_view>* type_out) {
+Result<Context> read_context(HeaderEach each, std::optional<std::string_view>* type_out, int* version_out) {
   Context ctx;
-  std::optional<std::string_view> id_text, type, correlation, causation, traceparent, timeout, original;
+  std::optional<std::string_view> id_text, type, correlation, causation, traceparent, timeout, original, version;
   bool replayed = false;
   std::size_t user_headers = 0, user_bytes = 0;
   each([&](std::string_view k, std::string_view v) {
@@ -144,6 +154,7 @@ Result<Context> read_context(HeaderEach each, std::optional<std::string_view>* t
       case Managed::causation: first(causation); break;
       case Managed::traceparent: first(traceparent); break;
       case Managed::timeout: first(timeout); break;
+      case Managed::version: first(version); break;
       case Managed::content_type: break;
       case Managed::none:
         // Not managed: the handler sees it (the replay markers included),
@@ -211,6 +222,17 @@ Result<Context> read_context(HeaderEach each, std::optional<std::string_view>* t
                                              " (milliseconds) is expected");
     }
     ctx.deadline = Context::Clock::now() + std::chrono::milliseconds(ms);
+  }
+  if (version) {
+    int v = 0;
+    auto [p, ec] = std::from_chars(version->data(), version->data() + version->size(), v);
+    if (ec != std::errc() || p != version->data() + version->size() || v < 1) {
+      return make_error(errc::malformed, "invalid Catga-Message-Version '" + std::string(version->substr(0, 32)) +
+                                             "': an integer from 1 to 2147483647 is expected");
+    }
+    if (version_out != nullptr) *version_out = v;
+  } else if (version_out != nullptr) {
+    *version_out = 1;
   }
   return ctx;
 }

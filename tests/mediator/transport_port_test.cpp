@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,44 @@ struct LocalEvent {};
 CATGA_MESSAGE(LocalEvent, catga::EventTag, "LocalEvent")
 
 }  // namespace loopback
+
+// Three versions of one event and of one command (same wire names): version
+// 2 renamed "qty" to "quantity", version 3 added "warehouse".
+namespace ver1 {
+struct Reserved {
+  std::string sku;
+  int qty = 0;
+};
+CATGA_EVENT(Reserved, sku, qty)
+struct Reserve {
+  std::string sku;
+  int qty = 0;
+};
+CATGA_COMMAND(Reserve, int, sku, qty)
+}  // namespace ver1
+namespace ver2 {
+struct Reserved {
+  std::string sku;
+  int quantity = 0;
+};
+CATGA_EVENT(Reserved, sku, quantity)
+CATGA_VERSION(Reserved, 2)
+struct Reserve {
+  std::string sku;
+  int quantity = 0;
+};
+CATGA_COMMAND(Reserve, int, sku, quantity)
+CATGA_VERSION(Reserve, 2)
+}  // namespace ver2
+namespace ver3 {
+struct Reserved {
+  std::string sku;
+  int quantity = 0;
+  std::string warehouse = "main";
+};
+CATGA_EVENT(Reserved, sku, quantity, warehouse)
+CATGA_VERSION(Reserved, 3)
+}  // namespace ver3
 
 namespace {
 
@@ -61,8 +100,9 @@ class LoopbackTransport final : public catga::Transport {
   static Wire to_wire(const catga::OutboundMessage& m, std::string_view kind) {
     Wire w;
     w.subject = "catga." + std::string(kind) + "." + std::string(m.info.name);
-    catga::wire::write_headers(m.context, m.info.name,
-                               [&](std::string_view k, std::string_view v) { w.headers.emplace_back(k, v); });
+    catga::wire::write_headers(
+        m.context, m.info.name, [&](std::string_view k, std::string_view v) { w.headers.emplace_back(k, v); },
+        catga::wire::deadline_travels(m.info.kind), m.info.version);
     w.body = std::string(m.body);
     return w;
   }
@@ -95,6 +135,12 @@ class LoopbackTransport final : public catga::Transport {
     Wire w = to_wire(m, "cmd");
     LoopDelivery d(w);
     return it->second(d);
+  }
+
+  // Hands a hand-made request to the server of `type`; the reply body.
+  std::string request_raw(const std::string& type, const Wire& w) {
+    LoopDelivery d(w);
+    return servers_.at(type)(d);
   }
 
   catga::Result<catga::Subscription> serve(std::string_view type, std::string_view,
@@ -367,4 +413,193 @@ TEST_CASE("route_remote without a transport fails cleanly") {
   auto r = client.query(GetPrice{"A-1"});
   REQUIRE_FALSE(r);
   CHECK(r.error().code == catga::errc::no_handler);
+}
+
+namespace {
+
+// The upcaster of version 1 to 2: "qty" → "quantity" (a body without "qty" throws).
+nlohmann::json rename_qty(nlohmann::json body) {
+  body["quantity"] = body.at("qty");
+  body.erase("qty");
+  return body;
+}
+
+}  // namespace
+
+TEST_CASE("a versioned message carries Catga-Message-Version; version 1 carries none") {
+  LoopbackTransport t;
+  catga::Mediator m;
+  m.attach(t);
+  CHECK(catga::message_version<ver1::Reserved>() == 1);
+  CHECK(catga::message_version<ver3::Reserved>() == 3);
+  CHECK(catga::message_info<ver3::Reserved>().version == 3);
+  REQUIRE(m.publish(ver1::Reserved{"A", 1}));
+  REQUIRE(m.publish(ver2::Reserved{"A", 1}));
+  REQUIRE(m.publish(ver3::Reserved{"A", 1, "north"}));
+  REQUIRE(t.published.size() == 3);
+  CHECK_FALSE(header(t.published[0], "Catga-Message-Version"));
+  CHECK(header(t.published[1], "Catga-Message-Version") == std::optional<std::string_view>("2"));
+  CHECK(header(t.published[2], "Catga-Message-Version") == std::optional<std::string_view>("3"));
+}
+
+TEST_CASE("upcasters bring older bodies to the consumer's version, in a chain; newer bodies are decoded as they are") {
+  LoopbackTransport t;
+  catga::Mediator producer;
+  producer.attach(t);
+  catga::Mediator consumer;
+  consumer.attach(t);
+  int step2 = 0;
+  consumer.upcast<ver3::Reserved>(1, rename_qty);
+  consumer.upcast<ver3::Reserved>(2, [&](nlohmann::json body) {
+    ++step2;
+    return body;  // version 3 only added a field with a default
+  });
+  std::vector<ver3::Reserved> got;
+  REQUIRE(consumer.subscribe<ver3::Reserved>(group("stock"), [&](const ver3::Reserved& e) { got.push_back(e); }));
+
+  REQUIRE(producer.publish(ver1::Reserved{"A", 3}));            // 1 → 2 → 3
+  REQUIRE(producer.publish(ver2::Reserved{"B", 4}));            // 2 → 3
+  REQUIRE(producer.publish(ver3::Reserved{"C", 5, "north"}));  // as it is
+  REQUIRE(t.delivery_results.size() == 3);
+  for (const auto& r : t.delivery_results) CHECK(r.ok());
+  REQUIRE(got.size() == 3);
+  CHECK(got[0].quantity == 3);
+  CHECK(got[0].warehouse == "main");
+  CHECK(got[1].quantity == 4);
+  CHECK(got[2].quantity == 5);
+  CHECK(got[2].warehouse == "north");
+  CHECK(step2 == 2);
+
+  SUBCASE("a version newer than the consumer's is decoded as it is, without upcasting") {
+    catga::Mediator old_consumer;
+    old_consumer.attach(t);
+    int upcasts = 0;
+    old_consumer.upcast<ver2::Reserved>(1, [&](nlohmann::json body) {
+      ++upcasts;
+      return rename_qty(std::move(body));
+    });
+    std::vector<ver2::Reserved> old_got;
+    REQUIRE(old_consumer.subscribe<ver2::Reserved>(group("old"),
+                                                   [&](const ver2::Reserved& e) { old_got.push_back(e); }));
+    t.delivery_results.clear();
+    REQUIRE(producer.publish(ver3::Reserved{"D", 6, "north"}));
+    REQUIRE(old_got.size() == 1);
+    CHECK(old_got[0].quantity == 6);
+    CHECK(upcasts == 0);
+  }
+}
+
+TEST_CASE("without upcasters a body of any version is decoded as it is") {
+  LoopbackTransport t;
+  catga::Mediator producer;
+  producer.attach(t);
+  catga::Mediator consumer;
+  consumer.attach(t);
+  std::vector<ver2::Reserved> got;
+  REQUIRE(consumer.subscribe<ver2::Reserved>(group("stock"), [&](const ver2::Reserved& e) { got.push_back(e); }));
+  REQUIRE(producer.publish(ver1::Reserved{"A", 3}));
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].sku == "A");
+  CHECK(got[0].quantity == 0);  // "qty" is unknown to version 2: its default
+}
+
+TEST_CASE("an upcaster that fails makes the message malformed: not retried, never a crash") {
+  LoopbackTransport t;
+  catga::Mediator producer;
+  producer.attach(t);
+  catga::Mediator consumer;
+  consumer.attach(t);
+  consumer.upcast<ver3::Reserved>(1, [](nlohmann::json body) -> nlohmann::json {
+    if (body.value("qty", 0) < 0) throw std::invalid_argument("negative qty");
+    return rename_qty(std::move(body));
+  });
+  consumer.upcast<ver3::Reserved>(2, [](nlohmann::json body) -> nlohmann::json {
+    if (body.value("sku", "") == "int") throw 42;  // not even a std::exception
+    if (body.value("sku", "") == "array") return nlohmann::json::array();
+    return body;
+  });
+  int calls = 0;
+  REQUIRE(consumer.subscribe<ver3::Reserved>(group("stock"), [&](const ver3::Reserved&) { ++calls; }));
+  REQUIRE(producer.publish(ver1::Reserved{"A", -1}));
+  REQUIRE(producer.publish(ver2::Reserved{"int", 1}));
+  REQUIRE(producer.publish(ver2::Reserved{"array", 1}));
+  REQUIRE(t.delivery_results.size() == 3);
+  const char* expected[] = {"from version 1 failed: negative qty", "from version 2 failed: unknown exception",
+                            "from version 2 failed: the upcaster did not return a JSON object"};
+  for (std::size_t i = 0; i < 3; ++i) {
+    CAPTURE(i);
+    REQUIRE_FALSE(t.delivery_results[i]);
+    CHECK(t.delivery_results[i].error().code == catga::errc::malformed);
+    CHECK_FALSE(t.delivery_results[i].error().retryable);
+    CHECK(t.delivery_results[i].error().message.find(expected[i]) != std::string::npos);
+    CHECK(t.delivery_results[i].error().message.find("'Reserved'") != std::string::npos);
+  }
+  CHECK(calls == 0);
+
+  SUBCASE("an invalid Catga-Message-Version is malformed too") {
+    Wire w = t.published[1];
+    for (auto& [k, v] : w.headers) {
+      if (k == "Catga-Message-Version") v = "two";
+    }
+    t.delivery_results.clear();
+    t.deliver(w);
+    REQUIRE(t.delivery_results.size() == 1);
+    REQUIRE_FALSE(t.delivery_results[0]);
+    CHECK(t.delivery_results[0].error().code == catga::errc::malformed);
+    CHECK(t.delivery_results[0].error().message.find("Catga-Message-Version") != std::string::npos);
+  }
+}
+
+TEST_CASE("served requests are upcast too; a failing upcaster is the caller's malformed error") {
+  LoopbackTransport t;
+  catga::Mediator server;
+  server.attach(t);
+  server.upcast<ver2::Reserve>(1, rename_qty);
+  server.handle<ver2::Reserve>([](const ver2::Reserve& r) -> catga::Result<int> {
+    if (r.quantity < 0) return catga::make_error("unreachable", "the upcaster refuses this", false);
+    return r.quantity * 10;
+  });
+  REQUIRE(server.serve<ver2::Reserve>("stock"));
+  catga::Mediator old_client;
+  old_client.attach(t);
+  old_client.route_remote<ver1::Reserve>();
+  catga::Mediator new_client;
+  new_client.attach(t);
+  new_client.route_remote<ver2::Reserve>();
+
+  auto old_reply = old_client.send(ver1::Reserve{"A", 3});
+  REQUIRE_MESSAGE(old_reply, (old_reply ? "" : old_reply.error().message));
+  CHECK(*old_reply == 30);
+  auto new_reply = new_client.send(ver2::Reserve{"A", 4});  // carries version 2: not upcast
+  REQUIRE_MESSAGE(new_reply, (new_reply ? "" : new_reply.error().message));
+  CHECK(*new_reply == 40);
+
+  // A version-1 body without "qty" (another client's): rename_qty throws.
+  Wire w;
+  w.subject = "catga.cmd.Reserve";
+  catga::wire::write_headers(catga::Context::root(), "Reserve",
+                             [&](std::string_view k, std::string_view v) { w.headers.emplace_back(k, v); });
+  w.body = R"({"sku":"A"})";
+  auto reply = t.request_raw("Reserve", w);
+  auto decoded = catga::wire::decode_reply(reply);
+  REQUIRE_FALSE(decoded);
+  CHECK(decoded.error().code == catga::errc::malformed);
+  CHECK(decoded.error().message.find("upcasting 'Reserve' from version 1 failed") != std::string::npos);
+}
+
+TEST_CASE("Mediator::upcast refuses steps that never run and a second step for one version") {
+  catga::Mediator m;
+  auto code_of = [&](int from) -> std::string {
+    try {
+      m.upcast<ver3::Reserved>(from, [](nlohmann::json b) { return b; });
+    } catch (const catga::Exception& e) {
+      return e.error().code;
+    }
+    return "ok";
+  };
+  CHECK(code_of(0) == catga::errc::validation);
+  CHECK(code_of(3) == catga::errc::validation);  // version 3 is current
+  CHECK(code_of(2) == "ok");
+  CHECK(code_of(2) == catga::errc::duplicate_handler);
+  CHECK_THROWS_AS(m.upcast<ver1::Reserved>(1, rename_qty), catga::Exception);  // version 1 has nothing older
 }

@@ -446,3 +446,50 @@ TEST_CASE("managed header names") {
   CHECK_FALSE(catga::wire::is_managed_header("nats-msg-id"));
   CHECK_FALSE(catga::wire::is_managed_header(""));
 }
+
+TEST_CASE("Catga-Message-Version: written above version 1, read as 1 when absent, malformed when invalid") {
+  const auto ctx = catga::Context::root();
+  CHECK_FALSE(written(ctx, "Reserved").get("Catga-Message-Version"));
+  HeaderMap h;
+  catga::wire::write_headers(
+      ctx, "Reserved", [&](std::string_view k, std::string_view v) { h.entries.emplace_back(k, v); }, false, 1);
+  CHECK_FALSE(h.get("Catga-Message-Version"));
+  h.entries.clear();
+  catga::wire::write_headers(
+      ctx, "Reserved", [&](std::string_view k, std::string_view v) { h.entries.emplace_back(k, v); }, false, 12);
+  CHECK(h.get(catga::wire::kMessageVersion) == std::optional<std::string_view>("12"));
+
+  auto read_version = [](const HeaderMap& hm, int& version) {
+    return catga::wire::read_context(
+        [&](catga::wire::HeaderVisitor visit) {
+          for (const auto& [k, v] : hm.entries) visit(k, v);
+        },
+        nullptr, &version);
+  };
+  int version = 0;
+  auto got = read_version(h, version);
+  REQUIRE(got);
+  CHECK(version == 12);
+  CHECK_FALSE(got->headers.get("Catga-Message-Version"));  // managed: not a user header
+  CHECK(read(h));                                          // the caller need not ask for it
+
+  h.erase("Catga-Message-Version");
+  version = 0;
+  REQUIRE(read_version(h, version));
+  CHECK(version == 1);
+
+  h.entries.emplace_back("Catga-Message-Version", "3");
+  h.entries.emplace_back("Catga-Message-Version", "x");  // the first value counts
+  REQUIRE(read_version(h, version));
+  CHECK(version == 3);
+
+  for (const char* bad : {"0", "-1", "+2", "2.0", "two", "", "2147483648", " 2"}) {
+    CAPTURE(bad);
+    h.erase("Catga-Message-Version");
+    h.entries.emplace_back("Catga-Message-Version", bad);
+    auto r = read(h);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == catga::errc::malformed);
+    CHECK(r.error().message.find("Catga-Message-Version") != std::string::npos);
+  }
+}

@@ -20,7 +20,7 @@ std::shared_ptr<InMemoryMessage> encode(std::string subject, const OutboundMessa
   stored->subject = std::move(subject);
   wire::write_headers(
       m.context, m.info.name, [&](std::string_view k, std::string_view v) { stored->headers.set(k, v); },
-      wire::deadline_travels(m.info.kind));
+      wire::deadline_travels(m.info.kind), m.info.version);
   stored->body = m.body;
   return stored;
 }

@@ -2,6 +2,7 @@
 // Mediator: registers handlers and behaviors, dispatches commands, queries
 // and events through the pipeline, and hands events to the transport.
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -18,6 +19,10 @@
 #include "catga/wire.hpp"
 
 namespace catga {
+
+// Turns the JSON body of one version of a message into the next version's
+// (see Mediator::upcast). May throw: the message is then `malformed`.
+using Upcaster = std::function<nlohmann::json(nlohmann::json)>;
 
 namespace detail {
 
@@ -59,6 +64,9 @@ struct Entry {
   std::vector<NamedHandler> event_handlers;  // events
   std::vector<std::shared_ptr<Behavior>> behaviors;  // this type only
   std::vector<Behavior*> chain;                      // global, then this type's
+  // upcasters[v - 1] turns version v into v + 1 (empty: no step for v).
+  // Empty vector: none registered, bodies are decoded as they come.
+  std::vector<Upcaster> upcasters;
 };
 
 // Runs chain[0] → chain[1] → ... → handler. Never throws.
@@ -75,12 +83,20 @@ Error no_handler_error(const MessageInfo& info);
 Error no_transport_error(const MessageInfo& info);
 Status combine_event_failures(const MessageInfo& info, std::vector<std::pair<std::string_view, Error>>& failures);
 
-// Decodes a delivery into M and its Context (errors are not retryable).
+// Runs the steps of `upcasters` from `version` up to info.version on `body`
+// (a missing step leaves the body as it is). A step that throws, or returns
+// something that is not a JSON object, is a `malformed` Error.
+Status upcast_body(const MessageInfo& info, const std::vector<Upcaster>& upcasters, int version, nlohmann::json& body);
+
+// Decodes a delivery into M and its Context (errors are not retryable). With
+// `upcasters` (M's, non-empty), a body older than M's version is upcast
+// before it is decoded.
 template <Message M>
-Result<M> decode_delivery(Delivery& d, Context& ctx) {
+Result<M> decode_delivery(Delivery& d, Context& ctx, const std::vector<Upcaster>* upcasters = nullptr) {
   const auto name = message_name<M>();
   std::optional<std::string_view> type;
-  auto read = wire::read_context([&](wire::HeaderVisitor v) { d.for_each_header(v); }, &type);
+  int version = 1;
+  auto read = wire::read_context([&](wire::HeaderVisitor v) { d.for_each_header(v); }, &type, &version);
   if (type && *type != name) {
     return make_error(errc::unknown_type, "message type '" + std::string(*type) + "' received on subject '" +
                                               std::string(d.subject()) + "', expected '" + std::string(name) + "'");
@@ -89,12 +105,20 @@ Result<M> decode_delivery(Delivery& d, Context& ctx) {
   ctx = std::move(*read);
   ctx.attempt = d.attempt();
   ctx.message_type = name;
+  // Only a type given upcasters looks at the version; a body as new as M, or
+  // newer (unknown fields are ignored), is decoded as it is.
+  const bool upcast = upcasters != nullptr && !upcasters->empty() && version < message_version<M>();
   if constexpr (requires(M& m) { wire::read_fields(std::string_view{}, m); }) {
-    M direct{};
-    if (wire::read_fields(d.body(), direct)) return direct;  // no DOM: the common case
+    if (!upcast) {
+      M direct{};
+      if (wire::read_fields(d.body(), direct)) return direct;  // no DOM: the common case
+    }
   }
   auto json = wire::parse_json(d.body());
   if (!json) return std::move(json).error();
+  if (upcast) {
+    if (Status s = upcast_body(message_info<M>(), *upcasters, version, *json); !s) return std::move(s).error();
+  }
   try {
     return json->template get<M>();
   } catch (const std::exception& e) {
@@ -154,6 +178,27 @@ class Mediator {
   template <Message M>
   void use(std::shared_ptr<Behavior> behavior) {
     add_type_behavior(message_info<M>(), std::move(behavior));
+  }
+
+  // Registers the upcaster of M's bodies of version `from_version`: it turns
+  // such a body into version from_version + 1. A consumed event or served
+  // request of M whose Catga-Message-Version is older than
+  // message_version<M>() runs the steps from its version on, in order (a
+  // version without a step is left as it is), before it is decoded. A step
+  // that throws makes the message `malformed`: dead-lettered (events) or
+  // answered with that error (requests). Throws catga::Exception when
+  // from_version is not in [1, message_version<M>()) (validation) or a step
+  // for it is already registered (duplicate_handler).
+  //
+  //   // Version 2 of ItemReserved renamed "qty" to "quantity".
+  //   m.upcast<ItemReserved>(1, [](nlohmann::json body) {
+  //     body["quantity"] = body.at("qty");
+  //     body.erase("qty");
+  //     return body;
+  //   });
+  template <Message M>
+  void upcast(int from_version, Upcaster step) {
+    add_upcaster(message_info<M>(), from_version, std::move(step));
   }
 
   // Events are also handed to `transport` after the local handlers, and
@@ -252,6 +297,12 @@ class Mediator {
   void set_handler(const MessageInfo& info, std::unique_ptr<detail::ErasedHandler> handler);
   void add_event_handler(const MessageInfo& info, std::string name, std::unique_ptr<detail::ErasedHandler> handler);
   void add_type_behavior(const MessageInfo& info, std::shared_ptr<Behavior> behavior);
+  void add_upcaster(const MessageInfo& info, int from_version, Upcaster step);
+  // M's upcasters, or null when it has none (the common case: no lookups).
+  const std::vector<Upcaster>* upcasters_of(const MessageInfo& info) const noexcept {
+    const auto* e = find(info);
+    return e != nullptr && !e->upcasters.empty() ? &e->upcasters : nullptr;
+  }
   detail::Entry& entry(const MessageInfo& info);
   const detail::Entry* find(const MessageInfo& info) const noexcept {
     return info.slot < entries_.size() ? entries_[info.slot].get() : nullptr;
@@ -332,7 +383,7 @@ Result<Subscription> Mediator::subscribe(SubscribeOptions options, H handler) {
       info.name, options, [this, shared, group](Delivery& d) -> Status {
         try {
           Context ctx;
-          auto decoded = detail::decode_delivery<E>(d, ctx);
+          auto decoded = detail::decode_delivery<E>(d, ctx, upcasters_of(message_info<E>()));
           if (!decoded) return std::move(decoded).error();
           return dispatch(*decoded, ctx, group, *shared);
         } catch (...) {
@@ -350,7 +401,7 @@ Result<Subscription> Mediator::serve(std::string_view service) {
       const detail::Entry* e = find(info);
       if (e == nullptr || e->handler == nullptr) return wire::encode_reply(detail::no_handler_error(info), nullptr);
       Context ctx;
-      auto decoded = detail::decode_delivery<M>(d, ctx);
+      auto decoded = detail::decode_delivery<M>(d, ctx, e->upcasters.empty() ? nullptr : &e->upcasters);
       if (!decoded) return wire::encode_reply(std::move(decoded).error(), nullptr);
       using R = result_t<M>;
       if constexpr (std::is_void_v<R>) {

@@ -51,6 +51,7 @@ struct Declaration {
 namespace detail {
 void catga_message() = delete;  // ADL only: found in the message's namespace
 void catga_qos() = delete;
+void catga_version() = delete;
 
 template <class T>
 concept Declared = requires(const T* p) {
@@ -60,6 +61,10 @@ concept Declared = requires(const T* p) {
 template <class T>
 concept HasQoS = requires(const T* p) {
   { catga_qos(p) } -> std::same_as<QoS>;
+};
+template <class T>
+concept HasVersion = requires(const T* p) {
+  { catga_version(p) } -> std::same_as<int>;
 };
 }  // namespace detail
 
@@ -101,6 +106,17 @@ constexpr QoS message_qos() noexcept {
   }
 }
 
+// The version of T's body this build writes (CATGA_VERSION; 1 when not
+// declared). Sent as the Catga-Message-Version header when above 1.
+template <Message T>
+constexpr int message_version() noexcept {
+  if constexpr (detail::HasVersion<T>) {
+    return catga_version(static_cast<const T*>(nullptr));
+  } else {
+    return 1;
+  }
+}
+
 template <class T>
 concept JsonEncodable = std::is_constructible_v<nlohmann::json, const T&>;
 template <class T>
@@ -125,6 +141,8 @@ struct MessageInfo {
   // The message's JSON body (wire::encode_body: the same text as
   // dump_json of `encode`'s value); nullptr when `encode` is.
   std::string (*encode_body)(const void* message);
+  // The body's version (message_version<T>(): CATGA_VERSION, else 1).
+  int version = 1;
 };
 
 namespace detail {
@@ -134,7 +152,7 @@ template <class T>
 MessageInfo make_message_info() noexcept {
   using R = result_t<T>;
   MessageInfo info{message_name<T>(), message_kind_v<T>, message_qos<T>(), next_message_slot(),
-                   !std::is_void_v<R>, nullptr, nullptr, nullptr, nullptr};
+                   !std::is_void_v<R>, nullptr, nullptr, nullptr, nullptr, message_version<T>()};
   if constexpr (JsonEncodable<T>) {
     info.encode = [](nlohmann::json& out, const void* m) { out = *static_cast<const T*>(m); };
     info.encode_body = [](const void* m) { return wire::encode_body(*static_cast<const T*>(m)); };
@@ -183,6 +201,7 @@ const MessageInfo& message_info() noexcept {
 //   struct OrderPlaced { std::string order_id; };
 //   CATGA_EVENT(OrderPlaced, order_id)
 //   CATGA_QOS(OrderPlaced, catga::QoS::exactly_once)          // optional
+//   CATGA_VERSION(OrderPlaced, 2)                             // optional, see below
 //
 // CATGA_MESSAGE declares kind and name only, for types with a hand-written
 // codec, no fields, or a wire name that differs from the C++ name:
@@ -479,4 +498,20 @@ constexpr bool lists_every_member(std::size_t listed) noexcept {
 #define CATGA_QOS(Type, QosValue)                                           \
   [[maybe_unused]] constexpr ::catga::QoS catga_qos(const Type*) noexcept { \
     return QosValue;                                                        \
+  }
+
+// The version of a message's body, when its shape changed in a way that
+// "absent fields keep their defaults" does not cover (a renamed field, a
+// changed unit). Producers send it as the Catga-Message-Version header
+// (absent means 1); a consumer given upcasters for the type
+// (Mediator::upcast) brings an older body to this version before decoding
+// it. A body newer than the consumer's version is decoded as it is.
+//
+//   struct ItemReserved { std::string order_id; int quantity = 0; };  // v1 had "qty"
+//   CATGA_EVENT(ItemReserved, order_id, quantity)
+//   CATGA_VERSION(ItemReserved, 2)
+#define CATGA_VERSION(Type, Version)                                            \
+  [[maybe_unused]] constexpr int catga_version(const Type*) noexcept {          \
+    static_assert((Version) >= 1, "CATGA_VERSION of " #Type " must be 1 or more"); \
+    return (Version);                                                           \
   }

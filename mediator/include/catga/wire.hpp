@@ -24,6 +24,10 @@ inline constexpr std::string_view kTimeoutMs = "Catga-Timeout-Ms";
 // The largest Catga-Timeout-Ms read_context accepts (one day); larger,
 // negative or non-numeric values are `malformed`.
 inline constexpr long long kMaxTimeoutMs = 86'400'000;
+// The version of the body (CATGA_VERSION), written when above 1; absent
+// means 1. A value that is not a decimal integer from 1 to 2^31-1 is
+// `malformed`.
+inline constexpr std::string_view kMessageVersion = "Catga-Message-Version";
 // Added to dead-letter copies.
 inline constexpr std::string_view kError = "Catga-Error";
 inline constexpr std::string_view kErrorCode = "Catga-Error-Code";
@@ -74,8 +78,10 @@ Status check_subject(std::string_view name, std::string_view what, SubjectPart p
 // (Catga-Timeout-Ms) only with `with_deadline`: requests carry it, events do
 // not (a stored event outlives the request that published it; consumers
 // apply their own handler timeout), see deadline_travels().
+// Catga-Message-Version only when `version` is above 1 (MessageInfo::version).
 void write_headers(const Context& ctx, std::string_view type,
-                   FunctionRef<void(std::string_view, std::string_view)> put, bool with_deadline = true);
+                   FunctionRef<void(std::string_view, std::string_view)> put, bool with_deadline = true,
+                   int version = 1);
 // Whether a message of this kind carries the sender's deadline: commands and
 // queries yes, events no.
 constexpr bool deadline_travels(MessageKind kind) noexcept { return kind != MessageKind::event; }
@@ -88,11 +94,14 @@ constexpr bool deadline_travels(MessageKind kind) noexcept { return kind != Mess
 // Catga-Original-Msg-Id is a valid MessageId, ctx.message_id is that
 // original id. When `type` is given it receives Catga-Type's value, also when
 // reading fails (a receiver reports a wrong type before anything else).
+// When `version` is given it receives Catga-Message-Version (1 when absent);
+// an invalid value is `malformed` either way.
 //
 //   auto ctx = wire::read_context([&](wire::HeaderVisitor v) { for (auto& [k, x] : hdrs) v(k, x); });
 using HeaderVisitor = FunctionRef<void(std::string_view, std::string_view)>;
 using HeaderEach = FunctionRef<void(HeaderVisitor)>;
-Result<Context> read_context(HeaderEach each, std::optional<std::string_view>* type = nullptr);
+Result<Context> read_context(HeaderEach each, std::optional<std::string_view>* type = nullptr,
+                             int* version = nullptr);
 
 // True for the headers catga manages itself (not copied into ctx.headers).
 bool is_managed_header(std::string_view name) noexcept;

@@ -95,7 +95,7 @@ Result<MsgHandle> make_message_from_block(const std::string& subject, const Outb
     if (!hs) return;
     hs = check_header_name(k);
     if (hs) append_header(buf, k, v);
-  }, wire::deadline_travels(message.info.kind));
+  }, wire::deadline_travels(message.info.kind), message.info.version);
   if (!hs) return std::move(hs).error();
   buf.append("\r\n");
   const std::size_t header_len = buf.size();
@@ -119,7 +119,7 @@ Result<MsgHandle> make_message_via_api(const std::string& subject, const Outboun
     if (!hs) return;
     hs = check_header_name(k);
     if (hs) hs = set_header(msg.get(), k, v);
-  }, wire::deadline_travels(message.info.kind));
+  }, wire::deadline_travels(message.info.kind), message.info.version);
   if (!hs) return std::move(hs).error();
   return msg;
 }

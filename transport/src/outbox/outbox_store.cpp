@@ -128,7 +128,7 @@ struct OutboxStore::Impl {
     wire::write_headers(m.context, m.info.name, [&](std::string_view k, std::string_view v) {
       // A relative deadline means nothing when the relay sends it later.
       if (k != wire::kTimeoutMs) headers.push_back({std::string(k), std::string(v)});
-    });
+    }, /*with_deadline=*/true, m.info.version);
     const std::string header_text = headers.dump();
     const std::uint64_t record_bytes = header_text.size() + m.body.size();
     if (size + tx_added + 1 > options.max_messages || bytes + tx_added_bytes + record_bytes > options.max_bytes) {

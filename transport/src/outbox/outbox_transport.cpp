@@ -60,13 +60,16 @@ struct OutboxTransport::State {
 
   // Publishes one stored record through the inner transport.
   Status relay_one(Transport& t, const OutboxRecord& r) const {
-    auto ctx = wire::read_context([&](wire::HeaderVisitor visit) {
-      for (const auto& [k, v] : r.headers) visit(k, v);
-    });
+    int version = 1;  // the stored Catga-Message-Version travels on
+    auto ctx = wire::read_context(
+        [&](wire::HeaderVisitor visit) {
+          for (const auto& [k, v] : r.headers) visit(k, v);
+        },
+        nullptr, &version);
     if (!ctx) return std::move(ctx).error();
     ctx->message_type = r.type;
     ctx->deadline = Context::Clock::now() + options.relay_publish_timeout;
-    const MessageInfo info{r.type, MessageKind::event, r.qos, 0, false, nullptr, nullptr, nullptr, nullptr};
+    const MessageInfo info{r.type, MessageKind::event, r.qos, 0, false, nullptr, nullptr, nullptr, nullptr, version};
     return t.publish(OutboundMessage{info, r.body, *ctx});
   }
 
