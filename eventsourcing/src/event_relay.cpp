@@ -57,7 +57,9 @@ struct EventRelay::Impl {
     auto put = [&](std::string_view k, std::string_view v) {
       if (hs) hs = nats::detail::set_header(msg.get(), k, v);
     };
-    wire::write_headers(ctx, e.type, put);
+    // The data is in the store's current schema (read through its upcasters):
+    // consumers with upcasters of their own must not upcast it again.
+    wire::write_headers(ctx, e.type, put, /*with_deadline=*/true, e.schema);
     put("Catga-Es-Stream", c.stream.key());
     put("Catga-Es-Version", std::to_string(e.version));
     if (!e.actor.empty()) put("Catga-Es-Actor", e.actor);

@@ -91,3 +91,54 @@ TEST_CASE("a commit claiming a version an earlier commit holds is not relayed") 
   CHECK(relay->published() == 2);
   CHECK(relay->health().ignored == 1);
 }
+
+// Version 2 of Deposited renamed "amount" to "cents": the store reads old
+// commits through its upcaster, and a consumer has an upcaster of its own
+// for old bodies from other producers. The relay says which schema it sends
+// (Catga-Message-Version): without it the consumer upcast the store's
+// already-current data again and dead-lettered it.
+namespace relayv2 {
+struct Deposited {
+  std::int64_t cents = 0;
+};
+CATGA_EVENT(Deposited, cents)
+CATGA_VERSION(Deposited, 2)
+nlohmann::json rename_amount(nlohmann::json body) {
+  body["cents"] = body.at("amount");
+  body.erase("amount");
+  return body;
+}
+}  // namespace relayv2
+
+TEST_CASE("the relay sends the store's schema as Catga-Message-Version: consumers do not upcast it again") {
+  catga::test::NatsServer server;
+  auto conn = est::connect(server);
+  catga::nats::JetStreamOptions js;
+  js.events.storage = catga::nats::StorageType::memory;
+  js.dead_letters.storage = catga::nats::StorageType::memory;
+  auto transport = catga::nats::JetStreamTransport::create(conn, js).value();
+  auto upcasters = std::make_shared<Upcasters>();
+  upcasters->add("Deposited", 1, relayv2::rename_amount);
+  auto options = est::memory_store();
+  options.upcasters = upcasters;
+  auto store = est::store_on(conn, options);
+
+  catga::Mediator m;
+  m.attach(*transport);
+  m.upcast<relayv2::Deposited>(1, relayv2::rename_amount);
+  std::mutex mu;
+  std::multiset<std::int64_t> cents;
+  auto sub = m.subscribe<relayv2::Deposited>({.group = "audit"}, [&](const relayv2::Deposited& d) {
+                std::lock_guard lock(mu);
+                cents.insert(d.cents);
+              }).value();
+  auto relay = EventRelay::start(store).value();
+
+  const StreamId acc{"Account", "V-1"};
+  auto at = store->append(acc, Position{}, {EventData{"Deposited", 1, {{"amount", 5}}}}).value().position;
+  REQUIRE(store->append(acc, at, {EventData::of(relayv2::Deposited{7})}));
+  REQUIRE(catga::test::wait_for([&] { std::lock_guard lock(mu); return cents.size() == 2; }, 60s));
+  std::lock_guard lock(mu);
+  CHECK(cents == std::multiset<std::int64_t>{5, 7});
+  CHECK(transport->health().dead_letters == 0);
+}

@@ -40,7 +40,9 @@ struct EventRelayHealth {
 // commit and publishes every event in it to <prefix>.evt.<Type> (the wire
 // format of docs/wire-format.md: body = the event's data, Nats-Msg-Id = the
 // event's id, Catga-Correlation-Id / Catga-Causation-Id from the event, plus
-// Catga-Es-Stream and Catga-Es-Version). The commit is acked only after the
+// Catga-Es-Stream and Catga-Es-Version; Catga-Message-Version is the event's
+// schema when above 1: number the store's upcaster schemas and the type's
+// CATGA_VERSION alike). The commit is acked only after the
 // events stream stored all of its events; a crash or failure republishes
 // them, and the events stream drops the repeats by Nats-Msg-Id (within its
 // duplicate window). A commit that cannot be read (undecodable, failing
