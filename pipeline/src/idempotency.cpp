@@ -1,6 +1,5 @@
 #include "catga/pipeline/idempotency.hpp"
 
-#include "catga/pipeline/in_memory_idempotency_store.hpp"
 
 #include <spdlog/spdlog.h>
 #include <algorithm>
@@ -53,8 +52,8 @@ class KeyBuffer {
     write_binary(reserve(type, handler, 32), id.hi(), id.lo());
   }
 
-  // The 32 hex digits alone: the in-memory store's key of a binary id
-  // whose high half carries the type_tag (see the fast path).
+  // The 32 hex digits alone: the key an id path's entry is found under
+  // (IdempotencyIdPath), the high half carrying the type_tag.
   void assign_tagged(const MessageId& id, std::uint64_t tag) { write_binary(reserve({}, {}, 32), id.hi() ^ tag, id.lo()); }
 
   std::string_view view() const noexcept { return view_; }
@@ -120,7 +119,7 @@ std::function<std::string(const Invocation&)> IdempotencyOptions::header_key(std
 IdempotencyBehavior::IdempotencyBehavior(IdempotencyOptions options) : options_(std::move(options)) {
   if (!options_.store) throw Exception(make_error(errc::internal, "IdempotencyBehavior needs a store"));
   if (!options_.clock) options_.clock = Clock::system();
-  if (!options_.key) in_memory_ = dynamic_cast<InMemoryIdempotencyStore*>(options_.store.get());
+  if (!options_.key) id_path_ = options_.store->id_path();
 }
 
 IdempotencyBehavior::IdempotencyBehavior(std::shared_ptr<IdempotencyStore> store)
@@ -132,30 +131,30 @@ Status IdempotencyBehavior::handle(Invocation& inv, Next next) {
   // A result we cannot store could not be replayed to a duplicate.
   if (inv.result != nullptr && (info.encode_result == nullptr || info.decode_result == nullptr)) return next();
 
-  // Fast path: an in-process store and a generated (binary) id, the common
-  // case for commands. Duplicates take the general path below, which finds
-  // the same entry through the id's text.
-  if (in_memory_ != nullptr && inv.handler_key.empty() && inv.context.message_id.is_binary() &&
+  // Fast path: a store with an id path (an in-process one) and a generated
+  // (binary) id, the common case for commands. Duplicates take the general
+  // path below, which finds the same entry through the id's text.
+  if (id_path_ != nullptr && inv.handler_key.empty() && inv.context.message_id.is_binary() &&
       inv.context.message_id) {
     const MessageId& id = inv.context.message_id;
-    const auto claim = in_memory_->claim_id(id.hi() ^ type_tag(info), id.lo(), options_.lease);
+    const auto claim = id_path_->claim_id(id.hi() ^ type_tag(info), id.lo(), options_.lease);
     if (claim.state == IdempotencyClaim::State::claimed) {
       struct Release {
-        InMemoryIdempotencyStore& store;
-        const InMemoryIdempotencyStore::IdClaim& claim;
+        IdempotencyIdPath& ids;
+        const IdempotencyIdPath::Claim& claim;
         bool armed = true;
         ~Release() {
-          if (armed) store.release_id(claim);
+          if (armed) ids.release_id(claim);
         }
-      } guard{*in_memory_, claim};
+      } guard{*id_path_, claim};
       Status s = next();
       const Error* failure = nullptr;
       if (!s) {
         if (!options_.remember_failures || s.error().retryable) return s;  // guard releases
         failure = &s.error();
       }
-      Status stored = in_memory_->complete_id(claim, failure, inv.result != nullptr ? info.encode_result : nullptr,
-                                              inv.result, options_.ttl);
+      Status stored = id_path_->complete_id(claim, failure, inv.result != nullptr ? info.encode_result : nullptr,
+                                            inv.result, options_.ttl);
       guard.armed = false;
       if (!stored) {
         spdlog::warn("catga idempotency: outcome of '{}' (key '{}') not stored: {}: {}", info.name,
@@ -173,7 +172,7 @@ Status IdempotencyBehavior::handle(Invocation& inv, Next next) {
     key.assign(info.name, inv.handler_key, custom);
   } else {
     if (!inv.context.message_id) return next();
-    if (in_memory_ != nullptr && inv.handler_key.empty() && inv.context.message_id.is_binary()) {
+    if (id_path_ != nullptr && inv.handler_key.empty() && inv.context.message_id.is_binary()) {
       key.assign_tagged(inv.context.message_id, type_tag(info));  // the fast path's entry
     } else {
       key.assign(info.name, inv.handler_key, inv.context.message_id);

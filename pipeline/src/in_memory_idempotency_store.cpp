@@ -516,8 +516,7 @@ Result<IdempotencyClaim> InMemoryIdempotencyStore::claim(std::string_view text, 
   return s.claim(key, hash, now, lease);
 }
 
-InMemoryIdempotencyStore::IdClaim InMemoryIdempotencyStore::claim_id(std::uint64_t hi, std::uint64_t lo,
-                                                                     duration lease) {
+IdempotencyIdPath::Claim InMemoryIdempotencyStore::claim_id(std::uint64_t hi, std::uint64_t lo, duration lease) {
   Key key;
   key.hi = hi;
   key.lo = lo;
@@ -535,19 +534,20 @@ InMemoryIdempotencyStore::IdClaim InMemoryIdempotencyStore::claim_id(std::uint64
   const auto now = coarse_now();
   Index i = kNil;
   const auto state = s.claim_index(key, hash, now, lease, i);
-  return IdClaim{state, s.entries[i].token, static_cast<std::uint32_t>(&s - shards_.get()), i};
+  return Claim{state, s.entries[i].token, static_cast<std::uint32_t>(&s - shards_.get()), i};
 }
 
-Status InMemoryIdempotencyStore::complete_id(const IdClaim& c, const Error* error, EncodeResult encode,
+Status InMemoryIdempotencyStore::complete_id(const Claim& c, const Error* error, EncodeResult encode,
                                              const void* result, duration ttl) {
-  Shard& s = shards_[c.shard];
+  Shard& s = shards_[c.where_a];
+  const Index index = c.where_b;
   const auto now = coarse_now();
   std::lock_guard lock(s.mutex);
-  if (c.index >= s.entries.size() || s.entries[c.index].state != Entry::State::claimed ||
-      s.entries[c.index].token != c.token) {
+  if (index >= s.entries.size() || s.entries[index].state != Entry::State::claimed ||
+      s.entries[index].token != c.token) {
     return make_error(errc::conflict, "idempotency claim was lost (released, or its lease expired)");
   }
-  s.complete(c.index, now, ttl, shard_bound_, [&](Index i) {
+  s.complete(index, now, ttl, shard_bound_, [&](Index i) {
     nlohmann::json& value = s.entries[i].value;
     if (error == nullptr && encode != nullptr && result != nullptr) {
       encode(value, result);
@@ -559,12 +559,13 @@ Status InMemoryIdempotencyStore::complete_id(const IdClaim& c, const Error* erro
   return {};
 }
 
-void InMemoryIdempotencyStore::release_id(const IdClaim& c) noexcept {
-  Shard& s = shards_[c.shard];
+void InMemoryIdempotencyStore::release_id(const Claim& c) noexcept {
+  Shard& s = shards_[c.where_a];
+  const Index index = c.where_b;
   std::lock_guard lock(s.mutex);
-  if (c.index < s.entries.size() && s.entries[c.index].state == Entry::State::claimed &&
-      s.entries[c.index].token == c.token) {
-    s.erase(c.index);
+  if (index < s.entries.size() && s.entries[index].state == Entry::State::claimed &&
+      s.entries[index].token == c.token) {
+    s.erase(index);
     s.wake();
   }
 }

@@ -541,3 +541,72 @@ TEST_CASE("IdempotencyBehavior: an id reused by another message type runs that t
     CHECK(ships == 2);
   }
 }
+
+// The fast path is part of the store interface (IdempotencyStore::id_path),
+// not a backdoor into InMemoryIdempotencyStore: a store of another type that
+// offers one gets generated ids through it, and a waiting duplicate (the text
+// path) finds the entry it made. Before: the behavior looked for the
+// in-memory store by dynamic_cast, so a wrapping store never got the fast
+// path (and id_path did not exist).
+TEST_CASE("IdempotencyBehavior: a store offering an id path gets generated ids through it") {
+  class CountingIds final : public catga::IdempotencyStore, private catga::IdempotencyIdPath {
+   public:
+    catga::Result<catga::IdempotencyClaim> claim(std::string_view key, duration lease) override {
+      text_calls++;
+      return inner.claim(key, lease);
+    }
+    catga::Result<catga::IdempotencyClaim> wait(std::string_view key, duration lease, time_point deadline) override {
+      text_calls++;
+      return inner.wait(key, lease, deadline);
+    }
+    catga::Status complete(std::string_view key, std::uint64_t token, catga::IdempotencyOutcome outcome,
+                           duration ttl) override {
+      return inner.complete(key, token, std::move(outcome), ttl);
+    }
+    catga::Status release(std::string_view key, std::uint64_t token) override { return inner.release(key, token); }
+    catga::IdempotencyIdPath* id_path() noexcept override { return this; }
+
+    Claim claim_id(std::uint64_t hi, std::uint64_t lo, duration lease) override {
+      id_claims++;
+      return inner.id_path()->claim_id(hi, lo, lease);
+    }
+    catga::Status complete_id(const Claim& c, const catga::Error* error, EncodeResult encode, const void* result,
+                              duration ttl) override {
+      id_completes++;
+      return inner.id_path()->complete_id(c, error, encode, result, ttl);
+    }
+    void release_id(const Claim& c) noexcept override { inner.id_path()->release_id(c); }
+
+    catga::InMemoryIdempotencyStore inner;
+    std::atomic<int> text_calls{0}, id_claims{0}, id_completes{0};
+  };
+  auto store = std::make_shared<CountingIds>();
+  catga::Mediator m;
+  m.use(std::make_shared<catga::IdempotencyBehavior>(catga::IdempotencyOptions{.store = store}));
+  std::atomic<int> calls{0};
+  std::atomic<bool> go{false};
+  m.handle<pt::Add>([&](const pt::Add& a) {
+    while (!go.load()) std::this_thread::yield();
+    return ++calls + a.x;
+  });
+  const auto ctx = catga::Context::root();
+  REQUIRE(ctx.message_id.is_binary());
+  catga::Result<int> first = catga::make_error("none", "not run");
+  std::thread owner([&] { first = m.send(pt::Add{10, 0}, ctx); });
+  REQUIRE(eventually([&] { return store->id_claims.load() == 1; }));
+  // A duplicate while the owner runs: the id path says in progress, the
+  // text path waits on the same entry and gets the owner's result.
+  catga::Result<int> second = catga::make_error("none", "not run");
+  std::thread duplicate([&] { second = m.send(pt::Add{10, 0}, ctx); });
+  REQUIRE(eventually([&] { return store->text_calls.load() >= 2; }));  // its claim, then its wait
+  go = true;
+  owner.join();
+  duplicate.join();
+  REQUIRE(first.ok());
+  REQUIRE(second.ok());
+  CHECK(*first == 11);
+  CHECK(*second == 11);
+  CHECK(calls == 1);
+  CHECK(store->id_completes == 1);
+  CHECK(store->id_claims == 2);  // the owner's and the duplicate's first try
+}

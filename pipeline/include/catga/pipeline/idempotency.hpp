@@ -13,8 +13,6 @@
 
 namespace catga {
 
-class InMemoryIdempotencyStore;
-
 // Options of IdempotencyBehavior.
 struct IdempotencyOptions {
   // Where claims and outcomes live (required).
@@ -88,7 +86,7 @@ class IdempotencyBehavior final : public Behavior {
   IdempotencyOptions options_;
   // The store, when it is the in-memory one and keys are message ids: then
   // binary ids take its fast path (no key text, one lookup, no JSON copy).
-  InMemoryIdempotencyStore* in_memory_ = nullptr;
+  IdempotencyIdPath* id_path_ = nullptr;  // the store's, when it has one and keys are message ids
 };
 
 }  // namespace catga

@@ -51,6 +51,46 @@ struct IdempotencyClaim {
   std::chrono::nanoseconds lease_left{0};
 };
 
+// The fast path of a store for generated message ids (MessageId::generate):
+// the behavior claims by the id's 128 bits, without making its text, and the
+// store writes the result straight into its entry (no IdempotencyOutcome).
+// Optional: a store offers it through IdempotencyStore::id_path(). The entry
+// claimed by claim_id(hi, lo) must be the one that claim()/wait() find under
+// the key of 32 lowercase hex digits, hi's then lo's (a duplicate that must
+// wait takes that path). `hi` already carries the message type (the behavior
+// XORs a hash of the type's name into it), so one id of two types is two
+// entries.
+//
+//   if (auto* ids = store->id_path()) {
+//     auto c = ids->claim_id(id.hi() ^ tag, id.lo(), lease);
+//     if (c.state == catga::IdempotencyClaim::State::claimed) ... ids->complete_id(c, nullptr, encode, &result, ttl);
+//   }
+class IdempotencyIdPath {
+ public:
+  // A claim as the store knows it: the state, the owner's token and where
+  // the entry is (store-defined).
+  struct Claim {
+    IdempotencyClaim::State state;
+    std::uint64_t token;
+    std::uint32_t where_a;
+    std::uint32_t where_b;
+  };
+  // Writes a handler's result (a `const std::optional<R>*`) as JSON.
+  using EncodeResult = void (*)(nlohmann::json& out, const void* optional_result);
+
+  // As IdempotencyStore::claim, by id; never fails (an in-process store).
+  virtual Claim claim_id(std::uint64_t hi, std::uint64_t lo, std::chrono::steady_clock::duration lease) = 0;
+  // As complete(): `error` set stores that failure, else `encode(result)`
+  // (when both are non-null) becomes the stored value.
+  virtual Status complete_id(const Claim& claim, const Error* error, EncodeResult encode, const void* result,
+                             std::chrono::steady_clock::duration ttl) = 0;
+  // As release().
+  virtual void release_id(const Claim& claim) noexcept = 0;
+
+ protected:
+  ~IdempotencyIdPath() = default;
+};
+
 // Storage for IdempotencyBehavior. Calls are synchronous and may come from
 // any thread; keys are short printable strings (at most a few hundred bytes).
 //
@@ -94,6 +134,10 @@ class IdempotencyStore {
   // Forgets the claim (the handler failed) and wakes waiters; a no-op if it
   // was already lost.
   virtual Status release(std::string_view key, std::uint64_t token) = 0;
+
+  // The store's fast path for generated message ids, if it has one
+  // (InMemoryIdempotencyStore does); nullptr: the calls above only.
+  virtual IdempotencyIdPath* id_path() noexcept { return nullptr; }
 };
 
 }  // namespace catga

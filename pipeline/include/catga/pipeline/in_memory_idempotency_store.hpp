@@ -37,7 +37,7 @@ struct InMemoryIdempotencyStoreOptions {
 //   auto store = std::make_shared<catga::InMemoryIdempotencyStore>(
 //       catga::InMemoryIdempotencyStoreOptions{.max_entries = 50'000});
 //   mediator.use(std::make_shared<catga::IdempotencyBehavior>(catga::IdempotencyOptions{.store = store}));
-class InMemoryIdempotencyStore final : public IdempotencyStore {
+class InMemoryIdempotencyStore final : public IdempotencyStore, private IdempotencyIdPath {
  public:
   explicit InMemoryIdempotencyStore(InMemoryIdempotencyStoreOptions options = {});
   ~InMemoryIdempotencyStore() override;
@@ -48,6 +48,8 @@ class InMemoryIdempotencyStore final : public IdempotencyStore {
   Result<IdempotencyClaim> wait(std::string_view key, duration lease, time_point deadline) override;
   Status complete(std::string_view key, std::uint64_t token, IdempotencyOutcome outcome, duration ttl) override;
   Status release(std::string_view key, std::uint64_t token) override;
+  // Claims generated ids by their 128 bits (see IdempotencyIdPath).
+  IdempotencyIdPath* id_path() noexcept override { return this; }
 
   // Entries held (claims and completed outcomes, expired ones not yet purged).
   std::size_t size() const;
@@ -65,22 +67,11 @@ class InMemoryIdempotencyStore final : public IdempotencyStore {
     return system_clock_ != nullptr ? system_clock_->coarse_now() : options_.clock->coarse_now();
   }
 
-  // The fast path of IdempotencyBehavior for binary message ids (no key
-  // text, no second lookup, no IdempotencyOutcome): what claim_id returns.
-  friend class IdempotencyBehavior;
-  struct IdClaim {
-    IdempotencyClaim::State state;
-    std::uint64_t token;
-    std::uint32_t shard;
-    std::uint32_t index;
-  };
-  using EncodeResult = void (*)(nlohmann::json& out, const void* optional_result);
-  IdClaim claim_id(std::uint64_t hi, std::uint64_t lo, duration lease);
-  // complete(): `error` set stores that failure, else `encode(result)` (when
-  // both are non-null) becomes the stored value.
-  Status complete_id(const IdClaim& claim, const Error* error, EncodeResult encode, const void* result,
-                     duration ttl);
-  void release_id(const IdClaim& claim) noexcept;
+  // IdempotencyIdPath: a Claim's where_a is the shard, where_b the entry.
+  Claim claim_id(std::uint64_t hi, std::uint64_t lo, duration lease) override;
+  Status complete_id(const Claim& claim, const Error* error, EncodeResult encode, const void* result,
+                     duration ttl) override;
+  void release_id(const Claim& claim) noexcept override;
 
   InMemoryIdempotencyStoreOptions options_;
   const SystemClock* system_clock_ = nullptr;  // options_.clock, when it is one
