@@ -1,7 +1,11 @@
 #include "catga/eventsourcing/event_relay.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <optional>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "catga/wire.hpp"
 #include "commit_codec.hpp"
@@ -25,14 +29,36 @@ struct EventRelay::Impl {
   bool replicated = false;  // the store stream has more than one replica
   std::unique_ptr<detail::CommitFeed> feed;
   // Feed thread only: per stream, the last commit relayed (stream sequence,
-  // last version). Bounded: cleared when it grows past kTracked streams or a
-  // batch fails (a retried batch must not see its own commits as relayed).
+  // last version). Bounded: cleared when it grows past kTracked streams.
   struct Relayed {
     std::uint64_t sequence = 0;
     std::uint64_t version = 0;
   };
   static constexpr std::size_t kTracked = 65'536;
   std::unordered_map<std::string, Relayed> relayed;
+  // What the current batch changed in `relayed` (stream, entry before it;
+  // nullopt: none). A failed batch is retried in place: it is undone, so the
+  // retry does not see the batch's own commits as relayed, yet still knows
+  // the commits of earlier batches (clearing it all lost those: on an R1
+  // stream a double append whose first commit came in an earlier batch was
+  // then relayed by the retry).
+  std::vector<std::pair<std::string, std::optional<Relayed>>> undo;
+
+  void note_relayed(const Commit& c) {
+    const auto [it, added] = relayed.try_emplace(c.stream.key());
+    undo.emplace_back(it->first, added ? std::nullopt : std::optional<Relayed>(it->second));
+    it->second = {std::max(it->second.sequence, c.sequence), std::max(it->second.version, c.last_version())};
+  }
+  void undo_batch() {
+    for (auto u = undo.rbegin(); u != undo.rend(); ++u) {
+      if (u->second) {
+        relayed[u->first] = *u->second;
+      } else {
+        relayed.erase(u->first);
+      }
+    }
+    undo.clear();
+  }
 
   std::string consumer() const { return "es_relay_" + options.name; }
 
@@ -94,15 +120,25 @@ struct EventRelay::Impl {
     return *next != 0 && *next < c.sequence;
   }
 
+  // One batch; a failure (or exception) undoes what it noted in `relayed`.
   Status relay(std::vector<detail::Delivered>& batch) {
-    const auto before = failures.load();
     if (relayed.size() > kTracked) relayed.clear();
+    undo.clear();
+    try {
+      Status s = relay_batch(batch);
+      if (!s) undo_batch();
+      return s;
+    } catch (...) {
+      undo_batch();
+      throw;
+    }
+  }
+
+  Status relay_batch(std::vector<detail::Delivered>& batch) {
+    const auto before = failures.load();
     for (auto& d : batch) {
       auto twice = double_append(d);
-      if (!twice) {
-        relayed.clear();
-        return std::move(twice).error();
-      }
+      if (!twice) return std::move(twice).error();
       if (*twice) {
         ignored.fetch_add(1, std::memory_order_relaxed);
         nats::detail::log().warn(
@@ -112,13 +148,9 @@ struct EventRelay::Impl {
         continue;
       }
       for (auto& e : d.commit.events) {
-        if (auto s = publish_event(d.commit, e); !s) {
-          relayed.clear();
-          return s;
-        }
+        if (auto s = publish_event(d.commit, e); !s) return s;
       }
-      auto& r = relayed[d.commit.stream.key()];
-      r = {std::max(r.sequence, d.commit.sequence), std::max(r.version, d.commit.last_version())};
+      note_relayed(d.commit);
     }
     jsPubOptions po;
     jsPubOptions_Init(&po);
@@ -126,7 +158,6 @@ struct EventRelay::Impl {
     natsStatus s = js_PublishAsyncComplete(js.get(), &po);
     if (s == NATS_OK && failures.load() != before) s = NATS_ERR;
     if (s != NATS_OK) {
-      relayed.clear();
       if (failures.load() != before) return make_error(errc::unavailable, "relay: the events stream refused events", true);
       return to_error(s, "relay: wait for the events stream", nats::detail::Surface::jetstream);
     }

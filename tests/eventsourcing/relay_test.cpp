@@ -5,6 +5,7 @@
 #include <atomic>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "catga/mediator.hpp"
 #include "catga/nats/jetstream_transport.hpp"
@@ -90,6 +91,79 @@ TEST_CASE("a commit claiming a version an earlier commit holds is not relayed") 
   CHECK(transport->health().stream_messages == 2);  // 10 and 5, never the racer's 1000
   CHECK(relay->published() == 2);
   CHECK(relay->health().ignored == 1);
+}
+
+// A batch that fails is retried in place; what the relay knew of earlier
+// batches must survive it. On an R1 stream the relay knows a double append
+// only from the earlier commit it relayed itself: here that commit comes in
+// one batch, the racer in a later one that fails once (the events stream is
+// full and refuses the commit after it). Before: a failed batch cleared what
+// the relay knew, and the retry relayed the racer's 1000.
+TEST_CASE("a double append is not relayed when its batch fails and is retried") {
+  catga::test::NatsServer server;
+  auto conn = est::connect(server);
+  auto store = est::store_on(conn);
+  catga::test::RawNats raw(server.url());
+  // An events stream that holds one message and refuses more: every batch
+  // with something to publish fails until there is room.
+  jsStreamConfig cfg;
+  jsStreamConfig_Init(&cfg);
+  cfg.Name = "RETRY_EVENTS";
+  const char* subjects[] = {"retry.evt.>"};
+  cfg.Subjects = subjects;
+  cfg.SubjectsLen = 1;
+  cfg.Storage = js_MemoryStorage;
+  cfg.MaxMsgs = 1;
+  cfg.Discard = js_DiscardNew;
+  jsErrCode jerr{};
+  catga::test::check(js_AddStream(nullptr, raw.js(), &cfg, nullptr, &jerr), "add events stream");
+  auto events = [&] {
+    jsStreamInfo* info = nullptr;
+    catga::test::check(js_GetStreamInfo(&info, raw.js(), "RETRY_EVENTS", nullptr, &jerr), "events stream info");
+    const auto n = info->State.Msgs;
+    jsStreamInfo_Destroy(info);
+    return n;
+  };
+  auto relay = EventRelay::start(store, {.name = "retry", .events_prefix = "retry"}).value();
+
+  const StreamId acc{"Account", "RT-1"};
+  const StreamId other{"Account", "RT-2"};
+  REQUIRE(store->append(acc, Position{}, {EventData::of(est::Deposited{10})}));
+  REQUIRE(catga::test::wait_for([&] { auto l = relay->lag(); return l && *l == 0; }, 60s));
+  REQUIRE(events() == 1);  // full now
+
+  // The next commit's batch fails and is retried; meanwhile the racer and
+  // one more commit are stored. Past the pull's expiry both wait on the
+  // server, so the next pull delivers them as one batch.
+  const auto d = store->append(other, Position{}, {EventData::of(est::Deposited{1})}).value();
+  REQUIRE(catga::test::wait_for([&] { return !relay->health().last_error.empty(); }, 60s));
+  std::this_thread::sleep_for(3s);
+  est::raw_store(raw, acc, est::deposit_commit(acc, 1, {1000}, "racer"),
+                 {{"Catga-Es-Version", "1"}, {"Catga-Es-Expected-Sequence", "0"}});
+  REQUIRE(store->append(other, d.position, {EventData::of(est::Deposited{2})}));
+  {
+    jsConsumerInfo* ci = nullptr;
+    catga::test::check(js_GetConsumerInfo(&ci, raw.js(), store->options().stream_name().c_str(), "es_relay_retry",
+                                          nullptr, &jerr),
+                       "relay consumer info");
+    const auto pending = ci->NumPending;
+    jsConsumerInfo_Destroy(ci);
+    REQUIRE(pending == 2);
+  }
+
+  // Room for one: the retried commit goes in, the batch of racer and commit
+  // fails (the commit is refused) and is retried at least once.
+  catga::test::check(js_PurgeStream(raw.js(), "RETRY_EVENTS", nullptr, &jerr), "purge events stream");
+  REQUIRE(catga::test::wait_for([&] { return events() == 1; }, 60s));
+  const auto tried = relay->published();
+  REQUIRE(catga::test::wait_for([&] { return relay->published() >= tried + 2; }, 60s));
+
+  // Room for all: the retry goes through.
+  cfg.MaxMsgs = -1;
+  catga::test::check(js_UpdateStream(nullptr, raw.js(), &cfg, nullptr, &jerr), "open events stream");
+  REQUIRE(catga::test::wait_for([&] { auto l = relay->lag(); return l && *l == 0; }, 60s));
+  CHECK(events() == 2);  // 1 and 2, never the racer's 1000
+  CHECK(relay->health().ignored >= 2);  // the first try and the retries
 }
 
 // Version 2 of Deposited renamed "amount" to "cents": the store reads old
