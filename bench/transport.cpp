@@ -126,11 +126,23 @@ E make_event() {
 
 // --- raw nats.c -------------------------------------------------------------
 
+// CATGA_BENCH_SEND_ASAP=1: both sides write each message at once (nats.c
+// SendAsap, NatsOptions::send_asap); unset: both batch (the defaults).
+bool send_asap() {
+  const char* v = std::getenv("CATGA_BENCH_SEND_ASAP");
+  return v != nullptr && std::strcmp(v, "1") == 0;
+}
+
 struct RawConn {
   natsConnection* nc = nullptr;
   jsCtx* js = nullptr;
   explicit RawConn(const std::string& url, jsOptions* jo = nullptr) {
-    check(natsConnection_ConnectTo(&nc, url.c_str()), "raw connect");
+    natsOptions* o = nullptr;
+    check(natsOptions_Create(&o), "raw options");
+    check(natsOptions_SetURL(o, url.c_str()), "raw url");
+    check(natsOptions_SetSendAsap(o, send_asap()), "raw send asap");
+    check(natsConnection_Connect(&nc, o), "raw connect");
+    natsOptions_Destroy(o);
     check(natsConnection_JetStream(&js, nc, jo), "raw JetStream");
   }
   ~RawConn() {
@@ -272,6 +284,7 @@ std::unique_ptr<catga::nats::JetStreamTransport> make_transport(const std::strin
   catga::nats::NatsOptions o;
   o.servers = {url};
   o.name = name;
+  o.send_asap = send_asap();
   catga::nats::JetStreamOptions js;  // file storage, the defaults
   js.consumer.batch = kBatch;
   js.max_async_pending = kWindow;

@@ -210,6 +210,7 @@ Result<detail::OptionsHandle> build_options(const NatsOptions& o, CallbackState*
   if (s) s = check(natsOptions_SetReconnectBufSize(p, o.reconnect_buffer_bytes), "reconnect buffer");
   if (s) s = check(natsOptions_SetPingInterval(p, o.ping_interval.count()), "ping interval");
   if (s) s = check(natsOptions_SetMaxPingsOut(p, o.max_pings_out), "max pings out");
+  if (s) s = check(natsOptions_SetSendAsap(p, o.send_asap), "send asap");
   if (s) s = check(natsOptions_SetErrorHandler(p, &on_error, st), "error handler");
   if (s) s = check(natsOptions_SetDisconnectedCB(p, &on_disconnected, st), "disconnected handler");
   if (s) s = check(natsOptions_SetReconnectedCB(p, &on_reconnected, st), "reconnected handler");

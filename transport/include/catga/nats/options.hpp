@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "catga/result.hpp"
@@ -59,6 +60,13 @@ struct NatsOptions {
   int reconnect_buffer_bytes = 8 * 1024 * 1024;
   std::chrono::milliseconds ping_interval{20'000};
   int max_pings_out = 3;
+  // Write each message to the socket at once (nats.c's SendAsap) instead of
+  // leaving it to nats.c's flusher thread, which batches writes but sends a
+  // lone message only when it wakes. Measured on loopback (BENCHMARKS.md,
+  // "transport", send_asap): sequential requests 3.2-4.8 k/s instead of
+  // ~1 k/s, but consuming ~55 k/s instead of ~95 k/s (every ack is a
+  // write). For services that wait on replies more than they consume.
+  bool send_asap = false;
 
   // Reads NATS_URL, NATS_NAME, NATS_USER, NATS_PASSWORD, NATS_TOKEN,
   // NATS_CREDS, NATS_CA, NATS_CERT, NATS_KEY over `defaults` (unset or empty
@@ -69,6 +77,13 @@ struct NatsOptions {
   // Rejects settings that cannot work (no server, cert without key, ...).
   Status validate() const;
 };
+
+// Server URLs of a comma-separated list as NATS_URL gives them: each item
+// trimmed of spaces, empty items dropped (from_env reads NATS_URL with it;
+// use it for a --nats-url flag too, so both read the same way).
+//
+//   split_server_urls("nats://a:4222, nats://b:4222,")  // {"nats://a:4222", "nats://b:4222"}
+std::vector<std::string> split_server_urls(std::string_view urls);
 
 // How a service waits at start-up for NATS, JetStream, its streams and
 // buckets (catga::nats::Startup). By default it waits as long as it takes:
