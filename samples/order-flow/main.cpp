@@ -27,18 +27,6 @@ sigset_t block_stop_signals() {
   return set;
 }
 
-std::vector<std::string> split(const std::string& text) {
-  std::vector<std::string> out;
-  std::size_t pos = 0;
-  while (pos <= text.size()) {
-    auto comma = text.find(',', pos);
-    if (comma == std::string::npos) comma = text.size();
-    if (comma > pos) out.push_back(text.substr(pos, comma - pos));
-    pos = comma + 1;
-  }
-  return out;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -87,13 +75,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
 
   order_flow::DemoSettings demo;
-  std::string scrape;
   bool embedded = false;
   auto* demo_group = app.add_option_group("demo", "role demo");
   demo_group->add_option("--order-url", demo.order_url, "order service base URL")
       ->envname("ORDER_URL")
       ->capture_default_str();
-  demo_group->add_option("--scrape", scrape, "comma-separated base URLs of every service, for /metrics");
+  demo_group->add_option("--scrape", demo.scrape_urls, "comma-separated base URLs of every service, for /metrics")
+      ->delimiter(',');
   demo_group->add_option("--orders", demo.orders, "orders to place")->capture_default_str();
   demo_group->add_option("--concurrency", demo.concurrency, "HTTP clients placing orders")->capture_default_str();
   int timeout_s = 180;
@@ -109,7 +97,6 @@ int main(int argc, char** argv) {
   host.nats.connection_name = "order-flow-" + (host.instance_id.empty() ? host.role : host.instance_id);
 
   if (host.role == "demo") {
-    demo.scrape_urls = split(scrape);
     demo.timeout = std::chrono::seconds(timeout_s);
     demo.live_progress = isatty(STDOUT_FILENO) != 0;
     std::unique_ptr<order_flow::Host> local;

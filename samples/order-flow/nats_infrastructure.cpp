@@ -138,33 +138,18 @@ class NatsInfrastructure final : public Infrastructure {
   std::map<std::string, std::shared_ptr<catga::KeyValue>, std::less<>> buckets_;
 };
 
-// "nats://a:4222, nats://b:4222" → both URLs: NATS_URL / --nats-url may name
-// every node of a cluster, so the connection fails over between them.
-std::vector<std::string> server_list(const std::string& urls) {
-  std::vector<std::string> out;
-  std::size_t pos = 0;
-  while (pos <= urls.size()) {
-    auto comma = urls.find(',', pos);
-    if (comma == std::string::npos) comma = urls.size();
-    std::string one = urls.substr(pos, comma - pos);
-    one.erase(0, one.find_first_not_of(" \t"));
-    one.erase(one.find_last_not_of(" \t") + 1);
-    if (!one.empty()) out.push_back(std::move(one));
-    pos = comma + 1;
-  }
-  return out;
-}
-
 }  // namespace
 
 bool nats_available() noexcept { return true; }
 
 catga::Result<std::unique_ptr<Infrastructure>> nats_infrastructure(const NatsSettings& settings) {
   cn::NatsOptions defaults;
-  defaults.servers = server_list(settings.url);
+  // "nats://a:4222, nats://b:4222" → both URLs: NATS_URL / --nats-url may name
+  // every node of a cluster, so the connection fails over between them.
+  defaults.servers = cn::split_server_urls(settings.url);
   defaults.name = settings.connection_name;
   cn::NatsOptions options = cn::NatsOptions::from_env(defaults);
-  options.servers = server_list(settings.url);  // the flag (or NATS_URL, read by main) wins
+  options.servers = defaults.servers;  // the flag (or NATS_URL, read by main) wins
   // Settings that cannot work fail the process now instead of being waited on.
   if (auto s = options.validate(); !s) return std::move(s).error();
   cn::StartupOptions startup;

@@ -314,6 +314,17 @@ TEST_CASE("helpers: URL redaction, header values, stream names") {
   CHECK(o.events_stream() == "MY_SHOP_EU_EVENTS");
 }
 
+TEST_CASE("server URL lists (NATS_URL, the sample's --nats-url): items trimmed, empty ones dropped") {
+  using V = std::vector<std::string>;
+  using catga::nats::split_server_urls;
+  CHECK(split_server_urls("nats://a:4222") == V{"nats://a:4222"});
+  CHECK(split_server_urls(" nats://a:4222 ,\tnats://b:4222") == V{"nats://a:4222", "nats://b:4222"});
+  CHECK(split_server_urls("nats://a:4222,") == V{"nats://a:4222"});
+  CHECK(split_server_urls(",nats://a:4222,, ,nats://b:4222") == V{"nats://a:4222", "nats://b:4222"});
+  CHECK(split_server_urls("").empty());
+  CHECK(split_server_urls(" , ,").empty());
+}
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>

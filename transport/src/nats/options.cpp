@@ -41,20 +41,21 @@ Status file_readable(const std::string& path, std::string_view what) {
 
 }  // namespace
 
+std::vector<std::string> split_server_urls(std::string_view urls) {
+  std::vector<std::string> out;
+  for (;;) {
+    const auto comma = urls.find(',');
+    auto one = trim(urls.substr(0, comma));
+    if (!one.empty()) out.push_back(std::move(one));
+    if (comma == std::string_view::npos) return out;
+    urls.remove_prefix(comma + 1);
+  }
+}
+
 NatsOptions NatsOptions::from_env() { return from_env(NatsOptions{}); }
 
 NatsOptions NatsOptions::from_env(NatsOptions o) {
-  if (auto urls = env("NATS_URL")) {
-    o.servers.clear();
-    std::string_view rest = *urls;
-    while (!rest.empty()) {
-      const auto comma = rest.find(',');
-      auto one = trim(rest.substr(0, comma));
-      if (!one.empty()) o.servers.push_back(std::move(one));
-      if (comma == std::string_view::npos) break;
-      rest.remove_prefix(comma + 1);
-    }
-  }
+  if (auto urls = env("NATS_URL")) o.servers = split_server_urls(*urls);
   if (auto v = env("NATS_NAME")) o.name = *v;
   if (auto v = env("NATS_USER")) o.user = *v;
   if (auto v = env("NATS_PASSWORD")) o.password = *v;
