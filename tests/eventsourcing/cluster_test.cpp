@@ -17,11 +17,7 @@ using namespace std::chrono_literals;
 
 TEST_CASE("R3 cluster: a retried append is recognised, a leader crash loses and duplicates nothing") {
   catga::test::NatsCluster cluster;
-  catga::nats::NatsOptions o;
-  o.servers = cluster.urls();
-  o.name = "es-cluster";
-  auto conn = catga::nats::Connection::connect(o).value();
-  REQUIRE(conn->wait_connected(60s));
+  auto conn = est::connect_to(cluster.urls(), "es-cluster", 60s);
   EventStoreOptions so;
   so.stream.replicas = 3;
   so.timeout = 60s;  // elections on a loaded 2-core machine take a while
@@ -72,15 +68,7 @@ TEST_CASE("R3 cluster: an append sent to a frozen stream leader is stored by the
   EventStoreOptions so;
   so.stream.replicas = 3;
   so.timeout = 60s;
-  auto connect = [&](std::vector<std::string> urls) {
-    catga::nats::NatsOptions o;
-    o.servers = std::move(urls);
-    o.name = "es-frozen";
-    auto conn = catga::nats::Connection::connect(o).value();
-    REQUIRE(conn->wait_connected(60s));
-    return conn;
-  };
-  auto first = EventStore::create(connect(cluster.urls()), so).value();
+  auto first = EventStore::create(est::connect_to(cluster.urls(), "es-frozen", 60s), so).value();
   const StreamId acc{"Account", "F-1"};
   auto a = first->append(acc, Position{}, {EventData::of(est::Deposited{1})});
   REQUIRE(a);
@@ -94,7 +82,7 @@ TEST_CASE("R3 cluster: an append sent to a frozen stream leader is stored by the
   for (int i = 0; i < catga::test::NatsCluster::kNodes; ++i) {
     if (i != *leader) others.push_back(cluster.url(i));
   }
-  auto store = EventStore::create(connect(others), so).value();
+  auto store = EventStore::create(est::connect_to(others, "es-frozen", 60s), so).value();
   cluster.freeze(*leader);
   const auto t0 = std::chrono::steady_clock::now();
   auto r = store->append(acc, a->position, {EventData::of(est::Deposited{2})});
@@ -118,12 +106,7 @@ TEST_CASE("R3 cluster: racing writers on different nodes; every winner is the co
   so.stream.replicas = 3;
   so.timeout = 60s;
   auto store_at = [&](int node) {
-    catga::nats::NatsOptions o;
-    o.servers = {cluster.url(node)};
-    o.name = "es-race-" + std::to_string(node);
-    auto conn = catga::nats::Connection::connect(o).value();
-    REQUIRE(conn->wait_connected(60s));
-    return EventStore::create(conn, so).value();
+    return EventStore::create(est::connect_to({cluster.url(node)}, "es-race-" + std::to_string(node), 60s), so).value();
   };
   auto s1 = store_at(0);
   auto s2 = store_at(1);
@@ -161,11 +144,7 @@ TEST_CASE("R3 cluster: racing writers on different nodes; every winner is the co
 // empty stream as that commit) came second. Before: the racer was relayed.
 TEST_CASE("R3 cluster: a relay that did not see the earlier commit still does not relay a double append") {
   catga::test::NatsCluster cluster;
-  catga::nats::NatsOptions o;
-  o.servers = cluster.urls();
-  o.name = "es-relay";
-  auto conn = catga::nats::Connection::connect(o).value();
-  REQUIRE(conn->wait_connected(60s));
+  auto conn = est::connect_to(cluster.urls(), "es-relay", 60s);
   catga::nats::JetStreamOptions js;
   js.events.replicas = 3;
   js.dead_letters.replicas = 3;

@@ -32,12 +32,8 @@ struct Shared {
 // the other writer, append one event naming (writer, round).
 int writer(const std::string& url, int me, Shared* sh) {
   try {
-    catga::nats::NatsOptions o;
-    o.servers = {url};
-    o.name = "writer-" + std::to_string(me);
-    auto conn = catga::nats::Connection::connect(o).value();
-    conn->wait_connected(std::chrono::seconds(30)).value();
-    auto store = EventStore::create(conn, est::memory_store()).value();
+    auto store =
+        EventStore::create(est::connect_to({url}, "writer-" + std::to_string(me)), est::memory_store()).value();
     const StreamId acc{"Account", "race"};
     for (int round = 0; round < kRounds; ++round) {
       pthread_barrier_wait(&sh->barrier);

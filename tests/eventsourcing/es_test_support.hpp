@@ -15,19 +15,40 @@
 
 #include "catga/eventsourcing/eventsourcing.hpp"
 #include "catga/nats/connection.hpp"
+#include "catga/nats/jetstream_transport.hpp"
 #include "catga/nats/key_value.hpp"
 #include "nats_server.hpp"
 #include "raw_nats.hpp"
 
 namespace est {
 
-inline std::shared_ptr<catga::nats::Connection> connect(const catga::test::NatsServer& server, std::string name = "es") {
+// A connection to `urls` (one server, or the nodes of a cluster), connected
+// within `wait` (throws otherwise).
+//
+//   auto conn = est::connect_to(cluster.urls(), "es-cluster", std::chrono::seconds(60));
+inline std::shared_ptr<catga::nats::Connection> connect_to(std::vector<std::string> urls, std::string name,
+                                                           std::chrono::seconds wait = std::chrono::seconds(30)) {
   catga::nats::NatsOptions o;
-  o.servers = {server.url()};
+  o.servers = std::move(urls);
   o.name = std::move(name);
   auto c = catga::nats::Connection::connect(o).value();
-  c->wait_connected(std::chrono::seconds(30)).value();
+  c->wait_connected(wait).value();
   return c;
+}
+
+inline std::shared_ptr<catga::nats::Connection> connect(const catga::test::NatsServer& server,
+                                                        std::string name = "es") {
+  return connect_to({server.url()}, std::move(name));
+}
+
+// The JetStream transport on `conn` with its streams (events, dead letters)
+// in memory: what the relay publishes to.
+inline std::unique_ptr<catga::nats::JetStreamTransport> memory_transport(
+    std::shared_ptr<catga::nats::Connection> conn) {
+  catga::nats::JetStreamOptions js;
+  js.events.storage = catga::nats::StorageType::memory;
+  js.dead_letters.storage = catga::nats::StorageType::memory;
+  return catga::nats::JetStreamTransport::create(std::move(conn), js).value();
 }
 
 inline catga::eventsourcing::EventStoreOptions memory_store() {

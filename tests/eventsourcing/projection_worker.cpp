@@ -16,12 +16,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    catga::nats::NatsOptions o;
-    o.servers = {argv[1]};
-    o.name = "projection-worker";
-    auto conn = catga::nats::Connection::connect(o).value();
-    conn->wait_connected(std::chrono::seconds(30)).value();
-    auto store = catga::eventsourcing::EventStore::create(conn, est::memory_store()).value();
+    auto store =
+        catga::eventsourcing::EventStore::create(est::connect_to({argv[1]}, "projection-worker"), est::memory_store())
+            .value();
     auto p = catga::eventsourcing::SqliteProjection::start(
                  store, {.name = argv[3], .database = argv[2], .batch = 16, .ack_wait = std::chrono::seconds(5)},
                  est::balance_model(std::string(argv[4]) == "1"))

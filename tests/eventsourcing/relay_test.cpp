@@ -18,10 +18,7 @@ using namespace std::chrono_literals;
 TEST_CASE("appended events are published as catga events, each once, with the ids of the store") {
   catga::test::NatsServer server;
   auto conn = est::connect(server);
-  catga::nats::JetStreamOptions js;
-  js.events.storage = catga::nats::StorageType::memory;
-  js.dead_letters.storage = catga::nats::StorageType::memory;
-  auto transport = catga::nats::JetStreamTransport::create(conn, js).value();
+  auto transport = est::memory_transport(conn);
   auto store = est::store_on(conn);
 
   catga::Mediator m;
@@ -73,10 +70,7 @@ TEST_CASE("appended events are published as catga events, each once, with the id
 TEST_CASE("a commit claiming a version an earlier commit holds is not relayed") {
   catga::test::NatsServer server;
   auto conn = est::connect(server);
-  catga::nats::JetStreamOptions js;
-  js.events.storage = catga::nats::StorageType::memory;
-  js.dead_letters.storage = catga::nats::StorageType::memory;
-  auto transport = catga::nats::JetStreamTransport::create(conn, js).value();
+  auto transport = est::memory_transport(conn);
   auto store = est::store_on(conn);
   catga::test::RawNats raw(server.url());
   auto relay = EventRelay::start(store).value();
@@ -187,10 +181,7 @@ nlohmann::json rename_amount(nlohmann::json body) {
 TEST_CASE("the relay sends the store's schema as Catga-Message-Version: consumers do not upcast it again") {
   catga::test::NatsServer server;
   auto conn = est::connect(server);
-  catga::nats::JetStreamOptions js;
-  js.events.storage = catga::nats::StorageType::memory;
-  js.dead_letters.storage = catga::nats::StorageType::memory;
-  auto transport = catga::nats::JetStreamTransport::create(conn, js).value();
+  auto transport = est::memory_transport(conn);
   auto upcasters = std::make_shared<Upcasters>();
   upcasters->add("Deposited", 1, relayv2::rename_amount);
   auto options = est::memory_store();

@@ -110,10 +110,7 @@ TEST_CASE("a relay name or events prefix that cannot be a subject is refused at 
 TEST_CASE("the relay parks a stored commit whose event type cannot be a subject, publishes nothing of it, and goes on") {
   catga::test::NatsServer server;
   auto conn = est::connect(server);
-  catga::nats::JetStreamOptions js;
-  js.events.storage = catga::nats::StorageType::memory;
-  js.dead_letters.storage = catga::nats::StorageType::memory;
-  auto transport = catga::nats::JetStreamTransport::create(conn, js).value();  // CATGA_EVENTS, CATGA_DLQ
+  auto transport = est::memory_transport(conn);  // CATGA_EVENTS, CATGA_DLQ
   auto store = est::store_on(conn);
   catga::test::RawNats raw(server.url());
   auto relay = EventRelay::start(store).value();

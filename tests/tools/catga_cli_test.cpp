@@ -6,6 +6,7 @@
 #include <atomic>
 #include <filesystem>
 #include <cstdlib>
+#include <initializer_list>
 #include <iostream>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -61,29 +62,36 @@ nlohmann::json cli_json(const catga::test::NatsServer& server, std::vector<std::
   return nlohmann::json::parse(r.out);
 }
 
-// A dead letter as another client would store it (docs/wire-format.md).
-void publish_dead_letter(const catga::test::NatsServer& server, const std::string& type, const std::string& body) {
-  catga::test::RawNats raw(server.url());
+// Stores `body` on `subject` with the given headers straight through
+// nats.c, as another client (or a forged letter) would.
+void publish_raw_letter(const catga::test::RawNats& raw, const std::string& subject, const std::string& body,
+                        std::initializer_list<std::pair<const char*, std::string>> headers) {
   natsMsg* msg = nullptr;
-  const std::string subject = "catga.dlq." + type;
   catga::test::check(natsMsg_Create(&msg, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size())),
                      "create");
-  static int n = 0;
-  const std::string id = "CATGA_EVENTS:" + std::to_string(900 + ++n) + ":refunds_" + type;
-  natsMsgHeader_Set(msg, "Nats-Msg-Id", id.c_str());
-  natsMsgHeader_Set(msg, "Catga-Type", type.c_str());
-  natsMsgHeader_Set(msg, "Catga-Original-Msg-Id", ("orig-" + std::to_string(n)).c_str());
-  natsMsgHeader_Set(msg, "Catga-Error", "body is not valid JSON");
-  natsMsgHeader_Set(msg, "Catga-Error-Code", "malformed");
-  natsMsgHeader_Set(msg, "Catga-Deliveries", "1");
-  natsMsgHeader_Set(msg, "Catga-Original-Subject", ("catga.evt." + type).c_str());
-  natsMsgHeader_Set(msg, "Catga-Original-Seq", "77");
-  natsMsgHeader_Set(msg, "Catga-Group", "refunds");
+  for (const auto& [name, value] : headers) natsMsgHeader_Set(msg, name, value.c_str());
   jsPubAck* ack = nullptr;
   const natsStatus s = js_PublishMsg(&ack, raw.js(), msg, nullptr, nullptr);
   jsPubAck_Destroy(ack);
   natsMsg_Destroy(msg);
   catga::test::check(s, "publish dead letter");
+}
+
+// A dead letter as another client would store it (docs/wire-format.md).
+void publish_dead_letter(const catga::test::NatsServer& server, const std::string& type, const std::string& body) {
+  catga::test::RawNats raw(server.url());
+  static int n = 0;
+  ++n;
+  publish_raw_letter(raw, "catga.dlq." + type, body,
+                     {{"Nats-Msg-Id", "CATGA_EVENTS:" + std::to_string(900 + n) + ":refunds_" + type},
+                      {"Catga-Type", type},
+                      {"Catga-Original-Msg-Id", "orig-" + std::to_string(n)},
+                      {"Catga-Error", "body is not valid JSON"},
+                      {"Catga-Error-Code", "malformed"},
+                      {"Catga-Deliveries", "1"},
+                      {"Catga-Original-Subject", "catga.evt." + type},
+                      {"Catga-Original-Seq", "77"},
+                      {"Catga-Group", "refunds"}});
 }
 
 const nlohmann::json* find_by(const nlohmann::json& array, const std::string& key, const std::string& value) {
@@ -321,20 +329,12 @@ TEST_CASE("catga dlq replay refuses a commit dead-lettered by an event-store pro
   auto transport = catga::nats::JetStreamTransport::create(no).value();  // provisions CATGA_DLQ
   {
     catga::test::RawNats raw(server.url());
-    natsMsg* msg = nullptr;
-    const std::string body = "{\"stream\":\"Account.B-2\",\"events\":[{";
-    catga::test::check(natsMsg_Create(&msg, "catga.dlq.es.Account", nullptr, body.data(), static_cast<int>(body.size())),
-                       "create");
-    natsMsgHeader_Set(msg, "Nats-Msg-Id", "CATGA_ES:2:es_proj_orders");
-    natsMsgHeader_Set(msg, "Catga-Error-Code", "malformed");
-    natsMsgHeader_Set(msg, "Catga-Original-Subject", "catga.es.Account.B-2");
-    natsMsgHeader_Set(msg, "Catga-Original-Seq", "2");
-    natsMsgHeader_Set(msg, "Catga-Es-Consumer", "es_proj_orders");
-    jsPubAck* ack = nullptr;
-    const natsStatus s = js_PublishMsg(&ack, raw.js(), msg, nullptr, nullptr);
-    jsPubAck_Destroy(ack);
-    natsMsg_Destroy(msg);
-    catga::test::check(s, "publish dead letter");
+    publish_raw_letter(raw, "catga.dlq.es.Account", "{\"stream\":\"Account.B-2\",\"events\":[{",
+                       {{"Nats-Msg-Id", "CATGA_ES:2:es_proj_orders"},
+                        {"Catga-Error-Code", "malformed"},
+                        {"Catga-Original-Subject", "catga.es.Account.B-2"},
+                        {"Catga-Original-Seq", "2"},
+                        {"Catga-Es-Consumer", "es_proj_orders"}});
   }
   auto listed = cli_json(server, {"dlq", "list"});
   REQUIRE(listed.size() == 1);
@@ -355,17 +355,10 @@ TEST_CASE("catga dlq replay refuses a dead letter whose original subject is not 
   natsSubscription* trap = nullptr;
   catga::test::check(natsConnection_SubscribeSync(&trap, raw.nc(), "$JS.API.STREAM.DELETE.>"), "subscribe");
   for (const char* target : {"$JS.API.STREAM.DELETE.CATGA_EVENTS", "_INBOX.abc", "other.evt.X", "catga.evt."}) {
-    natsMsg* msg = nullptr;
-    const std::string body = "{}";
-    catga::test::check(natsMsg_Create(&msg, "catga.dlq.X", nullptr, body.data(), static_cast<int>(body.size())), "create");
-    natsMsgHeader_Set(msg, "Nats-Msg-Id", (std::string("forged-") + target).c_str());
-    natsMsgHeader_Set(msg, "Catga-Original-Subject", target);
-    natsMsgHeader_Set(msg, "Catga-Error-Code", "malformed");
-    jsPubAck* ack = nullptr;
-    const natsStatus s = js_PublishMsg(&ack, raw.js(), msg, nullptr, nullptr);
-    jsPubAck_Destroy(ack);
-    natsMsg_Destroy(msg);
-    catga::test::check(s, "publish dead letter");
+    publish_raw_letter(raw, "catga.dlq.X", "{}",
+                       {{"Nats-Msg-Id", std::string("forged-") + target},
+                        {"Catga-Original-Subject", target},
+                        {"Catga-Error-Code", "malformed"}});
   }
   for (const char* seq : {"1", "2", "3", "4"}) {
     auto r = cli(server, {"dlq", "replay", seq});
@@ -389,17 +382,10 @@ TEST_CASE("catga dlq list shows a numeric annotation that is not a plain number 
   const std::vector<std::pair<std::string, std::string>> annotations = {
       {"-1", "12abc"}, {"18446744073709551616", "0x10"}, {"3", "42"}};
   for (std::size_t i = 0; i < annotations.size(); ++i) {
-    natsMsg* msg = nullptr;
-    const std::string body = "{}";
-    catga::test::check(natsMsg_Create(&msg, "catga.dlq.X", nullptr, body.data(), static_cast<int>(body.size())), "create");
-    natsMsgHeader_Set(msg, "Nats-Msg-Id", ("odd-" + std::to_string(i)).c_str());
-    natsMsgHeader_Set(msg, "Catga-Deliveries", annotations[i].first.c_str());
-    natsMsgHeader_Set(msg, "Catga-Original-Seq", annotations[i].second.c_str());
-    jsPubAck* ack = nullptr;
-    const natsStatus st = js_PublishMsg(&ack, raw.js(), msg, nullptr, nullptr);
-    jsPubAck_Destroy(ack);
-    natsMsg_Destroy(msg);
-    catga::test::check(st, "publish dead letter");
+    publish_raw_letter(raw, "catga.dlq.X", "{}",
+                       {{"Nats-Msg-Id", "odd-" + std::to_string(i)},
+                        {"Catga-Deliveries", annotations[i].first},
+                        {"Catga-Original-Seq", annotations[i].second}});
   }
   auto listed = cli_json(server, {"dlq", "list"});
   REQUIRE(listed.size() == 3);
