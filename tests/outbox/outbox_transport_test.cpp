@@ -33,6 +33,26 @@ catga::Result<PublishRoute> publish(catga::outbox::OutboxTransport& t, int i) {
   return t.publish_routed(catga::OutboundMessage{info, body, ctx});
 }
 
+// An outbox over a JetStream transport whose broker has just been killed
+// (what is published now is stored locally); server.start() brings it back.
+struct BrokerDown {
+  catga::test::NatsServer server;
+  std::shared_ptr<catga::nats::JetStreamTransport> inner;
+  std::shared_ptr<catga::outbox::OutboxStore> store;
+  std::unique_ptr<catga::outbox::OutboxTransport> outbox;
+
+  BrokerDown() {
+    catga::nats::NatsOptions nats;
+    nats.servers = {server.url()};
+    nats.max_reconnect_wait = 200ms;
+    inner = std::shared_ptr<catga::nats::JetStreamTransport>(catga::nats::JetStreamTransport::create(nats).value());
+    store = catga::outbox::OutboxStore::open({.path = (server.directory() / "outbox.db").string()}).value();
+    outbox = catga::outbox::OutboxTransport::create(store, inner).value();
+    server.kill();
+    REQUIRE(catga::test::wait_for([&] { return !inner->connection()->connected(); }, 30s));
+  }
+};
+
 }  // namespace
 
 TEST_CASE("direct while the broker is up; stored locally while it is down; relayed in order when it is back") {
@@ -117,16 +137,11 @@ TEST_CASE("the broker down at start: events are stored, the connector is retried
 }
 
 TEST_CASE("an event the broker refuses for good moves to the outbox's dead letters; the ones after it are relayed") {
-  catga::test::NatsServer server;
-  catga::nats::NatsOptions nats;
-  nats.servers = {server.url()};
-  nats.max_reconnect_wait = 200ms;
-  auto inner = std::shared_ptr<catga::nats::JetStreamTransport>(catga::nats::JetStreamTransport::create(nats).value());
-  auto store = catga::outbox::OutboxStore::open({.path = (server.directory() / "outbox.db").string()}).value();
-  auto outbox = catga::outbox::OutboxTransport::create(store, inner).value();
+  BrokerDown down;
+  auto& server = down.server;
+  auto& store = down.store;
+  auto& outbox = down.outbox;
 
-  server.kill();
-  REQUIRE(catga::test::wait_for([&] { return !inner->connection()->connected(); }, 30s));
   // Larger than the server's max payload (1 MiB): no broker will ever take it.
   const auto& info = catga::message_info<ob::Deposited>();
   auto ctx = catga::Context::root();
@@ -155,15 +170,8 @@ TEST_CASE("an event the broker refuses for good moves to the outbox's dead lette
 }
 
 TEST_CASE("an event whose type cannot be a subject is refused, not stored for a relay that could never send it") {
-  catga::test::NatsServer server;
-  catga::nats::NatsOptions nats;
-  nats.servers = {server.url()};
-  nats.max_reconnect_wait = 200ms;
-  auto inner = std::shared_ptr<catga::nats::JetStreamTransport>(catga::nats::JetStreamTransport::create(nats).value());
-  auto store = catga::outbox::OutboxStore::open({.path = (server.directory() / "outbox.db").string()}).value();
-  auto outbox = catga::outbox::OutboxTransport::create(store, inner).value();
-  server.kill();  // what would be stored locally now
-  REQUIRE(catga::test::wait_for([&] { return !inner->connection()->connected(); }, 30s));
+  BrokerDown down;
+  auto& outbox = down.outbox;
 
   auto ctx = catga::Context::root();
   for (std::string_view bad : {"Deposited*", "Deposited >", "a..b", "$JS.API.X"}) {
