@@ -10,6 +10,7 @@
 
 #include <catga/mediator.hpp>
 #include <catga/pipeline.hpp>
+#include <catga/tracing.hpp>
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -35,6 +36,13 @@ struct Added {
 };
 CATGA_EVENT(Added, sum)
 }  // namespace bench_msgs
+
+// A span sink that only counts: the cost of recording a span (ids, clock
+// reads, the virtual call), without an exporter's copy and queue.
+struct CountingSink final : catga::SpanSink {
+  void on_end(const catga::Span& s) noexcept override { ended += s.end_unix_ns != 0 ? 1 : 0; }
+  std::uint64_t ended = 0;
+};
 
 using namespace bench_msgs;
 using catga::bench::allocs_per_call;
@@ -84,6 +92,22 @@ int main(int argc, char** argv) {
   piped.use(std::make_shared<catga::IdempotencyBehavior>(store));
   auto send3 = [&] { keep(piped.send(cmd)); };
 
+  // Tracing on (every trace sampled) and on but not sampled (issue 24);
+  // `send` above is tracing off (no sink: one pointer test).
+  catga::Mediator traced;
+  traced.handle<Add>(add);
+  auto counting = std::make_shared<CountingSink>();
+  traced.trace_to(counting);
+  auto send_traced = [&] { keep(traced.send(cmd)); };
+  struct NeverSample final : catga::SpanSink {
+    bool sample_root(const catga::TraceContext&) noexcept override { return false; }
+    void on_end(const catga::Span&) noexcept override {}
+  };
+  catga::Mediator unsampled;
+  unsampled.handle<Add>(add);
+  unsampled.trace_to(std::make_shared<NeverSample>());
+  auto send_unsampled = [&] { keep(unsampled.send(cmd)); };
+
   if (!only.empty()) {
     auto run = [&](auto& f) {
       for (std::size_t i = 0; i < calls; ++i) f();
@@ -93,6 +117,7 @@ int main(int argc, char** argv) {
     else if (only == "send3") run(send3);
     else if (only == "query") run(query);
     else if (only == "publish") run(publish);
+    else if (only == "send_traced") run(send_traced);
     else return 2;
     keep(sink);
     return 0;
@@ -102,7 +127,7 @@ int main(int argc, char** argv) {
   // even direct_ns moves between 1.5 and 2.8 ns), so every case is measured
   // in several passes spread over a few seconds, keeping each one's best.
   constexpr int kPasses = 6;
-  catga::bench::Timing direct_t, send_t, query_t, publish_t, send3_t;
+  catga::bench::Timing direct_t, send_t, query_t, publish_t, send3_t, traced_t, unsampled_t;
   auto keep_best = [](catga::bench::Timing& best, const catga::bench::Timing& t) {
     best.wall_ns = std::min(best.wall_ns, t.wall_ns);
     best.cpu_ns = std::min(best.cpu_ns, t.cpu_ns);
@@ -113,7 +138,10 @@ int main(int argc, char** argv) {
     keep_best(query_t, measure(query));
     keep_best(publish_t, measure(publish));
     keep_best(send3_t, measure(send3, 300'000, 5));
+    keep_best(traced_t, measure(send_traced));
+    keep_best(unsampled_t, measure(send_unsampled));
   }
+  const double traced_allocs = allocs_per_call(send_traced);
   const double send_allocs = allocs_per_call(send);
   const double publish_allocs = allocs_per_call(publish);
   const double send3_allocs = allocs_per_call(send3, 30'000);
@@ -123,9 +151,12 @@ int main(int argc, char** argv) {
       "\"send_3behaviors_ns\":%.1f,\"send_3behaviors_allocs\":%.2f,\"publish_3handlers_ns\":%.1f,"
       "\"publish_3handlers_allocs\":%.2f,\"query_ns\":%.1f,"
       "\"send_cpu_ns\":%.1f,\"send_3behaviors_cpu_ns\":%.1f,\"publish_3handlers_cpu_ns\":%.1f,"
-      "\"query_cpu_ns\":%.1f}\n",
+      "\"query_cpu_ns\":%.1f,\"send_traced_ns\":%.1f,\"send_traced_allocs\":%.2f,"
+      "\"send_traced_unsampled_ns\":%.1f}\n",
       direct_t.wall_ns, send_t.wall_ns, send_allocs, send3_t.wall_ns, send3_allocs, publish_t.wall_ns,
-      publish_allocs, query_t.wall_ns, send_t.cpu_ns, send3_t.cpu_ns, publish_t.cpu_ns, query_t.cpu_ns);
+      publish_allocs, query_t.wall_ns, send_t.cpu_ns, send3_t.cpu_ns, publish_t.cpu_ns, query_t.cpu_ns,
+      traced_t.wall_ns, traced_allocs, unsampled_t.wall_ns);
+  keep(counting->ended);
   keep(sink);
   return 0;
 }

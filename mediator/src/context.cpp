@@ -4,7 +4,7 @@
 
 namespace catga {
 
-using detail::span_of;
+using detail::new_span_id;
 
 namespace {
 
@@ -60,7 +60,7 @@ std::optional<TraceContext> TraceContext::parse(std::string_view s) noexcept {
   tc.trace_hi = hi;
   tc.trace_lo = lo;
   tc.parent_span_id = span;
-  tc.span_id = span_of(MessageId::generate());
+  tc.span_id = new_span_id();
   tc.flags = static_cast<std::uint8_t>(flags);
   return tc;
 }
@@ -104,10 +104,10 @@ Context Context::child() const noexcept {
     ctx.trace.flags = trace.flags;
     ctx.trace.parent_span_id = trace.span_id;
   } else {
-    ctx.trace.trace_hi = ctx.message_id.hi();
-    ctx.trace.trace_lo = ctx.message_id.lo();
+    ctx.trace.trace_hi = detail::random_u64();
+    ctx.trace.trace_lo = detail::random_nonzero_u64();
   }
-  ctx.trace.span_id = span_of(ctx.message_id);
+  ctx.trace.span_id = new_span_id();
   ctx.deadline = deadline;
   // tracestate belongs to the trace (W3C): it travels with it. Other
   // headers are the caller's to pass on (see the header comment).

@@ -52,6 +52,22 @@ void detail::seed_id_generator(IdGenState& s) noexcept {
   if (s.hi == 0) s.hi = 1;
 }
 
+void detail::seed_random(std::uint64_t& state) noexcept {
+  std::uint64_t seed = 0;
+  try {
+    std::random_device rd;
+    seed = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+  } catch (...) {
+    // No entropy device: time, pid and thread identity below.
+  }
+  seed ^= static_cast<std::uint64_t>(std::chrono::high_resolution_clock::now().time_since_epoch().count()) * 31;
+  seed ^= static_cast<std::uint64_t>(::getpid()) << 40;
+  seed ^= std::hash<std::thread::id>{}(std::this_thread::get_id()) << 1;
+  // Through the mixer once, so a weak seed does not show in the first ids.
+  state = splitmix64(seed);
+  if (state == 0) state = 0x9e3779b97f4a7c15ULL;
+}
+
 void append_hex(char* out, const unsigned char* bytes, std::size_t n) noexcept {
   for (std::size_t i = 0; i < n; ++i) std::memcpy(out + 2 * i, &kHexPairs[2 * bytes[i]], 2);
 }

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "catga/saga/events.hpp"
+#include "catga/wire.hpp"
 
 namespace catga {
 namespace {
@@ -123,7 +124,12 @@ Result<SagaRecord> SagaOrchestrator::start_json(std::string_view type, std::stri
   r.type = std::string(type);
   r.data = std::move(data);
   r.correlation_id = ctx.correlation_id.text().str();
-  r.traceparent = ctx.trace.traceparent().str();
+  // The steps are children of the span that started the saga (the handler
+  // running now), not of this context's own span, which no dispatch records.
+  TraceContext started_by = ctx.trace;
+  if (started_by.parent_span_id != 0) started_by.span_id = started_by.parent_span_id;
+  r.traceparent = started_by.traceparent().str();
+  if (auto state = ctx.headers.get(wire::kTracestate)) r.tracestate = std::string(*state);
   r.owner = options_.instance_id;
   r.created_ms = r.updated_ms = unix_ms_now();
   r.lease_until_ms = r.created_ms + options_.lease.count();
@@ -285,7 +291,8 @@ SagaOrchestrator::Drive SagaOrchestrator::drive_once(StoredSaga& s, const SagaTy
       if (!persist(s)) return Drive::done;
     }
     nlohmann::json data = r.data;
-    Status st = step.action(mediator_, data, step_context(r, false, step.timeout));
+    Status st = traced_step(r, step, false,
+                            [&](Context ctx) { return step.action(mediator_, data, std::move(ctx)); });
     if (st) {
       r.data = std::move(data);
       add_history(r, type, "completed");
@@ -357,7 +364,8 @@ SagaOrchestrator::Drive SagaOrchestrator::drive_once(StoredSaga& s, const SagaTy
       if (!persist(s)) return Drive::done;
     }
     nlohmann::json data = r.data;
-    Status st = step.compensation(mediator_, data, step_context(r, true, step.timeout));
+    Status st = traced_step(r, step, true,
+                            [&](Context ctx) { return step.compensation(mediator_, data, std::move(ctx)); });
     if (st) {
       add_history(r, type, "compensated");
       next_step(r, r.step - 1);
@@ -412,12 +420,38 @@ void SagaOrchestrator::pause(std::chrono::milliseconds d) {
   stop_cv_.wait_for(lock, d, [&] { return stopping_; });
 }
 
+Status SagaOrchestrator::traced_step(const SagaRecord& r, const SagaStep& step, bool compensation,
+                                     FunctionRef<Status(Context)> run) {
+  Context ctx = step_context(r, compensation, step.timeout);
+  SpanSink* sink = mediator_.span_sink();
+  if (sink == nullptr) [[likely]] return run(std::move(ctx));
+  // A "saga_step" span between the saga's trace and the step's command: the
+  // step's context becomes its child.
+  Context span_ctx = ctx;
+  detail::SpanScope span(sink, span_ctx, SpanKind::internal, "saga_step", r.type);
+  if (span.recording()) {
+    Span& s = span.span();
+    s.destination = step.name;
+    s.saga_type = r.type;
+    s.saga_id = r.id;
+    s.saga_step = step.name;
+    s.compensation = compensation;
+  }
+  ctx.trace = span_ctx.trace;
+  ctx.trace.parent_span_id = span_ctx.trace.span_id;
+  ctx.trace.span_id = detail::new_span_id();
+  Status st = run(std::move(ctx));
+  span.end(st);
+  return st;
+}
+
 void SagaOrchestrator::publish_lifecycle(const SagaRecord& r, const SagaType& type) {
   Context ctx = step_context(r, false, std::chrono::milliseconds(0));
   ctx.message_id = MessageId::generate();
   Status st;
   switch (r.status) {
     case SagaStatus::running:
+  if (!r.tracestate.empty()) ctx.headers.set(wire::kTracestate, r.tracestate);
       st = mediator_.publish(SagaStarted{r.id, r.type}, ctx);
       break;
     case SagaStatus::completed:

@@ -52,6 +52,8 @@ void to_json(nlohmann::json& j, const SagaRecord& r) {
        {"created_ms", r.created_ms},
        {"updated_ms", r.updated_ms},
        {"history", r.history}};
+  // Only when there is one: records stay as they were for the rest.
+  if (!r.tracestate.empty()) j["tracestate"] = r.tracestate;
 }
 
 void from_json(const nlohmann::json& j, SagaRecord& r) {
@@ -70,6 +72,7 @@ void from_json(const nlohmann::json& j, SagaRecord& r) {
   j.at("error").get_to(r.error);
   j.at("correlation_id").get_to(r.correlation_id);
   r.traceparent = j.value("traceparent", std::string());
+  r.tracestate = j.value("tracestate", std::string());
   j.at("owner").get_to(r.owner);
   j.at("lease_until_ms").get_to(r.lease_until_ms);
   j.at("created_ms").get_to(r.created_ms);

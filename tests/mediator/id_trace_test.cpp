@@ -166,3 +166,42 @@ TEST_CASE("an invalid trace context prints but is not valid") {
   tc.span_id = 2;
   CHECK(tc.valid());
 }
+
+// issue 24: W3C asks for random trace ids, and ratio samplers (OpenTelemetry's
+// TraceIdRatioBased) compare the trace id's low 56 bits with a threshold.
+// Trace ids that count up from a per-thread base (as message ids do) put a
+// whole run of traces on one side of the threshold.
+TEST_CASE("root trace ids and span ids are random, so a ratio sampler samples its ratio") {
+  constexpr int kTraces = 2000;
+  constexpr std::uint64_t kLow56 = (std::uint64_t{1} << 56) - 1;
+  int sampled = 0;
+  std::uint64_t previous_hi = 0;
+  int same_hi = 0;
+  int odd_span = 0;
+  for (int i = 0; i < kTraces; ++i) {
+    const auto ctx = catga::Context::root();
+    REQUIRE(ctx.trace.valid());
+    // 50 %: the low 56 bits below half their range.
+    if ((ctx.trace.trace_lo & kLow56) < (kLow56 >> 1)) ++sampled;
+    if (ctx.trace.trace_hi == previous_hi) ++same_hi;
+    previous_hi = ctx.trace.trace_hi;
+    if ((ctx.trace.span_id & 1) != 0) ++odd_span;
+  }
+  // Binomial(2000, 0.5): sd 22; 800..1200 is 9 sd either side.
+  CHECK(sampled > 800);
+  CHECK(sampled < 1200);
+  CHECK(same_hi == 0);
+  CHECK(odd_span > 800);
+  CHECK(odd_span < 1200);
+}
+
+TEST_CASE("a child of a context without a trace starts a random trace, not the message id") {
+  catga::Context parent;  // no trace, e.g. built by hand
+  parent.message_id = catga::MessageId::generate();
+  const auto a = parent.child();
+  const auto b = parent.child();
+  CHECK(a.trace.valid());
+  CHECK(b.trace.valid());
+  CHECK(a.trace.trace_hi != b.trace.trace_hi);
+  CHECK(a.trace.trace_hi != a.message_id.hi());
+}

@@ -44,6 +44,8 @@ struct World {
   std::mutex mutex;
   std::vector<std::string> log;            // "BookFlight", "CancelHotel", ...
   std::vector<std::string> ids;            // message ids of step commands, in order
+  std::vector<std::string> tracestates;    // their W3C tracestate headers ("" if none)
+  std::vector<std::uint64_t> trace_los;    // their trace ids' low halves
   std::set<std::string> applied;           // deduplication by message id
   std::string fail_step;                   // command name failing non-retryably
   std::string flaky_step;                  // command name failing retryably `flaky_times` times
@@ -57,6 +59,8 @@ struct World {
     std::lock_guard lock(mutex);
     log.push_back(what);
     ids.push_back(ctx.message_id.text().str());
+    tracestates.emplace_back(ctx.headers.get("tracestate").value_or(""));
+    trace_los.push_back(ctx.trace.trace_lo);
     return applied.insert(ctx.message_id.text().str()).second;
   }
   std::vector<std::string> calls() {
@@ -187,6 +191,28 @@ TEST_CASE("every step succeeds: completed, data flows between steps, lifecycle e
   CHECK(f.lifecycle(5) == V{"started", "step:flight", "step:hotel", "step:car", "completed"});
   // Step command ids derive from saga id + step + attempt.
   CHECK(f.world.ids == V{"t1/s0/1", "t1/s1/1", "t1/s2/1"});
+}
+
+TEST_CASE("every step command carries the trace and tracestate of the request that started the saga") {
+  Fixture f;
+  catga::SagaOrchestrator orch(f.mediator, f.store, f.options());
+  orch.add(f.saga);
+  catga::Context request = catga::Context::root();
+  request.headers.set("tracestate", "vendor=abc,other=1");
+  {
+    catga::CurrentContextScope scope(request);
+    REQUIRE(orch.start(f.saga, "ts", TripData{"ts", "", "", ""}));
+  }
+  auto r = orch.wait("ts", kWait);
+  REQUIRE(r);
+  CHECK(r->status == catga::SagaStatus::completed);
+  CHECK(r->tracestate == "vendor=abc,other=1");
+  // Persisted: a record read back by another instance still has it.
+  const nlohmann::json stored = *r;
+  CHECK(stored.get<catga::SagaRecord>().tracestate == "vendor=abc,other=1");
+  CHECK(f.world.tracestates == V{"vendor=abc,other=1", "vendor=abc,other=1", "vendor=abc,other=1"});
+  CHECK(f.world.trace_los ==
+        std::vector<std::uint64_t>{request.trace.trace_lo, request.trace.trace_lo, request.trace.trace_lo});
 }
 
 TEST_CASE("a failed step compensates the completed steps in reverse order") {

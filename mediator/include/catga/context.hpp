@@ -61,12 +61,8 @@ namespace detail {
 // Trivial and constant-initialised: inline reads need no TLS guard.
 inline thread_local const Context* t_current_context = nullptr;
 
-// A span id from a message id: mixes both halves so ids from different
-// threads (same low counter) still differ; never zero.
-inline std::uint64_t span_of(const MessageId& id) noexcept {
-  const std::uint64_t s = id.lo() ^ (id.hi() * 0x9e3779b97f4a7c15ULL);
-  return s != 0 ? s : 1;
-}
+// A new span id: random and never zero (W3C trace context).
+inline std::uint64_t new_span_id() noexcept { return random_nonzero_u64(); }
 }  // namespace detail
 
 // The context of one dispatch: ids, trace, headers, deadline, attempt.
@@ -92,16 +88,16 @@ struct Context {
   std::string_view message_type;  // wire name; set by the mediator
 
   // A new conversation: fresh message id, correlation = message id, new trace.
-  // Inline (built on every dispatch): an id from the thread's counter, the
-  // trace derived from it, no clock read, no allocation.
+  // Inline (built on every dispatch): an id from the thread's counter, a
+  // random trace id and span id (W3C asks for random trace ids: ratio
+  // samplers read their low bits), no clock read, no allocation.
   static Context root() noexcept {
     Context ctx;
     ctx.message_id = MessageId::generate();
     ctx.correlation_id = ctx.message_id;
-    // The root message's id doubles as the trace id: no extra randomness needed.
-    ctx.trace.trace_hi = ctx.message_id.hi();
-    ctx.trace.trace_lo = ctx.message_id.lo();
-    ctx.trace.span_id = detail::span_of(ctx.message_id);
+    ctx.trace.trace_hi = detail::random_u64();
+    ctx.trace.trace_lo = detail::random_nonzero_u64();
+    ctx.trace.span_id = detail::new_span_id();
     return ctx;
   }
   // The next message in this conversation: new id, same correlation,

@@ -15,6 +15,7 @@
 #include "catga/handler.hpp"
 #include "catga/message.hpp"
 #include "catga/result.hpp"
+#include "catga/tracing.hpp"
 #include "catga/transport.hpp"
 #include "catga/wire.hpp"
 
@@ -214,6 +215,13 @@ class Mediator {
     set_handler(message_info<M>(), std::make_unique<RemoteHandler<M>>(*this));
   }
 
+  // Sends a span of every send, query, publish, consumed delivery, remote
+  // request and serve to `sink` (catga/tracing.hpp; catga::otel exports
+  // them); null, the default, records nothing. Set it before dispatching,
+  // like handlers.
+  void trace_to(std::shared_ptr<SpanSink> sink) noexcept { span_sink_ = std::move(sink); }
+  SpanSink* span_sink() const noexcept { return span_sink_.get(); }
+
   template <Message M>
   bool has_handler() const noexcept {
     const auto* e = find(message_info<M>());
@@ -286,6 +294,7 @@ class Mediator {
   struct RemoteHandler final : detail::ErasedHandler {
     explicit RemoteHandler(Mediator& m) : mediator(m) {}
     Status call(Invocation& inv) noexcept override;
+    Status request(Invocation& inv, const Context& ctx) noexcept;
     Mediator& mediator;
   };
 
@@ -318,6 +327,7 @@ class Mediator {
   std::vector<std::shared_ptr<Behavior>> global_;
   std::vector<Behavior*> global_chain_;
   Transport* transport_ = nullptr;
+  std::shared_ptr<SpanSink> span_sink_;
 };
 
 // ---------------------------------------------------------------------------
@@ -330,13 +340,17 @@ Result<result_t<M>> Mediator::dispatch_request(const M& message, Context& ctx) {
   ctx.message_type = info.name;
   const detail::Entry* e = find(info);
   if (e == nullptr || e->handler == nullptr) return detail::no_handler_error(info);
+  detail::SpanScope span(span_sink_.get(), ctx, SpanKind::internal, Query<M> ? "query" : "send", info.name);
   if constexpr (std::is_void_v<R>) {
     Invocation inv{info, &message, ctx, nullptr, {}};
-    return detail::run_pipeline(e->chain, inv, *e->handler);
+    Status s = detail::run_pipeline(e->chain, inv, *e->handler);
+    span.end(s);
+    return s;
   } else {
     std::optional<R> out;
     Invocation inv{info, &message, ctx, &out, {}};
     Status s = detail::run_pipeline(e->chain, inv, *e->handler);
+    span.end(s);
     if (!s) return std::move(s).error();
     if (!out) return make_error(errc::internal, "handler of '" + std::string(info.name) + "' returned no value");
     return std::move(*out);
@@ -348,6 +362,8 @@ Status Mediator::publish_with(const E& event, Context& ctx) {
   const auto& info = message_info<E>();
   ctx.message_type = info.name;
   const detail::Entry* e = find(info);
+  detail::SpanScope span(span_sink_.get(), ctx, transport_ != nullptr ? SpanKind::producer : SpanKind::internal,
+                         "publish", info.name);
   std::vector<std::pair<std::string_view, Error>> failures;
   if (e != nullptr) {
     for (const auto& h : e->event_handlers) {
@@ -366,8 +382,13 @@ Status Mediator::publish_with(const E& event, Context& ctx) {
                                                                         "' has no JSON codec; it cannot leave the process"));
     }
   }
-  if (failures.empty()) return {};
-  return detail::combine_event_failures(info, failures);
+  if (failures.empty()) {
+    span.end(nullptr);
+    return {};
+  }
+  Status s = detail::combine_event_failures(info, failures);
+  span.end(s);
+  return s;
 }
 
 template <Event E, class H>
@@ -384,8 +405,16 @@ Result<Subscription> Mediator::subscribe(SubscribeOptions options, H handler) {
         try {
           Context ctx;
           auto decoded = detail::decode_delivery<E>(d, ctx, upcasters_of(message_info<E>()));
-          if (!decoded) return std::move(decoded).error();
-          return dispatch(*decoded, ctx, group, *shared);
+          // One consumer span per delivery attempt, child of the publisher's span.
+          detail::SpanScope span(span_sink_.get(), ctx, SpanKind::consumer, "process", message_info<E>().name);
+          if (span.recording()) [[unlikely]] detail::describe_delivery(span.span(), d, group);
+          if (!decoded) {
+            span.end(&decoded.error());
+            return std::move(decoded).error();
+          }
+          Status s = dispatch(*decoded, ctx, group, *shared);
+          span.end(s);
+          return s;
         } catch (...) {
           return error_from_current_exception();
         }
@@ -402,15 +431,24 @@ Result<Subscription> Mediator::serve(std::string_view service) {
       if (e == nullptr || e->handler == nullptr) return wire::encode_reply(detail::no_handler_error(info), nullptr);
       Context ctx;
       auto decoded = detail::decode_delivery<M>(d, ctx, e->upcasters.empty() ? nullptr : &e->upcasters);
-      if (!decoded) return wire::encode_reply(std::move(decoded).error(), nullptr);
+      // The server span, child of the caller's client span.
+      detail::SpanScope span(span_sink_.get(), ctx, SpanKind::server, "serve", info.name);
+      if (span.recording()) [[unlikely]] detail::describe_delivery(span.span(), d, {});
+      if (!decoded) {
+        span.end(&decoded.error());
+        return wire::encode_reply(std::move(decoded).error(), nullptr);
+      }
       using R = result_t<M>;
       if constexpr (std::is_void_v<R>) {
         Invocation inv{info, &*decoded, ctx, nullptr, {}};
-        return wire::encode_reply(detail::run_pipeline(e->chain, inv, *e->handler), nullptr);
+        Status s = detail::run_pipeline(e->chain, inv, *e->handler);
+        span.end(s);
+        return wire::encode_reply(s, nullptr);
       } else {
         std::optional<R> out;
         Invocation inv{info, &*decoded, ctx, &out, {}};
         Status s = detail::run_pipeline(e->chain, inv, *e->handler);
+        span.end(s);
         if (!s || !out) return wire::encode_reply(s, nullptr);
         nlohmann::json value = *out;
         return wire::encode_reply(s, &value);
@@ -423,12 +461,31 @@ Result<Subscription> Mediator::serve(std::string_view service) {
 
 template <Request M>
 Status Mediator::RemoteHandler<M>::call(Invocation& inv) noexcept {
+  SpanSink* sink = mediator.span_sink_.get();
+  if (sink == nullptr || (inv.context.trace.flags & 1) == 0) [[likely]] return request(inv, inv.context);
+  try {
+    // The client span, child of the send/query span: the request carries
+    // it as its traceparent, so the server's span is its child.
+    Context client = inv.context;
+    client.trace.parent_span_id = inv.context.trace.span_id;
+    client.trace.span_id = detail::new_span_id();
+    detail::SpanScope span(sink, client, SpanKind::client, "request", inv.info.name);
+    Status s = request(inv, client);
+    span.end(s);
+    return s;
+  } catch (...) {
+    return error_from_current_exception();
+  }
+}
+
+template <Request M>
+Status Mediator::RemoteHandler<M>::request(Invocation& inv, const Context& ctx) noexcept {
   using R = result_t<M>;
   try {
     Transport* t = mediator.transport_;
     if (t == nullptr) return detail::no_transport_error(inv.info);
     const std::string body = wire::encode_body(*static_cast<const M*>(inv.message));
-    auto reply = t->request(OutboundMessage{inv.info, body, inv.context});
+    auto reply = t->request(OutboundMessage{inv.info, body, ctx});
     if (!reply) return std::move(reply).error();
     auto value = wire::decode_reply(*reply);
     if (!value) return std::move(value).error();

@@ -23,6 +23,29 @@ struct IdGenState {
 inline thread_local IdGenState t_id_gen{0, 0};
 // Seeds the calling thread's state (message_id.cpp); once per thread.
 void seed_id_generator(IdGenState& state) noexcept;
+
+// Per-thread state of random_u64 (trace and span ids); 0 until seeded.
+inline thread_local std::uint64_t t_random_state = 0;
+// Seeds it from the entropy device (message_id.cpp); once per thread.
+void seed_random(std::uint64_t& state) noexcept;
+
+// A uniformly distributed 64-bit number: splitmix64 (passes BigCrush) over a
+// per-thread state seeded from std::random_device. Not for secrets; for
+// W3C trace and span ids, whose low bits ratio samplers read, so they must
+// not count (message ids do). About a nanosecond, no lock.
+inline std::uint64_t random_u64() noexcept {
+  std::uint64_t& s = t_random_state;
+  if (s == 0) [[unlikely]] seed_random(s);
+  std::uint64_t z = (s += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+// A random id that is not zero (zero is invalid in W3C trace context).
+inline std::uint64_t random_nonzero_u64() noexcept {
+  const std::uint64_t v = random_u64();
+  return v != 0 ? v : 1;
+}
 }  // namespace detail
 
 // The text of an id, held inline (no allocation). Converts to string_view.

@@ -61,6 +61,7 @@ struct SagaRecord {
   std::string error;           // why it compensates / failed
   std::string correlation_id;  // carried by every step command
   std::string traceparent;     // W3C trace of the request that started it
+  std::string tracestate;      // and its W3C tracestate (every step carries it)
   std::string owner;           // orchestrator instance driving it
   std::int64_t lease_until_ms = 0;
   std::int64_t created_ms = 0;
