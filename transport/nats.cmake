@@ -21,6 +21,7 @@ set(CATGA_NATS_SOURCES
   ${CMAKE_CURRENT_SOURCE_DIR}/src/nats/kv_idempotency_store.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/nats/message.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/nats/options.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/src/nats/ordered_group.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/nats/provisioning.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/nats/pull_consumer.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/src/nats/responder.cpp

@@ -204,6 +204,12 @@ void Mediator::rebuild_chain(detail::Entry& e) {
 
 Status Mediator::publish_to_transport(const MessageInfo& info, const void* event, const Context& ctx) {
   const std::string body = info.encode_body(event);
+  if (info.keyed() && !ctx.headers.get(wire::kOrderingKey)) {
+    // Keyed events carry their key (a publisher may have set it already).
+    Context keyed = ctx;
+    keyed.headers.set(wire::kOrderingKey, info.ordering_key(event));
+    return transport_->publish(OutboundMessage{info, body, keyed});
+  }
   return transport_->publish(OutboundMessage{info, body, ctx});
 }
 

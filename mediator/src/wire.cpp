@@ -54,6 +54,20 @@ Managed classify(std::string_view k) noexcept {
 std::string event_subject(std::string_view prefix, std::string_view type) {
   return join_subject(prefix, "evt", type);
 }
+std::uint32_t partition_of(std::string_view key, std::uint32_t partitions) noexcept {
+  std::uint32_t h = 2166136261u;
+  for (unsigned char c : key) h = (h ^ c) * 16777619u;
+  return partitions == 0 ? 0 : h % partitions;
+}
+std::string event_subject(std::string_view prefix, std::string_view type, std::uint32_t partition) {
+  std::string s = join_subject(prefix, "evt", type);
+  s.push_back('.');
+  s.append(std::to_string(partition));
+  return s;
+}
+std::string partition_filter(std::string_view prefix, std::uint32_t partition) {
+  return join_subject(prefix, "evt", "*") + "." + std::to_string(partition);
+}
 std::string command_subject(std::string_view prefix, std::string_view type) {
   return join_subject(prefix, "cmd", type);
 }

@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <memory>
+#include <tuple>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -272,6 +273,19 @@ class Mediator {
   template <Event E, class H>
   Result<Subscription> subscribe(SubscribeOptions options, H handler);
 
+  // Consumes the keyed events Es (CATGA_ORDERING_KEY) as a member of
+  // options.group, in order per key across all of them: the events of one
+  // key are handled one at a time, in the order the stream stored them;
+  // different keys run in parallel over the group's members and
+  // options.workers. One handler per type, in the same order as Es.
+  // Semantics, membership and limits: docs/transports.md, "Ordered groups".
+  //
+  //   auto sub = m.subscribe_ordered<OrderPlaced, OrderCancelled>(
+  //       {.group = "read-model", .workers = 4}, on_placed, on_cancelled).value();
+  template <Event... Es, class... Hs>
+    requires(sizeof...(Es) == sizeof...(Hs) && sizeof...(Es) > 0)
+  Result<Subscription> subscribe_ordered(SubscribeOptions options, Hs... handlers);
+
   // Answers remote requests for M with the local handler of M, as a member
   // of the `service` queue group.
   template <Request M>
@@ -302,6 +316,9 @@ class Mediator {
   Result<result_t<M>> dispatch_request(const M& message, Context& ctx);
   template <Event E>
   Status publish_with(const E& event, Context& ctx);
+  // The transport handler of one subscription to E: decodes, runs the pipeline of E around `handler`.
+  template <Event E, class H>
+  DeliveryHandler delivery_handler(std::shared_ptr<H> handler, std::string group);
 
   void set_handler(const MessageInfo& info, std::unique_ptr<detail::ErasedHandler> handler);
   void add_event_handler(const MessageInfo& info, std::string name, std::unique_ptr<detail::ErasedHandler> handler);
@@ -398,27 +415,50 @@ Result<Subscription> Mediator::subscribe(SubscribeOptions options, H handler) {
                 "and return nothing or catga::Status");
   const auto& info = message_info<E>();
   if (transport_ == nullptr) return detail::no_transport_error(info);
-  auto shared = std::make_shared<H>(std::move(handler));
-  std::string group = options.group;
-  return transport_->subscribe(
-      info.name, options, [this, shared, group](Delivery& d) -> Status {
-        try {
-          Context ctx;
-          auto decoded = detail::decode_delivery<E>(d, ctx, upcasters_of(message_info<E>()));
-          // One consumer span per delivery attempt, child of the publisher's span.
-          detail::SpanScope span(span_sink_.get(), ctx, SpanKind::consumer, "process", message_info<E>().name);
-          if (span.recording()) [[unlikely]] detail::describe_delivery(span.span(), d, group);
-          if (!decoded) {
-            span.end(&decoded.error());
-            return std::move(decoded).error();
-          }
-          Status s = dispatch(*decoded, ctx, group, *shared);
-          span.end(s);
-          return s;
-        } catch (...) {
-          return error_from_current_exception();
-        }
-      });
+  options.keyed = info.keyed();
+  return transport_->subscribe(info.name, options,
+                               delivery_handler<E>(std::make_shared<H>(std::move(handler)), options.group));
+}
+
+template <Event E, class H>
+DeliveryHandler Mediator::delivery_handler(std::shared_ptr<H> shared, std::string group) {
+  static_assert(HandlerOf<H, E>,
+                "catga: an event handler of E must be callable as h(const E&) or h(const E&, catga::Context&) "
+                "and return nothing or catga::Status");
+  return [this, shared = std::move(shared), group = std::move(group)](Delivery& d) -> Status {
+    try {
+      Context ctx;
+      auto decoded = detail::decode_delivery<E>(d, ctx, upcasters_of(message_info<E>()));
+      // One consumer span per delivery attempt, child of the publisher's span.
+      detail::SpanScope span(span_sink_.get(), ctx, SpanKind::consumer, "process", message_info<E>().name);
+      if (span.recording()) [[unlikely]] detail::describe_delivery(span.span(), d, group);
+      if (!decoded) {
+        span.end(&decoded.error());
+        return std::move(decoded).error();
+      }
+      Status s = dispatch(*decoded, ctx, group, *shared);
+      span.end(s);
+      return s;
+    } catch (...) {
+      return error_from_current_exception();
+    }
+  };
+}
+
+template <Event... Es, class... Hs>
+  requires(sizeof...(Es) == sizeof...(Hs) && sizeof...(Es) > 0)
+Result<Subscription> Mediator::subscribe_ordered(SubscribeOptions options, Hs... handlers) {
+  static_assert((detail::HasOrderingKey<Es> && ...),
+                "catga: subscribe_ordered needs types with an ordering key (CATGA_ORDERING_KEY)");
+  const MessageInfo& first = message_info<std::tuple_element_t<0, std::tuple<Es...>>>();
+  if (transport_ == nullptr) return detail::no_transport_error(first);
+  options.keyed = true;
+  std::vector<TypeHandler> list;
+  list.reserve(sizeof...(Es));
+  (list.push_back(TypeHandler{std::string(message_info<Es>().name),
+                              delivery_handler<Es>(std::make_shared<Hs>(std::move(handlers)), options.group)}),
+   ...);
+  return transport_->subscribe_ordered(options, std::move(list));
 }
 
 template <Request M>

@@ -52,6 +52,15 @@ namespace detail {
 void catga_message() = delete;  // ADL only: found in the message's namespace
 void catga_qos() = delete;
 void catga_version() = delete;
+void catga_ordering_key() = delete;
+
+// The text of an ordering key field: a string as it is, a number in decimal.
+inline std::string ordering_key_text(std::string_view v) { return std::string(v); }
+template <class N>
+  requires std::is_arithmetic_v<N>
+std::string ordering_key_text(N v) {
+  return std::to_string(v);
+}
 
 template <class T>
 concept Declared = requires(const T* p) {
@@ -61,6 +70,10 @@ concept Declared = requires(const T* p) {
 template <class T>
 concept HasQoS = requires(const T* p) {
   { catga_qos(p) } -> std::same_as<QoS>;
+};
+template <class T>
+concept HasOrderingKey = requires(const T* p) {
+  { catga_ordering_key(p) } -> std::convertible_to<std::string>;
 };
 template <class T>
 concept HasVersion = requires(const T* p) {
@@ -143,6 +156,12 @@ struct MessageInfo {
   std::string (*encode_body)(const void* message);
   // The body's version (message_version<T>(): CATGA_VERSION, else 1).
   int version = 1;
+  // The message's ordering key (CATGA_ORDERING_KEY); nullptr for types
+  // without one. Keyed events travel on a partition subject and can be
+  // consumed in order per key (Mediator::subscribe_ordered).
+  std::string (*ordering_key)(const void* message) = nullptr;
+
+  bool keyed() const noexcept { return ordering_key != nullptr; }
 };
 
 namespace detail {
@@ -153,6 +172,9 @@ MessageInfo make_message_info() noexcept {
   using R = result_t<T>;
   MessageInfo info{message_name<T>(), message_kind_v<T>, message_qos<T>(), next_message_slot(),
                    !std::is_void_v<R>, nullptr, nullptr, nullptr, nullptr, message_version<T>()};
+  if constexpr (HasOrderingKey<T>) {
+    info.ordering_key = [](const void* m) -> std::string { return catga_ordering_key(static_cast<const T*>(m)); };
+  }
   if constexpr (JsonEncodable<T>) {
     info.encode = [](nlohmann::json& out, const void* m) { out = *static_cast<const T*>(m); };
     info.encode_body = [](const void* m) { return wire::encode_body(*static_cast<const T*>(m)); };
@@ -510,6 +532,21 @@ constexpr bool lists_every_member(std::size_t listed) noexcept {
 //   struct ItemReserved { std::string order_id; int quantity = 0; };  // v1 had "qty"
 //   CATGA_EVENT(ItemReserved, order_id, quantity)
 //   CATGA_VERSION(ItemReserved, 2)
+// The ordering key of an event: the field (a string or a number) whose
+// equal values must be handled one at a time, in publish order, by ordered
+// subscriptions (Mediator::subscribe_ordered; docs/transports.md, "Ordered
+// groups"). The key travels as the Catga-Ordering-Key header and picks the
+// partition in the subject, <prefix>.evt.<Type>.<partition>. A publisher may
+// set the header itself to override the key of one message.
+//
+//   struct OrderPlaced { std::string order_id; double amount = 0; };
+//   CATGA_EVENT(OrderPlaced, order_id, amount)
+//   CATGA_ORDERING_KEY(OrderPlaced, order_id)
+#define CATGA_ORDERING_KEY(Type, Field)                                      \
+  [[maybe_unused]] inline std::string catga_ordering_key(const Type* m) {    \
+    return ::catga::detail::ordering_key_text(m->Field);                     \
+  }
+
 #define CATGA_VERSION(Type, Version)                                            \
   [[maybe_unused]] constexpr int catga_version(const Type*) noexcept {          \
     static_assert((Version) >= 1, "CATGA_VERSION of " #Type " must be 1 or more"); \

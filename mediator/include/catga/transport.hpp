@@ -42,6 +42,10 @@ class Delivery {
   virtual void in_progress() noexcept {}
 };
 
+// Handles one delivery. ok → ack; retryable error → redeliver later;
+// other error → dead letter. Must not throw (the glue catches everything).
+using DeliveryHandler = std::function<Status(Delivery&)>;
+
 // Redelivery policy of a subscription. A retryable failure is redelivered
 // after backoff[attempt-1] (the last entry repeats) until max_deliver
 // deliveries were made; then, or on a non-retryable failure, the message is
@@ -67,11 +71,18 @@ struct SubscribeOptions {
   std::string group{};
   RetryPolicy retry{};
   std::size_t workers = 1;  // concurrent handler calls in this process
+  // Whether the type has an ordering key (its events travel on partition
+  // subjects). Mediator::subscribe sets it from the type; set it yourself
+  // only when calling Transport::subscribe with a type name.
+  bool keyed = false;
 };
 
-// Handles one delivery. ok → ack; retryable error → redeliver later;
-// other error → dead letter. Must not throw (the glue catches everything).
-using DeliveryHandler = std::function<Status(Delivery&)>;
+// One type of an ordered subscription and its handler.
+struct TypeHandler {
+  std::string type;
+  DeliveryHandler handler;
+};
+
 // Answers one request with a reply body (see wire::encode_reply).
 using RequestHandler = std::function<std::string(Delivery&)>;
 
@@ -129,6 +140,16 @@ class Transport {
   virtual Result<std::string> request(const OutboundMessage& message) {
     return make_error(errc::no_handler,
                       "transport does not carry requests ('" + std::string(message.info.name) + "')");
+  }
+
+  // Delivers keyed events of every type in `handlers` to options.group, in
+  // order per ordering key across all these types: one message of a key at a
+  // time, in the order the transport stored them (docs/transports.md,
+  // "Ordered groups"). Transports that cannot order say `validation`.
+  virtual Result<Subscription> subscribe_ordered(const SubscribeOptions& options, std::vector<TypeHandler> handlers) {
+    (void)options;
+    (void)handlers;
+    return make_error(errc::validation, "this transport has no ordered subscriptions");
   }
 
   // Serves requests of `type` as a member of the `service` queue group.

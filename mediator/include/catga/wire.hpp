@@ -1,6 +1,7 @@
 #pragma once
 // The wire format shared by every transport (normative text: docs/wire-format.md).
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -28,6 +29,9 @@ inline constexpr long long kMaxTimeoutMs = 86'400'000;
 // means 1. A value that is not a decimal integer from 1 to 2^31-1 is
 // `malformed`.
 inline constexpr std::string_view kMessageVersion = "Catga-Message-Version";
+// The ordering key of a keyed event (CATGA_ORDERING_KEY, or set by the
+// publisher). Not inherited by child messages.
+inline constexpr std::string_view kOrderingKey = "Catga-Ordering-Key";
 // Added to dead-letter copies.
 inline constexpr std::string_view kError = "Catga-Error";
 inline constexpr std::string_view kErrorCode = "Catga-Error-Code";
@@ -56,6 +60,18 @@ inline constexpr std::string_view kJson = "application/json";
 std::string event_subject(std::string_view prefix, std::string_view type);
 std::string command_subject(std::string_view prefix, std::string_view type);
 std::string dead_letter_subject(std::string_view prefix, std::string_view type);
+
+// Keyed events: <prefix>.evt.<Type>.<partition>, partition =
+// partition_of(key, partitions): FNV-1a (32-bit) of the key's bytes modulo
+// the partition count, in decimal. A client in another language computes
+// the same (docs/wire-format.md, "Keyed events").
+//
+//   wire::partition_of("A-1", 16)   // 0..15, the same in every process
+std::uint32_t partition_of(std::string_view key, std::uint32_t partitions) noexcept;
+std::string event_subject(std::string_view prefix, std::string_view type, std::uint32_t partition);
+// What one partition's consumer of an ordered group reads: every keyed type
+// of that partition, <prefix>.evt.*.<partition>.
+std::string partition_filter(std::string_view prefix, std::uint32_t partition);
 
 // What check_subject accepts: a subject or part of one (tokens joined by
 // '.'), or a single token (stream, consumer and queue group names).

@@ -134,7 +134,7 @@ Status AsyncPublisher::publish(const OutboundMessage& message, JetStreamTranspor
 
   // Built in a per-thread buffer: no allocation once it has grown.
   thread_local std::string subject;
-  subject.assign(state_->options.prefix).append(".evt.").append(message.info.name);
+  state_->event_subject(subject, message);
   auto msg = make_message(subject, message);
   if (!msg) {
     release();

@@ -9,6 +9,7 @@
 #include "error.hpp"
 #include "log.hpp"
 #include "message.hpp"
+#include "ordered_group.hpp"
 #include "provisioning.hpp"
 #include "pull_consumer.hpp"
 #include "responder.hpp"
@@ -18,6 +19,7 @@ namespace catga::nats {
 
 using detail::AsyncPublisher;
 using detail::make_message;
+using detail::OrderedGroup;
 using detail::PullConsumer;
 using detail::Responder;
 using detail::Surface;
@@ -32,6 +34,7 @@ struct JetStreamTransport::State {
   std::mutex mu;  // guards the lists
   std::vector<std::shared_ptr<PullConsumer>> consumers;
   std::vector<std::shared_ptr<Responder>> responders;
+  std::vector<std::shared_ptr<OrderedGroup>> ordered;
 
   std::atomic<bool> stopped{false};
   std::mutex stop_mu;
@@ -62,6 +65,8 @@ class OwnedSubscription final : public Subscription::Impl {
     if (auto owner = owner_.lock()) {
       if constexpr (std::is_same_v<T, PullConsumer>) {
         owner->forget(owner->consumers, item_.get());
+      } else if constexpr (std::is_same_v<T, OrderedGroup>) {
+        owner->forget(owner->ordered, item_.get());
       } else {
         owner->forget(owner->responders, item_.get());
       }
@@ -91,6 +96,12 @@ Status validate(const JetStreamOptions& o) {
   }
   if (o.consumer.batch < 1) return make_error(errc::validation, "ConsumerOptions: batch must be >= 1");
   if (o.consumer.ack_wait.count() <= 0) return make_error(errc::validation, "ConsumerOptions: ack_wait must be > 0");
+  if (o.partitions < 1 || o.partitions > 4096) {
+    return make_error(errc::validation, "JetStreamOptions: partitions must be within [1, 4096]");
+  }
+  if (o.partition_lease < std::chrono::milliseconds(300)) {
+    return make_error(errc::validation, "JetStreamOptions: partition_lease must be >= 300 ms");
+  }
   return {};
 }
 
@@ -164,7 +175,8 @@ Status JetStreamTransport::publish(const OutboundMessage& message) {
   auto& shared = *state_->shared;
   if (stopped()) return make_error(errc::unavailable, "publish: the transport is stopped", false);
   if (auto v = wire::check_subject(message.info.name, "message type"); !v) return v;
-  const std::string subject = wire::event_subject(shared.options.prefix, message.info.name);
+  std::string subject;
+  shared.event_subject(subject, message);
   auto msg = make_message(subject, message);
   if (!msg) return std::move(msg).error();
 
@@ -233,7 +245,10 @@ Result<Subscription> JetStreamTransport::subscribe(std::string_view type, const 
   cfg.type = std::string(type);
   cfg.group = options.group;
   cfg.consumer = detail::consumer_name(options.group, type);
-  cfg.subject = wire::event_subject(shared.options.prefix, type);
+  // A keyed type travels on <prefix>.evt.<Type>.<partition>: an unordered
+  // group reads every partition.
+  cfg.subject = options.keyed ? wire::event_subject(shared.options.prefix, type) + ".*"
+                              : wire::event_subject(shared.options.prefix, type);
   cfg.dead_letter_subject = wire::dead_letter_subject(shared.options.prefix, type);
   cfg.retry = options.retry;
   cfg.workers = options.workers;
@@ -245,6 +260,25 @@ Result<Subscription> JetStreamTransport::subscribe(std::string_view type, const 
     state_->consumers.push_back(*pc);
   }
   return Subscription(std::make_unique<OwnedSubscription<PullConsumer>>(std::move(*pc), state_, shared.options.stop_timeout));
+}
+
+Result<Subscription> JetStreamTransport::subscribe_ordered(const SubscribeOptions& options,
+                                                           std::vector<TypeHandler> handlers) {
+  auto& shared = *state_->shared;
+  if (stopped()) return make_error(errc::unavailable, "subscribe: the transport is stopped", false);
+  OrderedGroup::Config cfg;
+  cfg.group = options.group;
+  cfg.retry = options.retry;
+  cfg.workers = options.workers;
+  cfg.options = shared.options.consumer;
+  cfg.handlers = std::move(handlers);
+  auto g = OrderedGroup::start(state_->shared, std::move(cfg));
+  if (!g) return std::move(g).error();
+  {
+    std::lock_guard lock(state_->mu);
+    state_->ordered.push_back(*g);
+  }
+  return Subscription(std::make_unique<OwnedSubscription<OrderedGroup>>(std::move(*g), state_, shared.options.stop_timeout));
 }
 
 Result<std::string> JetStreamTransport::request(const OutboundMessage& message) {
@@ -339,10 +373,16 @@ Health JetStreamTransport::health(std::chrono::milliseconds timeout) const {
     }
   }
   std::vector<std::shared_ptr<PullConsumer>> consumers;
+  std::vector<std::shared_ptr<OrderedGroup>> ordered;
   {
     std::lock_guard lock(state_->mu);
     consumers = state_->consumers;
+    ordered = state_->ordered;
     h.responders = state_->responders.size();
+  }
+  for (const auto& g : ordered) {
+    if (h.connection == ConnectionState::closed) continue;
+    for (auto& ch : g->health(timeout)) h.consumers.push_back(std::move(ch));
   }
   for (const auto& c : consumers) {
     if (h.connection == ConnectionState::closed) {
@@ -367,13 +407,16 @@ Status JetStreamTransport::stop(std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   std::vector<std::shared_ptr<PullConsumer>> consumers;
   std::vector<std::shared_ptr<Responder>> responders;
+  std::vector<std::shared_ptr<OrderedGroup>> ordered;
   {
     std::lock_guard lock(state_->mu);
     consumers.swap(state_->consumers);
     responders.swap(state_->responders);
+    ordered.swap(state_->ordered);
   }
   // All at once: each waits for its own in-flight work.
   std::vector<std::thread> stoppers;
+  for (auto& g : ordered) stoppers.emplace_back([&g, timeout] { g->stop(timeout); });
   for (auto& c : consumers) stoppers.emplace_back([&c, timeout] { c->stop(timeout); });
   for (auto& r : responders) stoppers.emplace_back([&r, timeout] { r->stop(timeout); });
   for (auto& t : stoppers) t.join();

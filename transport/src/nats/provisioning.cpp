@@ -184,6 +184,10 @@ Status ensure_consumer(jsCtx* js, const ConsumerSpec& spec, std::chrono::millise
     cfg.MaxDeliver = -1;
     cfg.MaxAckPending = spec.options.max_ack_pending;
     cfg.DeliverPolicy = spec.options.start == StartPosition::new_messages ? js_DeliverNew : js_DeliverAll;
+    if (spec.start_sequence > 0) {
+      cfg.DeliverPolicy = js_DeliverByStartSequence;
+      cfg.OptStartSeq = spec.start_sequence;
+    }
     cfg.ReplayPolicy = js_ReplayInstant;
     jerr = static_cast<jsErrCode>(0);
     s = js_AddConsumer(info.out(), js, spec.stream.c_str(), &cfg, &jo, &jerr);

@@ -36,6 +36,7 @@ struct ConsumerSpec {
   std::string filter_subject;
   std::string description;
   ConsumerOptions options;
+  std::uint64_t start_sequence = 0;  // > 0: deliver from this stream sequence (else options.start)
 };
 
 // Creates the durable pull consumer (js_AddConsumer: the consumer outlives

@@ -67,9 +67,12 @@ Result<std::shared_ptr<PullConsumer>> PullConsumer::start(std::shared_ptr<Transp
   config.options.fetch_expires = std::max(config.options.fetch_expires, std::chrono::milliseconds(10));
   if (config.retry.max_deliver < 1) config.retry.max_deliver = 1;
 
+  if (config.identity.empty()) config.identity = config.consumer;
+
   std::shared_ptr<PullConsumer> pc(new PullConsumer(state, std::move(config), std::move(handler)));
   ConsumerSpec spec{state->events_stream, pc->config_.consumer, pc->config_.subject,
-                    "catga group '" + pc->config_.group + "' for " + pc->config_.type, pc->config_.options};
+                    "catga group '" + pc->config_.group + "' for " + pc->config_.type, pc->config_.options,
+                    pc->config_.start_sequence};
   if (auto s = ensure_consumer(state->js(), spec, state->options.publish_timeout); !s) return std::move(s).error();
 
   InboxHandle inbox;
@@ -382,7 +385,7 @@ void PullConsumer::handle_here(std::vector<MsgHandle>& arrived, bool stopping) {
     const auto now = Clock::now();
     inline_held_.clear();
     inline_next_ = 0;
-    for (auto& m : arrived) inline_held_.push_back({std::move(m), now});
+    for (auto& m : arrived) inline_held_.push_back({std::move(m), now, {}});
   }
   arrived.clear();
   auto& slot = slots_[0];
@@ -455,7 +458,7 @@ void PullConsumer::take_received() {
   if (more.empty()) return;
   std::lock_guard lock(mu_);
   const auto now = Clock::now();
-  for (auto& m : more) inline_held_.push_back({std::move(m), now});
+  for (auto& m : more) inline_held_.push_back({std::move(m), now, {}});
 }
 
 void PullConsumer::keeper_loop() noexcept {
@@ -491,7 +494,36 @@ void PullConsumer::run_guarded(MsgHandle msg, std::size_t index, bool abandon) n
   }
 }
 
+void PullConsumer::lose() noexcept {
+  if (lost_.exchange(true)) return;
+  log().info("catga.nats group '{}': consumer '{}' is gone; its partition moved", config_.group, config_.consumer);
+  work_cv_.notify_all();
+  if (config_.on_lost) {
+    try {
+      config_.on_lost();
+    } catch (...) {
+    }
+  }
+}
+
 bool PullConsumer::recreate_consumer(std::chrono::milliseconds wait) {
+  if (config_.ordered) {
+    // Never recreated: a missing partition consumer was deleted by the
+    // member that took the partition over (or the stream is gone).
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = std::max<std::int64_t>(wait.count(), 1);
+    ConsumerInfoHandle info;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    const natsStatus s = js_GetConsumerInfo(info.out(), state_->js(), state_->events_stream.c_str(),
+                                            config_.consumer.c_str(), &jo, &jerr);
+    if (s == NATS_OK) return true;
+    if (s == NATS_NOT_FOUND || jerr == JSConsumerNotFoundErr || jerr == JSStreamNotFoundErr) {
+      lose();
+      return true;
+    }
+    return false;
+  }
   ConsumerSpec spec{state_->events_stream, config_.consumer, config_.subject,
                     "catga group '" + config_.group + "' for " + config_.type, config_.options};
   if (auto s = ensure_consumer(state_->js(), spec, wait); !s) {
@@ -546,7 +578,11 @@ void PullConsumer::enqueue(std::vector<MsgHandle>& arrived) {
   {
     std::lock_guard lock(mu_);
     const auto now = Clock::now();
-    for (auto& m : arrived) queue_.push_back({std::move(m), now});
+    for (auto& m : arrived) {
+      std::string key;
+      if (config_.ordered) key = get_header(m.get(), wire::kOrderingKey).value_or(std::string_view{});
+      queue_.push_back({std::move(m), now, std::move(key)});
+    }
     idle = idle_workers_;
   }
   // Busy workers find the queue when they finish; only sleeping ones need a wake-up.
@@ -560,24 +596,49 @@ void PullConsumer::enqueue(std::vector<MsgHandle>& arrived) {
   arrived.clear();
 }
 
+std::deque<PullConsumer::Held>::iterator PullConsumer::next_in_order() {
+  if (!config_.ordered || abandon_) return queue_.begin();
+  // Keys that may not start now: running, or with an earlier message queued.
+  std::vector<std::string_view> blocked;
+  for (const auto& slot : slots_) {
+    if (slot.active) blocked.push_back(slot.key);
+  }
+  for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+    if (std::find(blocked.begin(), blocked.end(), std::string_view(it->key)) == blocked.end()) return it;
+    blocked.push_back(it->key);
+  }
+  return queue_.end();
+}
+
 void PullConsumer::worker_loop(std::size_t index) noexcept {
   while (true) {
     MsgHandle msg;
     bool abandon = false;
     {
       std::unique_lock lock(mu_);
-      if (queue_.empty() && !workers_exit_) {
+      auto pick = next_in_order();
+      if (pick == queue_.end() && !workers_exit_) {
         ++idle_workers_;
-        work_cv_.wait(lock, [&] { return !queue_.empty() || workers_exit_; });
+        work_cv_.wait(lock, [&] {
+          pick = next_in_order();
+          return pick != queue_.end() || workers_exit_;
+        });
         --idle_workers_;
       }
-      if (queue_.empty()) return;
-      msg = std::move(queue_.front().msg);
-      queue_.pop_front();
+      if (pick == queue_.end()) {
+        if (queue_.empty()) return;
+        // Stopping, with messages whose keys are still running elsewhere.
+        work_cv_.wait_for(lock, std::chrono::milliseconds(10));
+        continue;
+      }
+      msg = std::move(pick->msg);
+      std::string key = std::move(pick->key);
+      queue_.erase(pick);
       ++running_;
       abandon = abandon_;
+      auto& slot = slots_[index];
+      slot.key = std::move(key);
       if (!abandon) {
-        auto& slot = slots_[index];
         slot.active = true;
         slot.reply.assign(reply_of(msg.get()));
         slot.last_signal = Clock::now();
@@ -593,12 +654,21 @@ void PullConsumer::worker_loop(std::size_t index) noexcept {
       wake = (fetch_wake_at_ != kNotWaiting && busy <= fetch_wake_at_) || (room_waiters_ > 0 && busy == 0);
     }
     if (wake) room_cv_.notify_all();
+    // A message of the key this worker held may start now.
+    if (config_.ordered) work_cv_.notify_all();
   }
 }
 
 void PullConsumer::process(MsgHandle msg, std::size_t) {
   natsMsg* m = msg.get();
   const std::string_view reply_subject = reply_of(m);
+  if (config_.lease_until &&
+      Clock::now().time_since_epoch().count() > config_.lease_until->load(std::memory_order_relaxed)) {
+    // Not renewed in time: another member may own the partition by now.
+    reply(reply_subject, "-NAK");
+    lose();
+    return;
+  }
   const auto meta = parse_ack_reply(reply_subject, ack_prefix_);
   const int attempt =
       meta ? static_cast<int>(std::min<std::uint64_t>(meta->delivered, static_cast<std::uint64_t>(INT32_MAX))) : 1;
@@ -626,6 +696,23 @@ void PullConsumer::process(MsgHandle msg, std::size_t) {
       status = error_from_current_exception();
     }
   }
+  // Ordered: retried here, held, so that nothing of its key passes it.
+  int tries = attempt;
+  while (config_.ordered && !status) {
+    const auto again = config_.retry.redeliver_after(tries, status.error());
+    if (!again) break;
+    if (!wait_to_retry(*again)) {
+      reply(reply_subject, "-NAK");  // stopping or moved: the next owner starts at it
+      return;
+    }
+    ++tries;
+    NatsDelivery delivery(m, tries, sequence, [this, m] { reply(reply_of(m), "+WPI"); });
+    try {
+      status = handler_(delivery);
+    } catch (...) {
+      status = error_from_current_exception();
+    }
+  }
 
   if (status) {
     reply(reply_subject, "+ACK");
@@ -633,7 +720,7 @@ void PullConsumer::process(MsgHandle msg, std::size_t) {
     return;
   }
   const Error& error = status.error();
-  const auto redeliver = config_.retry.redeliver_after(attempt, error);
+  const auto redeliver = config_.retry.redeliver_after(tries, error);
   auto nak = [&] {
     const auto delay = std::chrono::nanoseconds(redeliver.value_or(config_.retry.delay_after(attempt))).count();
     if (delay <= 0) {
@@ -648,11 +735,17 @@ void PullConsumer::process(MsgHandle msg, std::size_t) {
     nak();
     return;
   }
-  if (auto dl = dead_letter(m, meta ? &*meta : nullptr, attempt, error); dl) {
+  auto dl = dead_letter(m, meta ? &*meta : nullptr, tries, error);
+  // Ordered: a nak would let the next message of its key pass; keep trying
+  // to store the copy while this member owns the partition.
+  while (config_.ordered && !dl && wait_to_retry(std::chrono::seconds(1))) {
+    dl = dead_letter(m, meta ? &*meta : nullptr, tries, error);
+  }
+  if (dl) {
     reply(reply_subject, "+TERM");
     dead_lettered_.fetch_add(1, std::memory_order_relaxed);
-    log().warn("catga.nats group '{}' dead-lettered {} #{} after {} deliveries: {}: {}", config_.group, config_.type,
-               sequence, attempt, error.code, error.message);
+    log().warn("catga.nats group '{}' dead-lettered {} #{} after {} deliveries: {}: {}", config_.group,
+               subject_of(m), sequence, tries, error.code, error.message);
   } else {
     // Never lose it: without a stored copy it stays in the stream.
     state_->note_error(make_error(dl.error().code, "dead-letter copy of " + config_.type + " #" +
@@ -680,7 +773,7 @@ Status PullConsumer::dead_letter(natsMsg* msg, const AckMetadata* meta, int atte
   const std::string stream = meta != nullptr ? std::string(meta->stream) : state_->events_stream;
   // One copy per (message, group): the id dedups a retried copy, while other
   // groups dead-lettering the same message still get theirs stored.
-  const std::string dlq_id = stream + ":" + std::to_string(sequence) + ":" + config_.consumer;
+  const std::string dlq_id = stream + ":" + std::to_string(sequence) + ":" + config_.identity;
   const std::string error_text = header_safe(error.message);
   const std::string error_code = header_safe(error.code, 128);
   const std::string deliveries = std::to_string(attempt);
@@ -704,8 +797,17 @@ Status PullConsumer::dead_letter(natsMsg* msg, const AckMetadata* meta, int atte
     }
   }
 
+  // An ordered partition holds several types: <prefix>.evt.<Type>.<p> → <prefix>.dlq.<Type>.
+  std::string ordered_dlq;
+  if (config_.ordered) {
+    const std::size_t skip = state_->options.prefix.size() + 5;  // "<prefix>.evt."
+    std::string_view type = original_subject.size() > skip ? original_subject.substr(skip) : std::string_view{};
+    type = type.substr(0, type.find('.'));
+    ordered_dlq = wire::dead_letter_subject(state_->options.prefix, type.empty() ? "unknown" : type);
+  }
+  const std::string& dlq_subject = config_.ordered ? ordered_dlq : config_.dead_letter_subject;
   MsgHandle copy;
-  if (natsStatus s = natsMsg_Create(copy.out(), config_.dead_letter_subject.c_str(), nullptr, body.data(),
+  if (natsStatus s = natsMsg_Create(copy.out(), dlq_subject.c_str(), nullptr, body.data(),
                                     static_cast<int>(body.size()));
       s != NATS_OK) {
     return to_error(s, "create dead-letter message");
@@ -742,12 +844,32 @@ Status PullConsumer::dead_letter(natsMsg* msg, const AckMetadata* meta, int atte
   PubAckHandle ack;
   jsErrCode jerr = static_cast<jsErrCode>(0);
   const natsStatus s = js_PublishMsg(ack.out(), state_->js(), copy.get(), &po, &jerr);
-  if (s != NATS_OK) return to_error(s, jerr, "store dead letter on '" + config_.dead_letter_subject + "'", Surface::jetstream);
+  if (s != NATS_OK) return to_error(s, jerr, "store dead letter on '" + dlq_subject + "'", Surface::jetstream);
   if (ack && ack.get()->Stream != nullptr && state_->dead_letter_stream != ack.get()->Stream) {
     return make_error(errc::conflict, "dead letter stored by stream '" + std::string(ack.get()->Stream) +
                                           "', not by '" + state_->dead_letter_stream + "'");
   }
   return {};
+}
+
+bool PullConsumer::wait_to_retry(std::chrono::milliseconds delay) {
+  const auto until_at = Clock::now() + delay;
+  auto next_take = Clock::now() + in_progress_interval_ / 2;
+  while (true) {
+    if (lost_.load()) return false;
+    const auto now = Clock::now();
+    {
+      std::lock_guard lock(mu_);
+      if (stop_fetching_ && now >= stop_deadline_) return false;
+    }
+    if (now >= until_at) return true;
+    // One worker: this is the fetch thread; what arrives meanwhile is kept alive.
+    if (inline_ && now >= next_take) {
+      take_received();
+      next_take = now + in_progress_interval_ / 2;
+    }
+    std::this_thread::sleep_for(std::min<Clock::duration>(until_at - now, std::chrono::milliseconds(50)));
+  }
 }
 
 bool PullConsumer::on_worker_thread() const noexcept {

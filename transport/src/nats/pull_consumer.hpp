@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -65,6 +66,21 @@ class PullConsumer : public std::enable_shared_from_this<PullConsumer> {
     RetryPolicy retry;
     std::size_t workers = 1;
     ConsumerOptions options;
+    // One partition of an ordered group (OrderedGroup): messages of one
+    // ordering key run one at a time, in stream order; a retryable failure
+    // is retried here, the message held (not nak'ed, which would let later
+    // ones of its key pass it); the consumer is made at `start_sequence`
+    // (0: options.start) and never recreated: when it is gone the partition
+    // has moved, and `on_lost` is called (once, on the fetch thread).
+    bool ordered = false;
+    std::uint64_t start_sequence = 0;
+    std::function<void()> on_lost;
+    // Ordered: until when (steady clock, ns) this member surely holds the
+    // partition's lease; a message is not started past it (the member may
+    // have been paused while another took the partition over).
+    std::shared_ptr<std::atomic<std::int64_t>> lease_until;
+    // Names this member of the group in dead-letter ids (default: consumer).
+    std::string identity;
   };
 
   // Creates/binds the durable consumer and starts the threads.
@@ -89,6 +105,7 @@ class PullConsumer : public std::enable_shared_from_this<PullConsumer> {
 
   struct Running {  // a handler call in progress, for "+WPI"
     std::string reply;
+    std::string key;  // ordered: the ordering key it holds
     std::chrono::steady_clock::time_point last_signal;
     bool active = false;
   };
@@ -97,6 +114,7 @@ class PullConsumer : public std::enable_shared_from_this<PullConsumer> {
   struct Held {
     MsgHandle msg;
     std::chrono::steady_clock::time_point last_signal;
+    std::string key;  // ordered, several workers: its ordering key
   };
 
   void stop_now(std::chrono::milliseconds timeout) noexcept;
@@ -104,6 +122,14 @@ class PullConsumer : public std::enable_shared_from_this<PullConsumer> {
   void fetch_loop() noexcept;
   void worker_loop(std::size_t index) noexcept;
   void process(MsgHandle msg, std::size_t index);
+  // Ordered, several workers: the first queued message whose key is neither
+  // running nor behind an earlier queued one (queue_.end() when none).
+  std::deque<Held>::iterator next_in_order();
+  // Ordered: waits `delay` before a local retry, keeping the held messages
+  // alive; false when the consumer stops past its deadline or is lost.
+  bool wait_to_retry(std::chrono::milliseconds delay);
+  // Ordered: the consumer is gone; stop asking and tell the group.
+  void lose() noexcept;
   // process() (or "-NAK" when abandoned) with every exception logged.
   void run_guarded(MsgHandle msg, std::size_t index, bool abandon) noexcept;
   // Fetch thread, one worker: handles `arrived` in order, requesting the
@@ -127,7 +153,7 @@ class PullConsumer : public std::enable_shared_from_this<PullConsumer> {
   bool request_more(std::size_t held, bool idle, std::chrono::steady_clock::time_point now);
   // Fetch thread: may another pull request be sent now?
   bool may_request(bool stopping, std::chrono::steady_clock::time_point now) const noexcept {
-    return !stopping && !verify_consumer_ && open_count_ < kMaxOpenRequests && now >= retry_at_;
+    return !stopping && !verify_consumer_ && !lost_ && open_count_ < kMaxOpenRequests && now >= retry_at_;
   }
   std::size_t wanted_room(bool idle) const noexcept;
   // Open pull requests (fetch thread): the one `subject` (<inbox>.<n>)
@@ -211,6 +237,7 @@ class PullConsumer : public std::enable_shared_from_this<PullConsumer> {
   std::size_t open_count_ = 0;
   int silent_expiries_ = 0;
 
+  std::atomic<bool> lost_{false};  // ordered: the consumer is gone
   std::atomic<std::uint64_t> handled_{0};
   std::atomic<std::uint64_t> dead_lettered_{0};
 

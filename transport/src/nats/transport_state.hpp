@@ -1,6 +1,7 @@
 #pragma once
 // What the transport shares with its subscriptions, responders and publisher.
 
+#include <charconv>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -9,6 +10,8 @@
 
 #include "catga/nats/connection.hpp"
 #include "catga/nats/options.hpp"
+#include "catga/transport.hpp"
+#include "catga/wire.hpp"
 #include "connection_impl.hpp"
 #include "log.hpp"
 
@@ -22,6 +25,19 @@ struct TransportState {
 
   natsConnection* nc() const noexcept { return connection->impl().conn(); }
   jsCtx* js() const noexcept { return connection->impl().jet(); }
+
+  // The subject of an event into `out`: <prefix>.evt.<Type>, or for a keyed
+  // type <prefix>.evt.<Type>.<partition> (docs/wire-format.md, "Keyed
+  // events"), the partition from its Catga-Ordering-Key header ("" when absent).
+  void event_subject(std::string& out, const OutboundMessage& m) const {
+    out.assign(options.prefix).append(".evt.").append(m.info.name);
+    if (!m.info.keyed()) return;
+    const auto key = m.context.headers.get(wire::kOrderingKey).value_or(std::string_view{});
+    char buf[12];
+    const auto r = std::to_chars(buf, buf + sizeof buf, wire::partition_of(key, options.partitions));
+    out.push_back('.');
+    out.append(buf, r.ptr);
+  }
 
   // Remembers the latest failure for health() (and logs it once here).
   void note_error(const Error& e) {

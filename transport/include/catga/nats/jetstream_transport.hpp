@@ -117,6 +117,10 @@ class JetStreamTransport final : public Transport {
   // The same with JetStream settings for this subscription.
   Result<Subscription> subscribe(std::string_view type, const SubscribeOptions& options, DeliveryHandler handler,
                                  const ConsumerOptions& consumer);
+  // Ordered consumer group over every partition of the keyed types in
+  // `handlers`: members share the partitions through leases in the KV
+  // bucket <events stream>_LEASES (docs/transports.md, "Ordered groups").
+  Result<Subscription> subscribe_ordered(const SubscribeOptions& options, std::vector<TypeHandler> handlers) override;
   // Request/reply on <prefix>.cmd.<Type>. no_handler when nobody serves the
   // type, timeout (retryable) after the context deadline (else request_timeout).
   Result<std::string> request(const OutboundMessage& message) override;
@@ -136,6 +140,7 @@ class JetStreamTransport final : public Transport {
   Status publish_async(const E& event, PublishCallback done, Context ctx = Context::next()) {
     const auto& info = message_info<E>();
     ctx.message_type = info.name;
+    if (info.keyed() && !ctx.headers.get(wire::kOrderingKey)) ctx.headers.set(wire::kOrderingKey, info.ordering_key(&event));
     const std::string body = wire::encode_body(event);
     return publish_async(OutboundMessage{info, body, ctx}, std::move(done));
   }

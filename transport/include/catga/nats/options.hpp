@@ -196,6 +196,17 @@ struct JetStreamOptions {
   std::size_t serve_max_in_flight = 0;
   // In-flight window of publish_async(); a full window makes it wait.
   std::size_t max_async_pending = 4'096;
+  // Partitions of keyed events (CATGA_ORDERING_KEY): a keyed event goes to
+  // <prefix>.evt.<Type>.<partition_of(key, partitions)>, and an ordered group
+  // runs one consumer per partition. The publisher picks the partition, so
+  // every service of a deployment must use the same count; changing it
+  // reorders keys in flight (docs/transports.md, "Ordered groups").
+  std::uint32_t partitions = 16;
+  // Ordered groups: how long a member's claim on a partition (and its place
+  // in the member list) lasts without renewal. Members renew every quarter
+  // of it; a crashed member's partitions move after at most about 1.5 x
+  // this, a leaving member's within about half of it.
+  std::chrono::milliseconds partition_lease{6'000};
   // How long create() waits for a server that is not up yet.
   std::chrono::milliseconds startup_timeout{30'000};
   // How long the destructor's stop() may take.
