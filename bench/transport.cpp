@@ -2,7 +2,8 @@
 // run, same nats-server (file storage, temp dir). Prints one JSON line:
 //   {"bench":"transport","raw_publish_per_s":…,"publish_per_s":…,"publish_ratio":…,
 //    "raw_consume_per_s":…,"consume_per_s":…,"consume_ratio":…,"e2e_p50_us":…,"e2e_p99_us":…,
-//    "raw_request_per_s":…,"request_per_s":…,"request_ratio":…}
+//    "raw_request_per_s":…,"request_per_s":…,"request_ratio":…,
+//    "keyed_consume_per_s":…,"ordered_consume_per_s":…,"ordered_ratio":…}
 // Details (what each side does, recorded runs): BENCHMARKS.md, "transport".
 // Progress and extra figures go to stderr.
 
@@ -45,6 +46,15 @@ struct BenchPing {
   std::string payload;
 };
 CATGA_EVENT(BenchPing, sent_ns, payload)
+
+// Keyed (1,000 keys), for ordered groups against plain groups of the same type.
+struct BenchKeyed {
+  std::string key;
+  std::int64_t sent_ns = 0;
+  std::string payload;
+};
+CATGA_EVENT(BenchKeyed, key, sent_ns, payload)
+CATGA_ORDERING_KEY(BenchKeyed, key)
 
 struct BenchAdd {
   int a = 0;
@@ -329,7 +339,7 @@ Percentiles percentiles(std::vector<double> v) {
   return {at(0.50), at(0.99)};
 }
 
-// CATGA_BENCH_ONLY=publish|consume|latency|request runs one part (for
+// CATGA_BENCH_ONLY=publish|consume|ordered|latency|request runs one part (for
 // profiling); the others print as 0.
 bool wanted(const char* part) {
   const char* only = std::getenv("CATGA_BENCH_ONLY");
@@ -464,6 +474,45 @@ int main() {
                  cat_con_csw);
   }
 
+  // --- ordered: an ordered group against a plain group, same keyed events ---
+  double keyed_con = 0, ord_con = 0;
+  Rounds ord_rounds;
+  if (wanted("ordered")) {
+    auto keyed = make_event<BenchEvent>();
+    for (int i = 0; i < kConsumeCount; ++i) {
+      (void)transport->publish_async(BenchKeyed{"k" + std::to_string(i % 1000), keyed.sent_ns, keyed.payload}, nullptr);
+    }
+    (void)transport->flush(60s);
+    catga::Mediator m;
+    m.attach(*transport);
+    for (int r = 0; r < kRounds; ++r) {
+      for (int ordered = 0; ordered < 2; ++ordered) {
+        std::atomic<int> handled{0};
+        auto on = [&handled](const BenchKeyed& e) {
+          catga::bench::keep(e.sent_ns);
+          handled.fetch_add(1, std::memory_order_relaxed);
+        };
+        const auto t0 = Clock::now();
+        catga::SubscribeOptions so;
+        so.group = (ordered ? "ord_" : "plain_") + std::to_string(r);
+        auto sub = ordered ? m.subscribe_ordered<BenchKeyed>(so, on) : m.subscribe<BenchKeyed>(so, on);
+        if (!sub) {
+          std::fprintf(stderr, "bench_transport: subscribe: %s\n", sub.error().message.c_str());
+          return 1;
+        }
+        while (handled.load(std::memory_order_relaxed) < kConsumeCount) std::this_thread::sleep_for(1ms);
+        const double rate = kConsumeCount / seconds_since(t0);
+        (ordered ? ord_rounds.catga : ord_rounds.raw).push_back(rate);
+        (ordered ? ord_con : keyed_con) = std::max(ordered ? ord_con : keyed_con, rate);
+        sub->stop();
+      }
+    }
+    std::fprintf(stderr, "bench_transport: keyed consume plain %.0f/s ordered %.0f/s (16 partitions, 1 worker)\n",
+                 keyed_con, ord_con);
+    std::fprintf(stderr, "bench_transport: ordered rounds plain/ordered %s\n", ord_rounds.summary().c_str());
+  }
+  if (keyed_con == 0) keyed_con = ord_con = 1;
+
   // --- e2e latency: Mediator::publish (stored when it returns) → handler -----
   Percentiles lat;
   if (wanted("latency")) {
@@ -545,8 +594,9 @@ int main() {
   std::printf(
       "{\"bench\":\"transport\",\"raw_publish_per_s\":%.0f,\"publish_per_s\":%.0f,\"publish_ratio\":%.3f,"
       "\"raw_consume_per_s\":%.0f,\"consume_per_s\":%.0f,\"consume_ratio\":%.3f,\"e2e_p50_us\":%.0f,"
-      "\"e2e_p99_us\":%.0f,\"raw_request_per_s\":%.0f,\"request_per_s\":%.0f,\"request_ratio\":%.3f}\n",
+      "\"e2e_p99_us\":%.0f,\"raw_request_per_s\":%.0f,\"request_per_s\":%.0f,\"request_ratio\":%.3f,"
+      "\"keyed_consume_per_s\":%.0f,\"ordered_consume_per_s\":%.0f,\"ordered_ratio\":%.3f}\n",
       raw_pub, cat_pub, cat_pub / raw_pub, raw_con, cat_con, cat_con / raw_con, lat.p50, lat.p99, raw_req, cat_req,
-      cat_req / raw_req);
+      cat_req / raw_req, keyed_con, ord_con, ord_con / keyed_con);
   return 0;
 }

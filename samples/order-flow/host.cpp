@@ -6,6 +6,12 @@
 
 #include "http_api.hpp"
 
+#if defined(ORDER_FLOW_WITH_OTEL)
+#include <catga/otel/exporter.hpp>
+
+#include <cstdlib>
+#endif
+
 namespace order_flow {
 
 bool is_service_role(std::string_view role) noexcept {
@@ -41,6 +47,20 @@ catga::Result<std::unique_ptr<Host>> Host::launch(HostSettings settings) {
     return catga::make_error(catga::errc::validation, "unknown role '" + settings.role + "'");
   }
   std::unique_ptr<Host> host(new Host(std::move(settings)));
+#if defined(ORDER_FLOW_WITH_OTEL)
+  // Traces go to an OpenTelemetry collector when OTEL_EXPORTER_OTLP_ENDPOINT
+  // is set (docs/operations.md, "Traces"); wrong OTEL_* values stop here.
+  auto otel = catga::otel::ExporterOptions::from_env();
+  if (!otel) return std::move(otel).error();
+  if (*otel) {
+    auto& o = **otel;
+    if (std::getenv("OTEL_SERVICE_NAME") == nullptr && o.service_name == "unknown_service") {
+      o.service_name = "order-flow-" + host->settings_.role;
+    }
+    o.resource_attributes.emplace_back("service.instance.id", host->instance_);
+    host->spans_ = catga::otel::Exporter::start(std::move(o));
+  }
+#endif
   if (host->settings_.transport == "memory") {
     if (host->settings_.role != "all") {
       // Services of other processes could never be reached.
@@ -124,6 +144,7 @@ ServiceEnv Host::env(const std::string& instance) {
   e.buckets = infra_->buckets();
   e.idempotency = infra_->idempotency();
   e.metrics = metrics_;
+  e.spans = spans_;
   return e;
   // [/snippet:order-flow-env]
 }

@@ -98,6 +98,7 @@ ServiceCore::ServiceCore(std::string service, ServiceEnv env) : env_(std::move(e
   if (!env_.metrics) env_.metrics = std::make_shared<catga::Metrics>();
   log_ = env_.logger ? env_.logger : service_logger(env_.instance);
   if (env_.transport != nullptr) mediator_.attach(*env_.transport);
+  if (env_.spans) mediator_.trace_to(env_.spans);
 
   // Outermost first: every call is logged (with its correlation id) and
   // measured, invalid messages stop early, deadlines apply, transient

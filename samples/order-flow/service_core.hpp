@@ -33,6 +33,7 @@ struct ServiceEnv {
   std::shared_ptr<catga::IdempotencyStore> idempotency;  // null: no idempotency behavior
   std::shared_ptr<catga::Metrics> metrics;               // null: a private registry
   std::shared_ptr<spdlog::logger> logger;                // null: one named after the instance
+  std::shared_ptr<catga::SpanSink> spans;                // null: no tracing (Host: OTEL_* set)
   std::chrono::milliseconds handler_timeout{std::chrono::seconds(10)};
 };
 

@@ -14,6 +14,9 @@ CATGA_DEBIAN_PACKAGES=(
   libsqlite3-dev libcpp-httplib-dev libcli11-dev
   libssl-dev
   clang libclang-rt-14-dev
+  # Issue 24: the OTLP conformance test (json_format.Parse) and the test
+  # that scrapes the sample with a real Prometheus server.
+  python3-protobuf prometheus
 )
 
 catga_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -107,5 +110,37 @@ catga_nats_server_next() {
   fi
   rm -rf "$tmp"
   echo "catga: WARNING: nats-server 2.10 (Debian 13) could not be installed; cluster and fault tests run on $(nats-server --version 2>/dev/null) only" >&2
+  return 0
+}
+
+# The OpenTelemetry protocol's Python classes (python3-opentelemetry-proto,
+# generated from the official .proto files of opentelemetry-proto) from
+# Debian 13, unpacked like nats-server 2.10 above: otel_proto_conformance
+# checks the OTLP exporter's bodies with them (python3-protobuf's
+# json_format.Parse; tests/otel). Prints the directory for PYTHONPATH;
+# prints nothing (and warns) when it cannot be had: the test is then skipped.
+catga_otel_proto_pythonpath() {
+  local dir="${CATGA_OTEL_PROTO_DIR:-/opt/catga/opentelemetry-proto-trixie}"
+  local path="$dir/usr/lib/python3/dist-packages"
+  if [[ -f "$path/opentelemetry/proto/collector/trace/v1/trace_service_pb2.py" ]]; then
+    echo "$path"
+    return 0
+  fi
+  local sources=/etc/apt/sources.list.d/catga-trixie.sources
+  if [[ $(id -u) -ne 0 || ! -f $sources ]]; then
+    echo "catga: WARNING: cannot fetch python3-opentelemetry-proto from Debian 13; otel_proto_conformance is skipped" >&2
+    return 0
+  fi
+  local tmp
+  tmp="$(mktemp -d)"
+  chmod 755 "$tmp"
+  if (cd "$tmp" && apt-get download python3-opentelemetry-proto/trixie >&2) &&
+     mkdir -p "$dir" && dpkg-deb -x "$tmp"/python3-opentelemetry-proto_*.deb "$dir"; then
+    rm -rf "$tmp"
+    echo "$path"
+    return 0
+  fi
+  rm -rf "$tmp"
+  echo "catga: WARNING: python3-opentelemetry-proto (Debian 13) could not be installed; otel_proto_conformance is skipped" >&2
   return 0
 }
