@@ -17,6 +17,10 @@ CATGA_DEBIAN_PACKAGES=(
   # Issue 24: the OTLP conformance test (json_format.Parse) and the test
   # that scrapes the sample with a real Prometheus server.
   python3-protobuf prometheus
+  # The container test (tests/container): podman builds and runs the image
+  # (runc: crun refuses hybrid cgroups), debootstrap makes its base image
+  # (no registry needed), curl probes the pods.
+  podman buildah runc debootstrap curl
 )
 
 catga_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
