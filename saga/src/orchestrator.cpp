@@ -141,7 +141,7 @@ Result<SagaRecord> SagaOrchestrator::start_json(std::string_view type, std::stri
     return existing->record;
   }
   publish_lifecycle(r, t->second);
-  schedule(r.id);
+  schedule(r.id, StoredSaga{r, *created});
   return r;
 }
 
@@ -179,10 +179,11 @@ Result<std::size_t> SagaOrchestrator::recover() {
   return n;
 }
 
-void SagaOrchestrator::schedule(const std::string& id) {
+void SagaOrchestrator::schedule(const std::string& id, std::optional<StoredSaga> started) {
   {
     std::lock_guard lock(mutex_);
     if (stopping_ || !scheduled_.insert(id).second) return;
+    if (started) started_.insert_or_assign(id, std::move(*started));
     queue_.push_back(id);
   }
   work_cv_.notify_one();
@@ -223,6 +224,26 @@ void SagaOrchestrator::recovery_loop() {
 }
 
 void SagaOrchestrator::drive(const std::string& id) {
+  std::optional<StoredSaga> started;
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = started_.find(id); it != started_.end()) {
+      started = std::move(it->second);
+      started_.erase(it);
+    }
+  }
+  if (started) {
+    // Just stored by start() with this instance as owner and no step sent:
+    // what the store holds at that revision. The first transition writes
+    // it with a revision check, before any command is sent.
+    for (;;) {
+      {
+        std::lock_guard lock(mutex_);
+        if (stopping_) return;
+      }
+      if (drive_once(*started, types_.at(started->record.type)) == Drive::done) return;
+    }
+  }
   auto loaded = store_->load(id);
   if (!loaded) {
     spdlog::warn("saga {}: cannot load: {}", id, loaded.error().message);

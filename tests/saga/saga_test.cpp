@@ -1001,3 +1001,49 @@ TEST_CASE("uncertain step: the orchestrator dies while it is unresolved; another
     CHECK(shop.bank.sends("Pay").front() == "o6/s1/1");
   }
 }
+
+// Issue 26: a saga's driver waited on two store round trips before its first
+// step: a read of the record start() had just stored, and a write of it
+// unchanged. It now starts from the stored record; the first write is the
+// first step's attempt, still before its command is sent.
+TEST_CASE("a saga started here is driven from the record start() stored: no read back, first write is the attempt") {
+  struct CountingStore final : catga::SagaStore {
+    explicit CountingStore(std::shared_ptr<catga::SagaStore> inner) : inner(std::move(inner)) {}
+    catga::Result<std::uint64_t> create(const catga::SagaRecord& r) override { return inner->create(r); }
+    catga::Result<catga::StoredSaga> load(std::string_view id) override {
+      ++loads;
+      return inner->load(id);
+    }
+    catga::Result<std::uint64_t> update(const catga::SagaRecord& r, std::uint64_t rev) override {
+      {
+        std::lock_guard lock(mu);
+        updates.push_back("s" + std::to_string(r.step) + "/" + std::to_string(r.attempt));
+      }
+      return inner->update(r, rev);
+    }
+    catga::Result<std::vector<catga::StoredSaga>> load_active() override { return inner->load_active(); }
+    catga::Result<std::vector<std::string>> list_all() override { return inner->list_all(); }
+    std::shared_ptr<catga::SagaStore> inner;
+    std::atomic<int> loads{0};
+    std::mutex mu;
+    std::vector<std::string> updates;
+  };
+  Fixture f;
+  auto counting = std::make_shared<CountingStore>(f.store);
+  catga::SagaOrchestrator orch(f.mediator, counting, f.options());
+  orch.add(f.saga);
+  REQUIRE(orch.start(f.saga, "t-fast", TripData{"t-fast", "", "", ""}));
+  auto r = f.store->load("t-fast");  // polled past the counting store
+
+  for (int i = 0; i < 20000 && (!r || !catga::is_final(r->record.status)); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    r = f.store->load("t-fast");
+  }
+  REQUIRE(r);
+  CHECK(r->record.status == catga::SagaStatus::completed);
+  CHECK(f.world.calls() == V{"BookFlight", "BookHotel", "RentCar"});
+  CHECK(counting->loads.load() == 0);  // the driver never read it back
+  std::lock_guard lock(counting->mu);
+  REQUIRE(!counting->updates.empty());
+  CHECK(counting->updates.front() == "s0/1");  // the attempt, written before BookFlight was sent
+}

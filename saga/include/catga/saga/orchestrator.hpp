@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -95,7 +96,9 @@ class SagaOrchestrator {
   enum class Drive { again, done };
   void worker_loop();
   void recovery_loop();
-  void schedule(const std::string& id);
+  // `started`: the saga as start() just stored it, so its driver needs to
+  // neither read it back nor write it again before the first step.
+  void schedule(const std::string& id, std::optional<StoredSaga> started = std::nullopt);
   void drive(const std::string& id);
   Drive drive_once(StoredSaga& stored, const SagaType& type);
   bool persist(StoredSaga& stored);
@@ -121,6 +124,7 @@ class SagaOrchestrator {
   mutable std::condition_variable final_cv_;
   std::deque<std::string> queue_;
   std::set<std::string, std::less<>> scheduled_;  // queued or being driven
+  std::map<std::string, StoredSaga, std::less<>> started_;  // see schedule()
   bool stopping_ = false;
   std::vector<std::thread> workers_;
   std::thread recovery_;
