@@ -73,21 +73,44 @@ Result<SagaRecord> decode(std::string_view id, const std::string& text) {
 }
 
 // Applies `change` (returns whether it changed anything) to one index shard
-// and writes it back at the revision read; again on conflicts.
+// and writes it back at the revision read; again on conflicts. The first
+// try starts from what this store last read or wrote of the shard (`cache`);
+// a change found unnecessary there is checked again on a fresh read.
 template <class F>
-Status modify_shard(KeyValue& kv, int shard, F change) {
+Status modify_shard(KeyValue& kv, detail::SagaIndexShard& cache, int shard, F change) {
   const std::string key = shard_key(shard);
+  std::lock_guard lock(cache.mutex);
   for (int attempt = 0; attempt < 50; ++attempt) {
-    auto e = kv.get(key);
-    if (!e) return std::move(e).error();
-    nlohmann::json ids = nlohmann::json::object();
-    if (*e) {
-      ids = nlohmann::json::parse((*e)->value, nullptr, false);
-      if (!ids.is_object()) return make_error(errc::malformed, "saga index '" + key + "' is not a JSON object");
+    const bool cached = cache.known;
+    if (!cached) {
+      auto e = kv.get(key);
+      if (!e) return std::move(e).error();
+      cache.value = *e ? (*e)->value : std::string();
+      cache.revision = *e ? (*e)->revision : 0;
+      cache.known = true;
     }
-    if (!change(ids)) return {};
-    auto written = *e ? kv.update(key, ids.dump(), (*e)->revision) : kv.create(key, ids.dump());
-    if (written) return {};
+    const bool exists = !cache.value.empty();
+    nlohmann::json ids = nlohmann::json::object();
+    if (exists) {
+      ids = nlohmann::json::parse(cache.value, nullptr, false);
+      if (!ids.is_object()) {
+        cache.known = false;
+        return make_error(errc::malformed, "saga index '" + key + "' is not a JSON object");
+      }
+    }
+    if (!change(ids)) {
+      if (!cached) return {};
+      cache.known = false;  // decided on what we knew: decide again on what is stored
+      continue;
+    }
+    std::string text = ids.dump();
+    auto written = exists ? kv.update(key, text, cache.revision) : kv.create(key, text);
+    if (written) {
+      cache.value = std::move(text);
+      cache.revision = *written;
+      return {};
+    }
+    cache.known = false;
     if (written.error().code != errc::conflict) return std::move(written).error();
   }
   return make_error(errc::conflict, "saga index '" + key + "' kept changing under us", true);
@@ -95,8 +118,10 @@ Status modify_shard(KeyValue& kv, int shard, F change) {
 
 // Drops `id` from its shard; `finished`: the status it finished in, counted
 // in the same write (so a saga is counted once, by whoever drops it).
-Status unindex(KeyValue& kv, const std::string& id, std::optional<SagaStatus> finished) {
-  return modify_shard(kv, shard_of(id), [&](nlohmann::json& ids) {
+Status unindex(KeyValue& kv, std::array<detail::SagaIndexShard, 32>& shards, const std::string& id,
+               std::optional<SagaStatus> finished) {
+  const int shard = shard_of(id);
+  return modify_shard(kv, shards[static_cast<std::size_t>(shard)], shard, [&](nlohmann::json& ids) {
     if (ids.erase(id) == 0) return false;
     if (finished) add_finished(ids, *finished);
     return true;
@@ -104,6 +129,11 @@ Status unindex(KeyValue& kv, const std::string& id, std::optional<SagaStatus> fi
 }
 
 }  // namespace
+
+detail::SagaIndexShard& KvSagaStore::shard_cache(std::string_view id) {
+  static_assert(std::tuple_size_v<decltype(shards_)> == kIndexShards);
+  return shards_[static_cast<std::size_t>(shard_of(id))];
+}
 
 Result<std::uint64_t> KvSagaStore::create(const SagaRecord& record) {
   if (record.id.find('.') != std::string::npos) {
@@ -114,7 +144,7 @@ Result<std::uint64_t> KvSagaStore::create(const SagaRecord& record) {
   if (active) {
     // Indexed before the record exists: a crash in between leaves an id
     // without a record (dropped later), never a saga recovery cannot find.
-    auto s = modify_shard(*kv_, shard_of(record.id), [&](nlohmann::json& ids) {
+    auto s = modify_shard(*kv_, shard_cache(record.id), shard_of(record.id), [&](nlohmann::json& ids) {
       ids[record.id] = unix_ms_now();
       return true;
     });
@@ -127,11 +157,11 @@ Result<std::uint64_t> KvSagaStore::create(const SagaRecord& record) {
       auto existing = load(record.id);
       keep = !existing || !is_final(existing->record.status);
     }
-    if (!keep) (void)unindex(*kv_, record.id, std::nullopt);  // left behind, load_active drops it later
+    if (!keep) (void)unindex(*kv_, shards_, record.id, std::nullopt);  // left behind, load_active drops it later
   }
   if (created && !active) {
     // Final from the start (an import): counted, best effort, never indexed.
-    (void)modify_shard(*kv_, shard_of(record.id), [&](nlohmann::json& ids) {
+    (void)modify_shard(*kv_, shard_cache(record.id), shard_of(record.id), [&](nlohmann::json& ids) {
       add_finished(ids, record.status);
       return true;
     });
@@ -153,7 +183,7 @@ Result<std::uint64_t> KvSagaStore::update(const SagaRecord& record, std::uint64_
   // The record decides; an index entry left behind by a failure here is
   // dropped (and counted) by the next load_active. The index must carry
   // totals before this store adds to them (see ensure_indexed).
-  if (rev && is_final(record.status) && ensure_indexed()) (void)unindex(*kv_, record.id, record.status);
+  if (rev && is_final(record.status) && ensure_indexed()) (void)unindex(*kv_, shards_, record.id, record.status);
   return rev;
 }
 
@@ -211,7 +241,7 @@ Result<std::vector<StoredSaga>> KvSagaStore::scan(SagaCounts* finished) {
     // Only the entries seen here: an id indexed again since (a new saga
     // under the id of an expired one) stays. Whoever drops a finished one
     // counts it, in the same write.
-    (void)modify_shard(*kv_, shard, [&](nlohmann::json& current) {
+    (void)modify_shard(*kv_, shards_[static_cast<std::size_t>(shard)], shard, [&](nlohmann::json& current) {
       bool changed = false;
       for (const auto& [id, seen] : stale) {
         auto it = current.find(id);
@@ -283,7 +313,7 @@ Status KvSagaStore::ensure_indexed() {
   }
   const auto now = unix_ms_now();
   for (const auto& [shard, add] : by_shard) {
-    auto s = modify_shard(*kv_, shard, [&](nlohmann::json& current) {
+    auto s = modify_shard(*kv_, shards_[static_cast<std::size_t>(shard)], shard, [&](nlohmann::json& current) {
       bool changed = false;
       for (const auto& id : add) {
         if (current.contains(id)) continue;

@@ -1047,3 +1047,62 @@ TEST_CASE("a saga started here is driven from the record start() stored: no read
   REQUIRE(!counting->updates.empty());
   CHECK(counting->updates.front() == "s0/1");  // the attempt, written before BookFlight was sent
 }
+
+// Issue 26: joining or leaving the index read the shard before every write.
+// A KvSagaStore now starts from the shard as it last read or wrote it; a
+// write over a shard another store changed meanwhile is refused by the
+// bucket and made again on a fresh read, so no entry is lost.
+TEST_CASE("KvSagaStore: index shards are read once, not before every write; two stores lose no entry") {
+  auto bucket = std::make_shared<catga::InMemoryKeyValue>();
+  auto kv = std::make_shared<WatchedKeyValue>(bucket);
+  catga::KvSagaStore a(kv);
+  catga::KvSagaStore b(bucket);
+  auto record = [](const std::string& id) {
+    catga::SagaRecord r;
+    r.id = id;
+    r.type = "trip";
+    r.data = nlohmann::json::object();
+    r.owner = "a";
+    return r;
+  };
+  constexpr int kSagas = 64;
+  std::vector<std::uint64_t> revisions;
+  for (int i = 0; i < kSagas; ++i) {
+    auto created = a.create(record("a-" + std::to_string(i)));
+    REQUIRE(created);
+    revisions.push_back(*created);
+    REQUIRE(b.create(record("b-" + std::to_string(i))));  // moves a's shards on behind its back
+  }
+  for (int i = 0; i < kSagas; ++i) {
+    auto r = record("a-" + std::to_string(i));
+    r.status = catga::SagaStatus::completed;
+    REQUIRE(a.update(r, revisions[static_cast<std::size_t>(i)]));
+  }
+  // 128 index writes by a; before, each read its shard first (128 reads).
+  // Now a create reads only a shard b wrote since (at most 64), and the
+  // finishing writes, with b quiet, each shard at most once (32).
+  CHECK(kv->index_reads.exchange(0) <= kSagas + 32);
+
+  catga::KvSagaStore fresh(bucket);
+  auto active = fresh.list_active();
+  REQUIRE(active);
+  CHECK(active->size() == static_cast<std::size_t>(kSagas));  // every b-*, no a-*
+  for (const auto& id : *active) CHECK(id.rfind("b-", 0) == 0);
+  auto counts = fresh.count();
+  REQUIRE(counts);
+  CHECK(counts->completed == static_cast<std::size_t>(kSagas));
+
+  // Alone on its bucket, a store reads each shard at most once.
+  auto solo_kv = std::make_shared<WatchedKeyValue>(std::make_shared<catga::InMemoryKeyValue>());
+  catga::KvSagaStore solo(solo_kv);
+  std::vector<std::uint64_t> solo_revisions;
+  for (int i = 0; i < kSagas; ++i) solo_revisions.push_back(solo.create(record("s-" + std::to_string(i))).value());
+  for (int i = 0; i < kSagas; ++i) {
+    auto r = record("s-" + std::to_string(i));
+    r.status = catga::SagaStatus::compensated;
+    REQUIRE(solo.update(r, solo_revisions[static_cast<std::size_t>(i)]));
+  }
+  CHECK(solo_kv->index_reads.load() <= 32);  // before: 128
+  CHECK(solo.list_active().value().empty());
+  CHECK(solo.count().value().compensated == static_cast<std::size_t>(kSagas));
+}

@@ -18,6 +18,7 @@ class WatchedKeyValue final : public catga::KeyValue {
 
   catga::Result<std::optional<catga::KvEntry>> get(std::string_view key) override {
     if (is_record(key)) ++record_reads;
+    if (key.substr(0, 7) == "active." && key != "active.meta") ++index_reads;
     return inner_->get(key);
   }
   catga::Result<std::uint64_t> create(std::string_view key, std::string_view value) override {
@@ -39,6 +40,7 @@ class WatchedKeyValue final : public catga::KeyValue {
   catga::Result<std::vector<std::string>> keys(std::string_view prefix) override { return inner_->keys(prefix); }
 
   std::atomic<int> record_reads{0};
+  std::atomic<int> index_reads{0};  // of the index shards "active.NN"
   std::atomic<bool> refuse_index_writes{false};
   std::atomic<bool> refuse_record_writes{false};
 

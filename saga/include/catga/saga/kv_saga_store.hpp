@@ -1,8 +1,11 @@
 #pragma once
 // KvSagaStore: saga records in a KeyValue bucket (JetStream KV in production).
 
+#include <array>
+#include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 
 #include "catga/key_value.hpp"
 #include "catga/saga/store.hpp"
@@ -38,6 +41,20 @@ namespace catga {
 //
 //   auto bucket = catga::nats::KvBucket::open(connection, {.bucket = "order_sagas"}).value();
 //   catga::SagaOrchestrator orch(mediator, std::make_shared<catga::KvSagaStore>(bucket));
+namespace detail {
+// What a KvSagaStore last read or wrote of one index shard: a change starts
+// from it instead of a read, and a write at a revision that is no longer
+// current is refused by the bucket (then read again). Its lock lets the
+// store's own writers of a shard take turns instead of refusing each
+// other's writes.
+struct SagaIndexShard {
+  std::mutex mutex;
+  bool known = false;
+  std::string value;  // the JSON object as stored; empty: no such key
+  std::uint64_t revision = 0;
+};
+}  // namespace detail
+
 class KvSagaStore final : public SagaStore {
  public:
   explicit KvSagaStore(std::shared_ptr<KeyValue> kv) : kv_(std::move(kv)) {}
@@ -51,11 +68,13 @@ class KvSagaStore final : public SagaStore {
 
  private:
   Status ensure_indexed();
+  detail::SagaIndexShard& shard_cache(std::string_view id);
   // The active sagas, through the index; with `finished`, also adds the
   // shards' totals and the finished sagas still listed to it.
   Result<std::vector<StoredSaga>> scan(SagaCounts* finished);
 
   std::shared_ptr<KeyValue> kv_;
+  std::array<detail::SagaIndexShard, 32> shards_;  // "active.00".."active.31"
   std::mutex index_mutex_;
   bool indexed_ = false;          // "active.meta" (with totals) seen or written by this store
   SagaCounts indexed_finished_;  // the totals in "active.meta"
