@@ -24,7 +24,7 @@ function(catga_install_package)
   endif()
   # The components installed, for find_package(catga COMPONENTS ...).
   set(CATGA_PACKAGE_COMPONENTS "")
-  foreach(component IN ITEMS mediator pipeline transport nats outbox saga eventsourcing)
+  foreach(component IN ITEMS mediator pipeline transport nats outbox saga eventsourcing otel)
     if(TARGET catga_${component})
       list(APPEND CATGA_PACKAGE_COMPONENTS ${component})
     endif()
@@ -46,6 +46,11 @@ function(catga_install_package)
     VERSION ${PROJECT_VERSION}
     COMPATIBILITY SameMajorVersion)
 
+  catga_install_pkg_config()
+  # The licence and the changelog travel with the package (share/doc/catga).
+  install(FILES ${PROJECT_SOURCE_DIR}/LICENSE ${PROJECT_SOURCE_DIR}/CHANGELOG.md
+    DESTINATION ${CMAKE_INSTALL_DOCDIR})
+
   install(EXPORT catgaTargets
     NAMESPACE catga::
     FILE catgaTargets.cmake
@@ -54,4 +59,53 @@ function(catga_install_package)
     ${PROJECT_BINARY_DIR}/catgaConfig.cmake
     ${PROJECT_BINARY_DIR}/catgaConfigVersion.cmake
     DESTINATION ${config_dir})
+endfunction()
+
+# catga.pc beside the CMake package (${CMAKE_INSTALL_LIBDIR}/pkgconfig), for
+# builds that do not use CMake:
+#   g++ -std=c++20 app.cpp $(pkg-config --cflags --libs catga)
+# One module with every library installed. With static libraries (the
+# default) their dependencies are public Requires, so a plain `--libs`
+# links; with shared ones they are Requires.private.
+function(catga_install_pkg_config)
+  set(libs "")
+  set(components "")
+  # Dependents before their dependencies, as a static link needs them.
+  foreach(component IN ITEMS eventsourcing outbox saga otel nats transport pipeline mediator)
+    if(TARGET catga_${component})
+      get_target_property(name catga_${component} OUTPUT_NAME)
+      string(APPEND libs " -l${name}")
+      list(PREPEND components ${component})
+    endif()
+  endforeach()
+  list(JOIN components " " CATGA_PC_COMPONENTS)
+  string(STRIP "${libs}" CATGA_PC_LIBS)
+
+  set(requires nlohmann_json spdlog)
+  set(link_requires "")
+  if(TARGET catga_nats)
+    list(APPEND link_requires libnats)
+  endif()
+  if(TARGET catga_outbox OR TARGET catga_eventsourcing)
+    list(APPEND link_requires sqlite3)
+  endif()
+  if(TARGET catga_otel)
+    list(APPEND link_requires cpp-httplib)
+  endif()
+  if(BUILD_SHARED_LIBS)
+    set(CATGA_PC_LIBS_PRIVATE "-pthread")
+    list(JOIN link_requires ", " CATGA_PC_REQUIRES_PRIVATE)
+  else()
+    string(APPEND CATGA_PC_LIBS " -pthread")
+    set(CATGA_PC_LIBS_PRIVATE "")
+    list(APPEND requires ${link_requires})
+    set(CATGA_PC_REQUIRES_PRIVATE "")
+  endif()
+  list(JOIN requires ", " CATGA_PC_REQUIRES)
+
+  set(pc_dir ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+  file(RELATIVE_PATH CATGA_PC_PREFIX_FROM_PCDIR /root/${pc_dir} /root)
+  string(REGEX REPLACE "/$" "" CATGA_PC_PREFIX_FROM_PCDIR "${CATGA_PC_PREFIX_FROM_PCDIR}")
+  configure_file(${PROJECT_SOURCE_DIR}/cmake/catga.pc.in ${PROJECT_BINARY_DIR}/catga.pc @ONLY)
+  install(FILES ${PROJECT_BINARY_DIR}/catga.pc DESTINATION ${pc_dir})
 endfunction()

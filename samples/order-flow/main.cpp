@@ -70,8 +70,11 @@ int main(int argc, char** argv) {
   app.add_option("--payment-latency-ms", payment_latency_ms, "role payment: pretend the card provider takes this long")
       ->envname("PAYMENT_LATENCY_MS")
       ->capture_default_str();
-  app.add_option("--log-level", log_level, "trace | debug | info | warn | error")
+  // spdlog::level::from_str turns an unknown name into `off`: a typo would
+  // silence the service, so only spdlog's own names are accepted.
+  app.add_option("--log-level", log_level, "trace | debug | info | warn | error | critical | off")
       ->envname("LOG_LEVEL")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "warning", "err", "error", "critical", "off"}))
       ->capture_default_str();
 
   order_flow::DemoSettings demo;

@@ -1,9 +1,14 @@
 # cmake -P build_against_install.cmake -DBUILD_DIR=<catga build> -DPROJECT_DIR=<project source>
 #   -DWORK_DIR=<scratch dir> [-DCONFIG=<build type>] [-DCXX=<compiler>] [-DGENERATOR=<generator>]
 #   [-DCOMPONENTS=<a,b,...>] [-DRUN=<exe,exe,...>] [-DRUN_CTEST=ON]
+#   [-DVERSION=<x.y.z>] [-DPKG_CONFIG_SOURCE=<main.cpp>]
 # Installs the catga build into WORK_DIR/prefix, then configures and builds
 # PROJECT_DIR against it with find_package(catga), exactly as an application
 # would, and runs the executables named in RUN and/or the project's CTest tests.
+# With VERSION, also checks what the package carries besides the libraries
+# (catga/version.hpp, LICENSE, CHANGELOG.md, catga.pc of that version). With
+# PKG_CONFIG_SOURCE, also compiles and runs that file with nothing but
+# `pkg-config --cflags --libs catga`, as a build without CMake would.
 cmake_minimum_required(VERSION 3.25)
 foreach(var BUILD_DIR PROJECT_DIR WORK_DIR)
   if(NOT DEFINED ${var})
@@ -41,6 +46,56 @@ endif()
 file(GLOB_RECURSE config_files "${prefix}/*/catgaConfig.cmake")
 if(NOT config_files)
   message(FATAL_ERROR "install did not write catgaConfig.cmake under ${prefix}")
+endif()
+
+if(VERSION)
+  foreach(file include/catga/version.hpp share/doc/catga/LICENSE share/doc/catga/CHANGELOG.md)
+    if(NOT EXISTS "${prefix}/${file}")
+      message(FATAL_ERROR "install did not put ${file} under ${prefix}")
+    endif()
+  endforeach()
+  file(READ "${prefix}/include/catga/version.hpp" version_header)
+  if(NOT version_header MATCHES "#define CATGA_VERSION_STRING \"${VERSION}\"")
+    message(FATAL_ERROR "the installed catga/version.hpp does not say ${VERSION}")
+  endif()
+  file(READ "${prefix}/share/doc/catga/LICENSE" license)
+  if(NOT license MATCHES "Apache License")
+    message(FATAL_ERROR "the installed LICENSE is not the Apache License")
+  endif()
+  file(GLOB_RECURSE pc_files "${prefix}/*/pkgconfig/catga.pc")
+  if(NOT pc_files)
+    message(FATAL_ERROR "install did not write pkgconfig/catga.pc under ${prefix}")
+  endif()
+  list(GET pc_files 0 pc_file)
+  get_filename_component(pc_dir "${pc_file}" DIRECTORY)
+  find_program(PKG_CONFIG_EXECUTABLE NAMES pkg-config pkgconf REQUIRED)
+  # Only this prefix may answer for catga; the system's .pc files still
+  # answer for its dependencies (libnats, spdlog, ...).
+  set(ENV{PKG_CONFIG_PATH} "${pc_dir}")
+  run("pkg-config --modversion catga" ${PKG_CONFIG_EXECUTABLE} --modversion catga)
+  string(STRIP "${last_output}" pc_version)
+  if(NOT pc_version STREQUAL VERSION)
+    message(FATAL_ERROR "catga.pc says version ${pc_version}, the project ${VERSION}")
+  endif()
+  if(PKG_CONFIG_SOURCE)
+    run("pkg-config --cflags --libs catga" ${PKG_CONFIG_EXECUTABLE} --cflags --libs catga)
+    string(STRIP "${last_output}" pc_flags)
+    message(STATUS "pkg-config --cflags --libs catga: ${pc_flags}")
+    separate_arguments(pc_flags UNIX_COMMAND "${pc_flags}")
+    set(defines "-DCATGA_EXPECT_VERSION=\"${VERSION}\"")
+    foreach(component IN LISTS components)
+      string(TOUPPER "${component}" upper)
+      list(APPEND defines -DCATGA_HAS_${upper})
+    endforeach()
+    if(NOT CXX)
+      set(CXX c++)
+    endif()
+    file(MAKE_DIRECTORY "${WORK_DIR}/pkg-config")
+    set(exe "${WORK_DIR}/pkg-config/consumer_pkg_config")
+    run("compile with pkg-config" ${CXX} -std=c++20 ${defines} "${PKG_CONFIG_SOURCE}" -o "${exe}" ${pc_flags})
+    run("run consumer_pkg_config" "${exe}")
+    message("${last_output}")
+  endif()
 endif()
 
 set(generator_args "")

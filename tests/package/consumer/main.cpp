@@ -2,6 +2,7 @@
 // and checks the results. Exit code 0 on success.
 
 #include <catga/mediator.hpp>
+#include <catga/version.hpp>
 
 #include <cstdio>
 #include <memory>
@@ -42,6 +43,13 @@ void expect(bool ok, const char* what) {
 }  // namespace
 
 int main() {
+#if defined(CATGA_EXPECT_VERSION)
+  expect(catga::version_string == CATGA_EXPECT_VERSION, "catga/version.hpp is the package's version");
+#endif
+  expect(catga::library_version() == catga::version_string, "the library linked is the headers' version");
+  static_assert(CATGA_VERSION_NUMBER ==
+                CATGA_VERSION_MAJOR * 10000 + CATGA_VERSION_MINOR * 100 + CATGA_VERSION_PATCH);
+
   catga::Mediator mediator;
   mediator.handle<shop::PlaceOrder>([](const shop::PlaceOrder& c) { return c.customer + "-order"; });
 
