@@ -82,6 +82,7 @@ std::unique_ptr<httplib::Client> client(const std::string& url) {
   auto c = std::make_unique<httplib::Client>(url);
   c->set_connection_timeout(std::chrono::seconds(5));
   c->set_read_timeout(std::chrono::seconds(30));
+  c->set_tcp_nodelay(true);  // a POST's body would wait for the ACK of its headers (Nagle)
   return c;
 }
 

@@ -9,8 +9,10 @@
 #include <catga/eventsourcing/repository.hpp>
 #include <chrono>
 #include <filesystem>
+#include <list>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 
 namespace order_flow {
 namespace {
@@ -128,6 +130,45 @@ std::string token(std::string_view text) {
   return out.empty() ? "_" : out;
 }
 
+// The state of the orders this repository saved last, by order id: the
+// next decision on an order starts from it instead of a read of its stream.
+// Bounded (least recently saved dropped first); thread-safe.
+class LastSaved {
+ public:
+  std::optional<OrderAggregate> find(const std::string& id) {
+    std::lock_guard lock(mu_);
+    auto it = by_id_.find(id);
+    if (it == by_id_.end()) return std::nullopt;
+    return it->second->second;
+  }
+  void put(const std::string& id, const OrderAggregate& a) {
+    std::lock_guard lock(mu_);
+    if (auto it = by_id_.find(id); it != by_id_.end()) {
+      order_.erase(it->second);
+      by_id_.erase(it);
+    }
+    order_.emplace_front(id, a);
+    by_id_.emplace(id, order_.begin());
+    if (order_.size() > kCapacity) {
+      by_id_.erase(order_.back().first);
+      order_.pop_back();
+    }
+  }
+  void erase(const std::string& id) {
+    std::lock_guard lock(mu_);
+    if (auto it = by_id_.find(id); it != by_id_.end()) {
+      order_.erase(it->second);
+      by_id_.erase(it);
+    }
+  }
+
+ private:
+  static constexpr std::size_t kCapacity = 4096;  // orders in flight, with room
+  std::mutex mu_;
+  std::list<std::pair<std::string, OrderAggregate>> order_;  // most recent first
+  std::unordered_map<std::string, std::list<std::pair<std::string, OrderAggregate>>::iterator> by_id_;
+};
+
 class EsOrderRepository final : public OrderRepository {
  public:
   EsOrderRepository(std::shared_ptr<es::EventStore> store, std::string database, std::string temp_dir)
@@ -150,16 +191,42 @@ class EsOrderRepository final : public OrderRepository {
                                                    const OrderDecision& decide) override {
     // Two replicas may decide on the same order at once: the loser's append
     // is refused (`conflict`), it reloads and decides again on the new state.
+    // The first try decides on the state this repository saved last (no
+    // read of the stream: a reload costs a consumer's creation, a pull and
+    // its deletion); the append expects that state's position, so a stream
+    // that moved on is a `conflict` and the next try reloads. A decision to
+    // change nothing is made again on a reloaded state: it is answered
+    // without an append, which would check the position.
     constexpr int kAttempts = 50;
+    bool reload = false;
     for (int attempt = 0; attempt < kAttempts; ++attempt) {
-      auto a = orders_.load(order_id);
+      std::optional<OrderAggregate> cached = reload ? std::nullopt : last_saved_.find(order_id);
+      const bool from_cache = cached.has_value();
+      auto a = from_cache ? catga::Result<OrderAggregate>(std::move(*cached)) : orders_.load(order_id);
       if (!a) return std::move(a).error();
       auto events = decide(a->order);
-      if (!events) return std::move(events).error();
-      if (events->empty()) return std::move(a->order);
+      if (!events) {
+        if (from_cache) {
+          reload = true;  // the refusal too is decided on the stream's state
+          continue;
+        }
+        return std::move(events).error();
+      }
+      if (events->empty()) {
+        if (from_cache) {
+          reload = true;
+          continue;
+        }
+        return std::move(a->order);
+      }
       for (const auto& e : *events) a->record(e);
       auto saved = orders_.save(*a, {.actor = actor});
-      if (saved) return std::move(a->order);
+      if (saved) {
+        last_saved_.put(order_id, *a);
+        return std::move(a->order);
+      }
+      last_saved_.erase(order_id);
+      reload = true;
       if (saved.error().code != catga::errc::conflict) return std::move(saved).error();
       if (attempt > 2) std::this_thread::sleep_for(std::chrono::milliseconds(attempt));
     }
@@ -255,6 +322,7 @@ class EsOrderRepository final : public OrderRepository {
   std::string database_;
   std::string temp_dir_;
   std::unique_ptr<es::SqliteProjection> projection_;
+  LastSaved last_saved_;
   std::mutex read_mutex_;
   sqlite3* reader_ = nullptr;
   std::string last_reported_error_;  // scrapes log a new read-model error once

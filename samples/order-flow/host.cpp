@@ -247,6 +247,10 @@ catga::Status Host::start_http() {
   // and it reads the body of any POST, PUT or DELETE before routing, so a
   // POST to an unknown route of any service would be held whole.
   http_->set_payload_max_length(settings_.http.max_body_bytes);
+  // A response goes out as two writes (headers, body): with Nagle's
+  // algorithm the body would wait for the client's delayed ACK of the
+  // headers, up to 40 ms per request.
+  http_->set_tcp_nodelay(true);
   http_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     // cpp-httplib 0.11 applies that limit to bodies with a Content-Length
     // only: a chunked body, or one sent without a length until the client

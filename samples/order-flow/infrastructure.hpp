@@ -81,6 +81,10 @@ struct NatsSettings {
   std::string connection_name = "order-flow";
   bool memory_storage = false;  // streams and buckets in memory instead of files
   int replicas = 1;             // stream and KV replicas (3 on a 3-node cluster)
+  // Write each message to the socket at once (NatsOptions::send_asap): a
+  // saga waits on dozens of round trips one after another, and nats.c's
+  // flusher thread would add about 1 ms to each (BENCHMARKS.md, "orderflow").
+  bool send_asap = true;
   // How long start-up waits for the broker, JetStream, streams and buckets
   // before the process gives up; 0: as long as it takes (readiness says why).
   std::chrono::milliseconds startup_timeout{0};

@@ -148,6 +148,7 @@ catga::Result<std::unique_ptr<Infrastructure>> nats_infrastructure(const NatsSet
   // every node of a cluster, so the connection fails over between them.
   defaults.servers = cn::split_server_urls(settings.url);
   defaults.name = settings.connection_name;
+  defaults.send_asap = settings.send_asap;
   cn::NatsOptions options = cn::NatsOptions::from_env(defaults);
   options.servers = defaults.servers;  // the flag (or NATS_URL, read by main) wins
   // Settings that cannot work fail the process now instead of being waited on.
