@@ -109,8 +109,6 @@ class Host {
   std::string instance_;  // this replica's name (role all: "all")
   std::unique_ptr<Infrastructure> infra_;
   std::shared_ptr<catga::Metrics> metrics_ = std::make_shared<catga::Metrics>();
-  std::vector<std::unique_ptr<OrderService>> orders_;
-  std::vector<std::unique_ptr<InventoryService>> inventories_;
   // The OTLP exporter when OTEL_EXPORTER_OTLP_ENDPOINT is set (null: no
   // tracing). Declared before the services: it outlives them and flushes last.
   std::shared_ptr<catga::SpanSink> spans_;
