@@ -114,6 +114,8 @@ class Host {
   std::shared_ptr<catga::SpanSink> spans_;
   std::vector<std::unique_ptr<PaymentService>> payments_;
   std::vector<std::unique_ptr<NotificationService>> notifications_;
+  std::vector<std::unique_ptr<OrderService>> orders_;
+  std::vector<std::unique_ptr<InventoryService>> inventories_;
   std::unique_ptr<httplib::Server> http_;
   std::thread http_thread_;
   int port_ = 0;
