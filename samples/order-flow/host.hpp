@@ -112,10 +112,10 @@ class Host {
   // The OTLP exporter when OTEL_EXPORTER_OTLP_ENDPOINT is set (null: no
   // tracing). Declared before the services: it outlives them and flushes last.
   std::shared_ptr<catga::SpanSink> spans_;
-  std::vector<std::unique_ptr<PaymentService>> payments_;
-  std::vector<std::unique_ptr<NotificationService>> notifications_;
   std::vector<std::unique_ptr<OrderService>> orders_;
   std::vector<std::unique_ptr<InventoryService>> inventories_;
+  std::vector<std::unique_ptr<PaymentService>> payments_;
+  std::vector<std::unique_ptr<NotificationService>> notifications_;
   std::unique_ptr<httplib::Server> http_;
   std::thread http_thread_;
   int port_ = 0;
