@@ -420,27 +420,6 @@ SagaOrchestrator::Drive SagaOrchestrator::drive_once(StoredSaga& s, const SagaTy
   return Drive::done;
 }
 
-Context SagaOrchestrator::step_context(const SagaRecord& r, bool compensation,
-                                       std::chrono::milliseconds timeout) const {
-  Context ctx = Context::root();
-  ctx.message_id = step_message_id(r, compensation);
-  if (auto c = MessageId::parse(r.correlation_id)) ctx.correlation_id = *c;
-  if (auto tc = TraceContext::parse(r.traceparent)) ctx.trace = *tc;
-  ctx.headers.set(kSagaIdHeader, r.id);
-  if (compensation) ctx.headers.set(kSagaReasonHeader, r.error);
-  if (timeout.count() > 0) ctx.deadline = Context::Clock::now() + timeout;
-  return ctx;
-}
-
-void SagaOrchestrator::pause(std::chrono::milliseconds d) {
-  if (options_.sleep) {
-    options_.sleep(d);
-    return;
-  }
-  std::unique_lock lock(mutex_);
-  stop_cv_.wait_for(lock, d, [&] { return stopping_; });
-}
-
 Status SagaOrchestrator::traced_step(const SagaRecord& r, const SagaStep& step, bool compensation,
                                      FunctionRef<Status(Context)> run) {
   Context ctx = step_context(r, compensation, step.timeout);
@@ -466,13 +445,34 @@ Status SagaOrchestrator::traced_step(const SagaRecord& r, const SagaStep& step, 
   return st;
 }
 
+Context SagaOrchestrator::step_context(const SagaRecord& r, bool compensation,
+                                       std::chrono::milliseconds timeout) const {
+  Context ctx = Context::root();
+  ctx.message_id = step_message_id(r, compensation);
+  if (auto c = MessageId::parse(r.correlation_id)) ctx.correlation_id = *c;
+  if (auto tc = TraceContext::parse(r.traceparent)) ctx.trace = *tc;
+  if (!r.tracestate.empty()) ctx.headers.set(wire::kTracestate, r.tracestate);
+  ctx.headers.set(kSagaIdHeader, r.id);
+  if (compensation) ctx.headers.set(kSagaReasonHeader, r.error);
+  if (timeout.count() > 0) ctx.deadline = Context::Clock::now() + timeout;
+  return ctx;
+}
+
+void SagaOrchestrator::pause(std::chrono::milliseconds d) {
+  if (options_.sleep) {
+    options_.sleep(d);
+    return;
+  }
+  std::unique_lock lock(mutex_);
+  stop_cv_.wait_for(lock, d, [&] { return stopping_; });
+}
+
 void SagaOrchestrator::publish_lifecycle(const SagaRecord& r, const SagaType& type) {
   Context ctx = step_context(r, false, std::chrono::milliseconds(0));
   ctx.message_id = MessageId::generate();
   Status st;
   switch (r.status) {
     case SagaStatus::running:
-  if (!r.tracestate.empty()) ctx.headers.set(wire::kTracestate, r.tracestate);
       st = mediator_.publish(SagaStarted{r.id, r.type}, ctx);
       break;
     case SagaStatus::completed:

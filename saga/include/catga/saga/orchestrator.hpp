@@ -103,12 +103,12 @@ class SagaOrchestrator {
   Drive drive_once(StoredSaga& stored, const SagaType& type);
   bool persist(StoredSaga& stored);
   Context step_context(const SagaRecord& r, bool compensation, std::chrono::milliseconds timeout) const;
-  void pause(std::chrono::milliseconds d);
-  void publish_lifecycle(const SagaRecord& r, const SagaType& type);
-
   // Runs a step's action or compensation with its context, inside a
   // "saga_step" span when the mediator has a span sink.
   Status traced_step(const SagaRecord& r, const SagaStep& step, bool compensation, FunctionRef<Status(Context)> run);
+  void pause(std::chrono::milliseconds d);
+  void publish_lifecycle(const SagaRecord& r, const SagaType& type);
+
   Mediator& mediator_;
   std::shared_ptr<SagaStore> store_;
   SagaOptions options_;
