@@ -111,6 +111,7 @@ cleanup() {
   rm -rf "$out"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT  # CTest's timeout: clean up, then go
 cleanup_leftovers() {  # a run killed before its trap ran
   local i
   for ((i = 0; i < POD_COUNT; i++)); do catga_podman rm -f -t 0 "${POD_NAME[$i]}" >/dev/null 2>&1; done
@@ -166,7 +167,7 @@ for name in $env_names; do
     fail "the chart sets $name, which order-flow does not read"
   fi
 done
-echo "chart's env names, all read by order-flow: $env_names"
+echo "chart's env names, checked against order-flow: $env_names"
 
 # --- 3. the pods ------------------------------------------------------------------
 phase "nats and ${POD_COUNT} pods"
@@ -224,20 +225,21 @@ for ((i = 0; i < POD_COUNT; i++)); do
     show_logs "$name"
   fi
 done
+# Readiness never kills a pod; a rollout waits for it. All pods together
+# get the startup probe's budget.
+read -r _ _ s_period s_threshold <<<"${POD_STARTUP[0]}"
+ready_deadline=$((SECONDS + s_period * s_threshold))
 for ((i = 0; i < POD_COUNT; i++)); do
   name="${POD_NAME[$i]}"
   read -r path port period threshold <<<"${POD_READINESS[$i]}"
-  # Readiness never kills a pod; a rollout waits for it. Bounded by the
-  # startup probe's budget.
-  read -r _ _ s_period s_threshold <<<"${POD_STARTUP[$i]}"
   ready=0
-  for ((n = 0; n <= s_period * s_threshold / period; n++)); do
+  while :; do
     if probe_ok "${ip[$name]}" "$path" "$port"; then ready=1; break; fi
-    running "$name" || break
+    if ! running "$name" || ((SECONDS >= ready_deadline)); then break; fi
     sleep "$period"
   done
   if ((!ready)); then
-    fail "$name: readiness probe $path on port $port: $(curl -s --max-time 3 "http://${ip[$name]}:$port$path")"
+    fail "$name: readiness probe $path on port $port: HTTP $(http_code "${ip[$name]}:$port" "$path") $(curl -s --max-time 3 "http://${ip[$name]}:$port$path")"
     show_logs "$name"
   fi
   read -r path port _ _ <<<"${POD_LIVENESS[$i]}"
