@@ -322,6 +322,10 @@ TEST_CASE("keyed events: unordered groups still get them; a foreign client publi
                         std::lock_guard lock(mu);
                         ordered_seen.push_back(e.key + "#" + std::to_string(e.n));
                       }).value();
+  // All types of a group in one call: a second ordered subscription of the group is refused.
+  auto second = m.subscribe_ordered<ordered::KeyedB>({.group = "ord"}, [](const ordered::KeyedB&) {});
+  REQUIRE_FALSE(second);
+  CHECK(second.error().code == catga::errc::validation);
   REQUIRE(m.publish(ordered::KeyedA{"A-1", 0}));
   // The publisher overrides the key of one message.
   auto ctx = catga::Context::root();

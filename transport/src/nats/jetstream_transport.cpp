@@ -266,6 +266,17 @@ Result<Subscription> JetStreamTransport::subscribe_ordered(const SubscribeOption
                                                            std::vector<TypeHandler> handlers) {
   auto& shared = *state_->shared;
   if (stopped()) return make_error(errc::unavailable, "subscribe: the transport is stopped", false);
+  {
+    // A second member of the same group here would skip the other's types.
+    std::lock_guard lock(state_->mu);
+    for (const auto& g : state_->ordered) {
+      if (g->config().group == options.group) {
+        return make_error(errc::validation, "subscribe_ordered: group '" + options.group +
+                                                "' already has an ordered subscription on this transport; give all "
+                                                "its types to one subscribe_ordered call");
+      }
+    }
+  }
   OrderedGroup::Config cfg;
   cfg.group = options.group;
   cfg.retry = options.retry;

@@ -388,6 +388,10 @@ Status OrderedGroup::dispatch(Delivery& d) {
     if (h.type == type) return h.handler(d);
   }
   // Another keyed type on this partition that this group does not consume.
+  if (skipped_.fetch_add(1, std::memory_order_relaxed) == 0) {
+    log().info("catga.nats ordered group '{}' skips keyed events it does not subscribe (first: '{}')", config_.group,
+               type);
+  }
   return {};
 }
 

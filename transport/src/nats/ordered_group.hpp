@@ -99,6 +99,7 @@ class OrderedGroup : public std::enable_shared_from_this<OrderedGroup> {
   std::string token_;  // the group as a KV key / consumer name token
   std::chrono::milliseconds lease_;
 
+  std::atomic<std::uint64_t> skipped_{0};  // deliveries of keyed types not subscribed here
   std::map<std::uint32_t, Owned> owned_;  // coordinator thread (and stop, after it ended)
   std::map<std::string, Seen> seen_;
   std::uint64_t beat_ = 0;
