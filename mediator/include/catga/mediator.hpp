@@ -270,6 +270,13 @@ class Mediator {
   // Consumes E from the transport as a member of options.group, running the
   // pipeline of E around `handler`. Malformed or mistyped messages fail with
   // non-retryable errors, so the transport dead-letters them.
+  // Lifetimes: the handler runs this mediator's pipeline, so the mediator
+  // (and the transport) must outlive the Subscription: stop or destroy the
+  // subscriptions first (declare them after the mediator), as with serve().
+  //
+  //   catga::Mediator m;                     // first: destroyed last
+  //   m.attach(*transport);
+  //   auto sub = m.subscribe<OrderPlaced>({.group = "billing"}, on_placed).value();
   template <Event E, class H>
   Result<Subscription> subscribe(SubscribeOptions options, H handler);
 
