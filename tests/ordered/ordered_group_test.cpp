@@ -221,6 +221,50 @@ TEST_CASE("a member frozen (SIGSTOP) past its lease: the other takes its partiti
   CHECK(taken_over > 0);
 }
 
+TEST_CASE("handlers longer than the lease while partitions move to a new member: never on two members at once") {
+  constexpr int kKeys = 32;
+  catga::test::NatsServer server;
+  const fs::path dir = server.directory();
+  auto start = [&](const std::string& name, std::vector<std::string> extra) {
+    std::vector<std::string> args{ORDERED_WORKER, "--url", server.url(), "--name", name, "--effects",
+                                  (dir / (name + ".txt")).string(), "--ready", (dir / (name + ".ready")).string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto p = std::make_unique<fault::ChildProcess>(args, (dir / (name + ".log")).string());
+    REQUIRE_MESSAGE(catga::test::wait_for([&] { return fs::exists(dir / (name + ".ready")); }, 60s), p->log());
+    return p;
+  };
+  // 8 s per event, longer than partition_lease (6 s): w1 is mid-handler in
+  // every partition when w2 joins and half of them move.
+  auto w1 = start("w1", {"--handle-ms-fixed", "8000"});
+  auto publisher = transport_at(server, "publisher");
+  std::atomic<int> failures{0};
+  publish_rounds(*publisher, kKeys, 1, 0ms, &failures);
+  REQUIRE(failures.load() == 0);
+  std::this_thread::sleep_for(1s);
+  auto w2 = start("w2", {});
+  auto all = [&] {
+    auto r = ordered::read_records((dir / "w1.txt").string());
+    auto r2 = ordered::read_records((dir / "w2.txt").string());
+    r.insert(r.end(), r2.begin(), r2.end());
+    return r;
+  };
+  ordered::Verdict v;
+  const bool complete = catga::test::wait_for(
+      [&] {
+        v = ordered::check(all(), kKeys, 1, kPartitions);
+        return v.missing == 0;
+      },
+      120s);
+  std::this_thread::sleep_for(2s);
+  v = ordered::check(all(), kKeys, 1, kPartitions);
+  MESSAGE("ordered slow handlers: " << ordered::describe(v) << "; w2 ran "
+                                    << ordered::read_records((dir / "w2.txt").string()).size());
+  CHECK_MESSAGE(complete, w1->log() << w2->log());
+  CHECK(v.violations.empty());
+  CHECK(v.repeats == 0);  // each ran once: w1 finished before handing over
+  CHECK(ordered::read_records((dir / "w2.txt").string()).size() > 0);
+}
+
 TEST_CASE("one member with 8 workers: keys run in parallel, each key in order and one at a time") {
   constexpr int kKeys = 300, kEvents = 40;
   catga::test::NatsServer server;

@@ -5,8 +5,10 @@
 // CLOCK_MONOTONIC, shared by every process of the machine.
 //
 //   ordered_worker --url nats://127.0.0.1:4222 --name w1 --effects w1.txt --ready w1.ready
-//                  [--workers 1] [--handle-us 2000] [--stall-after N]
+//                  [--workers 1] [--handle-us 2000] [--handle-ms-fixed N] [--stall-after N]
 //
+// --handle-us U: each handler sleeps a random 0..2U us; --handle-ms-fixed N:
+//   exactly N ms instead.
 // --stall-after N: after N effects every handler blocks before its effect
 //   (and <effects>.stalled appears), holding its partitions until killed.
 // SIGTERM: graceful stop (subscription, then transport), exit 0.
@@ -46,6 +48,7 @@ int main(int argc, char** argv) {
   std::size_t workers = 1;
   int handle_us = 2000;
   long stall_after = -1;
+  int handle_ms_fixed = -1;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--url") url = v;
@@ -55,6 +58,7 @@ int main(int argc, char** argv) {
     else if (k == "--workers") workers = std::stoul(v);
     else if (k == "--handle-us") handle_us = std::stoi(v);
     else if (k == "--stall-after") stall_after = std::stol(v);
+    else if (k == "--handle-ms-fixed") handle_ms_fixed = std::stoi(v);
     else {
       std::cerr << "unknown argument " << k << "\n";
       return 2;
@@ -84,7 +88,11 @@ int main(int argc, char** argv) {
   auto effect = [&](const std::string& key, int n) {
     const auto start = monotonic_ns();
     thread_local std::mt19937 rng(std::random_device{}());
-    if (handle_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(rng() % (2 * handle_us + 1)));
+    if (handle_ms_fixed >= 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(handle_ms_fixed));
+    } else if (handle_us > 0) {
+      std::this_thread::sleep_for(std::chrono::microseconds(rng() % (2 * handle_us + 1)));
+    }
     if (stall_after >= 0 && done.load() >= stall_after) {
       std::ofstream(effects + ".stalled") << "stalled\n";
       while (true) std::this_thread::sleep_for(std::chrono::seconds(1));

@@ -163,7 +163,6 @@ std::vector<std::string> OrderedGroup::heartbeat() {
     const std::string value = format_members(members);
     auto written = *entry ? kv_->update(key, value, (*entry)->revision) : kv_->create(key, value);
     if (written) {
-      last_beat_ok_ = now;
       std::vector<std::string> live;
       for (const auto& m : members) live.push_back(m.first);
       for (auto it = seen_.begin(); it != seen_.end();) it = members.count(it->first) ? std::next(it) : seen_.erase(it);
@@ -192,34 +191,26 @@ std::string OrderedGroup::owner_of(std::uint32_t partition, const std::vector<st
 
 void OrderedGroup::tick() {
   const auto members = heartbeat();
-  const auto now = Clock::now();
-
+  finish_stopped();
   // Partitions whose consumer was deleted under us (taken over) are gone.
-  std::vector<std::uint32_t> lost, release;
   for (auto& [p, o] : owned_) {
-    if (o.lost->load()) lost.push_back(p);
+    if (!o.stopping && o.lost->load()) begin_stop(p, o, std::chrono::milliseconds(0));
   }
-  if (!lost.empty()) drop(lost, std::chrono::milliseconds(0), false);
-
-  if (members.empty()) {
-    // The bucket does not answer: keep what we own until our leases may
-    // have run out, then let go (somebody else may own them by now).
-    if (now - last_beat_ok_ > lease_ * 3 / 4 && !owned_.empty()) {
-      std::vector<std::uint32_t> all;
-      for (auto& [p, o] : owned_) all.push_back(p);
-      log().warn("catga.nats ordered group '{}': leases not renewable; dropping {} partitions", config_.group,
-                 all.size());
-      drop(all, std::chrono::milliseconds(0), false);
-    }
-    return;
-  }
-
-  lost.clear();
+  // The bucket does not answer: the leases run out (lease_until), and the
+  // consumers stop starting messages by themselves.
+  if (members.empty()) return;
   for (auto& [p, o] : owned_) {
-    if (owner_of(p, members) != member_) {
-      release.push_back(p);
-      continue;
-    }
+    if (!o.stopping && owner_of(p, members) != member_) begin_stop(p, o, state_->options.stop_timeout);
+  }
+  renew();
+  for (std::uint32_t p = 0; p < state_->options.partitions; ++p) {
+    if (owned_.count(p) == 0 && owner_of(p, members) == member_) (void)acquire(p);
+  }
+}
+
+void OrderedGroup::renew() {
+  for (auto& [p, o] : owned_) {
+    if (o.lost->load()) continue;
     const auto asked = Clock::now();
     auto renewed = kv_->update(lease_key(p), member_, o.revision);
     if (renewed) {
@@ -227,16 +218,38 @@ void OrderedGroup::tick() {
       o.lease_until->store((asked + lease_).time_since_epoch().count());
     } else if (renewed.error().code == errc::conflict) {
       log().warn("catga.nats ordered group '{}': lease of partition {} was taken over", config_.group, p);
-      lost.push_back(p);
+      o.lost->store(true);
+      if (!o.stopping) begin_stop(p, o, std::chrono::milliseconds(0));
     } else {
       state_->note_error(renewed.error());
     }
   }
-  if (!lost.empty()) drop(lost, std::chrono::milliseconds(0), false);
-  if (!release.empty()) drop(release, state_->options.stop_timeout, true);
+}
 
-  for (std::uint32_t p = 0; p < state_->options.partitions; ++p) {
-    if (owned_.count(p) == 0 && owner_of(p, members) == member_) (void)acquire(p);
+void OrderedGroup::begin_stop(std::uint32_t partition, Owned& o, std::chrono::milliseconds timeout) {
+  o.stopping = true;
+  o.stopped = std::make_shared<std::atomic<bool>>(false);
+  {
+    std::lock_guard lock(mu_);
+    visible_.erase(partition);
+  }
+  o.stopper = std::thread([consumer = o.consumer, done = o.stopped, timeout] {
+    name_this_thread("catga-ordered");
+    consumer->stop(timeout);
+    done->store(true);
+  });
+}
+
+void OrderedGroup::finish_stopped() {
+  for (auto it = owned_.begin(); it != owned_.end();) {
+    auto& o = it->second;
+    if (!o.stopping || !o.stopped->load()) {
+      ++it;
+      continue;
+    }
+    if (o.stopper.joinable()) o.stopper.join();
+    if (!o.lost->load()) (void)kv_->update(lease_key(it->first), std::string(kReleased), o.revision);
+    it = owned_.erase(it);
   }
 }
 
@@ -257,8 +270,10 @@ bool OrderedGroup::acquire(std::uint32_t partition) {
     if (taken.error().code != errc::conflict) state_->note_error(taken.error());
     return false;
   }
-  Owned owned{*taken, nullptr, std::make_shared<std::atomic<bool>>(false),
-              std::make_shared<std::atomic<std::int64_t>>((asked + lease_).time_since_epoch().count())};
+  Owned owned;
+  owned.revision = *taken;
+  owned.lost = std::make_shared<std::atomic<bool>>(false);
+  owned.lease_until = std::make_shared<std::atomic<std::int64_t>>((asked + lease_).time_since_epoch().count());
   auto consumer = open_partition(partition, *taken, owned);
   if (!consumer) {
     state_->note_error(consumer.error());
@@ -266,7 +281,7 @@ bool OrderedGroup::acquire(std::uint32_t partition) {
     return false;
   }
   owned.consumer = *consumer;
-  owned_[partition] = owned;
+  owned_[partition] = std::move(owned);
   std::lock_guard lock(mu_);
   visible_[partition] = *consumer;
   return true;
@@ -346,26 +361,6 @@ Result<std::shared_ptr<PullConsumer>> OrderedGroup::open_partition(std::uint32_t
   return pc;
 }
 
-void OrderedGroup::drop(std::vector<std::uint32_t> partitions, std::chrono::milliseconds timeout, bool release) {
-  std::vector<std::pair<std::uint32_t, Owned>> going;
-  for (auto p : partitions) {
-    auto it = owned_.find(p);
-    if (it == owned_.end()) continue;
-    going.emplace_back(p, std::move(it->second));
-    owned_.erase(it);
-  }
-  {
-    std::lock_guard lock(mu_);
-    for (auto p : partitions) visible_.erase(p);
-  }
-  // All at once: each waits for its own messages to finish.
-  std::vector<std::thread> stoppers;
-  for (auto& g : going) stoppers.emplace_back([&g, timeout] { g.second.consumer->stop(timeout); });
-  for (auto& t : stoppers) t.join();
-  if (!release) return;
-  for (auto& [p, o] : going) (void)kv_->update(lease_key(p), std::string(kReleased), o.revision);
-}
-
 void OrderedGroup::leave() {
   const std::string key = token_ + ".members";
   for (int round = 0; round < 5; ++round) {
@@ -406,9 +401,21 @@ void OrderedGroup::stop(std::chrono::milliseconds timeout) noexcept {
     }
     cv_.notify_all();
     if (coordinator_.joinable()) coordinator_.join();
-    std::vector<std::uint32_t> all;
-    for (auto& [p, o] : owned_) all.push_back(p);
-    drop(all, timeout, true);
+    for (auto& [p, o] : owned_) {
+      if (!o.stopping) begin_stop(p, o, timeout);
+    }
+    // The leases stay renewed until every consumer has stopped (handlers
+    // still running are awaited), then are released.
+    auto next_renewal = Clock::now() + lease_ / 4;
+    while (!owned_.empty()) {
+      finish_stopped();
+      if (owned_.empty()) break;
+      if (Clock::now() >= next_renewal) {
+        renew();
+        next_renewal = Clock::now() + lease_ / 4;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
     leave();
     log().info("catga.nats member {} left ordered group '{}'", member_, config_.group);
   } catch (...) {

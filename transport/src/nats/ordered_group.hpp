@@ -71,6 +71,11 @@ class OrderedGroup : public std::enable_shared_from_this<OrderedGroup> {
     std::shared_ptr<PullConsumer> consumer;
     std::shared_ptr<std::atomic<bool>> lost;
     std::shared_ptr<std::atomic<std::int64_t>> lease_until;  // steady ns
+    // Stopping (released or lost): the consumer stops on `stopper` while the
+    // lease is still renewed, so a slow handler never outlives it.
+    bool stopping = false;
+    std::shared_ptr<std::atomic<bool>> stopped;
+    std::thread stopper;
   };
   struct Seen {
     std::uint64_t beat = 0;
@@ -84,9 +89,12 @@ class OrderedGroup : public std::enable_shared_from_this<OrderedGroup> {
   std::string owner_of(std::uint32_t partition, const std::vector<std::string>& members) const;
   bool acquire(std::uint32_t partition);
   Result<std::shared_ptr<PullConsumer>> open_partition(std::uint32_t partition, std::uint64_t epoch, const Owned& owned);
-  // Stops these partitions' consumers at once (each up to `timeout`), then
-  // marks their leases released when `release`.
-  void drop(std::vector<std::uint32_t> partitions, std::chrono::milliseconds timeout, bool release);
+  // Starts stopping a partition's consumer (up to `timeout`) on its own thread.
+  void begin_stop(std::uint32_t partition, Owned& owned, std::chrono::milliseconds timeout);
+  // Renews the leases of the partitions not lost (a conflict marks one lost).
+  void renew();
+  // Partitions whose consumer stopped: joined, lease released unless lost, forgotten.
+  void finish_stopped();
   void leave();
   Status dispatch(Delivery& d);
   std::string lease_key(std::uint32_t partition) const;
@@ -100,10 +108,9 @@ class OrderedGroup : public std::enable_shared_from_this<OrderedGroup> {
   std::chrono::milliseconds lease_;
 
   std::atomic<std::uint64_t> skipped_{0};  // deliveries of keyed types not subscribed here
-  std::map<std::uint32_t, Owned> owned_;  // coordinator thread (and stop, after it ended)
+  std::map<std::uint32_t, Owned> owned_;  // coordinator thread (and stop(), after it ended)
   std::map<std::string, Seen> seen_;
   std::uint64_t beat_ = 0;
-  std::chrono::steady_clock::time_point last_beat_ok_{};
 
   mutable std::mutex mu_;  // guards stopping_ and a copy of the owned consumers for health()
   std::condition_variable cv_;
