@@ -161,7 +161,8 @@ catga::Status Host::start_services() {
   // service that is not up yet in a one-process run.
   if (all || role == "inventory") {
     for (int i = 1; i <= replicas; ++i) {
-      inventories_.push_back(std::make_unique<InventoryService>(env(name("inventory", i))));
+      auto catalog = settings_.catalog.empty() ? default_catalog() : settings_.catalog;
+      inventories_.push_back(std::make_unique<InventoryService>(env(name("inventory", i)), std::move(catalog)));
       if (auto s = inventories_.back()->start(); !s) return s;
     }
   }

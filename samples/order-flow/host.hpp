@@ -46,6 +46,8 @@ struct HostSettings {
   std::string data_dir;
   OrderServiceOptions order{};
   PaymentOptions payment{};
+  // Inventory's SKUs and their initial stock; empty: default_catalog().
+  std::vector<std::pair<std::string, int>> catalog;
   HttpLimits http{};
 };
 
