@@ -1,6 +1,7 @@
 #include "catga/wire.hpp"
 
 #include <charconv>
+#include <cstdio>
 #include <cstdint>
 #include <cstring>
 
@@ -152,10 +153,23 @@ void write_headers(const Context& ctx, std::string_view type,
   }
 }
 
+namespace {
+// What a header name may hold (catga's senders check the same): visible
+// ASCII (! to ~) except ':', at least one character.
+bool valid_header_name(std::string_view k) noexcept {
+  if (k.empty()) return false;
+  for (unsigned char c : k) {
+    if (c < 0x21 || c > 0x7e || c == ':') return false;
+  }
+  return true;
+}
+}  // namespace
+
 Result<Context> read_context(HeaderEach each, std::optional<std::string_view>* type_out, int* version_out) {
   Context ctx;
   std::optional<std::string_view> id_text, type, correlation, causation, traceparent, timeout, original, version;
   bool replayed = false;
+  std::optional<std::string_view> bad_name;
   std::size_t user_headers = 0, user_bytes = 0;
   each([&](std::string_view k, std::string_view v) {
     auto first = [&](std::optional<std::string_view>& slot) {
@@ -176,6 +190,9 @@ Result<Context> read_context(HeaderEach each, std::optional<std::string_view>* t
         ++user_headers;
         user_bytes += k.size() + v.size();
         if (user_headers > kMaxUserHeaders || user_bytes > kMaxUserHeaderBytes) break;
+        // A name catga would refuse to send (not visible ASCII, or with ':')
+        // cannot be passed on either: the message is refused below.
+        if (!bad_name && !valid_header_name(k)) bad_name = k.substr(0, 64);
         if (k == kReplayed) replayed = true;
         // The last value, like the copy kept in ctx.headers: a message
         // re-encoded from this context is read with the same id.
@@ -193,6 +210,21 @@ Result<Context> read_context(HeaderEach each, std::optional<std::string_view>* t
                                            std::to_string(kMaxUserHeaderBytes) + " bytes)");
   }
 
+  if (bad_name) {
+    ctx.headers = {};
+    std::string shown;
+    for (unsigned char c : *bad_name) {
+      if (c >= 0x21 && c <= 0x7e) {
+        shown.push_back(static_cast<char>(c));
+      } else {
+        char hex[8];
+        std::snprintf(hex, sizeof hex, "\\x%02x", c);
+        shown += hex;
+      }
+    }
+    return make_error(errc::malformed,
+                      "invalid header name '" + shown + "': visible ASCII without ':' is expected");
+  }
   if (!id_text) return make_error(errc::malformed, "missing header Nats-Msg-Id");
   auto id = MessageId::parse(*id_text);
   if (!id) return make_error(errc::malformed, "invalid Nats-Msg-Id (1-64 visible ASCII characters, ! to ~, expected: no space)");
