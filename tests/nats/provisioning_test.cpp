@@ -1,6 +1,10 @@
 // Streams and consumers: created once, checked afterwards, never silently changed.
 #include <doctest/doctest.h>
 
+#include <mutex>
+#include <thread>
+#include <vector>
+
 #include "nats_server.hpp"
 #include "raw_nats.hpp"
 #include "stream_reader.hpp"
@@ -46,6 +50,32 @@ TEST_CASE("provisioning twice, from two instances, is harmless") {
   auto c = nt::make_transport(server, nt::js_options(), "c");  // an existing stream with messages
   catga::test::RawNats raw(server.url());
   CHECK(nt::stream_count(raw, "CATGA_EVENTS") == 1);
+}
+
+TEST_CASE("instances starting at the same moment all provision the streams (a racing create is not an overlap)") {
+  // Seen in a clean-clone run: six sample processes starting together, one
+  // failed with "cannot create stream 'CATGA_DLQ': its subjects overlap
+  // another stream's" — the other stream was the same one, created a moment
+  // earlier by another instance (nats-server answers 10065, not 10058).
+  int failed = 0;
+  std::string first_error;
+  for (int round = 0; round < 20 && failed == 0; ++round) {
+    catga::test::NatsServer server;
+    std::vector<std::thread> starters;
+    std::mutex mu;
+    for (int i = 0; i < 8; ++i) {
+      starters.emplace_back([&, i] {
+        auto t = catga::nats::JetStreamTransport::create(nt::nats_options(server), catga::nats::JetStreamOptions{});
+        if (!t) {
+          std::lock_guard lock(mu);
+          if (failed++ == 0) first_error = t.error().message;
+        }
+        (void)i;
+      });
+    }
+    for (auto& t : starters) t.join();
+  }
+  CHECK_MESSAGE(failed == 0, first_error);
 }
 
 TEST_CASE("an existing stream with another configuration is an error naming the field") {

@@ -104,8 +104,12 @@ Status ensure_stream(jsCtx* js, const std::string& name, const std::vector<std::
       log().info("catga.nats created stream '{}' ({} storage)", name, options.storage == StorageType::memory ? "memory" : "file");
       return {};
     }
-    // Another process created it in between (with our config or not): look again.
+    // Another process created it in between (with our config or not): look
+    // again. A create racing another instance's create of this same stream
+    // is answered "subjects overlap" (10065) rather than "name in use":
+    // only when the stream is still not there is it another stream's.
     if (jerr == JSStreamNameExistErr) continue;
+    if (jerr == JSStreamSubjectOverlapErr && round < 2) continue;
     if (jerr == JSStreamSubjectOverlapErr) {
       return make_error(errc::conflict, "cannot create stream '" + name + "': its subjects overlap another stream's (" +
                                             to_error(s, jerr, "add stream").message + ")");
