@@ -10,6 +10,7 @@ namespace {
 constexpr std::size_t kBuckets = Metrics::kBucketNanos.size();
 constexpr int kCounter = 0;
 constexpr int kGauge = 1;
+constexpr int kHistogram = 2;
 
 constexpr std::string_view kHandled = "catga_messages_handled_total";
 constexpr std::string_view kFailed = "catga_messages_failed_total";
@@ -82,6 +83,7 @@ struct Metrics::Series {
   std::string label_text;  // `{a="b",c="d"}` or empty
   MetricCounter counter;
   MetricGauge gauge;
+  std::unique_ptr<MetricHistogram> histogram;  // histograms only
   std::function<double()> read;  // callback gauges
 };
 
@@ -201,6 +203,7 @@ Metrics::Series& Metrics::series(std::string_view name, std::string_view help, i
   Series& s = *family->series.back();
   s.labels = labels;
   s.label_text = std::move(label_text);
+  if (kind == kHistogram) s.histogram = std::make_unique<MetricHistogram>();
   return s;
 }
 
@@ -210,6 +213,10 @@ MetricCounter& Metrics::counter(std::string_view name, std::string_view help, co
 
 MetricGauge& Metrics::gauge(std::string_view name, std::string_view help, const MetricLabels& labels) {
   return series(name, help, kGauge, labels).gauge;
+}
+
+MetricHistogram& Metrics::histogram(std::string_view name, std::string_view help, const MetricLabels& labels) {
+  return *series(name, help, kHistogram, labels).histogram;
 }
 
 void Metrics::gauge_callback(std::string_view name, std::string_view help, const MetricLabels& labels,
@@ -272,7 +279,27 @@ std::string Metrics::render_prometheus() const {
   }
 
   for (const auto& f : families_) {
-    append_header(out, f->name, f->help, f->kind == kCounter ? "counter" : "gauge");
+    append_header(out, f->name, f->help,
+                  f->kind == kCounter ? "counter" : f->kind == kGauge ? "gauge" : "histogram");
+    if (f->kind == kHistogram) {
+      for (const auto& s : f->series) {
+        // `{a="b",` or `{`: the le label follows.
+        std::string open = s->label_text.empty() ? "{" : s->label_text.substr(0, s->label_text.size() - 1) + ",";
+        const MetricHistogram& h = *s->histogram;
+        std::uint64_t cumulative = 0;
+        for (std::size_t b = 0; b <= kBuckets; ++b) {
+          cumulative += h.bucket(b);
+          out.append(f->name).append("_bucket").append(open).append("le=\"");
+          out.append(b < kBuckets ? kBucketLabels[b] : std::string_view("+Inf")).append("\"} ");
+          out.append(std::to_string(cumulative)).append("\n");
+        }
+        out.append(f->name).append("_sum").append(s->label_text).append(" ");
+        append_double(out, static_cast<double>(h.sum_ns()) / 1e9);
+        out.append("\n").append(f->name).append("_count").append(s->label_text).append(" ");
+        out.append(std::to_string(cumulative)).append("\n");
+      }
+      continue;
+    }
     for (const auto& s : f->series) {
       out.append(f->name).append(s->label_text).append(" ");
       if (f->kind == kCounter) {

@@ -176,3 +176,27 @@ TEST_CASE("Metrics: concurrent recording loses nothing") {
   CHECK(metrics.failed("PlaceOrder", "boom") == kThreads * kEach / 5);
   CHECK(metrics.bucket("PlaceOrder", 5) == kThreads * kEach);  // le 0.001
 }
+
+TEST_CASE("Metrics: custom histograms render cumulative buckets, _sum and _count, with and without labels") {
+  catga::Metrics m;
+  auto& lat = m.histogram("catga_publish_duration_seconds", "Publish until stored", {{"type", "X"}});
+  lat.observe(20us);   // bucket le=0.00005
+  lat.observe(20us);
+  lat.observe(3ms);    // le=0.005
+  lat.observe(30s);    // above every bound
+  CHECK(&m.histogram("catga_publish_duration_seconds", "", {{"type", "X"}}) == &lat);
+  CHECK(lat.count() == 4);
+  m.histogram("plain_seconds", "No labels").observe(1ms);
+  const auto text = m.render_prometheus();
+  CHECK(text.find("# TYPE catga_publish_duration_seconds histogram\n") != std::string::npos);
+  CHECK(text.find("catga_publish_duration_seconds_bucket{type=\"X\",le=\"0.00001\"} 0\n") != std::string::npos);
+  CHECK(text.find("catga_publish_duration_seconds_bucket{type=\"X\",le=\"0.00005\"} 2\n") != std::string::npos);
+  CHECK(text.find("catga_publish_duration_seconds_bucket{type=\"X\",le=\"0.005\"} 3\n") != std::string::npos);
+  CHECK(text.find("catga_publish_duration_seconds_bucket{type=\"X\",le=\"10\"} 3\n") != std::string::npos);
+  CHECK(text.find("catga_publish_duration_seconds_bucket{type=\"X\",le=\"+Inf\"} 4\n") != std::string::npos);
+  CHECK(text.find("catga_publish_duration_seconds_sum{type=\"X\"} 30.00304\n") != std::string::npos);
+  CHECK(text.find("catga_publish_duration_seconds_count{type=\"X\"} 4\n") != std::string::npos);
+  CHECK(text.find("plain_seconds_bucket{le=\"0.001\"} 1\n") != std::string::npos);
+  CHECK(text.find("plain_seconds_count 1\n") != std::string::npos);
+  CHECK_THROWS_AS(m.counter("plain_seconds", "now a counter"), catga::Exception);
+}
