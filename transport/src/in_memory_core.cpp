@@ -39,6 +39,12 @@ class ItemDelivery final : public Delivery {
 Status call_event_handler(Member& m, const QueueItem& item) noexcept {
   ItemDelivery d(*item.message, item.deliveries);
   try {
+    if (!m.typed.empty()) {
+      for (auto& t : m.typed) {
+        if (t.type == item.message->type) return t.handler(d);
+      }
+      return {};  // not reached: an ordered group is fed only its own types
+    }
     return m.on_event(d);
   } catch (...) {
     return error_from_current_exception();
@@ -124,8 +130,40 @@ InMemoryCore::~InMemoryCore() {
   }
 }
 
+std::string_view InMemoryCore::key_of(const QueueItem& item) noexcept {
+  return item.message->headers.get(wire::kOrderingKey).value_or(std::string_view{});
+}
+
+std::size_t InMemoryCore::next_ready(const Group& g) const {
+  if (!g.ordered) return 0;
+  // The oldest item of a key that is not held back. An older item of the
+  // same key, if any, would have been found first: keys never overtake.
+  for (std::size_t i = 0; i < g.ready.size(); ++i) {
+    if (g.busy.find(key_of(g.ready[i])) == g.busy.end()) return i;
+  }
+  return g.ready.size();
+}
+
+void InMemoryCore::release_key(Group& g, const QueueItem& item) {
+  if (!g.ordered) return;
+  if (auto it = g.busy.find(key_of(item)); it != g.busy.end()) g.busy.erase(it);
+}
+
+void InMemoryCore::requeue(Group& g, QueueItem item) {
+  if (!g.ordered) {
+    g.ready.push_back(std::move(item));
+    return;
+  }
+  // Every later item of its key is still in `ready` (the key was busy), so
+  // at the front it runs before them; other keys are not affected.
+  release_key(g, item);
+  g.ready.push_front(std::move(item));
+}
+
 void InMemoryCore::pump(Group& g) {
-  while (!g.ready.empty() && !g.members.empty()) {
+  while (!g.members.empty()) {
+    const std::size_t next = next_ready(g);
+    if (next >= g.ready.size()) return;
     const std::size_t n = g.members.size();
     Member* target = nullptr;
     for (std::size_t i = 0; i < n; ++i) {
@@ -137,8 +175,10 @@ void InMemoryCore::pump(Group& g) {
       }
     }
     if (target == nullptr) return;  // every member busy; the next free one pumps again
-    target->inbox.push_back(std::move(g.ready.front()));
-    g.ready.pop_front();
+    auto item = g.ready.begin() + static_cast<std::ptrdiff_t>(next);
+    if (g.ordered) g.busy.emplace(key_of(*item));
+    target->inbox.push_back(std::move(*item));
+    g.ready.erase(item);
     --target->idle;
     ++g.in_flight;
     target->cv.notify_one();
@@ -152,6 +192,7 @@ void InMemoryCore::settle_event() noexcept {
 void InMemoryCore::finish_event(Group& g, const Member& m, QueueItem item, Status status) {
   --g.in_flight;
   if (status) {
+    release_key(g, item);
     ++g.acked;
     settle_event();
     return;
@@ -163,15 +204,17 @@ void InMemoryCore::finish_event(Group& g, const Member& m, QueueItem item, Statu
     if (error.code == errc::deferred && item.deliveries > 0) --item.deliveries;
     const auto delay = *redeliver;
     if (delay <= std::chrono::milliseconds::zero()) {
-      g.ready.push_back(std::move(item));
+      requeue(g, std::move(item));
       return;
     }
+    // In an ordered group its key stays held back while it waits.
     ++g.delayed;
     auto it = timers.emplace(InMemoryClock::now() + delay, DelayedItem{&g, std::move(item)});
     if (it == timers.begin()) timer_cv.notify_one();  // new earliest deadline
     return;
   }
   ++g.dead_lettered;
+  release_key(g, item);  // its key goes on
   add_dead_letter(g, item, error);
   settle_event();
 }
@@ -180,9 +223,9 @@ void InMemoryCore::add_dead_letter(const Group& g, const QueueItem& item, const 
   const InMemoryMessage& original = *item.message;
   DeadLetter d;
   d.sequence = ++last_dead_letter;
-  d.type = g.type;
+  d.type = g.ordered ? original.type : g.type;
   d.group = g.name;
-  d.message.subject = wire::dead_letter_subject(options.prefix, g.type);
+  d.message.subject = wire::dead_letter_subject(options.prefix, d.type);
   d.message.headers = original.headers;
   d.message.headers.set(wire::kError, error.message);
   d.message.headers.set(wire::kErrorCode, error.code);
@@ -262,36 +305,18 @@ void InMemoryCore::run_timer() noexcept {
     }
     Group& g = *first->second.group;
     --g.delayed;
-    g.ready.push_back(std::move(first->second.item));
+    requeue(g, std::move(first->second.item));
     timers.erase(first);
     pump(g);
   }
 }
 
-Result<Subscription> InMemoryCore::join(bool service, std::string_view type, std::string_view group_name,
-                                        std::size_t workers, RetryPolicy retry, DeliveryHandler on_event,
-                                        RequestHandler on_request) {
-  const char* what = service ? "serve" : "subscribe";
-  if (type.empty()) return make_error(errc::validation, std::string(what) + ": empty message type");
-  if (group_name.empty()) {
-    return make_error(errc::validation, std::string(what) + " '" + std::string(type) +
-                                            "': a consumer group (service) name is required");
-  }
-  if (workers == 0) {
-    return make_error(errc::validation, std::string(what) + " '" + std::string(type) + "': workers must be at least 1");
-  }
-  if (service ? !on_request : !on_event) {
-    return make_error(errc::validation, std::string(what) + " '" + std::string(type) + "': empty handler");
-  }
+Result<Subscription> InMemoryCore::start_member(std::shared_ptr<Member> m, std::size_t workers, std::string_view what,
+                                                const std::function<Group*(Error& error)>& find_group) {
   {
     std::lock_guard lk(mu);
     if (closed) return closed_error();
   }
-
-  auto m = std::make_shared<Member>();
-  m->on_event = std::move(on_event);
-  m->on_request = std::move(on_request);
-  m->retry = std::move(retry);
   m->idle = workers;
   auto self = shared_from_this();
   auto abandon = [&] {
@@ -309,34 +334,102 @@ Result<Subscription> InMemoryCore::join(bool service, std::string_view type, std
     }
   } catch (...) {
     abandon();
-    return make_error(errc::unavailable, std::string(what) + " '" + std::string(type) + "': cannot start worker threads",
-                      true);
+    return make_error(errc::unavailable, std::string(what) + ": cannot start worker threads", true);
   }
 
   std::unique_lock lk(mu);
-  if (closed) {
+  const bool was_closed = closed;
+  Error refused = closed_error();
+  Group* group = was_closed ? nullptr : find_group(refused);
+  if (group == nullptr) {
     lk.unlock();
     abandon();
-    return closed_error();
+    return refused;
   }
-  auto& topics = service ? services : events;
-  auto topic = topics.find(type);
-  if (topic == topics.end()) topic = topics.emplace(std::string(type), Topic{}).first;
-  auto g = topic->second.groups.find(group_name);
-  if (g == topic->second.groups.end()) {
-    auto created = std::make_unique<Group>();
-    created->type = std::string(type);
-    created->name = std::string(group_name);
-    created->service = service;
-    g = topic->second.groups.emplace(std::string(group_name), std::move(created)).first;
-  }
-  Group& group = *g->second;
-  m->group = &group;
-  group.members.push_back(m.get());
+  m->group = group;
+  group->members.push_back(m.get());
   members.push_back(m);
-  pump(group);
+  pump(*group);
   lk.unlock();
   return Subscription(std::make_unique<MemberSubscription>(std::move(self), std::move(m)));
+}
+
+Result<Subscription> InMemoryCore::join(bool service, std::string_view type, std::string_view group_name,
+                                        std::size_t workers, RetryPolicy retry, DeliveryHandler on_event,
+                                        RequestHandler on_request) {
+  const std::string what = std::string(service ? "serve" : "subscribe") + " '" + std::string(type) + "'";
+  if (type.empty()) return make_error(errc::validation, std::string(service ? "serve" : "subscribe") + ": empty message type");
+  if (group_name.empty()) {
+    return make_error(errc::validation, what + ": a consumer group (service) name is required");
+  }
+  if (workers == 0) return make_error(errc::validation, what + ": workers must be at least 1");
+  if (service ? !on_request : !on_event) return make_error(errc::validation, what + ": empty handler");
+
+  auto m = std::make_shared<Member>();
+  m->on_event = std::move(on_event);
+  m->on_request = std::move(on_request);
+  m->retry = std::move(retry);
+  return start_member(std::move(m), workers, what, [&](Error&) -> Group* {
+    auto& topics = service ? services : events;
+    auto topic = topics.find(type);
+    if (topic == topics.end()) topic = topics.emplace(std::string(type), Topic{}).first;
+    auto g = topic->second.groups.find(group_name);
+    if (g == topic->second.groups.end()) {
+      auto created = std::make_unique<Group>();
+      created->type = std::string(type);
+      created->name = std::string(group_name);
+      created->service = service;
+      g = topic->second.groups.emplace(std::string(group_name), std::move(created)).first;
+    }
+    return g->second.get();
+  });
+}
+
+Result<Subscription> InMemoryCore::join_ordered(std::string_view group_name, std::size_t workers, RetryPolicy retry,
+                                                std::vector<TypeHandler> handlers) {
+  const std::string what = "subscribe_ordered '" + std::string(group_name) + "'";
+  if (group_name.empty()) return make_error(errc::validation, "subscribe_ordered: a consumer group name is required");
+  if (workers == 0) return make_error(errc::validation, what + ": workers must be at least 1");
+  if (handlers.empty()) return make_error(errc::validation, what + ": no message types");
+  std::vector<std::string> types;
+  for (const auto& h : handlers) {
+    if (auto v = wire::check_subject(h.type, "message type"); !v) return std::move(v).error();
+    if (!h.handler) return make_error(errc::validation, what + ": empty handler for '" + h.type + "'");
+    types.push_back(h.type);
+  }
+  // Named in the subscription's order, as the JetStream transport does.
+  std::string joined;
+  for (const auto& t : types) joined += (joined.empty() ? "" : ",") + t;
+  std::sort(types.begin(), types.end());
+  if (std::adjacent_find(types.begin(), types.end()) != types.end()) {
+    return make_error(errc::validation, what + ": a message type is named twice");
+  }
+
+  auto m = std::make_shared<Member>();
+  m->typed = std::move(handlers);
+  m->retry = std::move(retry);
+  return start_member(std::move(m), workers, what, [&](Error& refused) -> Group* {
+    auto found = ordered_groups.find(group_name);
+    if (found != ordered_groups.end()) {
+      if (found->second->types == types) return found->second.get();
+      refused = make_error(errc::validation, what + ": its members must all consume the same types (" +
+                                                 found->second->type + "), not " + joined);
+      return nullptr;
+    }
+    auto created = std::make_unique<Group>();
+    created->type = joined;
+    created->name = std::string(group_name);
+    created->ordered = true;
+    created->types = types;
+    Group* g = created.get();
+    ordered_groups.emplace(std::string(group_name), std::move(created));
+    for (const auto& t : types) {
+      auto topic = events.find(t);
+      if (topic == events.end()) topic = events.emplace(t, Topic{}).first;
+      topic->second.ordered.push_back(g);
+    }
+    return g;
+  });
 }
 
 void InMemoryCore::stop_member(const std::shared_ptr<Member>& m) noexcept {
@@ -358,6 +451,7 @@ void InMemoryCore::stop_member(const std::shared_ptr<Member>& m) noexcept {
   // their attempt unchanged: no handler has seen them.
   g.in_flight -= m->inbox.size();
   while (!m->inbox.empty()) {
+    release_key(g, m->inbox.back());
     g.ready.push_front(std::move(m->inbox.back()));
     m->inbox.pop_back();
   }

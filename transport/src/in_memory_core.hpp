@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -14,6 +15,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <set>
 #include <vector>
 
 #include "catga/transport/in_memory.hpp"
@@ -24,6 +26,7 @@ using InMemoryClock = std::chrono::steady_clock;
 
 // A stored message; immutable once published, shared by every group's copy.
 struct InMemoryMessage {
+  std::string type;  // events: the message type (ordered groups span several)
   std::string subject;
   Headers headers;
   std::string body;
@@ -48,10 +51,18 @@ struct Member;
 
 // A consumer group (events) or a service queue group (requests). Durable:
 // it lives as long as the transport, with or without members.
+//
+// An ordered group (subscribe_ordered) consumes several types and hands a
+// member the oldest ready item whose ordering key is not `busy` (running,
+// handed over, or waiting for a retry), so a key's items run one at a time,
+// in publish order, while other keys go on.
 struct Group {
-  std::string type;
+  std::string type;  // ordered groups: their types, comma-separated
   std::string name;
   bool service = false;
+  bool ordered = false;
+  std::vector<std::string> types;          // ordered groups: sorted
+  std::set<std::string, std::less<>> busy;  // ordered groups: keys held back
   std::deque<QueueItem> ready;
   std::size_t delayed = 0;
   std::size_t in_flight = 0;
@@ -70,6 +81,7 @@ struct Group {
 struct Member {
   Group* group = nullptr;
   DeliveryHandler on_event;
+  std::vector<TypeHandler> typed;  // ordered groups: a handler per type
   RequestHandler on_request;
   RetryPolicy retry;
   std::condition_variable cv;  // inbox filled or stopping
@@ -85,6 +97,7 @@ struct Member {
 struct Topic {
   std::uint64_t last_sequence = 0;
   std::map<std::string, std::unique_ptr<Group>, std::less<>> groups;
+  std::vector<Group*> ordered;  // ordered groups of this type (owned by the core)
 };
 
 struct DelayedItem {
@@ -103,6 +116,9 @@ struct InMemoryCore : std::enable_shared_from_this<InMemoryCore> {
   // Adds a member to group `group` of `type`; exactly one handler is set.
   Result<Subscription> join(bool service, std::string_view type, std::string_view group, std::size_t workers,
                             RetryPolicy retry, DeliveryHandler on_event, RequestHandler on_request);
+  // Adds a member to ordered group `group` of the handlers' types.
+  Result<Subscription> join_ordered(std::string_view group, std::size_t workers, RetryPolicy retry,
+                                    std::vector<TypeHandler> handlers);
   // Stops deliveries to `m`, returns its unstarted items to the group and
   // waits for its workers (except the calling thread, if it is one).
   void stop_member(const std::shared_ptr<Member>& m) noexcept;
@@ -110,13 +126,25 @@ struct InMemoryCore : std::enable_shared_from_this<InMemoryCore> {
 
   // --- with `mu` held -------------------------------------------------------
   void pump(Group& g);
+  // The index in g.ready of the item to hand out next, or g.ready.size().
+  std::size_t next_ready(const Group& g) const;
+  // Back into g.ready, as the next of its key (ordered) or at the end.
+  void requeue(Group& g, QueueItem item);
+  // Ordered groups: the item's key is no longer held back.
+  void release_key(Group& g, const QueueItem& item);
   void finish_event(Group& g, const Member& m, QueueItem item, Status status);
   void finish_request(Group& g, QueueItem& item, std::string reply);
   void add_dead_letter(const Group& g, const QueueItem& item, const Error& error);
   void settle_event() noexcept;
   void drop_service_backlog(Group& g);
   GroupStats stats_of(const Group& g) const;
+  // The ordering key of an item of an ordered group ("" when it has none).
+  static std::string_view key_of(const QueueItem& item) noexcept;
 
+  // Starts m's worker threads and adds it to the group found or made by
+  // `find_group` (called with `mu` held; returns null with `error` set to refuse).
+  Result<Subscription> start_member(std::shared_ptr<Member> m, std::size_t workers, std::string_view what,
+                                    const std::function<Group*(Error& error)>& find_group);
   void run_worker(const std::shared_ptr<Member>& m) noexcept;
   void run_timer() noexcept;
 
@@ -126,6 +154,7 @@ struct InMemoryCore : std::enable_shared_from_this<InMemoryCore> {
   bool closed = false;
   std::map<std::string, Topic, std::less<>> events;
   std::map<std::string, Topic, std::less<>> services;
+  std::map<std::string, std::unique_ptr<Group>, std::less<>> ordered_groups;  // by group name
   std::vector<std::shared_ptr<Member>> members;  // live ones
   std::vector<PendingRequest*> waiting_requests;
 

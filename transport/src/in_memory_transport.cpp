@@ -57,13 +57,19 @@ Status InMemoryCore::store_event(std::string_view type, std::shared_ptr<InMemory
   for (const auto& [name, g] : topic->second.groups) {
     if (g->unfinished() >= options.max_pending) return full_error(*g, options.max_pending);
   }
-  message->sequence = ++topic->second.last_sequence;
-  std::shared_ptr<const InMemoryMessage> shared = std::move(message);
-  for (auto& [name, g] : topic->second.groups) {
-    g->ready.push_back(QueueItem{shared, 0, nullptr});
-    ++outstanding;
-    pump(*g);
+  for (const Group* g : topic->second.ordered) {
+    if (g->unfinished() >= options.max_pending) return full_error(*g, options.max_pending);
   }
+  message->sequence = ++topic->second.last_sequence;
+  message->type = std::string(type);
+  std::shared_ptr<const InMemoryMessage> shared = std::move(message);
+  auto store_in = [&](Group& g) {
+    g.ready.push_back(QueueItem{shared, 0, nullptr});
+    ++outstanding;
+    pump(g);
+  };
+  for (auto& [name, g] : topic->second.groups) store_in(*g);
+  for (Group* g : topic->second.ordered) store_in(*g);
   return {};
 }
 
@@ -150,6 +156,11 @@ Result<Subscription> InMemoryTransport::subscribe(std::string_view type, const S
   return core_->join(false, type, options.group, options.workers, options.retry, std::move(handler), {});
 }
 
+Result<Subscription> InMemoryTransport::subscribe_ordered(const SubscribeOptions& options,
+                                                          std::vector<TypeHandler> handlers) {
+  return core_->join_ordered(options.group, options.workers, options.retry, std::move(handlers));
+}
+
 Result<std::string> InMemoryTransport::request(const OutboundMessage& message) {
   if (auto v = wire::check_subject(message.info.name, "message type"); !v) return std::move(v).error();
   auto core = core_;  // keeps the state alive while this thread waits
@@ -230,6 +241,7 @@ std::vector<GroupStats> InMemoryTransport::stats() const {
       for (const auto& [name, g] : topic.groups) out.push_back(core_->stats_of(*g));
     }
   }
+  for (const auto& [name, g] : core_->ordered_groups) out.push_back(core_->stats_of(*g));
   return out;
 }
 
@@ -240,6 +252,13 @@ std::optional<GroupStats> InMemoryTransport::group_stats(std::string_view type, 
     if (topic == topics->end()) continue;
     auto g = topic->second.groups.find(group);
     if (g != topic->second.groups.end()) return core_->stats_of(*g->second);
+  }
+  // An ordered group: by any of its types, or by its comma-separated list.
+  auto g = core_->ordered_groups.find(group);
+  if (g != core_->ordered_groups.end() &&
+      (type == g->second->type ||
+       std::binary_search(g->second->types.begin(), g->second->types.end(), type, std::less<>{}))) {
+    return core_->stats_of(*g->second);
   }
   return std::nullopt;
 }

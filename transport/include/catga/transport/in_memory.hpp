@@ -130,6 +130,14 @@ class InMemoryTransport final : public Transport {
   // handler threads.
   Result<Subscription> subscribe(std::string_view type, const SubscribeOptions& options,
                                  DeliveryHandler handler) override;
+  // Joins the ordered group options.group of the handlers' types: events
+  // with the same Catga-Ordering-Key run one at a time in publish order,
+  // other keys in parallel (docs/transports.md, "Ordered groups"). Members of
+  // one ordered group must name the same types.
+  //
+  //   auto sub = m.subscribe_ordered<OrderPlaced, OrderShipped>({.group = "history", .workers = 4},
+  //                                                             on_placed, on_shipped).value();
+  Result<Subscription> subscribe_ordered(const SubscribeOptions& options, std::vector<TypeHandler> handlers) override;
   // Hands the request to one member of every service serving the type and
   // returns the first reply. Waits until context.deadline, or
   // request_timeout without one.
