@@ -2,15 +2,15 @@
 
 #include <algorithm>
 
+#include "catga/nats/native/error.hpp"
+#include "catga/nats/native/message.hpp"
 #include "catga/wire.hpp"
-#include "error.hpp"
 #include "event_store_impl.hpp"
-#include "message.hpp"
 
 namespace catga::eventsourcing::detail {
 
-using nats::detail::Surface;
-using nats::detail::to_error;
+using nats::native::Surface;
+using nats::native::to_error;
 
 std::string commit_dead_letter_subject(std::string_view prefix, std::string_view store_subject) {
   // <prefix>.es.<type>.<id>: the aggregate type is the token after ".es.".
@@ -27,22 +27,22 @@ std::string commit_dead_letter_subject(std::string_view prefix, std::string_view
 Status dead_letter_commit(EventStore& store, natsMsg* msg, std::string_view consumer, std::uint64_t stream_seq,
                           std::uint64_t deliveries, const Error& error) {
   auto& impl = store.impl();
-  const auto original_subject = nats::detail::subject_of(msg);
+  const auto original_subject = nats::native::subject_of(msg);
   const std::string subject = commit_dead_letter_subject(impl.options.prefix, original_subject);
-  const auto body = nats::detail::body_of(msg);
-  nats::detail::MsgHandle copy;
+  const auto body = nats::native::body_of(msg);
+  nats::native::MsgHandle copy;
   if (natsStatus s = natsMsg_Create(copy.out(), subject.c_str(), nullptr, body.data(), static_cast<int>(body.size()));
       s != NATS_OK) {
     return to_error(s, "create dead-letter copy of commit #" + std::to_string(stream_seq));
   }
   Status hs;
   auto set = [&](std::string_view k, std::string_view v) {
-    if (hs) hs = nats::detail::set_header(copy.get(), k, nats::detail::header_safe(v));
+    if (hs) hs = nats::native::set_header(copy.get(), k, nats::native::header_safe(v));
   };
   // The store's own headers (stream key, version) stay; the commit's id goes
   // to Catga-Original-Msg-Id and no Nats-Expected-* condition is carried over
   // (the dead-letter stream would apply it).
-  nats::detail::for_each_header(msg, [&](std::string_view k, std::string_view v) {
+  nats::native::for_each_header(msg, [&](std::string_view k, std::string_view v) {
     if (k == wire::kMsgId) {
       set(wire::kOriginalMsgId, v);
     } else if (k.substr(0, 14) != "Nats-Expected-") {
@@ -61,7 +61,7 @@ Status dead_letter_commit(EventStore& store, natsMsg* msg, std::string_view cons
   jsPubOptions po;
   jsPubOptions_Init(&po);
   po.MaxWait = std::max<std::int64_t>(impl.options.timeout.count(), 1);
-  nats::detail::PubAckHandle ack;
+  nats::native::PubAckHandle ack;
   jsErrCode jerr = static_cast<jsErrCode>(0);
   const natsStatus s = js_PublishMsg(ack.out(), impl.jet(), copy.get(), &po, &jerr);
   if (s != NATS_OK) return to_error(s, jerr, "store dead letter on '" + subject + "'", Surface::jetstream);

@@ -6,18 +6,18 @@
 
 #include <nlohmann/json.hpp>
 
-#include "ack_reply.hpp"
+#include "catga/nats/ack_reply.hpp"
+#include "catga/nats/native/error.hpp"
+#include "catga/nats/native/message.hpp"
 #include "commit_codec.hpp"
 #include "commit_dead_letter.hpp"
-#include "error.hpp"
 #include "event_store_impl.hpp"
 #include "log.hpp"
-#include "message.hpp"
 
 namespace catga::eventsourcing::detail {
 
-using nats::detail::Surface;
-using nats::detail::to_error;
+using nats::native::Surface;
+using nats::native::to_error;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -29,12 +29,12 @@ Result<std::uint64_t> CommitFeed::next_matching(EventStore& store, const std::st
   auto& impl = store.impl();
   const std::string subject = "$JS.API.STREAM.MSG.GET." + impl.stream_name;
   const std::string body = nlohmann::json{{"seq", from}, {"next_by_subj", filter}}.dump();
-  nats::detail::MsgHandle answer;
+  nats::native::MsgHandle answer;
   const natsStatus s = natsConnection_Request(answer.out(), impl.nc(), subject.c_str(), body.data(),
                                               static_cast<int>(body.size()),
                                               std::max<std::int64_t>(store.options().attempt_timeout.count(), 1));
   if (s != NATS_OK) return to_error(s, "look up the commit after #" + std::to_string(from - 1), Surface::jetstream);
-  const auto j = nlohmann::json::parse(nats::detail::body_of(answer.get()), nullptr, false);
+  const auto j = nlohmann::json::parse(nats::native::body_of(answer.get()), nullptr, false);
   if (j.is_discarded()) return make_error(errc::malformed, "stream message lookup: answer is not JSON");
   if (const auto m = j.find("message"); m != j.end() && m->is_object()) return m->value("seq", std::uint64_t{0});
   if (const auto e = j.find("error"); e != j.end() && e->is_object() && e->value("err_code", 0) == 10037) {
@@ -55,7 +55,7 @@ jsOptions api_options(const EventStore& store) {
 Status CommitFeed::ensure_consumer(EventStore& store, const Config& config, std::uint64_t start_after) {
   auto& impl = store.impl();
   jsOptions jo = api_options(store);
-  nats::detail::ConsumerInfoHandle ci;
+  nats::native::ConsumerInfoHandle ci;
   jsErrCode jerr = static_cast<jsErrCode>(0);
   natsStatus s = js_GetConsumerInfo(ci.out(), impl.jet(), impl.stream_name.c_str(), config.consumer.c_str(), &jo, &jerr);
   if (s == NATS_OK) return {};
@@ -96,7 +96,7 @@ Status CommitFeed::delete_consumer(EventStore& store, const std::string& consume
 Result<std::optional<CommitFeed::Info>> CommitFeed::info(EventStore& store, const std::string& consumer) {
   auto& impl = store.impl();
   jsOptions jo = api_options(store);
-  nats::detail::ConsumerInfoHandle ci;
+  nats::native::ConsumerInfoHandle ci;
   jsErrCode jerr = static_cast<jsErrCode>(0);
   const natsStatus s = js_GetConsumerInfo(ci.out(), impl.jet(), impl.stream_name.c_str(), consumer.c_str(), &jo, &jerr);
   if (s == NATS_NOT_FOUND || jerr == JSConsumerNotFoundErr) return std::optional<Info>();
@@ -117,7 +117,7 @@ void CommitFeed::stop() noexcept {
   stop_ = true;
   if (thread_.joinable()) thread_.join();
   // Pull requests may still be open: the server can still send to the inbox.
-  if (sub_) store_->impl().connection->impl().retire(std::move(sub_), std::chrono::milliseconds(1'000));
+  if (sub_) nats::native::retire(*store_->impl().connection, std::move(sub_), std::chrono::milliseconds(1'000));
 }
 
 CommitFeed::Health CommitFeed::health() const {
@@ -144,15 +144,15 @@ Result<std::unique_ptr<CommitFeed>> CommitFeed::start(std::shared_ptr<EventStore
 
 Status CommitFeed::subscribe_inbox() {
   auto& impl = store_->impl();
-  nats::detail::InboxHandle inbox;
+  nats::native::InboxHandle inbox;
   if (natsStatus s = natsInbox_Create(inbox.out()); s != NATS_OK) return to_error(s, "create inbox");
-  nats::detail::SubscriptionHandle sub;
+  nats::native::SubscriptionHandle sub;
   if (natsStatus s = natsConnection_SubscribeSync(sub.out(), impl.nc(), (std::string(inbox.get()) + ".*").c_str());
       s != NATS_OK) {
     return to_error(s, "subscribe to pull inbox");
   }
   natsSubscription_SetPendingLimits(sub.get(), -1, -1);
-  if (sub_) impl.connection->impl().retire(std::move(sub_), std::chrono::milliseconds(1'000));
+  if (sub_) nats::native::retire(*impl.connection, std::move(sub_), std::chrono::milliseconds(1'000));
   sub_ = std::move(sub);
   inbox_ = inbox.get();
   return {};
@@ -214,36 +214,36 @@ void CommitFeed::collect(std::vector<Delivered>& batch) {
   const std::string current = inbox_ + "." + std::to_string(request_id_);
   int wait_ms = 100;
   while (open_ && static_cast<int>(batch.size()) < config_.batch && !reposition_) {
-    nats::detail::MsgHandle m;
+    nats::native::MsgHandle m;
     if (natsSubscription_NextMsg(m.out(), sub_.get(), wait_ms) != NATS_OK) break;
     wait_ms = 2;
-    const auto subject = nats::detail::subject_of(m.get());
-    const auto reply_subject = nats::detail::reply_of(m.get());
+    const auto subject = nats::native::subject_of(m.get());
+    const auto reply_subject = nats::native::reply_of(m.get());
     if (subject == current) answered_ = true;
     if (reply_subject.empty()) {  // status of a pull request
-      const auto st = nats::detail::get_header(m.get(), "Status");
-      const int code = st ? nats::detail::parse_status_code(*st) : 0;
+      const auto st = nats::native::get_header(m.get(), "Status");
+      const int code = st ? nats::parse_status_code(*st) : 0;
       if (code == 100 || subject != current) continue;
       open_ = false;
       // The consumer was deleted (its inactivity threshold, an operator):
       // an ordered feed creates it again after the last commit it took.
-      const auto why = nats::detail::get_header(m.get(), "Description");
+      const auto why = nats::native::get_header(m.get(), "Description");
       if (config_.ordered && (code == 503 || (code == 409 && why && *why == "Consumer Deleted"))) reposition_ = true;
       break;
     }
     // A delivery carries the stored message's subject, not the request's.
     if (--remaining_ <= 0) open_ = false;
-    const auto meta = nats::detail::parse_ack_reply(reply_subject);
+    const auto meta = nats::parse_ack_reply(reply_subject);
     const std::uint64_t seq = meta ? meta->stream_seq : 0;
     if (config_.ordered && meta && !in_order(seq, meta->consumer_seq)) break;
-    auto c = decode_commit(nats::detail::body_of(m.get()), seq, impl.upcasters());
+    auto c = decode_commit(nats::native::body_of(m.get()), seq, impl.upcasters());
     const Status usable = !c ? Status(c.error()) : config_.accept ? config_.accept(*c) : Status{};
     if (!usable) {
       if (!park(m.get(), reply_subject, seq, meta ? meta->delivered : 1, usable.error())) break;
       continue;
     }
     std::optional<std::uint64_t> expected;
-    if (const auto h = nats::detail::get_header(m.get(), kExpectedHeader)) {
+    if (const auto h = nats::native::get_header(m.get(), kExpectedHeader)) {
       std::uint64_t v = 0;
       const auto [end, ec] = std::from_chars(h->data(), h->data() + h->size(), v);
       if (ec == std::errc{} && end == h->data() + h->size()) expected = v;
@@ -267,11 +267,11 @@ bool CommitFeed::in_order(std::uint64_t seq, std::uint64_t cseq) {
     return true;
   }
   if (next) {
-    nats::detail::log().warn("catga.es consumer '{}': delivered #{} but #{} was never handed over; reading again from #{}",
+    detail::log().warn("catga.es consumer '{}': delivered #{} but #{} was never handed over; reading again from #{}",
                              config_.consumer, seq, *next, *next);
   } else {
     note(next.error());
-    nats::detail::log().warn("catga.es consumer '{}': cannot check #{} ({}); reading again after #{}", config_.consumer,
+    detail::log().warn("catga.es consumer '{}': cannot check #{} ({}); reading again after #{}", config_.consumer,
                              seq, next.error().message, cursor_);
   }
   reposition_ = true;
@@ -288,13 +288,13 @@ bool CommitFeed::park(natsMsg* m, std::string_view reply_subject, std::uint64_t 
       ++health_.dead_lettered;
       health_.last_error = "commit #" + std::to_string(seq) + " dead-lettered: " + error.message;
     }
-    nats::detail::log().error("catga.es consumer '{}': commit #{} cannot be read ({}); stored as a dead letter",
+    detail::log().error("catga.es consumer '{}': commit #{} cannot be read ({}); stored as a dead letter",
                               config_.consumer, seq, error.message);
     return true;
   }
   note(make_error(stored.error().code, "commit #" + std::to_string(seq) + " (" + error.message +
                                            ") could not be dead-lettered: " + stored.error().message));
-  nats::detail::log().error("catga.es consumer '{}': commit #{} cannot be read ({}) nor dead-lettered ({}); kept",
+  detail::log().error("catga.es consumer '{}': commit #{} cannot be read ({}) nor dead-lettered ({}); kept",
                             config_.consumer, seq, error.message, stored.error().message);
   if (config_.ordered) {
     // Stop before it: the batch so far is handed over, then read again from it.
@@ -324,7 +324,7 @@ void CommitFeed::hand_over(std::vector<Delivered>& batch) {
       return;
     }
     note(s.error());
-    nats::detail::log().warn("catga.es consumer '{}': batch failed, retrying: {}", config_.consumer, s.error().message);
+    detail::log().warn("catga.es consumer '{}': batch failed, retrying: {}", config_.consumer, s.error().message);
     if (stop_) return;  // unacked: redelivered to the next run
     std::this_thread::sleep_for(pause_);
     pause_ = std::min(pause_ * 2, std::chrono::milliseconds(2'000));
@@ -338,7 +338,7 @@ void CommitFeed::reposition() {
   if (s) s = ensure_consumer(*store_, config_, cursor_);
   if (!s) {
     note(s.error());
-    nats::detail::log().warn("catga.es consumer '{}': cannot create it again after #{}: {}", config_.consumer, cursor_,
+    detail::log().warn("catga.es consumer '{}': cannot create it again after #{}: {}", config_.consumer, cursor_,
                              s.error().message);
     std::this_thread::sleep_for(pause_);
     pause_ = std::min(pause_ * 2, std::chrono::milliseconds(2'000));
@@ -351,7 +351,7 @@ void CommitFeed::reposition() {
   }
   expect_cseq_ = 1;
   reposition_ = false;
-  nats::detail::log().info("catga.es consumer '{}' created again, after #{}", config_.consumer, cursor_);
+  detail::log().info("catga.es consumer '{}' created again, after #{}", config_.consumer, cursor_);
   std::lock_guard lock(health_mu_);
   ++health_.repositioned;
 }

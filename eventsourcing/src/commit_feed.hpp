@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "catga/eventsourcing/event_store.hpp"
-#include "handle.hpp"
+#include "catga/nats/native/handle.hpp"
 
 namespace catga::eventsourcing::detail {
 
@@ -114,7 +114,7 @@ class CommitFeed {
   Handler handler_;
   std::string next_subject_;
   std::string inbox_;
-  nats::detail::SubscriptionHandle sub_;
+  nats::native::SubscriptionHandle sub_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 

@@ -7,22 +7,22 @@
 #include <utility>
 #include <vector>
 
+#include "catga/nats/native/error.hpp"
+#include "catga/nats/native/message.hpp"
 #include "catga/wire.hpp"
 #include "commit_codec.hpp"
 #include "commit_feed.hpp"
-#include "error.hpp"
 #include "event_store_impl.hpp"
 #include "log.hpp"
-#include "message.hpp"
 
 namespace catga::eventsourcing {
 
-using nats::detail::to_error;
+using nats::native::to_error;
 
 struct EventRelay::Impl {
   std::shared_ptr<EventStore> store;
   EventRelayOptions options;
-  nats::detail::JsHandle js;  // async publishing, errors counted below
+  nats::native::JsHandle js;  // async publishing, errors counted below
   std::atomic<std::uint64_t> failures{0};
   std::atomic<std::uint64_t> published{0};
   std::atomic<std::uint64_t> ignored{0};
@@ -74,14 +74,14 @@ struct EventRelay::Impl {
     if (auto id = MessageId::parse(e.causation_id)) ctx.causation_id = *id;
     const std::string subject = wire::event_subject(options.events_prefix, e.type);
     const std::string body = e.data.dump();
-    nats::detail::MsgHandle msg;
+    nats::native::MsgHandle msg;
     if (natsStatus s = natsMsg_Create(msg.out(), subject.c_str(), nullptr, body.data(), static_cast<int>(body.size()));
         s != NATS_OK) {
       return to_error(s, "create event message");
     }
     Status hs;
     auto put = [&](std::string_view k, std::string_view v) {
-      if (hs) hs = nats::detail::set_header(msg.get(), k, v);
+      if (hs) hs = nats::native::set_header(msg.get(), k, v);
     };
     // The data is in the store's current schema (read through its upcasters):
     // consumers with upcasters of their own must not upcast it again.
@@ -95,7 +95,7 @@ struct EventRelay::Impl {
     po.MaxWait = options.publish_timeout.count();
     natsMsg* raw = msg.get();
     const natsStatus s = js_PublishMsgAsync(js.get(), &raw, &po);
-    if (s != NATS_OK) return to_error(s, "relay '" + subject + "'", nats::detail::Surface::jetstream);
+    if (s != NATS_OK) return to_error(s, "relay '" + subject + "'", nats::native::Surface::jetstream);
     (void)msg.release();  // js_PublishMsgAsync took it
     published.fetch_add(1, std::memory_order_relaxed);
     return {};
@@ -141,7 +141,7 @@ struct EventRelay::Impl {
       if (!twice) return std::move(twice).error();
       if (*twice) {
         ignored.fetch_add(1, std::memory_order_relaxed);
-        nats::detail::log().warn(
+        detail::log().warn(
             "catga.es relay: commit {} of '{}' at sequence {} claims version {} already held by an earlier commit; "
             "not relayed (a second conditional append was let through)",
             d.commit.commit_id, d.commit.stream.key(), d.commit.sequence, d.commit.first_version());
@@ -159,7 +159,7 @@ struct EventRelay::Impl {
     if (s == NATS_OK && failures.load() != before) s = NATS_ERR;
     if (s != NATS_OK) {
       if (failures.load() != before) return make_error(errc::unavailable, "relay: the events stream refused events", true);
-      return to_error(s, "relay: wait for the events stream", nats::detail::Surface::jetstream);
+      return to_error(s, "relay: wait for the events stream", nats::native::Surface::jetstream);
     }
     return {};
   }
@@ -213,7 +213,7 @@ Result<std::unique_ptr<EventRelay>> EventRelay::start(std::shared_ptr<EventStore
   {
     jsStreamInfo* info = nullptr;
     const natsStatus s = js_GetStreamInfo(&info, impl->js.get(), impl->store->impl().stream_name.c_str(), &jo, nullptr);
-    if (s != NATS_OK) return to_error(s, "relay: the event store stream", nats::detail::Surface::jetstream);
+    if (s != NATS_OK) return to_error(s, "relay: the event store stream", nats::native::Surface::jetstream);
     impl->replicated = info->Config->Replicas > 1;
     jsStreamInfo_Destroy(info);
   }

@@ -6,19 +6,19 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "ack_reply.hpp"
+#include "catga/nats/ack_reply.hpp"
+#include "catga/nats/native/error.hpp"
+#include "catga/nats/native/message.hpp"
+#include "catga/nats/streams.hpp"
 #include "catga/wire.hpp"
 #include "commit_codec.hpp"
-#include "error.hpp"
 #include "event_store_impl.hpp"
 #include "log.hpp"
-#include "message.hpp"
-#include "provisioning.hpp"
 
 namespace catga::eventsourcing {
 
-using nats::detail::Surface;
-using nats::detail::to_error;
+using nats::native::Surface;
+using nats::native::to_error;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -42,7 +42,7 @@ auto with_retries(Clock::time_point deadline, std::chrono::milliseconds attempt,
   for (;;) {
     auto r = once(std::min(remaining_ms(deadline), std::max<std::int64_t>(attempt.count(), 1)));
     if (r || !r.error().retryable || Clock::now() + pause >= deadline) return r;
-    nats::detail::log().debug("catga.es retried: {}", r.error().message);
+    detail::log().debug("catga.es retried: {}", r.error().message);
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::milliseconds(500));
   }
@@ -122,8 +122,8 @@ Result<std::shared_ptr<EventStore>> EventStore::create(std::shared_ptr<nats::Con
   }
   if (auto c = impl->connection->wait_connected(impl->options.timeout); !c) return std::move(c).error();
   if (impl->options.provision) {
-    if (auto s = nats::detail::ensure_stream(impl->jet(), impl->stream_name, {impl->options.all_subjects()},
-                                             impl->options.stream, impl->options.timeout);
+    if (auto s = nats::ensure_stream(*impl->connection, impl->stream_name, {impl->options.all_subjects()},
+                                     impl->options.stream, impl->options.timeout);
         !s) {
       return std::move(s).error();
     }
@@ -165,7 +165,7 @@ Result<std::uint64_t> EventStore::last_sequence(const StreamId& stream, Clock::t
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.Wait = wait;
-    nats::detail::MsgHandle msg;
+    nats::native::MsgHandle msg;
     jsErrCode jerr = static_cast<jsErrCode>(0);
     const natsStatus s =
         js_GetLastMsg(msg.out(), impl_->jet(), impl_->stream_name.c_str(), subject.c_str(), &jo, &jerr);
@@ -187,12 +187,12 @@ Result<std::optional<Commit>> EventStore::leader_get(const StreamId& stream, std
   const std::string body = req.dump();
   const std::string what = "read '" + stream.key() + "' at sequence " + std::to_string(sequence);
   return with_retries(deadline, impl_->options.attempt_timeout, [&](std::int64_t wait) -> Result<std::optional<Commit>> {
-    nats::detail::MsgHandle reply;
+    nats::native::MsgHandle reply;
     const natsStatus s = natsConnection_Request(reply.out(), impl_->nc(), api.c_str(), body.data(),
                                                 static_cast<int>(body.size()), wait);
     if (s != NATS_OK) return to_error(s, what, Surface::jetstream);
     try {
-      const auto j = nlohmann::json::parse(nats::detail::body_of(reply.get()));
+      const auto j = nlohmann::json::parse(nats::native::body_of(reply.get()));
       if (auto e = j.find("error"); e != j.end()) {
         if (e->value("code", 0) == 404) return std::optional<Commit>();
         return make_error(errc::unavailable, what + ": " + e->value("description", std::string("error")),
@@ -299,16 +299,16 @@ Result<AppendResult> EventStore::append(const StreamId& stream, Position expecte
   const std::string body = detail::encode_commit(commit);
   const std::string msg_id = detail::commit_message_id(stream, version, commit.commit_id);
 
-  nats::detail::MsgHandle msg;
+  nats::native::MsgHandle msg;
   if (natsStatus s = natsMsg_Create(msg.out(), subject.c_str(), nullptr, body.data(), static_cast<int>(body.size()));
       s != NATS_OK) {
     return to_error(s, "create commit message");
   }
-  if (auto h = nats::detail::set_header(msg.get(), "Content-Type", "application/json"); !h) return std::move(h).error();
-  if (auto h = nats::detail::set_header(msg.get(), detail::kVersionHeader, std::to_string(version)); !h) {
+  if (auto h = nats::native::set_header(msg.get(), "Content-Type", "application/json"); !h) return std::move(h).error();
+  if (auto h = nats::native::set_header(msg.get(), detail::kVersionHeader, std::to_string(version)); !h) {
     return std::move(h).error();
   }
-  if (auto h = nats::detail::set_header(msg.get(), detail::kExpectedHeader, std::to_string(expected.sequence)); !h) {
+  if (auto h = nats::native::set_header(msg.get(), detail::kExpectedHeader, std::to_string(expected.sequence)); !h) {
     return std::move(h).error();
   }
 
@@ -328,7 +328,7 @@ Result<AppendResult> EventStore::append(const StreamId& stream, Position expecte
     // which then crashed is never answered.
     po.MaxWait = std::min<std::int64_t>(remaining_ms(deadline),
                                         std::max<std::int64_t>(impl_->options.attempt_timeout.count(), 1));
-    nats::detail::PubAckHandle ack;
+    nats::native::PubAckHandle ack;
     jsErrCode jerr = static_cast<jsErrCode>(0);
     const natsStatus s = js_PublishMsg(ack.out(), impl_->jet(), msg.get(), &po, &jerr);
     if (s == NATS_OK) {
@@ -363,7 +363,7 @@ Result<AppendResult> EventStore::append(const StreamId& stream, Position expecte
     if (!err.retryable || Clock::now() + pause >= deadline) return err;
     // Lost ack, leader change, reconnect: send the same message again; the
     // server deduplicates it by Nats-Msg-Id or the branch above recognises it.
-    nats::detail::log().debug("catga.es append to '{}' retried: {}", stream.key(), err.message);
+    detail::log().debug("catga.es append to '{}' retried: {}", stream.key(), err.message);
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::milliseconds(500));
   }
@@ -434,7 +434,7 @@ Status EventStore::read_once(const StreamId& stream, const ReadOptions& options,
   cfg.InactiveThreshold = std::chrono::nanoseconds(std::chrono::seconds(30)).count();  // if our delete is lost
   // A try whose answer was lost may leave a consumer behind; the server
   // removes it after InactiveThreshold.
-  nats::detail::ConsumerInfoHandle info;
+  nats::native::ConsumerInfoHandle info;
   auto created = with_retries(deadline, impl_->options.attempt_timeout, [&](std::int64_t wait) -> Status {
     jsOptions jo;
     jsOptions_Init(&jo);
@@ -460,9 +460,9 @@ Status EventStore::read_once(const StreamId& stream, const ReadOptions& options,
   } cleanup{*impl_, name};
   if (pending == 0) return {};
 
-  nats::detail::InboxHandle inbox;
+  nats::native::InboxHandle inbox;
   if (s = natsInbox_Create(inbox.out()); s != NATS_OK) return to_error(s, "create inbox");
-  nats::detail::SubscriptionHandle sub;
+  nats::native::SubscriptionHandle sub;
   if (s = natsConnection_SubscribeSync(sub.out(), impl_->nc(), inbox.get()); s != NATS_OK) {
     return to_error(s, "subscribe to read inbox");
   }
@@ -471,10 +471,10 @@ Status EventStore::read_once(const StreamId& stream, const ReadOptions& options,
   // rest of the batch: the subscription goes through the connection's guard
   // (nats.c issue 637), before the consumer is deleted.
   struct RetireSubscription {
-    nats::Connection::Impl& connection;
-    nats::detail::SubscriptionHandle& sub;
-    ~RetireSubscription() { connection.retire(std::move(sub), std::chrono::milliseconds(1000)); }
-  } retire{impl_->connection->impl(), sub};
+    const nats::Connection& connection;
+    nats::native::SubscriptionHandle& sub;
+    ~RetireSubscription() { nats::native::retire(connection, std::move(sub), std::chrono::milliseconds(1000)); }
+  } retire{*impl_->connection, sub};
   natsSubscription_SetPendingLimits(sub.get(), -1, -1);
   const std::string next = "$JS.API.CONSUMER.MSG.NEXT." + impl_->stream_name + "." + name;
   char req[96];
@@ -486,7 +486,7 @@ Status EventStore::read_once(const StreamId& stream, const ReadOptions& options,
   }
   st.commits.reserve(st.commits.size() + static_cast<std::size_t>(pending));
   for (std::uint64_t got = 0; got < pending;) {
-    nats::detail::MsgHandle m;
+    nats::native::MsgHandle m;
     s = natsSubscription_NextMsg(m.out(), sub.get(), remaining_ms(deadline));
     if (s == NATS_NO_RESPONDERS && got == 0 && Clock::now() + std::chrono::milliseconds(50) < deadline) {
       // On a cluster a consumer just created may not serve pulls yet (its
@@ -498,10 +498,10 @@ Status EventStore::read_once(const StreamId& stream, const ReadOptions& options,
       continue;
     }
     if (s != NATS_OK) return to_error(s, "read '" + stream.key() + "'", Surface::jetstream);
-    const auto reply = nats::detail::reply_of(m.get());
+    const auto reply = nats::native::reply_of(m.get());
     if (reply.empty()) {
-      const auto status = nats::detail::get_header(m.get(), kStatusHeader);
-      const int code = status ? nats::detail::parse_status_code(*status) : 0;
+      const auto status = nats::native::get_header(m.get(), kStatusHeader);
+      const int code = status ? nats::parse_status_code(*status) : 0;
       if (code == 100) continue;
       return make_error(errc::unavailable,
                         "read '" + stream.key() + "': pull ended with status " + std::to_string(code) + " after " +
@@ -509,15 +509,15 @@ Status EventStore::read_once(const StreamId& stream, const ReadOptions& options,
                         true);
     }
     ++got;
-    const auto meta = nats::detail::parse_ack_reply(reply);
-    auto c = detail::decode_commit(nats::detail::body_of(m.get()), meta ? meta->stream_seq : 0, impl_->upcasters());
+    const auto meta = nats::parse_ack_reply(reply);
+    auto c = detail::decode_commit(nats::native::body_of(m.get()), meta ? meta->stream_seq : 0, impl_->upcasters());
     if (!c) return std::move(c).error();
     st.end_sequence = std::max(st.end_sequence, c->sequence);
     // The read rule: a commit claiming a version already held is ignored.
     if (st.base_known && c->first_version() <= st.kept_version) {
       ++st.ignored;
       impl_->ignored.fetch_add(1, std::memory_order_relaxed);
-      nats::detail::log().warn(
+      detail::log().warn(
           "catga.es '{}': commit {} at sequence {} claims version {} already held; ignored (a second conditional "
           "append was let through)",
           stream.key(), c->commit_id, c->sequence, c->first_version());

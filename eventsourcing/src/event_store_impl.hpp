@@ -10,8 +10,8 @@
 #include <string>
 
 #include "catga/eventsourcing/event_store.hpp"
-#include "connection_impl.hpp"
-#include "handle.hpp"
+#include "catga/nats/native/connection.hpp"
+#include "catga/nats/native/handle.hpp"
 
 namespace catga::eventsourcing {
 
@@ -19,10 +19,10 @@ struct EventStore::Impl {
   std::shared_ptr<nats::Connection> connection;
   EventStoreOptions options;
   std::string stream_name;
-  nats::detail::JsHandle js;  // own context: Wait = options.timeout
+  nats::native::JsHandle js;  // own context: Wait = options.timeout
   std::atomic<std::uint64_t> ignored{0};  // commits skipped by the read rule
 
-  natsConnection* nc() const noexcept { return connection->impl().conn(); }
+  natsConnection* nc() const noexcept { return nats::native::connection_of(*connection); }
   jsCtx* jet() const noexcept { return js.get(); }
   const Upcasters* upcasters() const noexcept { return options.upcasters.get(); }
 };

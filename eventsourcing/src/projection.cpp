@@ -103,7 +103,7 @@ struct SqliteProjection::Impl {
     }
     if (rc == SQLITE_ROW && c.first_version() <= static_cast<std::uint64_t>(sqlite3_column_int64(read_version, 0))) {
       ++skipped;
-      nats::detail::log().warn(
+      detail::log().warn(
           "catga.es projection '{}': commit {} at #{} claims version {} of '{}' already applied; not applied",
           options.name, c.commit_id, c.sequence, c.first_version(), key);
       return {};

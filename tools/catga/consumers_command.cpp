@@ -3,8 +3,8 @@
 #include <iostream>
 #include <memory>
 
+#include "catga/nats/streams.hpp"
 #include "commands.hpp"
-#include "error.hpp"
 #include "table.hpp"
 
 namespace catga::cli {
@@ -12,9 +12,7 @@ namespace {
 
 // Group and type from the description the transport gives its consumers:
 // "catga group '<group>' for <Type>". Other consumers have neither.
-std::pair<std::string, std::string> group_and_type(const char* description) {
-  if (description == nullptr) return {};
-  const std::string_view d(description);
+std::pair<std::string, std::string> group_and_type(std::string_view d) {
   constexpr std::string_view kLead = "catga group '";
   constexpr std::string_view kFor = "' for ";
   if (d.substr(0, kLead.size()) != kLead) return {};
@@ -27,49 +25,29 @@ int run_consumers(const GlobalOptions& g, const std::string& stream_flag) {
   const std::string stream = stream_flag.empty() ? g.events() : stream_flag;
   auto session = Session::open(g);
   if (!session) return report(session.error());
-  jsConsumerInfoList* raw = nullptr;
-  jsOptions o = session->js_options();
-  jsErrCode jerr = static_cast<jsErrCode>(0);
-  const natsStatus s = js_Consumers(&raw, session->js(), stream.c_str(), &o, &jerr);
-  if (jerr == JSStreamNotFoundErr) {
-    return report(make_error(errc::unavailable, "stream '" + stream + "' does not exist"));
-  }
-  if (s != NATS_OK && s != NATS_NOT_FOUND) {
-    return report(catga::nats::detail::to_error(s, jerr, "list consumers of '" + stream + "'",
-                                                catga::nats::detail::Surface::jetstream));
-  }
-  struct Free {
-    jsConsumerInfoList* p;
-    ~Free() {
-      if (p != nullptr) jsConsumerInfoList_Destroy(p);
-    }
-  } free_list{raw};
+  auto consumers = catga::nats::list_consumers(*session->connection(), stream, session->timeout());
+  if (!consumers) return report(consumers.error());
 
   nlohmann::json out = nlohmann::json::array();
   Table t({"CONSUMER", "GROUP", "TYPE", "PENDING", "ACK PENDING", "REDELIVERED", "WAITING", "DELIVERED SEQ",
            "ACK FLOOR"},
           {false, false, false, true, true, true, true, true, true});
-  const int count = raw != nullptr ? raw->Count : 0;
-  for (int i = 0; i < count; ++i) {
-    const jsConsumerInfo* ci = raw->List[i];
-    const auto [group, type] = group_and_type(ci->Config != nullptr ? ci->Config->Description : nullptr);
-    const std::string name = ci->Name != nullptr ? ci->Name : "";
-    const std::string filter =
-        ci->Config != nullptr && ci->Config->FilterSubject != nullptr ? ci->Config->FilterSubject : "";
+  for (const auto& c : *consumers) {
+    const auto [group, type] = group_and_type(c.description);
     out.push_back({{"stream", stream},
-                   {"name", name},
+                   {"name", c.name},
                    {"group", group},
                    {"type", type},
-                   {"filter_subject", filter},
-                   {"pending", ci->NumPending},
-                   {"ack_pending", ci->NumAckPending},
-                   {"redelivered", ci->NumRedelivered},
-                   {"waiting", ci->NumWaiting},
-                   {"delivered_stream_seq", ci->Delivered.Stream},
-                   {"ack_floor_stream_seq", ci->AckFloor.Stream}});
-    t.add({name, group.empty() ? "-" : group, type.empty() ? "-" : type, std::to_string(ci->NumPending),
-           std::to_string(ci->NumAckPending), std::to_string(ci->NumRedelivered), std::to_string(ci->NumWaiting),
-           std::to_string(ci->Delivered.Stream), std::to_string(ci->AckFloor.Stream)});
+                   {"filter_subject", c.filter_subject},
+                   {"pending", c.pending},
+                   {"ack_pending", c.ack_pending},
+                   {"redelivered", c.redelivered},
+                   {"waiting", c.waiting},
+                   {"delivered_stream_seq", c.delivered_stream_seq},
+                   {"ack_floor_stream_seq", c.ack_floor_stream_seq}});
+    t.add({c.name, group.empty() ? "-" : group, type.empty() ? "-" : type, std::to_string(c.pending),
+           std::to_string(c.ack_pending), std::to_string(c.redelivered), std::to_string(c.waiting),
+           std::to_string(c.delivered_stream_seq), std::to_string(c.ack_floor_stream_seq)});
   }
   if (g.json) {
     print_json(std::cout, out);

@@ -1,15 +1,67 @@
 // catga dlq list | show <seq> | replay <seq>... | --all | purge
 
+#include <charconv>
+#include <cstdint>
 #include <iostream>
 #include <memory>
 
+#include "catga/nats/dead_letters.hpp"
 #include "catga/wire.hpp"
 #include "commands.hpp"
-#include "dead_letters.hpp"
 #include "table.hpp"
 
 namespace catga::cli {
 namespace {
+
+using catga::nats::DeadLetter;
+using catga::nats::DeadLetterQueue;
+
+DeadLetterQueue dead_letter_queue(const Session& session) {
+  return DeadLetterQueue(session.connection(), session.options().jetstream_options(), session.timeout());
+}
+
+// Summary fields (list) as JSON. A header that is a plain decimal number is
+// shown as one; anything else ("-1", "12abc", a number past 2^64) as the text
+// it is, never as a wrapped or truncated number.
+nlohmann::json summary_json(const DeadLetter& dl) {
+  auto number = [&](std::string_view h) -> nlohmann::json {
+    const auto v = dl.header_or(h);
+    if (v.empty()) return nullptr;
+    std::uint64_t n = 0;
+    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec != std::errc{} || end != v.data() + v.size()) return v;
+    return n;
+  };
+  return {{"seq", dl.sequence},
+          {"subject", dl.subject},
+          {"type", dl.type},
+          {"time", format_time(dl.time_ns)},
+          {"group", dl.header_or(wire::kGroup)},
+          {"deliveries", number(wire::kDeliveries)},
+          {"error_code", dl.header_or(wire::kErrorCode)},
+          {"error", dl.header_or(wire::kError)},
+          {"original_subject", dl.header_or(wire::kOriginalSubject)},
+          {"original_seq", number(wire::kOriginalSeq)},
+          {"original_msg_id", dl.header_or(wire::kOriginalMsgId)}};
+}
+
+// Everything (show) as JSON.
+nlohmann::json full_json(const DeadLetter& dl) {
+  auto j = summary_json(dl);
+  nlohmann::json hs = nlohmann::json::object();
+  for (const auto& [k, v] : dl.headers) hs[k] = v;  // a repeated header keeps its last value
+  j["headers"] = std::move(hs);
+  // A body that is not JSON (the usual reason for a `malformed` dead letter)
+  // is shown as text instead.
+  auto parsed = nlohmann::json::parse(dl.body, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) {
+    j["body"] = nullptr;
+    j["body_text"] = dl.body;
+  } else {
+    j["body"] = std::move(parsed);
+  }
+  return j;
+}
 
 struct DlqFlags {
   std::string type;
@@ -23,11 +75,11 @@ struct DlqFlags {
 int run_list(const GlobalOptions& g, const DlqFlags& f) {
   auto session = Session::open(g);
   if (!session) return report(session.error());
-  auto letters = list_dead_letters(*session, f.type, f.limit);
+  auto letters = dead_letter_queue(*session).list(f.type, f.limit);
   if (!letters) return report(letters.error());
   if (g.json) {
     nlohmann::json out = nlohmann::json::array();
-    for (const auto& dl : *letters) out.push_back(dl.summary_json());
+    for (const auto& dl : *letters) out.push_back(summary_json(dl));
     print_json(std::cout, out);
     return 0;
   }
@@ -49,12 +101,12 @@ int run_list(const GlobalOptions& g, const DlqFlags& f) {
 int run_show(const GlobalOptions& g, std::uint64_t seq) {
   auto session = Session::open(g);
   if (!session) return report(session.error());
-  auto dl = read_dead_letter(*session, seq);
+  auto dl = dead_letter_queue(*session).get(seq);
   if (!dl) return report(dl.error());
   if (!*dl) return report(make_error("not_found", "no dead letter #" + std::to_string(seq) + " in " + g.dead_letters()));
   const DeadLetter& d = **dl;
   if (g.json) {
-    print_json(std::cout, d.full_json());
+    print_json(std::cout, full_json(d));
     return 0;
   }
   std::cout << "dead letter #" << d.sequence << " in " << g.dead_letters() << " (stored " << format_time(d.time_ns)
@@ -70,15 +122,16 @@ int run_replay(const GlobalOptions& g, const DlqFlags& f) {
   }
   auto session = Session::open(g);
   if (!session) return report(session.error());
+  const DeadLetterQueue dlq = dead_letter_queue(*session);
   std::vector<DeadLetter> letters;
   int code = 0;
   if (f.all) {
-    auto all = list_dead_letters(*session, f.type, 0);
+    auto all = dlq.list(f.type, 0);
     if (!all) return report(all.error());
     letters = std::move(*all);
   } else {
     for (auto seq : f.sequences) {
-      auto dl = read_dead_letter(*session, seq);
+      auto dl = dlq.get(seq);
       if (!dl) return report(dl.error());
       if (!*dl) {
         code = report(make_error("not_found", "no dead letter #" + std::to_string(seq) + " in " + g.dead_letters()));
@@ -90,7 +143,7 @@ int run_replay(const GlobalOptions& g, const DlqFlags& f) {
   nlohmann::json out = nlohmann::json::array();
   Table t({"DLQ SEQ", "SUBJECT", "STREAM SEQ", "MESSAGE ID", "RESULT"}, {true, false, true});
   for (const auto& dl : letters) {
-    auto r = replay_dead_letter(*session, dl, f.keep);
+    auto r = dlq.replay(dl, f.keep);
     if (!r) {
       code = report(r.error());
       out.push_back({{"dlq_seq", dl.sequence}, {"ok", false}, {"error", r.error().message}});
@@ -125,7 +178,7 @@ int run_purge(const GlobalOptions& g, const DlqFlags& f) {
   }
   auto session = Session::open(g);
   if (!session) return report(session.error());
-  auto n = purge_dead_letters(*session, f.type);
+  auto n = dead_letter_queue(*session).purge(f.type);
   if (!n) return report(n.error());
   if (g.json) {
     print_json(std::cout, {{"stream", g.dead_letters()}, {"type", f.type}, {"purged", *n}});

@@ -3,8 +3,6 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include "connection_impl.hpp"
-
 namespace catga::cli {
 
 catga::nats::NatsOptions GlobalOptions::nats_options() const {
@@ -52,16 +50,6 @@ Result<Session> Session::open(const GlobalOptions& options) {
   auto connection = catga::nats::Connection::connect(options.nats_options());
   if (!connection) return std::move(connection).error();
   return Session(options, std::move(*connection));
-}
-
-natsConnection* Session::nc() const noexcept { return connection_->impl().conn(); }
-jsCtx* Session::js() const noexcept { return connection_->impl().jet(); }
-
-jsOptions Session::js_options() const noexcept {
-  jsOptions o;
-  jsOptions_Init(&o);
-  o.Wait = options_.timeout_ms;
-  return o;
 }
 
 }  // namespace catga::cli

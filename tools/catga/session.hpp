@@ -1,8 +1,6 @@
 #pragma once
 // Global flags of the `catga` tool and the NATS session they open.
 
-#include <nats/nats.h>
-
 #include <chrono>
 #include <memory>
 #include <string>
@@ -37,17 +35,16 @@ struct GlobalOptions {
 };
 
 // A connected catga::nats::Connection (same TLS/auth handling and error
-// texts as services) plus its nats.c handles for JetStream API calls.
+// texts as services); the commands use catga::nats's public API on it.
 // Connects once, without background retries: a wrong password or an
 // unreachable server is reported at once.
 class Session {
  public:
   static Result<Session> open(const GlobalOptions& options);
 
-  natsConnection* nc() const noexcept;
-  jsCtx* js() const noexcept;
-  // JetStream call options with the tool's timeout.
-  jsOptions js_options() const noexcept;
+  const std::shared_ptr<catga::nats::Connection>& connection() const noexcept { return connection_; }
+  // The tool's --timeout: the bound of each server request.
+  std::chrono::milliseconds timeout() const noexcept { return std::chrono::milliseconds(options_.timeout_ms); }
   const GlobalOptions& options() const noexcept { return options_; }
 
  private:

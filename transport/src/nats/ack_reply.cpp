@@ -8,7 +8,9 @@
 
 #include "catga/ascii_digits.hpp"
 
-namespace catga::nats::detail {
+// parse_ack_reply and parse_status_code are public (catga/nats/ack_reply.hpp);
+// AckPrefix and its fast path stay in detail.
+namespace catga::nats {
 namespace {
 
 template <class T>
@@ -86,7 +88,7 @@ std::optional<AckMetadata> parse_ack_reply(std::string_view reply) noexcept {
   return m;
 }
 
-AckPrefix AckPrefix::of(std::string_view stream, std::string_view consumer) {
+detail::AckPrefix detail::AckPrefix::of(std::string_view stream, std::string_view consumer) {
   AckPrefix p;
   if (stream.empty() || consumer.empty() || stream.find('.') != std::string_view::npos ||
       consumer.find('.') != std::string_view::npos) {
@@ -98,7 +100,7 @@ AckPrefix AckPrefix::of(std::string_view stream, std::string_view consumer) {
   return p;
 }
 
-std::optional<AckMetadata> parse_ack_reply(std::string_view reply, const AckPrefix& prefix) noexcept {
+std::optional<AckMetadata> detail::parse_ack_reply(std::string_view reply, const AckPrefix& prefix) noexcept {
   const std::string& known = prefix.text();
   if (known.empty() || !reply.starts_with(known)) return parse_ack_reply(reply);
   // Exactly five plain counts of 1-19 digits, dot-separated, then the end:
@@ -137,4 +139,4 @@ int parse_status_code(std::string_view status_header) noexcept {
   return parse_number(status_header, code) ? code : 0;
 }
 
-}  // namespace catga::nats::detail
+}  // namespace catga::nats

@@ -1,8 +1,8 @@
-#include "error.hpp"
+#include "catga/nats/native/error.hpp"
 
 #include <string>
 
-namespace catga::nats::detail {
+namespace catga::nats::native {
 namespace {
 
 struct Mapping {
@@ -147,4 +147,4 @@ Error to_error(natsStatus status, jsErrCode js_error, std::string_view what, Sur
   return Error{std::string(m.code), std::move(message), m.retryable};
 }
 
-}  // namespace catga::nats::detail
+}  // namespace catga::nats::native

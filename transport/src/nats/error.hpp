@@ -1,34 +1,12 @@
 #pragma once
-// The one place where nats.c failures become catga::Error.
+// The library's own code names the status mapping detail::to_error; it is
+// public, for code that calls nats.c itself (catga/nats/native/error.hpp).
 
-#include <nats/nats.h>
-
-#include <string_view>
-
-#include "catga/result.hpp"
+#include "catga/nats/native/error.hpp"
 
 namespace catga::nats::detail {
 
-// What the failed call was talking to; decides what "no responders" means.
-enum class Surface {
-  core,       // plain NATS (publish, subscribe, connect)
-  request,    // a remote command/query: no responders = nobody serves it
-  jetstream,  // a JetStream API call or publish: no responders = JetStream
-              // (or the stream) is not available right now
-};
-
-// Turns a status (+ JetStream error code, + the thread's nats.c error text)
-// into an Error naming `what` failed. Transient conditions (timeout, no
-// server, connection closed or reconnecting, cluster busy) are retryable;
-// configuration problems (auth, TLS, invalid arguments) are not.
-//   - NATS_TIMEOUT                         → timeout, retryable
-//   - no server / disconnected / closed    → unavailable, retryable
-//   - NATS_NO_RESPONDERS                   → no_handler (request) or unavailable, retryable (jetstream)
-//   - wrong last sequence / last msg id    → conflict
-Error to_error(natsStatus status, jsErrCode js_error, std::string_view what, Surface surface = Surface::core);
-
-inline Error to_error(natsStatus status, std::string_view what, Surface surface = Surface::core) {
-  return to_error(status, static_cast<jsErrCode>(0), what, surface);
-}
+using native::Surface;
+using native::to_error;
 
 }  // namespace catga::nats::detail

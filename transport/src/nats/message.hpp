@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "catga/nats/native/message.hpp"
 #include "catga/transport.hpp"
 #include "catga/wire.hpp"
 #include "handle.hpp"
@@ -16,16 +17,16 @@
 
 namespace catga::nats::detail {
 
-// Longest header value catga writes: longer ones are cut (set_header,
-// make_message, dead-letter copies).
-inline constexpr std::size_t kMaxHeaderValue = 8192;
-
-// Header values cannot hold CR/LF; long error texts are cut. Used for every
-// header value catga writes.
-std::string header_safe(std::string_view value, std::size_t max = 1024);
-
-// Sets (replaces) header `key` = `value` on a message being built.
-Status set_header(natsMsg* msg, std::string_view key, std::string_view value);
+// Header and body helpers are public, for code that calls nats.c itself
+// (catga/nats/native/message.hpp).
+using native::body_of;
+using native::for_each_header;
+using native::get_header;
+using native::header_safe;
+using native::kMaxHeaderValue;
+using native::reply_of;
+using native::set_header;
+using native::subject_of;
 
 // A new message for `subject` with body and the wire headers of `message`
 // (wire::write_headers: Nats-Msg-Id, Catga-Type, ...). `reply` may be null.
@@ -38,26 +39,6 @@ Result<MsgHandle> make_message(const std::string& subject, const OutboundMessage
 Result<MsgHandle> make_message_from_block(const std::string& subject, const OutboundMessage& message,
                                           const char* reply);
 Result<MsgHandle> make_message_via_api(const std::string& subject, const OutboundMessage& message, const char* reply);
-
-// Reads a header of a received message (nullopt when absent). The view
-// lives as long as the message.
-std::optional<std::string_view> get_header(natsMsg* msg, std::string_view key) noexcept;
-
-// Calls visit(key, value) for every header value of a received message.
-void for_each_header(natsMsg* msg, FunctionRef<void(std::string_view, std::string_view)> visit);
-
-inline std::string_view subject_of(natsMsg* m) noexcept {
-  const char* s = natsMsg_GetSubject(m);
-  return s != nullptr ? std::string_view(s) : std::string_view{};
-}
-inline std::string_view reply_of(natsMsg* m) noexcept {
-  const char* s = natsMsg_GetReply(m);
-  return s != nullptr ? std::string_view(s) : std::string_view{};
-}
-inline std::string_view body_of(natsMsg* m) noexcept {
-  const char* d = natsMsg_GetData(m);
-  return d != nullptr ? std::string_view(d, static_cast<std::size_t>(natsMsg_GetDataLength(m))) : std::string_view{};
-}
 
 // catga::Delivery over a received natsMsg (borrowed for the handler call).
 // Headers are read from the raw block in place (HeaderBlock); through

@@ -1,24 +1,22 @@
-#include "dead_letters.hpp"
+#include "catga/nats/dead_letters.hpp"
 
 #include <algorithm>
-#include <charconv>
-#include <cstdint>
 
 #include "catga/message_id.hpp"
+#include "catga/nats/native/connection.hpp"
+#include "catga/nats/native/error.hpp"
+#include "catga/nats/native/handle.hpp"
+#include "catga/nats/native/message.hpp"
 #include "catga/wire.hpp"
-#include "table.hpp"
-#include "error.hpp"
-#include "handle.hpp"
-#include "message.hpp"
 
-namespace catga::cli {
+namespace catga::nats {
 namespace {
 
-using catga::nats::detail::MsgHandle;
-using catga::nats::detail::PubAckHandle;
-using catga::nats::detail::StreamInfoHandle;
-using catga::nats::detail::Surface;
-using catga::nats::detail::to_error;
+using native::MsgHandle;
+using native::PubAckHandle;
+using native::StreamInfoHandle;
+using native::Surface;
+using native::to_error;
 
 // Headers the dead-letter copy added: a replayed copy is the original again.
 bool added_by_dead_lettering(std::string_view name) {
@@ -30,7 +28,7 @@ Error stream_error(natsStatus s, jsErrCode jerr, const std::string& stream, std:
   if (jerr == JSStreamNotFoundErr) {
     return make_error(errc::unavailable, "stream '" + stream +
                                              "' does not exist (no catga service has created it on this server yet, "
-                                             "or --prefix / --dlq-stream / --events-stream name another one)");
+                                             "or the prefix or stream name is not the deployment's)");
   }
   return to_error(s, jerr, std::string(what) + " (stream '" + stream + "')", Surface::jetstream);
 }
@@ -41,12 +39,19 @@ std::string type_of(std::string_view subject, std::string_view prefix) {
   return {};
 }
 
-Result<jsStreamInfo*> stream_info(const Session& session, const std::string& stream, const char* subjects_filter,
-                                  StreamInfoHandle& info) {
-  jsOptions o = session.js_options();
+jsOptions api_options(std::chrono::milliseconds timeout) {
+  jsOptions o;
+  jsOptions_Init(&o);
+  o.Wait = std::max<std::int64_t>(timeout.count(), 1);
+  return o;
+}
+
+Result<jsStreamInfo*> stream_info(jsCtx* js, std::chrono::milliseconds timeout, const std::string& stream,
+                                  const char* subjects_filter, StreamInfoHandle& info) {
+  jsOptions o = api_options(timeout);
   o.Stream.Info.SubjectsFilter = subjects_filter;
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  if (natsStatus s = js_GetStreamInfo(info.out(), session.js(), stream.c_str(), &o, &jerr); s != NATS_OK) {
+  if (natsStatus s = js_GetStreamInfo(info.out(), js, stream.c_str(), &o, &jerr); s != NATS_OK) {
     return stream_error(s, jerr, stream, "stream info");
   }
   return info.get();
@@ -72,99 +77,62 @@ std::string DeadLetter::header_or(std::string_view name, std::string_view fallba
   return std::string(header(name).value_or(fallback));
 }
 
-nlohmann::json DeadLetter::summary_json() const {
-  // A header that is a plain decimal number is shown as one; anything else
-  // ("-1", "12abc", a number past 2^64) as the text it is, never as a
-  // wrapped or truncated number.
-  auto number = [&](std::string_view h) -> nlohmann::json {
-    const auto v = header_or(h);
-    if (v.empty()) return nullptr;
-    std::uint64_t n = 0;
-    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-    if (ec != std::errc{} || end != v.data() + v.size()) return v;
-    return n;
-  };
-  return {{"seq", sequence},
-          {"subject", subject},
-          {"type", type},
-          {"time", format_time(time_ns)},
-          {"group", header_or(wire::kGroup)},
-          {"deliveries", number(wire::kDeliveries)},
-          {"error_code", header_or(wire::kErrorCode)},
-          {"error", header_or(wire::kError)},
-          {"original_subject", header_or(wire::kOriginalSubject)},
-          {"original_seq", number(wire::kOriginalSeq)},
-          {"original_msg_id", header_or(wire::kOriginalMsgId)}};
-}
-
-nlohmann::json DeadLetter::full_json() const {
-  auto j = summary_json();
-  nlohmann::json hs = nlohmann::json::object();
-  for (const auto& [k, v] : headers) hs[k] = v;  // a repeated header keeps its last value
-  j["headers"] = std::move(hs);
-  // A body that is not JSON (the usual reason for a `malformed` dead letter)
-  // is shown as text instead.
-  auto parsed = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_discarded()) {
-    j["body"] = nullptr;
-    j["body_text"] = body;
-  } else {
-    j["body"] = std::move(parsed);
-  }
-  return j;
-}
-
 std::string replay_message_id(std::string_view original_id, std::uint64_t dead_letter_seq) {
   const std::string suffix = ".r" + std::to_string(dead_letter_seq);
   if (original_id.empty()) return "replay" + suffix;
-  const std::size_t room = catga::MessageId::kMaxText - suffix.size();
+  const std::size_t room = MessageId::kMaxText - suffix.size();
   if (original_id.size() > room) original_id.remove_prefix(original_id.size() - room);
   return std::string(original_id) + suffix;
 }
 
-Result<std::optional<DeadLetter>> read_dead_letter(const Session& session, std::uint64_t sequence) {
-  const std::string stream = session.options().dead_letters();
+DeadLetterQueue::DeadLetterQueue(std::shared_ptr<Connection> connection, JetStreamOptions options,
+                                 std::chrono::milliseconds timeout)
+    : connection_(std::move(connection)),
+      options_(std::move(options)),
+      timeout_(timeout),
+      stream_(options_.dead_letter_stream()),
+      events_(options_.events_stream()) {}
+
+Result<std::optional<DeadLetter>> DeadLetterQueue::get(std::uint64_t sequence) const {
   MsgHandle msg;
-  jsOptions o = session.js_options();
+  jsOptions o = api_options(timeout_);
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  const natsStatus s = js_GetMsg(msg.out(), session.js(), stream.c_str(), sequence, &o, &jerr);
+  const natsStatus s = js_GetMsg(msg.out(), native::jetstream_of(*connection_), stream_.c_str(), sequence, &o, &jerr);
   if (s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr) return std::optional<DeadLetter>{};
-  if (s != NATS_OK) return stream_error(s, jerr, stream, "read dead letter #" + std::to_string(sequence));
+  if (s != NATS_OK) return stream_error(s, jerr, stream_, "read dead letter #" + std::to_string(sequence));
 
   DeadLetter dl;
   dl.sequence = sequence;
-  dl.subject = std::string(catga::nats::detail::subject_of(msg.get()));
-  dl.body = std::string(catga::nats::detail::body_of(msg.get()));
+  dl.subject = std::string(native::subject_of(msg.get()));
+  dl.body = std::string(native::body_of(msg.get()));
   dl.time_ns = natsMsg_GetTime(msg.get());
-  catga::nats::detail::for_each_header(msg.get(), [&](std::string_view k, std::string_view v) {
+  native::for_each_header(msg.get(), [&](std::string_view k, std::string_view v) {
     dl.headers.emplace_back(std::string(k), std::string(v));
   });
-  dl.type = type_of(dl.subject, session.options().prefix);
+  dl.type = type_of(dl.subject, options_.prefix);
   if (dl.type.empty()) dl.type = dl.header_or(wire::kType);
   return std::optional<DeadLetter>(std::move(dl));
 }
 
-Result<std::vector<DeadLetter>> list_dead_letters(const Session& session, std::string_view type, std::size_t limit) {
-  const std::string stream = session.options().dead_letters();
+Result<std::vector<DeadLetter>> DeadLetterQueue::list(std::string_view type, std::size_t limit) const {
   StreamInfoHandle info;
-  auto si = stream_info(session, stream, nullptr, info);
+  auto si = stream_info(native::jetstream_of(*connection_), timeout_, stream_, nullptr, info);
   if (!si) return std::move(si).error();
   std::vector<DeadLetter> out;
   const auto& state = (*si)->State;
   if (state.Msgs == 0) return out;
   for (std::uint64_t seq = state.FirstSeq; seq <= state.LastSeq; ++seq) {
     if (limit != 0 && out.size() >= limit) break;
-    auto dl = read_dead_letter(session, seq);
+    auto dl = get(seq);
     if (!dl) return std::move(dl).error();
-    if (!*dl) continue;  // deleted (replayed) or purged
+    if (!*dl) continue;  // removed (replayed) or purged
     if (!type.empty() && (*dl)->type != type) continue;
     out.push_back(std::move(**dl));
   }
   return out;
 }
 
-Result<ReplayOutcome> replay_dead_letter(const Session& session, const DeadLetter& letter, bool keep) {
-  const auto& g = session.options();
+Result<ReplayOutcome> DeadLetterQueue::replay(const DeadLetter& letter, bool keep) const {
   if (auto consumer = letter.header(wire::kEsConsumer)) {
     return make_error(errc::validation,
                       "dead letter #" + std::to_string(letter.sequence) + " is an event-store commit that '" +
@@ -180,12 +148,12 @@ Result<ReplayOutcome> replay_dead_letter(const Session& session, const DeadLette
       return make_error(errc::validation, "dead letter #" + std::to_string(letter.sequence) +
                                               " names neither its original subject nor its type");
     }
-    r.subject = wire::event_subject(g.prefix, letter.type);
+    r.subject = wire::event_subject(options_.prefix, letter.type);
   }
   // Only back to an events subject of this prefix: a dead letter naming
   // $JS.API.…, _INBOX.… or another application's subject would otherwise be
-  // executed with the operator's credentials.
-  const std::string event_subjects = g.prefix + ".evt.";
+  // executed with the caller's credentials.
+  const std::string event_subjects = options_.prefix + ".evt.";
   if (r.subject.compare(0, event_subjects.size(), event_subjects) != 0 || !wire::check_subject(r.subject, "subject")) {
     return make_error(errc::validation, "dead letter #" + std::to_string(letter.sequence) + " names '" + r.subject +
                                             "' as its original subject, which is not an event subject under '" +
@@ -200,6 +168,8 @@ Result<ReplayOutcome> replay_dead_letter(const Session& session, const DeadLette
       s != NATS_OK) {
     return to_error(s, "create replay message for '" + r.subject + "'");
   }
+  // Stored headers go back as they were (no header_safe: they passed a
+  // server once), every value of a repeated header included.
   Status hs;
   auto put = [&](std::string_view k, std::string_view v, bool replace) {
     if (!hs) return;
@@ -216,48 +186,54 @@ Result<ReplayOutcome> replay_dead_letter(const Session& session, const DeadLette
   put(wire::kReplayed, std::to_string(letter.sequence), true);
   if (!hs) return std::move(hs).error();
 
-  const std::string events = g.events();
   jsPubOptions po;
   jsPubOptions_Init(&po);
-  po.MaxWait = g.timeout_ms;
-  po.ExpectStream = events.c_str();  // never into another stream that happens to match
+  po.MaxWait = std::max<std::int64_t>(timeout_.count(), 1);
+  po.ExpectStream = events_.c_str();  // never into another stream that happens to match
   PubAckHandle ack;
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  if (natsStatus s = js_PublishMsg(ack.out(), session.js(), msg.get(), &po, &jerr); s != NATS_OK) {
-    return stream_error(s, jerr, events, "replay dead letter #" + std::to_string(letter.sequence) + " to '" +
-                                             r.subject + "'");
+  if (natsStatus s = js_PublishMsg(ack.out(), native::jetstream_of(*connection_), msg.get(), &po, &jerr);
+      s != NATS_OK) {
+    return stream_error(s, jerr, events_, "replay dead letter #" + std::to_string(letter.sequence) + " to '" +
+                                              r.subject + "'");
   }
   r.stream_seq = ack.get()->Sequence;
   r.duplicate = ack.get()->Duplicate;
   if (!keep) {
-    const std::string stream = g.dead_letters();
-    jsOptions o = session.js_options();
-    jerr = static_cast<jsErrCode>(0);
-    const natsStatus s = js_DeleteMsg(session.js(), stream.c_str(), letter.sequence, &o, &jerr);
-    if (s != NATS_OK && jerr != JSNoMessageFoundErr) {
-      return stream_error(s, jerr, stream, "replayed #" + std::to_string(letter.sequence) +
-                                               ", but could not delete it from the dead letters");
+    auto removed = remove(letter.sequence);
+    if (!removed) {
+      Error e = std::move(removed).error();
+      e.message = "replayed #" + std::to_string(letter.sequence) +
+                  ", but could not delete it from the dead letters: " + e.message;
+      return e;
     }
-    r.removed = s == NATS_OK;
+    r.removed = *removed;
   }
   return r;
 }
 
-Result<std::uint64_t> purge_dead_letters(const Session& session, std::string_view type) {
-  const std::string stream = session.options().dead_letters();
-  const std::string filter =
-      type.empty() ? session.options().prefix + ".dlq.>" : wire::dead_letter_subject(session.options().prefix, type);
+Result<bool> DeadLetterQueue::remove(std::uint64_t sequence) const {
+  jsOptions o = api_options(timeout_);
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  const natsStatus s = js_DeleteMsg(native::jetstream_of(*connection_), stream_.c_str(), sequence, &o, &jerr);
+  if (s == NATS_OK) return true;
+  if (jerr == JSNoMessageFoundErr || jerr == JSSequenceNotFoundErr) return false;
+  return stream_error(s, jerr, stream_, "remove dead letter #" + std::to_string(sequence));
+}
+
+Result<std::uint64_t> DeadLetterQueue::purge(std::string_view type) const {
+  const std::string filter = type.empty() ? options_.prefix + ".dlq.>" : wire::dead_letter_subject(options_.prefix, type);
   StreamInfoHandle info;
-  auto before = stream_info(session, stream, filter.c_str(), info);
+  auto before = stream_info(native::jetstream_of(*connection_), timeout_, stream_, filter.c_str(), info);
   if (!before) return std::move(before).error();
   const std::uint64_t count = type.empty() ? (*before)->State.Msgs : messages_on(*before);
-  jsOptions o = session.js_options();
+  jsOptions o = api_options(timeout_);
   if (!type.empty()) o.Stream.Purge.Subject = filter.c_str();
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  if (natsStatus s = js_PurgeStream(session.js(), stream.c_str(), &o, &jerr); s != NATS_OK) {
-    return stream_error(s, jerr, stream, "purge");
+  if (natsStatus s = js_PurgeStream(native::jetstream_of(*connection_), stream_.c_str(), &o, &jerr); s != NATS_OK) {
+    return stream_error(s, jerr, stream_, "purge");
   }
   return count;
 }
 
-}  // namespace catga::cli
+}  // namespace catga::nats
