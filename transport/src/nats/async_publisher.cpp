@@ -74,6 +74,19 @@ void AsyncPublisher::complete(natsMsg* msg, PublishOutcome outcome) noexcept {
     ~FreeSlot() { self->release(); }
   } free_slot{this};
   outcome.message_id = std::move(p->message_id);
+  if (p->meters != nullptr) {
+    try {
+      if (outcome.status) {
+        p->meters->published->inc();
+        p->meters->duration->observe(Clock::now() - p->started);
+      } else {
+        count_failure(*state_->publish_meters.registry(), "catga_publish_failures_total",
+                      "Publishes that failed (after their retries), by type and error code.",
+                      p->type, "code", outcome.status.error().code);
+      }
+    } catch (...) {
+    }
+  }
   if (!outcome.status) {
     try {
       state_->note_error(outcome.status.error());
@@ -131,6 +144,7 @@ Status AsyncPublisher::publish(const OutboundMessage& message, JetStreamTranspor
   const auto deadline =
       ctx.has_deadline() ? ctx.deadline : Clock::now() + state_->options.publish_timeout;
   if (auto r = reserve(deadline); !r) return r;
+  const PublishMeters* meters = state_->publish_meters.get(message.info);
 
   // Built in a per-thread buffer: no allocation once it has grown.
   thread_local std::string subject;
@@ -153,7 +167,8 @@ Status AsyncPublisher::publish(const OutboundMessage& message, JetStreamTranspor
     std::lock_guard lock(mu_);
     closed = closed_;
     // Cannot be full: every entry holds one of the window's slots.
-    if (!closed) registered = pending_.insert(raw, Pending{std::move(done), ctx.message_id.text().str()});
+    if (!closed) registered = pending_.insert(raw, Pending{std::move(done), ctx.message_id.text().str(), meters,
+                                                           message.info.name, meters != nullptr ? Clock::now() : Clock::time_point{}});
   }
   if (!registered) {
     release();

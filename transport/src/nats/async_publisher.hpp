@@ -58,6 +58,9 @@ class AsyncPublisher {
   struct Pending {
     JetStreamTransport::PublishCallback done;
     std::string message_id;
+    const PublishMeters* meters = nullptr;  // null: no metrics
+    std::string_view type;                   // MessageInfo::name (static)
+    std::chrono::steady_clock::time_point started{};
   };
 
   std::shared_ptr<TransportState> state_;

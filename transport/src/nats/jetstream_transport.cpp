@@ -114,6 +114,11 @@ std::chrono::milliseconds left(Clock::time_point deadline) {
                   std::chrono::milliseconds(0));
 }
 
+// JetStreamTransport::publish without the stopped check and the metrics.
+Status publish_event(detail::TransportState& shared, const OutboundMessage& message);
+// JetStreamTransport::request without the stopped check and the metrics.
+Result<std::string> request_reply(detail::TransportState& shared, const OutboundMessage& message);
+
 }  // namespace
 
 JetStreamTransport::JetStreamTransport(std::shared_ptr<State> state) noexcept : state_(std::move(state)) {}
@@ -139,6 +144,8 @@ Result<std::unique_ptr<JetStreamTransport>> JetStreamTransport::create(std::shar
   shared.options = std::move(js);
   shared.events_stream = shared.options.events_stream();
   shared.dead_letter_stream = shared.options.dead_letter_stream();
+  shared.publish_meters.use(shared.options.metrics);
+  shared.request_meters.use(shared.options.metrics);
 
   const auto deadline = Clock::now() + shared.options.startup_timeout;
   if (auto s = shared.connection->wait_connected(shared.options.startup_timeout); !s) {
@@ -174,6 +181,24 @@ Status JetStreamTransport::ensure_streams() {
 Status JetStreamTransport::publish(const OutboundMessage& message) {
   auto& shared = *state_->shared;
   if (stopped()) return make_error(errc::unavailable, "publish: the transport is stopped", false);
+  const auto* meters = shared.publish_meters.get(message.info);
+  if (meters == nullptr) return publish_event(shared, message);
+  const auto t0 = Clock::now();
+  Status s = publish_event(shared, message);
+  if (s) {
+    meters->published->inc();
+    meters->duration->observe(Clock::now() - t0);
+  } else {
+    detail::count_failure(*shared.publish_meters.registry(), "catga_publish_failures_total",
+                          "Publishes that failed (after their retries), by type and error code.", message.info.name,
+                          "code", s.error().code);
+  }
+  return s;
+}
+
+namespace {
+
+Status publish_event(detail::TransportState& shared, const OutboundMessage& message) {
   if (auto v = wire::check_subject(message.info.name, "message type"); !v) return v;
   std::string subject;
   shared.event_subject(subject, message);
@@ -230,6 +255,8 @@ Status JetStreamTransport::publish(const OutboundMessage& message) {
   shared.note_error(e);
   return e;
 }
+
+}  // namespace
 
 Result<Subscription> JetStreamTransport::subscribe(std::string_view type, const SubscribeOptions& options,
                                                    DeliveryHandler handler) {
@@ -295,6 +322,26 @@ Result<Subscription> JetStreamTransport::subscribe_ordered(const SubscribeOption
 Result<std::string> JetStreamTransport::request(const OutboundMessage& message) {
   auto& shared = *state_->shared;
   if (stopped()) return make_error(errc::unavailable, "request: the transport is stopped", false);
+  const auto* meters = shared.request_meters.get(message.info);
+  if (meters == nullptr) return request_reply(shared, message);
+  const auto t0 = Clock::now();
+  auto r = request_reply(shared, message);
+  meters->duration->observe(Clock::now() - t0);
+  if (r && r->starts_with(R"({"ok":true)")) {
+    meters->ok->inc();
+  } else if (const std::string outcome = r ? detail::reply_outcome(*r) : r.error().code; outcome == "ok") {
+    meters->ok->inc();
+  } else {
+    detail::count_failure(*shared.request_meters.registry(), "catga_requests_total",
+                          "Remote requests by type and outcome (ok or the error code).", message.info.name, "outcome",
+                          outcome);
+  }
+  return r;
+}
+
+namespace {
+
+Result<std::string> request_reply(detail::TransportState& shared, const OutboundMessage& message) {
   const auto& ctx = message.context;
   const auto deadline = ctx.has_deadline() ? ctx.deadline : Clock::now() + shared.options.request_timeout;
   const auto remaining = left(deadline);
@@ -340,6 +387,8 @@ Result<std::string> JetStreamTransport::request(const OutboundMessage& message) 
     return e;
   }
 }
+
+}  // namespace
 
 Result<Subscription> JetStreamTransport::serve(std::string_view type, std::string_view service, RequestHandler handler) {
   if (stopped()) return make_error(errc::unavailable, "serve: the transport is stopped", false);

@@ -56,6 +56,30 @@ PullConsumer::PullConsumer(std::shared_ptr<TransportState> state, Config config,
   max_limit_ = 3 * static_cast<std::size_t>(config_.options.batch) + config_.workers;
   inline_ = config_.workers == 1;
   ack_prefix_ = AckPrefix::of(state_->events_stream, config_.consumer);
+  if (const auto& metrics = state_->options.metrics) {
+    // An ordered partition reads several types ("A,B"); its lag is not the
+    // group's (each member sees its own partitions), so it has none.
+    std::string_view types = config_.type;
+    while (!types.empty()) {
+      const auto comma = types.find(',');
+      const auto type = types.substr(0, comma);
+      meters_.push_back({std::string(type), ConsumerMeters::resolve(*metrics, type, config_.group, !config_.ordered)});
+      types = comma == std::string_view::npos ? std::string_view{} : types.substr(comma + 1);
+    }
+  }
+}
+
+const ConsumerMeters* PullConsumer::meters_for(natsMsg* msg) const noexcept {
+  if (meters_.size() == 1) return &meters_.front().meters;
+  // <prefix>.evt.<Type>.<partition>
+  const std::string_view subject = subject_of(msg);
+  const std::size_t skip = state_->options.prefix.size() + 5;
+  std::string_view type = subject.size() > skip ? subject.substr(skip) : std::string_view{};
+  type = type.substr(0, type.find('.'));
+  for (const auto& t : meters_) {
+    if (t.type == type) return &t.meters;
+  }
+  return nullptr;
 }
 
 Result<std::shared_ptr<PullConsumer>> PullConsumer::start(std::shared_ptr<TransportState> state, Config config,
@@ -673,6 +697,11 @@ void PullConsumer::process(MsgHandle msg, std::size_t) {
   const int attempt =
       meta ? static_cast<int>(std::min<std::uint64_t>(meta->delivered, static_cast<std::uint64_t>(INT32_MAX))) : 1;
   const std::uint64_t sequence = meta ? meta->stream_seq : 0;
+  const ConsumerMeters* meters = meters_.empty() ? nullptr : meters_for(m);
+  if (meters != nullptr) {
+    if (attempt > 1) meters->redelivered->inc();
+    if (meters->lag != nullptr && meta) meters->lag->set(static_cast<double>(meta->pending));
+  }
 
   Status status;
   const std::size_t max_body = config_.options.max_body_bytes;
@@ -717,11 +746,21 @@ void PullConsumer::process(MsgHandle msg, std::size_t) {
   if (status) {
     reply(reply_subject, "+ACK");
     handled_.fetch_add(1, std::memory_order_relaxed);
+    if (meters != nullptr) {
+      meters->consumed->inc();
+      if (meta) {
+        const auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+        meters->ack_latency->observe(std::chrono::nanoseconds(now_ns - meta->timestamp_ns));
+      }
+    }
     return;
   }
   const Error& error = status.error();
   const auto redeliver = config_.retry.redeliver_after(tries, error);
   auto nak = [&] {
+    if (meters != nullptr) meters->retried->inc();
     const auto delay = std::chrono::nanoseconds(redeliver.value_or(config_.retry.delay_after(attempt))).count();
     if (delay <= 0) {
       reply(reply_subject, "-NAK");
@@ -744,6 +783,7 @@ void PullConsumer::process(MsgHandle msg, std::size_t) {
   if (dl) {
     reply(reply_subject, "+TERM");
     dead_lettered_.fetch_add(1, std::memory_order_relaxed);
+    if (meters != nullptr) meters->dead_lettered->inc();
     log().warn("catga.nats group '{}' dead-lettered {} #{} after {} deliveries: {}: {}", config_.group,
                subject_of(m), sequence, tries, error.code, error.message);
   } else {

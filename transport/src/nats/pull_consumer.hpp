@@ -237,6 +237,15 @@ class PullConsumer : public std::enable_shared_from_this<PullConsumer> {
   std::size_t open_count_ = 0;
   int silent_expiries_ = 0;
 
+  // Metrics of each type this consumer reads (one, or an ordered
+  // partition's types); empty without a registry.
+  struct TypeMeters {
+    std::string type;
+    ConsumerMeters meters;
+  };
+  std::vector<TypeMeters> meters_;
+  const ConsumerMeters* meters_for(natsMsg* msg) const noexcept;
+
   std::atomic<bool> lost_{false};  // ordered: the consumer is gone
   std::atomic<std::uint64_t> handled_{0};
   std::atomic<std::uint64_t> dead_lettered_{0};

@@ -10,6 +10,10 @@
 #include "thread_name.hpp"
 
 namespace catga::nats::detail {
+namespace {
+constexpr std::string_view kServed = "catga_requests_served_total";
+constexpr std::string_view kServedHelp = "Requests this service answered, by type, service and outcome (ok or the error code).";
+}  // namespace
 
 Responder::Responder(std::shared_ptr<TransportState> state, std::string type, std::string service,
                      RequestHandler handler)
@@ -22,6 +26,26 @@ Responder::Responder(std::shared_ptr<TransportState> state, std::string type, st
                      type_ + "' (serve_max_in_flight); try again later",
                  true),
       nullptr);
+  if (const auto& metrics = state_->options.metrics) {
+    served_ok_ = &metrics->counter(kServed, kServedHelp, {{"type", type_}, {"service", service_}, {"outcome", "ok"}});
+    refused_ =
+        &metrics->counter(kServed, kServedHelp, {{"type", type_}, {"service", service_}, {"outcome", std::string(errc::overloaded)}});
+  }
+}
+
+void Responder::count_served(std::string_view body) noexcept try {
+  if (body.starts_with(R"({"ok":true)")) {
+    served_ok_->inc();
+    return;
+  }
+  const std::string outcome = reply_outcome(body);
+  if (outcome == "ok") {
+    served_ok_->inc();
+    return;
+  }
+  state_->options.metrics->counter(kServed, kServedHelp, {{"type", type_}, {"service", service_}, {"outcome", outcome}})
+      .inc();
+} catch (...) {
 }
 
 Result<std::shared_ptr<Responder>> Responder::start(std::shared_ptr<TransportState> state, std::string type,
@@ -111,6 +135,7 @@ bool Responder::admit(natsMsg* msg) noexcept {
     return true;
   }
   refuse(msg);
+  if (refused_ != nullptr) refused_->inc();
   return false;
 }
 
@@ -143,6 +168,7 @@ void Responder::answer(natsMsg* msg) noexcept {
     } catch (...) {
       body = wire::encode_reply(error_from_current_exception(), nullptr);
     }
+    if (served_ok_ != nullptr) count_served(body);
     const auto reply = reply_of(msg);
     if (reply.empty()) return;  // fire-and-forget: nobody waits for an answer
     const natsStatus s = natsConnection_Publish(state_->nc(), reply.data(), body.data(), static_cast<int>(body.size()));

@@ -69,6 +69,11 @@ class Responder : public std::enable_shared_from_this<Responder> {
   std::atomic<std::size_t> in_flight_{0};
   std::size_t max_in_flight_ = 0;
   std::string overloaded_reply_;  // encoded once
+  // catga_requests_served_total{outcome="ok"} and {"overloaded"}; null
+  // without a registry (other outcomes are looked up when they happen).
+  MetricCounter* served_ok_ = nullptr;
+  MetricCounter* refused_ = nullptr;
+  void count_served(std::string_view body) noexcept;
   // Receive thread only: refusals since the last warning, and when that was.
   std::uint64_t refused_unlogged_ = 0;
   std::chrono::steady_clock::time_point refused_logged_at_{};

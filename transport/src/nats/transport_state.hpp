@@ -14,6 +14,7 @@
 #include "catga/wire.hpp"
 #include "connection_impl.hpp"
 #include "log.hpp"
+#include "meters.hpp"
 
 namespace catga::nats::detail {
 
@@ -25,6 +26,10 @@ struct TransportState {
 
   natsConnection* nc() const noexcept { return connection->impl().conn(); }
   jsCtx* js() const noexcept { return connection->impl().jet(); }
+
+  // Series of options.metrics by type (get() is null without a registry).
+  MetersByType<PublishMeters> publish_meters;
+  MetersByType<RequestMeters> request_meters;
 
   // The subject of an event into `out`: <prefix>.evt.<Type>, or for a keyed
   // type <prefix>.evt.<Type>.<partition> (docs/wire-format.md, "Keyed

@@ -5,11 +5,16 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "catga/result.hpp"
+
+namespace catga {
+class Metrics;  // catga/pipeline/metrics.hpp
+}
 
 namespace catga::nats {
 
@@ -211,6 +216,12 @@ struct JetStreamOptions {
   std::chrono::milliseconds startup_timeout{30'000};
   // How long the destructor's stop() may take.
   std::chrono::milliseconds stop_timeout{10'000};
+  // Where the transport records its metrics (published, consumed,
+  // redelivered, dead-lettered, lag, publish/ack latency, request outcomes;
+  // docs/operations.md, "Library metrics"); null, the default, records nothing.
+  //
+  //   js.metrics = metrics;  // the registry /metrics renders
+  std::shared_ptr<catga::Metrics> metrics;
 
   // The bound in effect: serve_max_in_flight, or 32 x serve_workers when 0.
   std::size_t serve_bound() const noexcept;
