@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "catga/pipeline/metrics.hpp"
+
 #include <algorithm>
 
 #include "catga/saga/events.hpp"
@@ -107,6 +109,37 @@ void SagaOrchestrator::add_type(SagaType type) {
   std::string name = type.name;
   if (!types_.emplace(name, std::move(type)).second) {
     throw Exception(make_error(errc::duplicate_handler, "saga type '" + name + "' is already registered"));
+  }
+  if (auto& m = options_.metrics) {
+    const MetricLabels labels{{"saga", name}};
+    meters_[name] = Meters{
+        &m->counter("catga_sagas_started_total", "Sagas started by this instance, by saga type.", labels),
+        &m->counter("catga_sagas_completed_total", "Sagas this instance finished with every step done.", labels),
+        &m->counter("catga_sagas_compensated_total",
+                    "Sagas this instance finished by compensating (a step failed; what was done is undone).", labels),
+        &m->counter("catga_sagas_failed_total",
+                    "Sagas whose compensation failed: they need an operator (SagaFailed).", labels)};
+  }
+}
+
+void SagaOrchestrator::count(const SagaRecord& r) noexcept {
+  const auto m = meters_.find(r.type);
+  if (m == meters_.end()) return;
+  switch (r.status) {
+    case SagaStatus::running:
+      m->second.started->inc();
+      break;
+    case SagaStatus::completed:
+      m->second.completed->inc();
+      break;
+    case SagaStatus::compensated:
+      m->second.compensated->inc();
+      break;
+    case SagaStatus::compensation_failed:
+      m->second.failed->inc();
+      break;
+    case SagaStatus::compensating:
+      break;
   }
 }
 
@@ -468,6 +501,7 @@ void SagaOrchestrator::pause(std::chrono::milliseconds d) {
 }
 
 void SagaOrchestrator::publish_lifecycle(const SagaRecord& r, const SagaType& type) {
+  count(r);
   Context ctx = step_context(r, false, std::chrono::milliseconds(0));
   ctx.message_id = MessageId::generate();
   Status st;

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <catga/pipeline/idempotency.hpp>
 #include <catga/pipeline/in_memory_idempotency_store.hpp>
+#include <catga/pipeline/metrics.hpp>
 #include <catga/saga/events.hpp>
 #include <catga/saga/kv_saga_store.hpp>
 #include <catga/saga/orchestrator.hpp>
@@ -1105,4 +1106,48 @@ TEST_CASE("KvSagaStore: index shards are read once, not before every write; two 
   CHECK(solo_kv->index_reads.load() <= 32);  // before: 128
   CHECK(solo.list_active().value().empty());
   CHECK(solo.count().value().compensated == static_cast<std::size_t>(kSagas));
+}
+
+TEST_CASE("SagaOptions::metrics counts starts, completions, compensations and failures by saga type") {
+  Fixture f;
+  auto metrics = std::make_shared<catga::Metrics>();
+  auto options = f.options();
+  options.metrics = metrics;
+  catga::SagaOrchestrator orch(f.mediator, f.store, options);
+  orch.add(f.saga);
+  const catga::MetricLabels trip{{"saga", "trip"}};
+  auto& started = metrics->counter("catga_sagas_started_total", "", trip);
+  auto& completed = metrics->counter("catga_sagas_completed_total", "", trip);
+  auto& compensated = metrics->counter("catga_sagas_compensated_total", "", trip);
+  auto& failed = metrics->counter("catga_sagas_failed_total", "", trip);
+  // Counted right after the final state is stored, a moment after wait() may return.
+  auto settle = [&](std::uint64_t finished) {
+    const auto until = std::chrono::steady_clock::now() + kWait;
+    while (completed.value() + compensated.value() + failed.value() < finished &&
+           std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  };
+
+  REQUIRE(orch.start(f.saga, "m1", TripData{"m1", "", "", ""}));
+  REQUIRE(orch.wait("m1", kWait)->status == catga::SagaStatus::completed);
+  settle(1);
+  f.world.fail_step = "RentCar";
+  REQUIRE(orch.start(f.saga, "m2", TripData{"m2", "", "", ""}));
+  REQUIRE(orch.wait("m2", kWait)->status == catga::SagaStatus::compensated);
+  settle(2);
+  f.world.fail_compensation = true;
+  REQUIRE(orch.start(f.saga, "m3", TripData{"m3", "", "", ""}));
+  REQUIRE(orch.wait("m3", kWait)->status == catga::SagaStatus::compensation_failed);
+  settle(3);
+  // Starting an existing id again is no new saga.
+  REQUIRE(orch.start(f.saga, "m1", TripData{"m1", "", "", ""}));
+
+  CHECK(started.value() == 3);
+  CHECK(completed.value() == 1);
+  CHECK(compensated.value() == 1);
+  CHECK(failed.value() == 1);
+  const auto text = metrics->render_prometheus();
+  CHECK(text.find("catga_sagas_started_total{saga=\"trip\"} 3") != std::string::npos);
+  CHECK(text.find("m1") == std::string::npos);  // saga ids are never labels
 }

@@ -22,6 +22,9 @@
 
 namespace catga {
 
+class Metrics;  // catga/pipeline/metrics.hpp
+class MetricCounter;
+
 struct SagaOptions {
   // Who drives: keep it stable across restarts of one instance (e.g. the pod
   // name) so a restarted instance resumes its sagas at once; default random.
@@ -35,6 +38,10 @@ struct SagaOptions {
   std::chrono::milliseconds recovery_interval{std::chrono::seconds(0)};
   // Waits between retries; replaceable so tests do not sleep.
   std::function<void(std::chrono::milliseconds)> sleep;
+  // Counts sagas started, completed, compensated and failed (compensation
+  // failed) by saga type in this registry: catga_sagas_<what>_total{saga}
+  // (docs/operations.md, "Library metrics"). Null, the default: nothing counted.
+  std::shared_ptr<Metrics> metrics;
 };
 
 // Runs sagas on a pool of worker threads. Each transition (attempt started,
@@ -113,6 +120,15 @@ class SagaOrchestrator {
   std::shared_ptr<SagaStore> store_;
   SagaOptions options_;
   std::map<std::string, SagaType, std::less<>> types_;
+  // By saga type, made by add_type() when options_.metrics is set.
+  struct Meters {
+    MetricCounter* started = nullptr;
+    MetricCounter* completed = nullptr;
+    MetricCounter* compensated = nullptr;
+    MetricCounter* failed = nullptr;
+  };
+  std::map<std::string, Meters, std::less<>> meters_;
+  void count(const SagaRecord& r) noexcept;
 
   mutable std::mutex mutex_;
   // Only idle workers wait on work_cv_, all for the same predicate, so the
