@@ -1,10 +1,11 @@
 # cmake -P build_against_install.cmake -DBUILD_DIR=<catga build> -DPROJECT_DIR=<project source>
 #   -DWORK_DIR=<scratch dir> [-DCONFIG=<build type>] [-DCXX=<compiler>] [-DGENERATOR=<generator>]
-#   [-DCOMPONENTS=<a,b,...>] [-DRUN=<exe,exe,...>] [-DRUN_CTEST=ON]
+#   [-DCOMPONENTS=<a,b,...>] [-DRUN=<exe,exe,...>] [-DRUN_ARGS=<arg,arg,...>] [-DRUN_CTEST=ON]
 #   [-DVERSION=<x.y.z>] [-DPKG_CONFIG_SOURCE=<main.cpp>]
 # Installs the catga build into WORK_DIR/prefix, then configures and builds
 # PROJECT_DIR against it with find_package(catga), exactly as an application
-# would, and runs the executables named in RUN and/or the project's CTest tests.
+# would, and runs the executables named in RUN (each with RUN_ARGS) and/or the
+# project's CTest tests.
 # With VERSION, also checks what the package carries besides the libraries
 # (catga/version.hpp, LICENSE, CHANGELOG.md, catga.pc of that version). With
 # PKG_CONFIG_SOURCE, also compiles and runs that file with nothing but
@@ -23,6 +24,7 @@ list(REMOVE_ITEM components "")
 string(REPLACE ";" "\\;" components_arg "${components}")
 string(REPLACE "," ";" executables "${RUN}")
 list(REMOVE_ITEM executables "")
+string(REPLACE "," ";" run_args "${RUN_ARGS}")
 
 function(run step)
   execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
@@ -117,7 +119,7 @@ foreach(exe IN LISTS executables)
   if(NOT EXISTS "${path}")
     set(path "${build}/${CONFIG}/${exe}")
   endif()
-  run("run ${exe}" "${path}")
+  run("run ${exe} ${run_args}" "${path}" ${run_args})
   message("${last_output}")
 endforeach()
 if(RUN_CTEST)
