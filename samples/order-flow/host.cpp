@@ -69,7 +69,9 @@ catga::Result<std::unique_ptr<Host>> Host::launch(HostSettings settings) {
     }
     host->infra_ = memory_infrastructure();
   } else if (host->settings_.transport == "nats") {
-    auto infra = nats_infrastructure(host->settings_.nats);
+    NatsSettings nats = host->settings_.nats;
+    nats.metrics = host->metrics_;
+    auto infra = nats_infrastructure(nats);
     if (!infra) return std::move(infra).error();
     host->infra_ = std::move(*infra);
   } else {

@@ -5,6 +5,7 @@
 
 #include <catga/key_value.hpp>
 #include <catga/pipeline/idempotency_store.hpp>
+#include <catga/pipeline/metrics.hpp>
 #include <catga/transport.hpp>
 #include <chrono>
 #include <cstdint>
@@ -88,6 +89,9 @@ struct NatsSettings {
   // How long start-up waits for the broker, JetStream, streams and buckets
   // before the process gives up; 0: as long as it takes (readiness says why).
   std::chrono::milliseconds startup_timeout{0};
+  // Where the transport records its metrics (JetStreamOptions::metrics): the
+  // process's /metrics registry.
+  std::shared_ptr<catga::Metrics> metrics;
 };
 
 // True when this build has the JetStream transport (catga::nats).

@@ -42,6 +42,7 @@ class NatsInfrastructure final : public Infrastructure {
     js.events.replicas = settings_.replicas;
     js.dead_letters.replicas = settings_.replicas;
     js.startup_timeout = startup_.options().attempt_timeout;  // one try; startup_ tries again
+    js.metrics = settings_.metrics;  // published, consumed, dead-lettered, lag... in /metrics
     auto transport = startup_.run("the JetStream streams", [&] { return cn::JetStreamTransport::create(connection_, js); });
     if (!transport) return std::move(transport).error();
     transport_ = std::move(*transport);

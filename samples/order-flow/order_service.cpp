@@ -124,6 +124,7 @@ catga::Status OrderService::start() {
   auto sagas = bucket(kSagasBucket);
   if (!sagas) return std::move(sagas).error();
   saga_store_ = std::make_shared<catga::KvSagaStore>(std::move(*sagas));
+  if (!options_.saga.metrics) options_.saga.metrics = metrics();  // catga_sagas_*_total in /metrics
   orchestrator_ = std::make_unique<catga::SagaOrchestrator>(mediator(), saga_store_, options_.saga);
   orchestrator_->add(saga_);
   if (auto s = open(); !s) return s;

@@ -56,6 +56,10 @@ TEST_CASE("a real Prometheus scrapes every service of the sample and finds the c
   const std::string id = place(c, order_body("c1", {{{"sku", "A-1"}, {"qty", 1}}}, 20.0), "prom-1");
   REQUIRE(!id.empty());
   CHECK(wait_final(d, d.get("order-1"), id).value("status", "") == "confirmed");
+  // A declined payment: its saga compensates (issue 24's saga metrics).
+  const std::string declined = place(c, order_body("declined", {{{"sku", "A-2"}, {"qty", 1}}}, 12.5), "prom-2");
+  REQUIRE(!declined.empty());
+  CHECK(wait_final(d, d.get("order-1"), declined).value("status", "") == "cancelled");
 
   const auto dir = d.directory() / "prometheus";
   std::filesystem::create_directories(dir / "data");
@@ -107,5 +111,37 @@ TEST_CASE("a real Prometheus scrapes every service of the sample and finds the c
   CHECK(*seconds < 60);
   // Consumer lag per group, a gauge refreshed at scrape time.
   CHECK(query(api, "count(catga_consumer_pending)").value_or(0) >= 1);
+
+  // The transport's own series (JetStreamOptions::metrics).
+  auto sum = [&](const std::string& series) { return query(api, "sum(" + series + ")"); };
+  CHECK(sum("catga_messages_published_total{type=\"OrderPlaced\"}").value_or(0) >= 2);
+  CHECK(sum("catga_messages_published_total{type=\"OrderPlaced\"}").value_or(0) < 100);
+  CHECK(eventually([&] { return sum("catga_messages_consumed_total{group=\"notification\"}").value_or(0) >= 2; },
+                   std::chrono::seconds(30)));
+  CHECK(sum("catga_messages_dead_lettered_total").value_or(-1) == 0);  // the series exist, nothing dead-lettered
+  CHECK(query(api, "count(catga_consumer_lag_messages)").value_or(0) >= 1);
+  const auto published = sum("catga_publish_duration_seconds_count{type=\"OrderPlaced\"}");
+  const auto published_inf = sum("catga_publish_duration_seconds_bucket{type=\"OrderPlaced\",le=\"+Inf\"}");
+  REQUIRE(published);
+  CHECK(published == published_inf);
+  CHECK(sum("catga_ack_latency_seconds_count{group=\"notification\"}").value_or(0) >= 2);
+  // Remote requests of the sagas, on both sides.
+  CHECK(sum("catga_requests_total{type=\"ChargePayment\",outcome=\"ok\"}").value_or(0) >= 1);
+  CHECK(sum("catga_requests_served_total{type=\"ReserveInventory\",service=\"inventory\",outcome=\"ok\"}")
+            .value_or(0) >= 2);
+  // Sagas: both orders finished, one completed, one compensated.
+  const bool sagas_done = eventually(
+      [&] {
+        const auto started = sum("catga_sagas_started_total");
+        const auto completed = sum("catga_sagas_completed_total");
+        const auto compensated = sum("catga_sagas_compensated_total");
+        const auto failed = sum("catga_sagas_failed_total");
+        return started && completed && compensated && failed && *started == 2 &&
+               *started == *completed + *compensated + *failed;
+      },
+      std::chrono::seconds(30));
+  CHECK(sagas_done);
+  CHECK(sum("catga_sagas_completed_total").value_or(0) == 1);
+  CHECK(sum("catga_sagas_compensated_total").value_or(0) == 1);
   prometheus.terminate();
 }
