@@ -8,6 +8,7 @@
 #include "catga/mediator.hpp"
 #include "catga/nats/jetstream_transport.hpp"
 #include "catga/outbox/outbox_transport.hpp"
+#include "catga/pipeline/metrics.hpp"
 #include "nats_server.hpp"
 #include "outbox_messages.hpp"
 #include "raw_nats.hpp"
@@ -184,5 +185,39 @@ TEST_CASE("an event whose type cannot be a subject is refused, not stored for a 
   }
   CHECK(outbox->pending() == 0);
   REQUIRE(publish(*outbox, 1).value() == PublishRoute::stored_locally);  // a normal one still is
+  outbox->stop();
+}
+
+TEST_CASE("OutboxTransportOptions::metrics: depth while the broker is away, stored and relayed counts once it is back") {
+  catga::test::NatsServerOptions so;
+  so.start = false;
+  catga::test::NatsServer server(so);
+  catga::nats::NatsOptions nats;
+  nats.servers = {server.url()};
+  catga::nats::JetStreamOptions js;
+  js.startup_timeout = 500ms;
+  auto metrics = std::make_shared<catga::Metrics>();
+  catga::outbox::OutboxTransportOptions options;
+  options.metrics = metrics;
+  auto store = catga::outbox::OutboxStore::open({.path = (server.directory() / "outbox.db").string()}).value();
+  auto outbox = catga::outbox::OutboxTransport::create(
+                    store,
+                    [&]() -> catga::Result<std::shared_ptr<catga::Transport>> {
+                      auto t = catga::nats::JetStreamTransport::create(nats, js);
+                      if (!t) return std::move(t).error();
+                      return std::shared_ptr<catga::Transport>(std::move(*t));
+                    },
+                    options)
+                    .value();
+  for (int i = 0; i < 4; ++i) CHECK(publish(*outbox, i).value() == PublishRoute::stored_locally);
+  auto text = metrics->render_prometheus();
+  CHECK(text.find("catga_outbox_pending_messages 4\n") != std::string::npos);
+  CHECK(text.find("catga_outbox_stored_total 4\n") != std::string::npos);
+  server.start();
+  REQUIRE(outbox->drain(60s));
+  REQUIRE(catga::test::wait_for([&] { return metrics->counter("catga_outbox_relayed_total", "").value() == 4; }));
+  text = metrics->render_prometheus();
+  CHECK(text.find("catga_outbox_pending_messages 0\n") != std::string::npos);
+  CHECK(text.find("catga_outbox_dead_lettered_total 0\n") != std::string::npos);
   outbox->stop();
 }

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "catga/nats/jetstream_transport.hpp"
+#include "catga/pipeline/metrics.hpp"
 #include "catga/wire.hpp"
 
 namespace catga::outbox {
@@ -28,6 +29,10 @@ struct OutboxTransport::State {
   std::atomic<std::uint64_t> stored{0};
   std::atomic<std::uint64_t> relayed{0};
   std::atomic<std::uint64_t> dead_lettered{0};
+  // options.metrics' counters (null without a registry).
+  MetricCounter* stored_total = nullptr;
+  MetricCounter* relayed_total = nullptr;
+  MetricCounter* dead_lettered_total = nullptr;
   std::atomic<bool> outage_logged{false};
   std::thread relay;
 
@@ -135,6 +140,7 @@ struct OutboxTransport::State {
           break;
         }
         ++dead_lettered;
+        if (dead_lettered_total != nullptr) dead_lettered_total->inc();
         spdlog::error("catga outbox: '{}' (Nats-Msg-Id {}) refused by the broker ({}: {}); kept in catga_outbox_dead",
                       r.type, r.message_id, s.error().code, s.error().message);
       }
@@ -147,6 +153,7 @@ struct OutboxTransport::State {
           continue;
         }
         relayed += done.size();
+        if (relayed_total != nullptr) relayed_total->inc(done.size());
         backoff = options.retry_min;
         { std::lock_guard lock(mu); }  // a drain() waiter is either asleep or sees the new size
         cv.notify_all();
@@ -182,6 +189,20 @@ Result<std::unique_ptr<OutboxTransport>> OutboxTransport::create(std::shared_ptr
   state->store = std::move(store);
   state->connect = std::move(connect);
   state->options = std::move(options);
+  if (const auto& m = state->options.metrics) {
+    state->stored_total = &m->counter("catga_outbox_stored_total",
+                                      "Events kept in the local outbox because the broker could not take them.");
+    state->relayed_total =
+        &m->counter("catga_outbox_relayed_total", "Events the relay published from the outbox and deleted.");
+    state->dead_lettered_total = &m->counter(
+        "catga_outbox_dead_lettered_total", "Events the broker refused for good, moved to the outbox's dead letters.");
+    // Read at scrape time; 0 once this transport is gone.
+    m->gauge_callback("catga_outbox_pending_messages", "Events waiting in the local outbox for the broker.", {},
+                      [weak = std::weak_ptr<State>(state)] {
+                        auto s = weak.lock();
+                        return s ? static_cast<double>(s->store->size()) : 0.0;
+                      });
+  }
   State* raw = state.get();
   // Weak: a transaction on the store may still commit after this transport died.
   state->store->on_append([weak = std::weak_ptr<State>(state)] {
@@ -230,6 +251,7 @@ Result<PublishRoute> OutboxTransport::publish_routed(const OutboundMessage& mess
   auto seq = st.store->append(message);
   if (!seq) return std::move(seq).error();
   st.stored++;
+  if (st.stored_total != nullptr) st.stored_total->inc();
   if (!st.outage_logged.exchange(true)) {
     spdlog::warn("catga outbox: broker unreachable; '{}' and later events are stored locally until it is back",
                  message.info.name);

@@ -12,6 +12,10 @@
 #include "catga/result.hpp"
 #include "catga/transport.hpp"
 
+namespace catga {
+class Metrics;  // catga/pipeline/metrics.hpp
+}
+
 namespace catga::outbox {
 
 // Where a publish went.
@@ -25,6 +29,10 @@ struct OutboxTransportOptions {
   std::chrono::milliseconds retry_min{100};               // relay pause after a failure, doubling...
   std::chrono::milliseconds retry_max{2'000};             // ...up to this
   std::chrono::milliseconds relay_publish_timeout{5'000};  // deadline of one relayed publish
+  // Records catga_outbox_pending_messages (events waiting, read at scrape
+  // time) and catga_outbox_{stored,relayed,dead_lettered}_total here; null:
+  // nothing is recorded.
+  std::shared_ptr<Metrics> metrics;
 };
 
 // Decorates the transport that talks to the broker (JetStreamTransport).
