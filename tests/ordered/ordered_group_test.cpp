@@ -375,9 +375,26 @@ TEST_CASE("keyed events: unordered groups still get them; a foreign client publi
   auto ctx = catga::Context::root();
   ctx.headers.set(catga::wire::kOrderingKey, "customer-7");
   REQUIRE(m.publish(ordered::KeyedA{"A-1", 1}, ctx));
+  catga::test::RawNats raw(server.url());
+  // A keyed type this ordered group does not consume shares its partition:
+  // it is passed over, never dead-lettered under the group, even when it is
+  // too large to read (before: "ord" dead-lettered it as too_large).
+  {
+    const std::string subject = "catga.evt.KeyedB." + std::to_string(catga::wire::partition_of("A-1", kPartitions));
+    const std::string body(600 * 1024, 'x');  // over ConsumerOptions::max_body_bytes (512 KiB)
+    natsMsg* msg = nullptr;
+    REQUIRE(natsMsg_Create(&msg, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size())) == NATS_OK);
+    natsMsgHeader_Set(msg, "Nats-Msg-Id", "01J00000000000000000000LARGE");
+    natsMsgHeader_Set(msg, "Catga-Type", "KeyedB");
+    natsMsgHeader_Set(msg, "Catga-Ordering-Key", "A-1");
+    jsPubAck* ack = nullptr;
+    jsErrCode jerr{};
+    REQUIRE(js_PublishMsg(&ack, raw.js(), msg, nullptr, &jerr) == NATS_OK);
+    jsPubAck_Destroy(ack);
+    natsMsg_Destroy(msg);
+  }
   // Another language: subject <prefix>.evt.<Type>.<partition> and the key header.
   {
-    catga::test::RawNats raw(server.url());
     const std::string key = "A-1";
     const std::string subject = "catga.evt.KeyedA." + std::to_string(catga::wire::partition_of(key, kPartitions));
     natsMsg* msg = nullptr;
@@ -396,6 +413,15 @@ TEST_CASE("keyed events: unordered groups still get them; a foreign client publi
     std::lock_guard lock(mu);
     return unordered_seen.size() >= 3 && ordered_seen.size() >= 3;
   }, 30s));
+  // A-1#2 came after the large KeyedB in the partition, and its key: that
+  // one is settled by now.
+  {
+    jsStreamInfo* info = nullptr;
+    jsErrCode jerr{};
+    REQUIRE(js_GetStreamInfo(&info, raw.js(), "CATGA_DLQ", nullptr, &jerr) == NATS_OK);
+    CHECK(info->State.Msgs == 0);
+    jsStreamInfo_Destroy(info);
+  }
   std::lock_guard lock(mu);
   CHECK(unordered_seen[0] == "A-1#0@A-1");
   CHECK(unordered_seen[1] == "A-1#1@customer-7");

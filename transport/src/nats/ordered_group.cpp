@@ -341,6 +341,10 @@ Result<std::shared_ptr<PullConsumer>> OrderedGroup::open_partition(std::uint32_t
   cfg.start_sequence = start_sequence;
   cfg.on_lost = [lost = owned.lost] { lost->store(true); };
   cfg.lease_until = owned.lease_until;
+  cfg.skip = [this_group = weak_from_this()](std::string_view subject) {
+    auto g = this_group.lock();
+    return g && g->handler_of(subject) == nullptr;
+  };
   auto self = weak_from_this();
   auto pc = PullConsumer::start(state_, std::move(cfg), [self](Delivery& d) -> Status {
     auto g = self.lock();
@@ -373,21 +377,25 @@ void OrderedGroup::leave() {
   }
 }
 
-Status OrderedGroup::dispatch(Delivery& d) {
+const TypeHandler* OrderedGroup::handler_of(std::string_view subject) const {
   // <prefix>.evt.<Type>.<p>
-  const auto subject = d.subject();
   const std::size_t skip = state_->options.prefix.size() + 5;
   std::string_view type = subject.size() > skip ? subject.substr(skip) : std::string_view{};
   type = type.substr(0, type.rfind('.'));
-  for (auto& h : config_.handlers) {
-    if (h.type == type) return h.handler(d);
+  for (const auto& h : config_.handlers) {
+    if (h.type == type) return &h;
   }
   // Another keyed type on this partition that this group does not consume.
   if (skipped_.fetch_add(1, std::memory_order_relaxed) == 0) {
     log().info("catga.nats ordered group '{}' skips keyed events it does not subscribe (first: '{}')", config_.group,
                type);
   }
-  return {};
+  return nullptr;
+}
+
+Status OrderedGroup::dispatch(Delivery& d) {
+  const TypeHandler* h = handler_of(d.subject());
+  return h != nullptr ? h->handler(d) : Status{};  // skipped before it gets here
 }
 
 void OrderedGroup::stop(std::chrono::milliseconds timeout) noexcept {

@@ -97,6 +97,9 @@ class OrderedGroup : public std::enable_shared_from_this<OrderedGroup> {
   void finish_stopped();
   void leave();
   Status dispatch(Delivery& d);
+  // The handler of a partition subject's type; null for a type this group
+  // does not consume (logged once).
+  const TypeHandler* handler_of(std::string_view subject) const;
   std::string lease_key(std::uint32_t partition) const;
   std::string consumer_prefix(std::uint32_t partition) const;
 
@@ -107,7 +110,7 @@ class OrderedGroup : public std::enable_shared_from_this<OrderedGroup> {
   std::string token_;  // the group as a KV key / consumer name token
   std::chrono::milliseconds lease_;
 
-  std::atomic<std::uint64_t> skipped_{0};  // deliveries of keyed types not subscribed here
+  mutable std::atomic<std::uint64_t> skipped_{0};  // deliveries of keyed types not subscribed here
   std::map<std::uint32_t, Owned> owned_;  // coordinator thread (and stop(), after it ended)
   std::map<std::string, Seen> seen_;
   std::uint64_t beat_ = 0;

@@ -693,6 +693,10 @@ void PullConsumer::process(MsgHandle msg, std::size_t) {
     lose();
     return;
   }
+  if (config_.skip && config_.skip(subject_of(m))) {
+    reply(reply_subject, "+ACK");
+    return;
+  }
   const auto meta = parse_ack_reply(reply_subject, ack_prefix_);
   const int attempt =
       meta ? static_cast<int>(std::min<std::uint64_t>(meta->delivered, static_cast<std::uint64_t>(INT32_MAX))) : 1;

@@ -81,6 +81,11 @@ class PullConsumer : public std::enable_shared_from_this<PullConsumer> {
     std::shared_ptr<std::atomic<std::int64_t>> lease_until;
     // Names this member of the group in dead-letter ids (default: consumer).
     std::string identity;
+    // Ordered: true for a subject whose type this group does not consume
+    // (a partition carries every keyed type). Such a message is acknowledged
+    // before anything else looks at it, so it is never dead-lettered, too
+    // large or not, under a group that does not handle its type.
+    std::function<bool(std::string_view subject)> skip;
   };
 
   // Creates/binds the durable consumer and starts the threads.
