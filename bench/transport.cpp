@@ -3,7 +3,13 @@
 //   {"bench":"transport","raw_publish_per_s":…,"publish_per_s":…,"publish_ratio":…,
 //    "raw_consume_per_s":…,"consume_per_s":…,"consume_ratio":…,"e2e_p50_us":…,"e2e_p99_us":…,
 //    "raw_request_per_s":…,"request_per_s":…,"request_ratio":…,
-//    "keyed_consume_per_s":…,"ordered_consume_per_s":…,"ordered_ratio":…}
+//    "keyed_consume_per_s":…,"ordered_consume_per_s":…,"ordered_ratio":…,
+//    "publish_metrics_per_s":…,"publish_metrics_ratio":…,"consume_traced_per_s":…,"consume_traced_ratio":…,
+//    "consume_metrics_per_s":…,"consume_metrics_ratio":…,"request_traced_per_s":…,"request_traced_ratio":…}
+// The _traced and _metrics figures are catga with tracing on (every trace
+// sampled, spans to a counting sink) or a metrics registry
+// (JetStreamOptions::metrics), against catga without them in the same
+// rounds: the plain figures are the "off" cost.
 // Details (what each side does, recorded runs): BENCHMARKS.md, "transport".
 // Progress and extra figures go to stderr.
 
@@ -29,6 +35,8 @@
 #include "bench_util.hpp"
 #include "catga/mediator.hpp"
 #include "catga/nats/jetstream_transport.hpp"
+#include "catga/pipeline/metrics.hpp"
+#include "catga/tracing.hpp"
 #include "catga/wire.hpp"
 #include "nats_server.hpp"
 
@@ -61,6 +69,13 @@ struct BenchAdd {
   int b = 0;
 };
 CATGA_COMMAND(BenchAdd, int, a, b)
+
+// BenchAdd served by the traced service (its own queue group).
+struct BenchAddTraced {
+  int a = 0;
+  int b = 0;
+};
+CATGA_COMMAND(BenchAddTraced, int, a, b)
 }  // namespace bench_msgs
 
 using namespace bench_msgs;
@@ -290,7 +305,17 @@ double raw_requests(natsConnection* client, const std::string& body) {
 
 // --- catga ------------------------------------------------------------------
 
-std::unique_ptr<catga::nats::JetStreamTransport> make_transport(const std::string& url, const std::string& name) {
+// Counts ended spans: the cost of recording them (ids, clocks, the virtual
+// call) without an exporter's copy and queue (as bench_dispatch does).
+struct CountingSink final : catga::SpanSink {
+  void on_end(const catga::Span& s) noexcept override {
+    ended.fetch_add(s.end_unix_ns != 0 ? 1 : 0, std::memory_order_relaxed);
+  }
+  std::atomic<std::uint64_t> ended{0};
+};
+
+std::unique_ptr<catga::nats::JetStreamTransport> make_transport(const std::string& url, const std::string& name,
+                                                                std::shared_ptr<catga::Metrics> metrics = nullptr) {
   catga::nats::NatsOptions o;
   o.servers = {url};
   o.name = name;
@@ -299,6 +324,7 @@ std::unique_ptr<catga::nats::JetStreamTransport> make_transport(const std::strin
   js.consumer.batch = kBatch;
   js.max_async_pending = kWindow;
   js.publish_timeout = 10s;
+  js.metrics = std::move(metrics);
   auto t = catga::nats::JetStreamTransport::create(o, js);
   if (!t) {
     std::fprintf(stderr, "bench_transport: %s\n", t.error().message.c_str());
@@ -364,6 +390,10 @@ int main() {
   std::fprintf(stderr, "bench_transport: nats-server at %s, load average %s\n", url.c_str(), load_average().c_str());
 
   auto transport = make_transport(url, "bench");
+  // The same with a metrics registry: its rounds run beside the plain ones.
+  auto metrics = std::make_shared<catga::Metrics>();
+  auto metered = make_transport(url, "bench-metrics", metrics);
+  auto sink = std::make_shared<CountingSink>();
   const auto event = make_event<BenchEvent>();
   const std::string body = nlohmann::json(event).dump();
 
@@ -373,6 +403,8 @@ int main() {
   double raw_pub_srv = 1e300, cat_pub_srv = 1e300;  // nats-server CPU µs per message, best round
   const pid_t server_pid = server.pid();
   Rounds pub_rounds;
+  std::vector<double> pub_metered;  // catga with metrics, per round
+  double met_pub = 0;
   std::atomic<int> cat_errors{0};
   for (int r = 0; r < kRounds && wanted("publish"); ++r) {
     double c0 = cpu_us(), s0 = process_cpu_us(server_pid);
@@ -402,6 +434,16 @@ int main() {
     cat_pub_cpu = std::min(cat_pub_cpu, (cpu_us() - c0) / kPublishCount);
     cat_pub_srv = std::min(cat_pub_srv, (process_cpu_us(server_pid) - s0) / kPublishCount);
     pub_allocs = static_cast<double>(catga::bench::allocations() - a0) / kPublishCount;
+    const auto m0 = Clock::now();
+    for (int i = 0; i < kPublishCount; ++i) {
+      auto s = metered->publish_async(event, [&cat_errors](const catga::nats::PublishOutcome& o) {
+        if (!o.status) cat_errors++;
+      });
+      if (!s) return 1;
+    }
+    if (auto s = metered->flush(60s); !s) return 1;
+    pub_metered.push_back(kPublishCount / seconds_since(m0));
+    met_pub = std::max(met_pub, pub_metered.back());
   }
   if (raw_pub == 0) raw_pub = cat_pub = 1;  // skipped
   if (raw_publish_errors.load() != 0 || cat_errors.load() != 0) {
@@ -415,11 +457,15 @@ int main() {
                  "catga %.1f us; nats-server CPU/msg raw %.1f us, catga %.1f us)\n",
                  raw_pub, cat_pub, pub_allocs, raw_pub_cpu, cat_pub_cpu, raw_pub_srv, cat_pub_srv);
     std::fprintf(stderr, "bench_transport: publish rounds raw/catga %s\n", pub_rounds.summary().c_str());
+    std::fprintf(stderr, "bench_transport: publish with metrics %.0f/s (%.3f of catga without)\n", met_pub,
+                 met_pub / cat_pub);
   }
 
   // --- consume: each round a new raw consumer and a new catga group ----------
   double raw_con = 0, cat_con = 0, con_allocs = 0;
   Rounds con_rounds;
+  std::vector<double> con_traced, con_metered;  // catga with tracing / metrics, per round
+  double trc_con = 0, met_con = 0;
   double raw_con_cpu = 1e300, cat_con_cpu = 1e300;
   double raw_con_srv = 1e300, cat_con_srv = 1e300;
   double raw_con_csw = 1e300, cat_con_csw = 1e300;  // context switches of this process per message
@@ -430,6 +476,30 @@ int main() {
     }
     catga::Mediator m;
     m.attach(*transport);
+    catga::Mediator traced;  // spans of every (sampled) delivery
+    traced.attach(*transport);
+    traced.trace_to(sink);
+    catga::Mediator with_metrics;
+    with_metrics.attach(*metered);
+    // One more group of catga: how fast it reads everything.
+    auto catga_group = [&](catga::Mediator& med, const std::string& group) -> double {
+      std::atomic<int> handled{0};
+      catga::SubscribeOptions so;
+      so.group = group;
+      const auto t0 = Clock::now();
+      auto sub = med.subscribe<BenchEvent>(so, [&handled](const BenchEvent& e) {
+        catga::bench::keep(e.sent_ns);
+        handled.fetch_add(1, std::memory_order_relaxed);
+      });
+      if (!sub) {
+        std::fprintf(stderr, "bench_transport: subscribe: %s\n", sub.error().message.c_str());
+        std::exit(1);
+      }
+      while (handled.load(std::memory_order_relaxed) < kConsumeCount) std::this_thread::sleep_for(1ms);
+      const double rate = kConsumeCount / seconds_since(t0);
+      sub->stop();
+      return rate;
+    };
     for (int r = 0; r < kRounds; ++r) {
       double c0 = cpu_us(), s0 = process_cpu_us(server_pid), w0 = context_switches();
       con_rounds.raw.push_back(raw_consume(url, "raw_" + std::to_string(r)));
@@ -461,6 +531,10 @@ int main() {
       cat_con_csw = std::min(cat_con_csw, (context_switches() - w0) / kConsumeCount);
       con_allocs = static_cast<double>(catga::bench::allocations() - a0) / kConsumeCount;
       sub->stop();
+      con_traced.push_back(catga_group(traced, "traced_" + std::to_string(r)));
+      trc_con = std::max(trc_con, con_traced.back());
+      con_metered.push_back(catga_group(with_metrics, "metered_" + std::to_string(r)));
+      met_con = std::max(met_con, con_metered.back());
     }
   }
   if (raw_con == 0) raw_con = cat_con = 1;  // skipped
@@ -472,6 +546,11 @@ int main() {
     std::fprintf(stderr, "bench_transport: consume rounds raw/catga %s\n", con_rounds.summary().c_str());
     std::fprintf(stderr, "bench_transport: consume context switches/msg raw %.3f catga %.3f\n", raw_con_csw,
                  cat_con_csw);
+    std::fprintf(stderr,
+                 "bench_transport: consume traced %.0f/s (%.3f of catga untraced; %llu spans), with metrics %.0f/s "
+                 "(%.3f)\n",
+                 trc_con, trc_con / cat_con, static_cast<unsigned long long>(sink->ended.load()), met_con,
+                 met_con / cat_con);
   }
 
   // --- ordered: an ordered group against a plain group, same keyed events ---
@@ -549,7 +628,7 @@ int main() {
   }
 
   // --- request/reply ---------------------------------------------------------
-  double raw_req = 0, cat_req = 0;
+  double raw_req = 0, cat_req = 0, trc_req = 0;
   if (wanted("request")) {
     RawConn responder(url), client(url);
     const std::string reply = R"({"ok":true,"value":3})";
@@ -568,6 +647,17 @@ int main() {
     catga::Mediator caller;
     caller.attach(*transport);
     caller.route_remote<BenchAdd>();
+    // Tracing on at both ends: send, client and server spans per request.
+    catga::Mediator traced_service;
+    traced_service.handle<BenchAddTraced>([](const BenchAddTraced& a) { return a.a + a.b; });
+    traced_service.attach(*server_transport);
+    traced_service.trace_to(sink);
+    auto traced_serving = traced_service.serve<BenchAddTraced>("bench-traced");
+    if (!traced_serving) return 1;
+    catga::Mediator traced_caller;
+    traced_caller.attach(*transport);
+    traced_caller.route_remote<BenchAddTraced>();
+    traced_caller.trace_to(sink);
     const std::string req_body = nlohmann::json(BenchAdd{1, 2}).dump();
 
     for (int r = 0; r < kRounds; ++r) {
@@ -581,13 +671,28 @@ int main() {
         }
       }
       cat_req = std::max(cat_req, kRequestCount / seconds_since(t0));
+      const auto t1 = Clock::now();
+      for (int i = 0; i < kRequestCount; ++i) {
+        auto v = traced_caller.send(BenchAddTraced{1, 2});
+        if (!v || *v != 3) {
+          std::fprintf(stderr, "bench_transport: traced send: %s\n", v ? "wrong value" : v.error().message.c_str());
+          return 1;
+        }
+      }
+      trc_req = std::max(trc_req, kRequestCount / seconds_since(t1));
     }
+    std::fprintf(stderr, "bench_transport: requests catga %.0f/s traced %.0f/s (%.3f)\n", cat_req, trc_req,
+                 trc_req / cat_req);
+    traced_serving->stop();
     serving->stop();
     (void)server_transport->stop(5s);
     natsSubscription_Unsubscribe(rsub);
     natsSubscription_Destroy(rsub);
   }
-  if (raw_req == 0) raw_req = cat_req = 1;
+  if (raw_req == 0) raw_req = cat_req = trc_req = 1;
+  if (met_pub == 0) met_pub = cat_pub;
+  if (trc_con == 0) trc_con = met_con = cat_con;
+  (void)metered->stop(10s);
   (void)transport->stop(10s);
   std::fprintf(stderr, "bench_transport: done, load average %s\n", load_average().c_str());
 
@@ -595,8 +700,12 @@ int main() {
       "{\"bench\":\"transport\",\"raw_publish_per_s\":%.0f,\"publish_per_s\":%.0f,\"publish_ratio\":%.3f,"
       "\"raw_consume_per_s\":%.0f,\"consume_per_s\":%.0f,\"consume_ratio\":%.3f,\"e2e_p50_us\":%.0f,"
       "\"e2e_p99_us\":%.0f,\"raw_request_per_s\":%.0f,\"request_per_s\":%.0f,\"request_ratio\":%.3f,"
-      "\"keyed_consume_per_s\":%.0f,\"ordered_consume_per_s\":%.0f,\"ordered_ratio\":%.3f}\n",
+      "\"keyed_consume_per_s\":%.0f,\"ordered_consume_per_s\":%.0f,\"ordered_ratio\":%.3f,"
+      "\"publish_metrics_per_s\":%.0f,\"publish_metrics_ratio\":%.3f,\"consume_traced_per_s\":%.0f,"
+      "\"consume_traced_ratio\":%.3f,\"consume_metrics_per_s\":%.0f,\"consume_metrics_ratio\":%.3f,"
+      "\"request_traced_per_s\":%.0f,\"request_traced_ratio\":%.3f}\n",
       raw_pub, cat_pub, cat_pub / raw_pub, raw_con, cat_con, cat_con / raw_con, lat.p50, lat.p99, raw_req, cat_req,
-      cat_req / raw_req, keyed_con, ord_con, ord_con / keyed_con);
+      cat_req / raw_req, keyed_con, ord_con, ord_con / keyed_con, met_pub, met_pub / cat_pub, trc_con,
+      trc_con / cat_con, met_con, met_con / cat_con, trc_req, trc_req / cat_req);
   return 0;
 }
