@@ -3,9 +3,11 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <mutex>
 
 #include "../nats/stream_reader.hpp"
 #include "catga/mediator.hpp"
+#include "catga/wire.hpp"
 #include "catga/nats/jetstream_transport.hpp"
 #include "catga/outbox/outbox_transport.hpp"
 #include "catga/pipeline/metrics.hpp"
@@ -24,6 +26,14 @@ struct Pinged {
 };
 CATGA_EVENT(Pinged, n)
 CATGA_QOS(Pinged, catga::QoS::at_most_once)
+
+// A keyed event (CATGA_ORDERING_KEY): it travels on catga.evt.Ticked.<partition>.
+struct Ticked {
+  std::string key;
+  int n = 0;
+};
+CATGA_EVENT(Ticked, key, n)
+CATGA_ORDERING_KEY(Ticked, key)
 
 catga::Result<PublishRoute> publish(catga::outbox::OutboxTransport& t, int i) {
   const auto& info = catga::message_info<ob::Deposited>();
@@ -220,4 +230,53 @@ TEST_CASE("OutboxTransportOptions::metrics: depth while the broker is away, stor
   CHECK(text.find("catga_outbox_pending_messages 0\n") != std::string::npos);
   CHECK(text.find("catga_outbox_dead_lettered_total 0\n") != std::string::npos);
   outbox->stop();
+}
+
+// Before: the relay published stored events as unkeyed, to catga.evt.Ticked,
+// which no group of a keyed type reads (they filter the partition
+// subjects); and subscribe_ordered through the outbox was refused.
+TEST_CASE("keyed events stored while the broker is down are relayed to their partition; ordered groups work through the outbox") {
+  catga::test::NatsServer server;
+  catga::nats::NatsOptions nats;
+  nats.servers = {server.url()};
+  nats.max_reconnect_wait = 200ms;
+  auto inner = std::shared_ptr<catga::nats::JetStreamTransport>(catga::nats::JetStreamTransport::create(nats).value());
+  auto store = catga::outbox::OutboxStore::open({.path = (server.directory() / "outbox.db").string()}).value();
+  auto outbox = catga::outbox::OutboxTransport::create(store, inner).value();
+  catga::Mediator m;
+  m.attach(*outbox);
+  std::mutex mu;
+  std::vector<int> seen;
+  auto sub = m.subscribe_ordered<Ticked>({.group = "ticks"}, [&](const Ticked& t) {
+    std::lock_guard lock(mu);
+    seen.push_back(t.n);
+  });
+  REQUIRE_MESSAGE(sub, sub.error().message);
+  REQUIRE(m.publish(Ticked{"T-1", 0}));  // direct
+
+  server.kill();
+  REQUIRE(catga::test::wait_for([&] { return !inner->connection()->connected(); }, 30s));
+  for (int n = 1; n <= 3; ++n) REQUIRE(m.publish(Ticked{"T-1", n}));
+  CHECK(outbox->stored_locally() == 3);
+  server.start();
+  REQUIRE(outbox->drain(60s));
+
+  const std::string subject =
+      "catga.evt.Ticked." + std::to_string(catga::wire::partition_of("T-1", catga::nats::JetStreamOptions{}.partitions));
+  catga::test::RawNats raw(server.url());
+  int ticks = 0;
+  for (const auto& e : nt::read_stream(raw, "CATGA_EVENTS")) {
+    if (e.header("Catga-Type") != "Ticked") continue;
+    ++ticks;
+    CHECK_MESSAGE(e.subject == subject, e.subject << " #" << e.sequence);
+    CHECK(e.header("Catga-Ordering-Key") == "T-1");
+  }
+  CHECK(ticks == 4);
+  // The ordered group, back on the restarted server, handles all four in order.
+  REQUIRE(catga::test::wait_for([&] {
+    std::lock_guard lock(mu);
+    return seen.size() >= 4;
+  }, 60s));
+  std::lock_guard lock(mu);
+  CHECK(seen == std::vector<int>{0, 1, 2, 3});
 }

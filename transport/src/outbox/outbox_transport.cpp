@@ -63,6 +63,10 @@ struct OutboxTransport::State {
     return js == nullptr || js->connection()->connected();
   }
 
+  // Marks a relayed record as keyed: the key itself is in its
+  // Catga-Ordering-Key header, which is what the transport reads.
+  static std::string stored_key(const void*) { return {}; }
+
   // Publishes one stored record through the inner transport.
   Status relay_one(Transport& t, const OutboxRecord& r) const {
     int version = 1;  // the stored Catga-Message-Version travels on
@@ -74,7 +78,10 @@ struct OutboxTransport::State {
     if (!ctx) return std::move(ctx).error();
     ctx->message_type = r.type;
     ctx->deadline = Context::Clock::now() + options.relay_publish_timeout;
-    const MessageInfo info{r.type, MessageKind::event, r.qos, 0, false, nullptr, nullptr, nullptr, nullptr, version};
+    MessageInfo info{r.type, MessageKind::event, r.qos, 0, false, nullptr, nullptr, nullptr, nullptr, version};
+    // A keyed event (the mediator stored its key in the header) goes back to
+    // its partition subject, where ordered and plain groups read it.
+    if (ctx->headers.get(wire::kOrderingKey)) info.ordering_key = &State::stored_key;
     return t.publish(OutboundMessage{info, r.body, *ctx});
   }
 
@@ -270,6 +277,13 @@ Result<Subscription> OutboxTransport::subscribe(std::string_view type, const Sub
   auto t = inner();
   if (!t) return make_error(errc::unavailable, "outbox: not connected to the broker yet", true);
   return t->subscribe(type, options, std::move(handler));
+}
+
+Result<Subscription> OutboxTransport::subscribe_ordered(const SubscribeOptions& options,
+                                                        std::vector<TypeHandler> handlers) {
+  auto t = inner();
+  if (!t) return make_error(errc::unavailable, "outbox: not connected to the broker yet", true);
+  return t->subscribe_ordered(options, std::move(handlers));
 }
 
 Result<std::string> OutboxTransport::request(const OutboundMessage& message) {

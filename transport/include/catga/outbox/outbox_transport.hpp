@@ -79,6 +79,7 @@ class OutboxTransport final : public Transport {
   Status publish(const OutboundMessage& message) override;
   Result<Subscription> subscribe(std::string_view type, const SubscribeOptions& options,
                                  DeliveryHandler handler) override;
+  Result<Subscription> subscribe_ordered(const SubscribeOptions& options, std::vector<TypeHandler> handlers) override;
   Result<std::string> request(const OutboundMessage& message) override;
   Result<Subscription> serve(std::string_view type, std::string_view service, RequestHandler handler) override;
 
