@@ -4,6 +4,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <map>
+#include <utility>
+
 #include "http_api.hpp"
 
 #if defined(ORDER_FLOW_WITH_OTEL)
@@ -220,11 +223,15 @@ std::string Host::metrics_text() {
           .set(value);
     }
   }
-  for (const auto& lag : infra_->consumer_lag()) {
+  // An ordered group has a consumer per partition, all with the same
+  // labels: their lags add up.
+  std::map<std::pair<std::string, std::string>, std::uint64_t> pending;
+  for (const auto& lag : infra_->consumer_lag()) pending[{lag.type, lag.group}] += lag.pending;
+  for (const auto& [labels, n] : pending) {
     metrics_
         ->gauge("catga_consumer_pending", "Messages a consumer group has not finished yet",
-                {{"type", lag.type}, {"group", lag.group}})
-        .set(static_cast<double>(lag.pending));
+                {{"type", labels.first}, {"group", labels.second}})
+        .set(static_cast<double>(n));
   }
   return metrics_->render_prometheus();
 }

@@ -4,6 +4,9 @@
 // what services written in other languages use to join:
 //   commands  catga.cmd.<Type>   request/reply, queue group = the service name
 //   events    catga.evt.<Type>   stream CATGA_EVENTS, one durable consumer per group
+//             catga.evt.<Type>.<partition> for the events keyed by order id
+//             (CATGA_ORDERING_KEY): an ordered group handles one order's
+//             events one at a time, in the order they were published
 // See docs/order-flow.md for who sends and who handles each one.
 
 #include <catga/mediator.hpp>
@@ -168,6 +171,7 @@ struct InventoryReserved {
 };
 CATGA_EVENT(InventoryReserved, order_id, items, by, at_ms)
 CATGA_QOS(InventoryReserved, ::catga::QoS::exactly_once)
+CATGA_ORDERING_KEY(InventoryReserved, order_id)
 
 struct InventoryReleased {
   std::string order_id;
@@ -178,6 +182,7 @@ struct InventoryReleased {
 };
 CATGA_EVENT(InventoryReleased, order_id, items, reason, by, at_ms)
 CATGA_QOS(InventoryReleased, ::catga::QoS::exactly_once)
+CATGA_ORDERING_KEY(InventoryReleased, order_id)
 
 struct PaymentCharged {
   std::string order_id;
@@ -189,6 +194,7 @@ struct PaymentCharged {
 };
 CATGA_EVENT(PaymentCharged, order_id, customer, amount, payment_id, by, at_ms)
 CATGA_QOS(PaymentCharged, ::catga::QoS::exactly_once)
+CATGA_ORDERING_KEY(PaymentCharged, order_id)
 
 struct PaymentFailed {
   std::string order_id;
@@ -200,6 +206,7 @@ struct PaymentFailed {
 };
 CATGA_EVENT(PaymentFailed, order_id, customer, amount, reason, by, at_ms)
 CATGA_QOS(PaymentFailed, ::catga::QoS::exactly_once)
+CATGA_ORDERING_KEY(PaymentFailed, order_id)
 
 struct OrderConfirmed {
   std::string order_id;
@@ -210,6 +217,7 @@ struct OrderConfirmed {
 };
 CATGA_EVENT(OrderConfirmed, order_id, customer, amount, by, at_ms)
 CATGA_QOS(OrderConfirmed, ::catga::QoS::exactly_once)
+CATGA_ORDERING_KEY(OrderConfirmed, order_id)
 
 struct OrderCancelled {
   std::string order_id;
@@ -222,6 +230,7 @@ struct OrderCancelled {
 };
 CATGA_EVENT(OrderCancelled, order_id, customer, reason, actor, from, by, at_ms)
 CATGA_QOS(OrderCancelled, ::catga::QoS::exactly_once)
+CATGA_ORDERING_KEY(OrderCancelled, order_id)
 
 // Error codes of the sample's business rules (not retryable).
 namespace errc {

@@ -20,22 +20,26 @@ NotificationService::NotificationService(ServiceEnv env)
       duplicates_(metrics()->counter("order_flow_notification_duplicates_total",
                                      "Deliveries of an order outcome that was notified before",
                                      {{"instance", instance()}})) {
-  consume<OrderConfirmed>("notification", [this](const OrderConfirmed& e, catga::Context& ctx) -> catga::Status {
-    auto r = notify(
-        {e.order_id, "OrderConfirmed", e.customer,
-         fmt::format("Your order {} is confirmed ({:.2f}).", e.order_id, e.amount), instance(), catga::unix_ms_now()},
-        ctx);
-    if (!r) return std::move(r).error();
-    return {};
-  });
-  consume<OrderCancelled>("notification", [this](const OrderCancelled& e, catga::Context& ctx) -> catga::Status {
-    auto r =
-        notify({e.order_id, "OrderCancelled", e.customer,
-                fmt::format("Your order {} was cancelled: {}", e.order_id, e.reason), instance(), catga::unix_ms_now()},
-               ctx);
-    if (!r) return std::move(r).error();
-    return {};
-  });
+  // An ordered group keyed by order id: the customer hears of one order's
+  // outcomes in the order they happened.
+  consume_ordered<OrderConfirmed, OrderCancelled>(
+      "notification", 2,
+      [this](const OrderConfirmed& e, catga::Context& ctx) -> catga::Status {
+        auto r = notify({e.order_id, "OrderConfirmed", e.customer,
+                         fmt::format("Your order {} is confirmed ({:.2f}).", e.order_id, e.amount), instance(),
+                         catga::unix_ms_now()},
+                        ctx);
+        if (!r) return std::move(r).error();
+        return {};
+      },
+      [this](const OrderCancelled& e, catga::Context& ctx) -> catga::Status {
+        auto r = notify({e.order_id, "OrderCancelled", e.customer,
+                         fmt::format("Your order {} was cancelled: {}", e.order_id, e.reason), instance(),
+                         catga::unix_ms_now()},
+                        ctx);
+        if (!r) return std::move(r).error();
+        return {};
+      });
 }
 
 catga::Status NotificationService::start() {

@@ -23,8 +23,9 @@ struct Notification {
 };
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Notification, order_id, event, customer, text, by, at_ms)
 
-// Consumes OrderConfirmed and OrderCancelled in consumer group
-// "notification" (replicas share the work). Each notification is recorded
+// Consumes OrderConfirmed and OrderCancelled in the ordered group
+// "notification", keyed by order id (replicas share the orders; one order's
+// outcomes are told in the order they happened). Each notification is recorded
 // with create-if-absent keyed by order and event: the first delivery creates
 // it and "sends" it (a log line here), any later one finds it and does
 // nothing, so a customer is told exactly once.

@@ -92,20 +92,16 @@ OrderService::OrderService(ServiceEnv env, OrderServiceOptions options)
   mediator().route_remote<RefundPayment>();
   // [/snippet:order-flow-order-handlers]
 
-  // The history projection: what other services did to an order.
-  // What other services did to an order goes on the order as well.
-  consume<InventoryReserved>("order-history", [this](const InventoryReserved& e) {
-    return add_history(e.order_id, "inventory:" + e.by, e);
-  });
-  consume<InventoryReleased>("order-history", [this](const InventoryReleased& e) {
-    return add_history(e.order_id, "inventory:" + e.by, e);
-  });
-  consume<PaymentCharged>("order-history", [this](const PaymentCharged& e) {
-    return add_history(e.order_id, "payment:" + e.by, e);
-  });
-  consume<PaymentFailed>("order-history", [this](const PaymentFailed& e) {
-    return add_history(e.order_id, "payment:" + e.by, e);
-  });
+  // The history projection: what other services did to an order goes on
+  // the order as well. An ordered group: one order's events are recorded
+  // in the order they were published (a reservation before its release)
+  // even when one of them is redelivered; other orders go on meanwhile.
+  consume_ordered<InventoryReserved, InventoryReleased, PaymentCharged, PaymentFailed>(
+      "order-history", 2,
+      [this](const InventoryReserved& e) { return add_history(e.order_id, "inventory:" + e.by, e); },
+      [this](const InventoryReleased& e) { return add_history(e.order_id, "inventory:" + e.by, e); },
+      [this](const PaymentCharged& e) { return add_history(e.order_id, "payment:" + e.by, e); },
+      [this](const PaymentFailed& e) { return add_history(e.order_id, "payment:" + e.by, e); });
   // A compensation kept failing: the order stays where it is and needs an
   // operator; its history says so (the orchestrator publishes SagaFailed
   // through this mediator).

@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 namespace order_flow {
@@ -101,11 +102,26 @@ class ServiceCore {
   void consume(std::string group, H handler, std::size_t workers = 2) {
     per_type<E>();
     openers_.push_back([this, group = std::move(group), workers, h = std::move(handler)]() mutable {
-      catga::SubscribeOptions options;
-      options.group = group;
-      options.workers = workers;
-      options.retry.max_deliver = 10;
-      return mediator_.subscribe<E>(std::move(options), std::move(h));
+      return mediator_.subscribe<E>(subscribe_options(group, workers), std::move(h));
+    });
+  }
+
+  // Consumes the events Es, keyed by CATGA_ORDERING_KEY, as a member of the
+  // ordered group `group`: one key's events are handled one at a time, in
+  // the order they were published, whatever their type; other keys run in
+  // parallel (docs/transports.md, "Ordered groups"). One handler per type.
+  //
+  //   consume_ordered<OrderConfirmed, OrderCancelled>("notification", 2, on_confirmed, on_cancelled);
+  template <catga::Event... Es, class... Hs>
+    requires(sizeof...(Es) == sizeof...(Hs))
+  void consume_ordered(std::string group, std::size_t workers, Hs... handlers) {
+    (per_type<Es>(), ...);
+    openers_.push_back([this, group = std::move(group), workers, hs = std::make_tuple(std::move(handlers)...)]() mutable {
+      return std::apply(
+          [&](auto&... h) {
+            return mediator_.subscribe_ordered<Es...>(subscribe_options(group, workers), std::move(h)...);
+          },
+          hs);
     });
   }
 
@@ -132,6 +148,14 @@ class ServiceCore {
   ServiceEnv env_;
 
  private:
+  static catga::SubscribeOptions subscribe_options(const std::string& group, std::size_t workers) {
+    catga::SubscribeOptions options;
+    options.group = group;
+    options.workers = workers;
+    options.retry.max_deliver = 10;
+    return options;
+  }
+
   template <catga::Message M>
   void per_type() {
     mediator_.use<M>(

@@ -356,7 +356,9 @@ inline ChaosReport check_chaos(const ChaosSnapshot& s, const std::string& mode =
       }
       std::map<std::string, std::set<std::string>> published;  // id → terminal event types
       for (const auto& m : s.terminal_events) {
-        published[m.body.value("order_id", "")].insert(m.subject.substr(m.subject.rfind('.') + 1));
+        // catga.evt.<Type>.<partition>
+        const std::string type = m.subject.substr(std::string_view("catga.evt.").size());
+        published[m.body.value("order_id", "")].insert(type.substr(0, type.find('.')));
       }
       for (const auto& id : ids) {
         if (status[id] != "confirmed" && status[id] != "cancelled") continue;

@@ -416,8 +416,9 @@ class Chaos {
       const std::string& url = urls[attempt % urls.size()];
       try {
         s.order_commits = read_stream(url, "CATGA_ES", "catga.es.Order.>");
-        s.terminal_events = read_stream(url, "CATGA_EVENTS", "catga.evt.OrderConfirmed");
-        auto cancelled = read_stream(url, "CATGA_EVENTS", "catga.evt.OrderCancelled");
+        // Keyed by order id: catga.evt.<Type>.<partition>.
+        s.terminal_events = read_stream(url, "CATGA_EVENTS", "catga.evt.OrderConfirmed.*");
+        auto cancelled = read_stream(url, "CATGA_EVENTS", "catga.evt.OrderCancelled.*");
         s.terminal_events.insert(s.terminal_events.end(), cancelled.begin(), cancelled.end());
         s.streams_read = true;
         s.streams_error.clear();
@@ -798,7 +799,7 @@ TEST_CASE("chaos checker: passes a consistent snapshot, catches a broken compens
     return StreamMessage{seq, "catga.es.Order." + id, {{"stream", "Order." + id}, {"events", evs}}};
   };
   auto published = [](std::uint64_t seq, const std::string& type, const std::string& id) {
-    return StreamMessage{seq, "catga.evt." + type, {{"order_id", id}}};
+    return StreamMessage{seq, "catga.evt." + type + ".3", {{"order_id", id}}};
   };
   s.streams_read = true;
   // o1's PaymentCharged is noted after OrderConfirmed but happened before.

@@ -134,7 +134,8 @@ TEST_CASE("across processes over NATS: confirmed, declined, out of stock; one or
   REQUIRE(metrics);
   CHECK(metrics->body.find("order_flow_sagas{status=\"completed\"} 3") != std::string::npos);
   CHECK(metrics->body.find("order_flow_sagas{status=\"compensated\"} 3") != std::string::npos);
-  CHECK(metrics->body.find("catga_consumer_pending{type=\"InventoryReserved\",group=\"order-history\"}") !=
+  CHECK(metrics->body.find("catga_consumer_pending{type=\"InventoryReserved,InventoryReleased,PaymentCharged,PaymentFailed\","
+                           "group=\"order-history\"}") !=
         std::string::npos);
   // Per service, summed over its replicas: calls handled and failed per
   // type (with the error code), handler duration histograms, consumer lag.
@@ -160,7 +161,7 @@ TEST_CASE("across processes over NATS: confirmed, declined, out of stock; one or
            {&payment, "catga_messages_failed_total{type=\"ChargePayment\",code=\"payment_declined\"}"},
            {&payment, "catga_handler_duration_seconds_sum{type=\"ChargePayment\"}"},
            {&notification, "catga_messages_handled_total{type=\"OrderConfirmed\"}"},
-           {&notification, "catga_consumer_pending{type=\"OrderCancelled\",group=\"notification\"}"}}) {
+           {&notification, "catga_consumer_pending{type=\"OrderConfirmed,OrderCancelled\",group=\"notification\"}"}}) {
     CHECK_MESSAGE(text->find(series) != std::string::npos, series);
   }
 

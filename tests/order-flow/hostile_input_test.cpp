@@ -517,11 +517,14 @@ const std::map<std::string, std::vector<std::string>>& event_groups() {
 }
 
 // Publishes each event case into the events stream; returns, per stream
-// sequence, the case published there.
+// sequence, the case published there. The sample's events are keyed by
+// order id (CATGA_ORDERING_KEY), so they travel on a partition's subject,
+// catga.evt.<Type>.<partition>: the cases go round the 16 partitions.
 std::map<std::uint64_t, const NatsCase*> publish_events(catga::test::RawNats& raw, const std::vector<NatsCase>& cases) {
   std::map<std::uint64_t, const NatsCase*> by_seq;
+  std::size_t i = 0;
   for (const auto& c : cases) {
-    natsMsg* m = make_msg("catga.evt." + c.type, c.body, c.headers);
+    natsMsg* m = make_msg("catga.evt." + c.type + "." + std::to_string(i++ % 16), c.body, c.headers);
     jsPubAck* ack = nullptr;
     jsErrCode jerr{};
     const natsStatus s = js_PublishMsg(&ack, raw.js(), m, nullptr, &jerr);

@@ -208,6 +208,10 @@ class FirstPublishFails final : public catga::Transport {
                                                catga::DeliveryHandler h) override {
     return inner_.subscribe(type, o, std::move(h));
   }
+  catga::Result<catga::Subscription> subscribe_ordered(const catga::SubscribeOptions& o,
+                                                       std::vector<catga::TypeHandler> h) override {
+    return inner_.subscribe_ordered(o, std::move(h));
+  }
   catga::Result<std::string> request(const catga::OutboundMessage& m) override { return inner_.request(m); }
   catga::Result<catga::Subscription> serve(std::string_view type, std::string_view service,
                                            catga::RequestHandler h) override {
@@ -966,7 +970,7 @@ TEST_CASE("role all: health, readiness, metrics and the state views over HTTP") 
         "order_flow_sagas{status=\"completed\"} 1", "order_flow_sagas{status=\"running\"} 0",
         "order_flow_handled_total{service=\"order\",instance=\"order-1\",type=\"PlaceOrder\",outcome=\"ok\"} 1",
         "order_flow_handled_total{service=\"inventory\",instance=\"inventory-2\"",
-        "catga_consumer_pending{type=\"OrderConfirmed\",group=\"notification\"}"}) {
+        "catga_consumer_pending{type=\"OrderConfirmed,OrderCancelled\",group=\"notification\"}"}) {
     CHECK_MESSAGE(text.find(series) != std::string::npos, series);
   }
   CHECK(get(http, "/inventory").body.at("stock").at("A-2").at("available") == 999);
