@@ -20,6 +20,20 @@ using catga::test::wait_for;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
+namespace mt {
+// Keyed events for an ordered group over two types.
+struct Shipped {
+  std::string order_id;
+};
+CATGA_EVENT(Shipped, order_id)
+CATGA_ORDERING_KEY(Shipped, order_id)
+struct Delivered {
+  std::string order_id;
+};
+CATGA_EVENT(Delivered, order_id)
+CATGA_ORDERING_KEY(Delivered, order_id)
+}  // namespace mt
+
 namespace {
 
 // The value of one series line (`name{labels} value`) of a /metrics text.
@@ -165,4 +179,24 @@ TEST_CASE("without a registry nothing is recorded and everything still flows") {
   REQUIRE(svc.mediator.publish(nt::OrderPlaced{"a", 1}));
   REQUIRE(wait_for([&] { return seen.load() == 1; }));
   CHECK(svc.transport->options().metrics == nullptr);
+}
+
+TEST_CASE("an ordered group counts each of its types under its own type label, without a per-partition lag") {
+  catga::test::NatsServer server;
+  auto metrics = std::make_shared<catga::Metrics>();
+  Node svc(server, "svc", metrics);
+  std::atomic<int> seen{0};
+  auto sub = svc.mediator.subscribe_ordered<mt::Shipped, mt::Delivered>(
+      nt::group("tracking"), [&](const mt::Shipped&) { seen++; }, [&](const mt::Delivered&) { seen++; });
+  REQUIRE(sub);
+  for (int i = 0; i < 3; ++i) REQUIRE(svc.mediator.publish(mt::Shipped{"o-" + std::to_string(i)}));
+  for (int i = 0; i < 2; ++i) REQUIRE(svc.mediator.publish(mt::Delivered{"o-" + std::to_string(i)}));
+  REQUIRE(wait_for([&] {
+    return value(*metrics, R"(catga_messages_consumed_total{type="Shipped",group="tracking"})") == 3 &&
+           value(*metrics, R"(catga_messages_consumed_total{type="Delivered",group="tracking"})") == 2;
+  }));
+  CHECK(seen.load() == 5);
+  CHECK(value(*metrics, R"(catga_ack_latency_seconds_count{type="Delivered",group="tracking"})") == 2);
+  // A partition's pending count is not the group's: no lag series.
+  CHECK(metrics->render_prometheus().find("catga_consumer_lag_messages{type=\"Shipped\"") == std::string::npos);
 }
