@@ -82,6 +82,10 @@ SagaOrchestrator::SagaOrchestrator(Mediator& mediator, std::shared_ptr<SagaStore
     : mediator_(mediator), store_(std::move(store)), options_(std::move(options)) {
   if (options_.instance_id.empty()) options_.instance_id = "saga-" + MessageId::generate().text().str();
   if (options_.workers == 0) options_.workers = 1;
+  // The workers log through spdlog's default logger. Made here, before they
+  // start, its lazy creation cannot race between two of them (ThreadSanitizer
+  // saw that race: libspdlog's static guard is not instrumented).
+  (void)spdlog::default_logger_raw();
   for (std::size_t i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { worker_loop(); });
   if (options_.recovery_interval.count() > 0) recovery_ = std::thread([this] { recovery_loop(); });
 }
