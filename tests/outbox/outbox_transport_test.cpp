@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <set>
 
 #include "../nats/stream_reader.hpp"
 #include "catga/mediator.hpp"
@@ -272,11 +273,21 @@ TEST_CASE("keyed events stored while the broker is down are relayed to their par
     CHECK(e.header("Catga-Ordering-Key") == "T-1");
   }
   CHECK(ticks == 4);
-  // The ordered group, back on the restarted server, handles all four in order.
-  REQUIRE(catga::test::wait_for([&] {
+  // The ordered group, back on the restarted server, handles all four in
+  // order. At least once: one handled but not yet acknowledged when the
+  // broker went away runs again, but none runs before its predecessor ran.
+  auto distinct = [&] {
     std::lock_guard lock(mu);
-    return seen.size() >= 4;
-  }, 60s));
+    return std::set<int>(seen.begin(), seen.end()).size();
+  };
+  REQUIRE(catga::test::wait_for([&] { return distinct() >= 4; }, 60s));
   std::lock_guard lock(mu);
-  CHECK(seen == std::vector<int>{0, 1, 2, 3});
+  int next = 0;
+  std::string order;
+  for (int n : seen) {
+    order += std::to_string(n) + " ";
+    CHECK_MESSAGE(n <= next, "event " << n << " ran before event " << next << ": " << order);
+    if (n == next) ++next;
+  }
+  CHECK(next == 4);
 }
