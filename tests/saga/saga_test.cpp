@@ -486,7 +486,8 @@ TEST_CASE("a recovery pass reads active sagas only: 1,000 finished sagas in a Kv
   // it out of the active index right after. Let the last ones get there
   // (else list_active may still meet one, read it and drop it).
   auto finished_indexed = [&] {
-    for (const auto& key : kv->keys("active.").value()) {
+    const auto keys = kv->keys("active.").value();  // a copy: the Result is a temporary
+    for (const auto& key : keys) {
       if (key == "active.meta") continue;
       auto e = kv->get(key);
       if (!e || !*e) continue;
