@@ -37,6 +37,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -398,10 +399,25 @@ class Chaos {
     }
     // A key one client gave up on may have been answered to its twin.
     for (const auto& [key, os] : s.key_orders) s.unanswered_keys.erase(key);
+    // GET /orders is a projection of the event store, eventually consistent:
+    // a replica killed and restarted replays from its checkpoint. Read each
+    // list until it names every accepted order, for at most 30 s (seen in a
+    // clean-clone run: a restarted order-1 still catching up when read once).
+    std::set<std::string> accepted;
+    for (const auto& [key, os] : s.key_orders) accepted.insert(os.begin(), os.end());
     for (const char* r : {"order-1", "order-2"}) {
-      const json list = d_.get_json(d_.get(r), "/orders");
-      s.lists[r] =
-          list.is_object() ? list.value("orders", json::array()).get<std::vector<json>>() : std::vector<json>{};
+      const auto until = Clock::now() + 30s;
+      for (;;) {
+        const json list = d_.get_json(d_.get(r), "/orders");
+        s.lists[r] =
+            list.is_object() ? list.value("orders", json::array()).get<std::vector<json>>() : std::vector<json>{};
+        std::set<std::string> listed;
+        for (const auto& o : s.lists[r]) listed.insert(o.value("order_id", ""));
+        if (std::includes(listed.begin(), listed.end(), accepted.begin(), accepted.end()) || Clock::now() >= until) {
+          break;
+        }
+        std::this_thread::sleep_for(1s);
+      }
     }
     for (const auto& id : known_ids()) s.views[id] = view_of(id);
     s.inventory = d_.get_json(d_.get("inventory-1"), "/inventory");
