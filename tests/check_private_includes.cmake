@@ -7,8 +7,9 @@
 # resolves X the way the compiler would (next to the file, then the owner's
 # own src/, then the public include dirs); an include that resolves only in
 # another library's src/, or whose resolved path lies in one, is a violation.
-# No CMake file outside transport/ and tests/ may name transport/src, and the
-# old global property CATGA_NATS_PRIVATE_INCLUDE may appear nowhere.
+# No CMake file outside transport/ and tests/ may name a transport's src/
+# folder, and no CMake file may read a global property to reach another
+# library's files (the old CATGA_NATS_PRIVATE_INCLUDE / CATGA_NATS_SOURCES).
 #
 # First it checks itself on a scratch tree with one known violation (it must
 # be found), then the real tree (nothing may be found).
@@ -21,9 +22,9 @@ endforeach()
 
 # Private directories, most specific first: <library>=<dir relative to root>.
 set(private_dirs
-  nats=transport/src/nats
-  outbox=transport/src/outbox
-  transport=transport/src
+  nats=transport/nats/src
+  outbox=transport/outbox/src
+  transport=transport/memory/src
   mediator=mediator/src
   pipeline=pipeline/src
   saga=saga/src
@@ -33,11 +34,9 @@ set(private_dirs
 # Who owns which files, most specific first (tests/ and bench/ may test
 # private code and are not scanned).
 set(owners
-  nats=transport/include/catga/nats
-  nats=transport/src/nats
-  outbox=transport/include/catga/outbox
-  outbox=transport/src/outbox
-  transport=transport
+  nats=transport/nats
+  outbox=transport/outbox
+  transport=transport/memory
   mediator=mediator
   pipeline=pipeline
   saga=saga
@@ -146,11 +145,11 @@ function(check_tree root out)
       continue()
     endif()
     file(READ "${file}" text)
-    if(text MATCHES "CATGA_NATS_PRIVATE_INCLUDE")
-      list(APPEND violations "${rel_file}: names the removed global property CATGA_NATS_PRIVATE_INCLUDE")
+    if(text MATCHES "GLOBAL PROPERTY CATGA_")
+      list(APPEND violations "${rel_file}: reads a global property to reach another library's files")
     endif()
-    if(NOT rel_file MATCHES "^transport/" AND text MATCHES "transport/src")
-      list(APPEND violations "${rel_file}: names transport/src (private to the transports)")
+    if(NOT rel_file MATCHES "^transport/" AND text MATCHES "transport/[a-z]+/src")
+      list(APPEND violations "${rel_file}: names a transport's private src/ folder")
     endif()
   endforeach()
   set(${out} "${violations}" PARENT_SCOPE)
@@ -159,11 +158,11 @@ endfunction()
 # 1. On a scratch tree with known violations: the check must see them.
 set(fake "${WORK_DIR}/fake")
 file(REMOVE_RECURSE "${fake}")
-file(WRITE "${fake}/transport/src/nats/connection_impl.hpp" "#pragma once\n")
-file(WRITE "${fake}/transport/include/catga/nats/connection.hpp" "#pragma once\n")
+file(WRITE "${fake}/transport/nats/src/connection_impl.hpp" "#pragma once\n")
+file(WRITE "${fake}/transport/nats/include/catga/nats/connection.hpp" "#pragma once\n")
 file(WRITE "${fake}/eventsourcing/src/store.cpp"
   "#include \"catga/nats/connection.hpp\"\n#include \"connection_impl.hpp\"\n")
-file(WRITE "${fake}/tools/catga/session.cpp" "#include \"../../transport/src/nats/connection_impl.hpp\"\n")
+file(WRITE "${fake}/tools/catga/session.cpp" "#include \"../../transport/nats/src/connection_impl.hpp\"\n")
 file(WRITE "${fake}/tools/CMakeLists.txt"
   "get_property(p GLOBAL PROPERTY CATGA_NATS_PRIVATE_INCLUDE)\n")
 check_tree("${fake}" fake_violations)

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "nats/header_block.hpp"
+#include "nats/src/header_block.hpp"
 #include "nats_server.hpp"
 #include "raw_nats.hpp"
 

@@ -3,12 +3,12 @@
 #include <doctest/doctest.h>
 
 #include "catga/nats/options.hpp"
-#include "nats/ack_reply.hpp"
-#include "nats/error.hpp"
-#include "nats/log.hpp"
-#include "nats/message.hpp"
-#include "nats/pending_table.hpp"
-#include "nats/provisioning.hpp"
+#include "nats/src/ack_reply.hpp"
+#include "nats/src/error.hpp"
+#include "nats/src/log.hpp"
+#include "nats/src/message.hpp"
+#include "nats/src/pending_table.hpp"
+#include "nats/src/provisioning.hpp"
 
 #include <algorithm>
 #include <charconv>

@@ -6,7 +6,7 @@
 # the header and the shared library first and make the target ourselves
 # (libnats.so records its own dependencies: OpenSSL, protobuf-c); only when
 # they are not found do we ask for the package config (a full upstream
-# install). Used by the build (transport/nats.cmake) and installed next to
+# install). Used by the build (transport/nats/CMakeLists.txt) and installed next to
 # catgaConfig.cmake for consumers of an installed catga::nats.
 if(NOT TARGET cnats::nats)
   find_path(CATGA_CNATS_INCLUDE_DIR nats/nats.h)
