@@ -19,13 +19,13 @@ namespace {
 
 // Starts fault_worker `name` (effects in <dir>/<name>.txt) with `extra`
 // arguments and waits until it consumes.
-std::unique_ptr<fault::ChildProcess> start_worker(const catga::test::NatsServer& server, const std::string& name,
+std::unique_ptr<catga::test::ChildProcess> start_worker(const catga::test::NatsServer& server, const std::string& name,
                                                   std::vector<std::string> extra) {
   const fs::path dir = server.directory();
   std::vector<std::string> args{FAULT_WORKER, "--url", server.url(), "--name", name, "--effects",
                                 (dir / (name + ".txt")).string(), "--ready", (dir / (name + ".ready")).string()};
   args.insert(args.end(), extra.begin(), extra.end());
-  auto p = std::make_unique<fault::ChildProcess>(args, (dir / (name + ".log")).string());
+  auto p = std::make_unique<catga::test::ChildProcess>(args, (dir / (name + ".log")).string());
   REQUIRE_MESSAGE(catga::test::wait_for([&] { return fs::exists(dir / (name + ".ready")); }, 60s), p->log());
   return p;
 }

@@ -21,6 +21,15 @@
 
 namespace fault {
 
+// Lines in a file (0 when it does not exist).
+inline std::size_t count_lines(const std::string& path) {
+  std::ifstream in(path);
+  std::size_t n = 0;
+  std::string line;
+  while (std::getline(in, line)) ++n;
+  return n;
+}
+
 // What a fault test counts.
 struct Tally {
   std::uint64_t sent = 0;

@@ -27,7 +27,7 @@ TEST_CASE("SIGTERM to a consumer process with work in flight: it exits in time, 
     // 20 ms per message and 4 handler threads: the up to 2 x 128 fetched
     // ahead take about as long as the 1 s stop timeout, so stop() finishes
     // some and hands the rest back (nak).
-    auto p = std::make_unique<fault::ChildProcess>(
+    auto p = std::make_unique<catga::test::ChildProcess>(
         std::vector<std::string>{FAULT_WORKER, "--url", server.url(), "--name", name, "--effects",
                                  (dir / (name + ".txt")).string(), "--ready", (dir / (name + ".ready")).string(),
                                  "--workers", "4", "--handle-ms", "20", "--stop-timeout-ms", "1000"},

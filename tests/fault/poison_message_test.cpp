@@ -58,7 +58,7 @@ TEST_CASE("a poison message is dead-lettered after max deliveries; replayed with
   fixed = true;  // the handler is fixed; the operator replays the dead letter
   const std::string log = (server.directory() / "cli.log").string();
   {
-    fault::ChildProcess cli({CATGA_CLI, "--server", server.url(), "dlq", "replay", std::to_string(letter.sequence)}, log);
+    catga::test::ChildProcess cli({CATGA_CLI, "--server", server.url(), "dlq", "replay", std::to_string(letter.sequence)}, log);
     const auto status = cli.wait_exit(60s);
     REQUIRE_MESSAGE(status.has_value(), cli.log());
     CHECK_MESSAGE((WIFEXITED(*status) && WEXITSTATUS(*status) == 0), cli.log());
@@ -66,7 +66,7 @@ TEST_CASE("a poison message is dead-lettered after max deliveries; replayed with
   REQUIRE(catga::test::wait_for([&] { return ledger.count(poison) == 1; }, 60s));
   // Replaying the same sequence again does not apply it a second time.
   {
-    fault::ChildProcess again({CATGA_CLI, "--server", server.url(), "dlq", "replay", std::to_string(letter.sequence)},
+    catga::test::ChildProcess again({CATGA_CLI, "--server", server.url(), "dlq", "replay", std::to_string(letter.sequence)},
                               log);
     REQUIRE(again.wait_exit(60s).has_value());
   }

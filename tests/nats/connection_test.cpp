@@ -1,50 +1,21 @@
 // Connection: retrying first connect, reconnect, auth, environment, secrets.
 #include <doctest/doctest.h>
 
-#include <spdlog/sinks/ostream_sink.h>
-#include <spdlog/spdlog.h>
-
-#include <unistd.h>
-
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "catga/nats/connection.hpp"
+#include "certificates.hpp"
 #include "nats_server.hpp"
+#include "security_support.hpp"
 #include "test_messages.hpp"
 #include "wait_for.hpp"
 
 using catga::nats::Connection;
 using catga::nats::ConnectionState;
 using catga::nats::NatsOptions;
+using catga::test::CapturedLog;
 using namespace std::chrono_literals;
-
-namespace {
-
-// Sends spdlog's default logger into a string for the test's lifetime.
-class CapturedLog {
- public:
-  CapturedLog() : previous_(spdlog::default_logger()) {
-    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out_);
-    auto logger = std::make_shared<spdlog::logger>("captured", sink);
-    logger->set_level(spdlog::level::trace);
-    spdlog::set_default_logger(logger);
-  }
-  ~CapturedLog() { spdlog::set_default_logger(previous_); }
-  std::string text() {
-    spdlog::default_logger()->flush();
-    return out_.str();
-  }
-
- private:
-  std::ostringstream out_;
-  std::shared_ptr<spdlog::logger> previous_;
-};
-
-}  // namespace
 
 TEST_CASE("connecting before the server is up retries until it comes") {
   catga::test::NatsServerOptions so;
@@ -181,35 +152,10 @@ TEST_CASE("settings come from the environment") {
   CHECK(defaults.servers == std::vector<std::string>{"nats://127.0.0.1:4222"});
 }
 
-namespace {
-
-// A throwaway CA, server and client certificate made with the openssl CLI.
-struct Certificates {
-  explicit Certificates(const std::filesystem::path& dir) : dir(dir) {
-    const std::string d = dir.string();
-    const std::string script =
-        "cd '" + d + "' && "
-        "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1 -subj /CN=catga-test-ca && "
-        "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost && "
-        "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost' > san.ext && "
-        "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 1 "
-        "-extfile san.ext && "
-        "openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=catga-client && "
-        "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 1";
-    ok = std::system(("(" + script + ") > openssl.log 2>&1").c_str()) == 0;
-  }
-  std::string file(const char* name) const { return (dir / name).string(); }
-  std::filesystem::path dir;
-  bool ok = false;
-};
-
-}  // namespace
 
 TEST_CASE("TLS with a private CA and a client certificate") {
-  const auto dir = std::filesystem::temp_directory_path() / ("catga-tls-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  Certificates certs(dir);
-  REQUIRE(certs.ok);
+  const catga::test::ScratchDir dir("tls");
+  catga::test::Certificates certs(dir.path());
   catga::test::NatsServerOptions so;
   so.extra_args = {"--tls",      "--tlscert", certs.file("server.pem"), "--tlskey",
                    certs.file("server.key"), "--tlscacert", certs.file("ca.pem"), "--tlsverify"};
@@ -232,5 +178,4 @@ TEST_CASE("TLS with a private CA and a client certificate") {
   auto c = Connection::connect(no_cert);
   CHECK((!c || !(*c)->wait_connected(1s)));
   CHECK((*t)->stop(5s));
-  std::filesystem::remove_all(dir);
 }

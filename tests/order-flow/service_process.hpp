@@ -7,8 +7,11 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "child_process.hpp"
 
 namespace oft {
 
@@ -16,8 +19,9 @@ namespace oft {
 std::string order_flow_binary();
 
 // Starts `binary args...` with `env` added to the environment, output to
-// `log`. The child dies with the test process (parent-death signal), and the
-// destructor stops it, so no process outlives a test. `binary` defaults to
+// `log` (a catga::test::ChildProcess per start). The child dies with the
+// test process (parent-death signal), and the destructor stops it, so no
+// process outlives a test. `binary` defaults to
 // the order-flow binary (a test-only build of the sample may replace it).
 //
 //   ServiceProcess inventory("inventory-1", {"--role", "inventory"}, {{"HTTP_PORT", "18081"}}, dir / "inv.log");
@@ -39,7 +43,7 @@ class ServiceProcess {
   int terminate(std::chrono::milliseconds timeout = std::chrono::seconds(15));
   bool running();
   // The process id while it runs, else -1 (e.g. to read /proc/<pid>/status).
-  pid_t pid() const noexcept { return pid_; }
+  pid_t pid() const noexcept { return process_ ? process_->pid() : -1; }
 
   const std::string& name() const noexcept { return name_; }
   std::string log() const;
@@ -50,7 +54,7 @@ class ServiceProcess {
   std::vector<std::string> args_;
   std::map<std::string, std::string> env_;
   std::filesystem::path log_;
-  pid_t pid_ = -1;
+  std::unique_ptr<catga::test::ChildProcess> process_;  // the last start()
 };
 
 }  // namespace oft

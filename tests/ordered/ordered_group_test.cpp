@@ -13,7 +13,7 @@
 
 #include <doctest/doctest.h>
 
-#include "../fault/child_process.hpp"
+#include "child_process.hpp"
 #include "catga/nats/jetstream_transport.hpp"
 #include "nats_server.hpp"
 #include "order_check.hpp"
@@ -96,7 +96,7 @@ TEST_CASE("3 members, 300 keys x 40 events over 2 types: one SIGKILLed, one adde
     std::vector<std::string> args{ORDERED_WORKER, "--url", server.url(), "--name", name, "--effects",
                                   (dir / (name + ".txt")).string(), "--ready", (dir / (name + ".ready")).string()};
     args.insert(args.end(), extra.begin(), extra.end());
-    auto p = std::make_unique<fault::ChildProcess>(args, (dir / (name + ".log")).string());
+    auto p = std::make_unique<catga::test::ChildProcess>(args, (dir / (name + ".log")).string());
     REQUIRE_MESSAGE(catga::test::wait_for([&] { return fs::exists(dir / (name + ".ready")); }, 60s), p->log());
     return p;
   };
@@ -159,7 +159,7 @@ TEST_CASE("a member frozen (SIGSTOP) past its lease: the other takes its partiti
     std::vector<std::string> args{ORDERED_WORKER, "--url", server.url(), "--name", name, "--effects",
                                   (dir / (name + ".txt")).string(), "--ready", (dir / (name + ".ready")).string(),
                                   "--handle-us", "3000"};
-    auto p = std::make_unique<fault::ChildProcess>(args, (dir / (name + ".log")).string());
+    auto p = std::make_unique<catga::test::ChildProcess>(args, (dir / (name + ".log")).string());
     REQUIRE_MESSAGE(catga::test::wait_for([&] { return fs::exists(dir / (name + ".ready")); }, 60s), p->log());
     return p;
   };
@@ -229,7 +229,7 @@ TEST_CASE("handlers longer than the lease while partitions move to a new member:
     std::vector<std::string> args{ORDERED_WORKER, "--url", server.url(), "--name", name, "--effects",
                                   (dir / (name + ".txt")).string(), "--ready", (dir / (name + ".ready")).string()};
     args.insert(args.end(), extra.begin(), extra.end());
-    auto p = std::make_unique<fault::ChildProcess>(args, (dir / (name + ".log")).string());
+    auto p = std::make_unique<catga::test::ChildProcess>(args, (dir / (name + ".log")).string());
     REQUIRE_MESSAGE(catga::test::wait_for([&] { return fs::exists(dir / (name + ".ready")); }, 60s), p->log());
     return p;
   };

@@ -6,7 +6,7 @@
 #include <iostream>
 #include <set>
 
-#include "../fault/child_process.hpp"
+#include "child_process.hpp"
 #include "../nats/stream_reader.hpp"
 #include "nats_server.hpp"
 #include "outbox_messages.hpp"
@@ -23,7 +23,7 @@ TEST_CASE("broker down, 1,000 events stored, process SIGKILLed; restarted with t
   const std::string db = (server.directory() / "outbox.db").string();
   const std::string log = (server.directory() / "publisher.log").string();
   {
-    fault::ChildProcess publisher({OUTBOX_PUBLISHER, "--db", db, "--url", server.url(), "--mode", "publish", "--count",
+    catga::test::ChildProcess publisher({OUTBOX_PUBLISHER, "--db", db, "--url", server.url(), "--mode", "publish", "--count",
                                    std::to_string(kEvents)},
                                   log);
     REQUIRE_MESSAGE(catga::test::wait_for([&] { return publisher.log().find("published ") != std::string::npos; }, 120s),
@@ -33,7 +33,7 @@ TEST_CASE("broker down, 1,000 events stored, process SIGKILLed; restarted with t
     publisher.kill();  // SIGKILL: no destructor, no flush
   }
   server.start();
-  fault::ChildProcess relay({OUTBOX_PUBLISHER, "--db", db, "--url", server.url(), "--mode", "relay"}, log);
+  catga::test::ChildProcess relay({OUTBOX_PUBLISHER, "--db", db, "--url", server.url(), "--mode", "relay"}, log);
   const auto status = relay.wait_exit(180s);
   REQUIRE_MESSAGE(status.has_value(), relay.log());
   CHECK_MESSAGE(WIFEXITED(*status), relay.log());

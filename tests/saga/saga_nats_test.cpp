@@ -24,7 +24,7 @@
 #include <string>
 #include <vector>
 
-#include "../fault/child_process.hpp"
+#include "child_process.hpp"
 #include "bank_service.hpp"
 #include "nats_server.hpp"
 #include "wait_for.hpp"
@@ -614,11 +614,11 @@ struct TempDir {
   std::string file(const std::string& name) const { return (path / name).string(); }
 };
 
-std::unique_ptr<fault::ChildProcess> start_bank(const catga::test::NatsServer& server, const TempDir& dir,
+std::unique_ptr<catga::test::ChildProcess> start_bank(const catga::test::NatsServer& server, const TempDir& dir,
                                                 const std::string& name, const std::string& stall_on = {}) {
   std::vector<std::string> args{SAGA_BANK_SERVICE, "--url", server.url(), "--ready", dir.file(name + ".ready")};
   if (!stall_on.empty()) args.insert(args.end(), {"--stall-on", stall_on});
-  auto bank = std::make_unique<fault::ChildProcess>(std::move(args), dir.file(name + ".log"));
+  auto bank = std::make_unique<catga::test::ChildProcess>(std::move(args), dir.file(name + ".log"));
   REQUIRE_MESSAGE(catga::test::wait_for([&] { return std::filesystem::exists(dir.file(name + ".ready")); }, kWait),
                   bank->log());
   return bank;

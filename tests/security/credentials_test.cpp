@@ -6,60 +6,28 @@
 // log or an error.
 #include <doctest/doctest.h>
 #include <nats/nats.h>
-#include <spdlog/sinks/ostream_sink.h>
-#include <spdlog/spdlog.h>
-#include <unistd.h>
 
-#include <atomic>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 
-#include "catga/mediator.hpp"
 #include "catga/nats/connection.hpp"
-#include "catga/nats/jetstream_transport.hpp"
 #include "credentials.hpp"
 #include "nats_server.hpp"
-#include "wait_for.hpp"
+#include "security_support.hpp"
 #ifdef CATGA_CLI
 #include "run_cli.hpp"
 #endif
 
+using catga::test::CapturedLog;
+using catga::test::mentions;
 using catga::test::NKey;
 using catga::test::OperatorTrust;
 using namespace std::chrono_literals;
 
-namespace creds_test {
-struct Signed {
-  std::string by;
-};
-CATGA_EVENT(Signed, by)
-}  // namespace creds_test
-
 namespace {
 
-std::filesystem::path fresh_dir() {
-  auto dir = std::filesystem::temp_directory_path() / ("catga-creds-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
-
-std::string write_file(const std::filesystem::path& path, const std::string& text) {
-  std::ofstream(path) << text;
-  std::filesystem::permissions(path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
-  return path.string();
-}
-
 catga::nats::NatsOptions with_creds(const std::string& url, const std::string& creds) {
-  catga::nats::NatsOptions o;
-  o.servers = {url};
-  o.name = "creds-test";
+  auto o = catga::test::connect_once(url, "creds-test");
   o.credentials_file = creds;
-  o.retry_on_failed_connect = false;
-  o.max_reconnect = 0;
-  o.connect_timeout = 10s;
   return o;
 }
 
@@ -77,40 +45,9 @@ struct TrustedServer {
 
   OperatorTrust trust = OperatorTrust::create();
   catga::test::NatsServer server{trusting(trust)};
-  std::filesystem::path dir = fresh_dir();
-  std::string creds = write_file(dir / "service.creds", trust.user_creds());
-
-  ~TrustedServer() { std::filesystem::remove_all(dir); }
+  catga::test::ScratchDir dir{"trusted-creds"};
+  std::string creds = dir.write("service.creds", trust.user_creds());
 };
-
-// spdlog's default logger (where catga::nats logs) into a string, restored
-// however the test ends.
-class LogCapture {
- public:
-  LogCapture() : previous_(spdlog::default_logger()) {
-    auto logger = std::make_shared<spdlog::logger>("captured", std::make_shared<spdlog::sinks::ostream_sink_mt>(out_));
-    logger->set_level(spdlog::level::trace);
-    spdlog::set_default_logger(logger);
-  }
-  ~LogCapture() { spdlog::set_default_logger(previous_); }
-  LogCapture(const LogCapture&) = delete;
-  LogCapture& operator=(const LogCapture&) = delete;
-  std::string text() {
-    spdlog::default_logger()->flush();
-    return out_.str();
-  }
-
- private:
-  std::ostringstream out_;
-  std::shared_ptr<spdlog::logger> previous_;
-};
-
-bool contains_nocase(std::string text, std::string word) {
-  for (auto* s : {&text, &word}) {
-    for (auto& c : *s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  }
-  return text.find(word) != std::string::npos;
-}
 
 }  // namespace
 
@@ -167,39 +104,25 @@ TEST_CASE("credentials file: every connect is authorized, although nats.c 3.4.1 
 
 TEST_CASE("credentials file: a trusted user connects and carries events; an unknown one fails at connect; "
           "seeds and JWTs are never logged") {
-  LogCapture log;
+  CapturedLog log;
   TrustedServer ts;
 
   {
-    catga::nats::JetStreamOptions js;
-    js.events.storage = catga::nats::StorageType::memory;
-    js.dead_letters.storage = catga::nats::StorageType::memory;
-    js.startup_timeout = 20s;
-    auto t = catga::nats::JetStreamTransport::create(with_creds(ts.server.url(), ts.creds), js);
-    REQUIRE_MESSAGE(t, (t ? "" : t.error().message + "\nserver log:\n" + ts.server.log()));
-    catga::Mediator m;
-    m.attach(**t);
-    std::atomic<int> got{0};
-    catga::SubscribeOptions sub_options;
-    sub_options.group = "signed";
-    auto sub = m.subscribe<creds_test::Signed>(sub_options, [&](const creds_test::Signed&) { ++got; });
-    REQUIRE(sub);
-    REQUIRE(m.publish(creds_test::Signed{"service"}));
-    CHECK(catga::test::wait_for([&] { return got.load() == 1; }, 30s));
-    CHECK((*t)->stop(10s));
+    INFO("server log:\n" << ts.server.log());
+    catga::test::check_round_trip(with_creds(ts.server.url(), ts.creds));
   }
 
   // A well-formed user of an operator and account this server never heard of.
   const auto stranger = OperatorTrust::create();
-  const auto bad = write_file(ts.dir / "stranger.creds", stranger.user_creds());
+  const auto bad = ts.dir.write("stranger.creds", stranger.user_creds());
   auto c = catga::nats::Connection::connect(with_creds(ts.server.url(), bad));
   REQUIRE_FALSE(c);
   INFO(c.error().message);
   CHECK(c.error().retryable == false);
-  CHECK(contains_nocase(c.error().message, "authorization"));
+  CHECK(mentions(c.error().message, "authorization"));
 
   const std::string text = log.text();
-  CHECK(contains_nocase(text, "authorization violation"));  // the failure itself is logged
+  CHECK(mentions(text, "authorization violation"));  // the failure itself is logged
   for (const auto& secret : {ts.trust.user.seed(), stranger.user.seed(), ts.trust.user_jwt, stranger.user_jwt}) {
     CHECK(text.find(secret) == std::string::npos);
     CHECK(c.error().message.find(secret) == std::string::npos);
@@ -215,7 +138,7 @@ TEST_CASE("credentials file: a trusted user connects and carries events; an unkn
   auto refused = catga::test::run_cli(CATGA_CLI, {"--server", ts.server.url(), "--creds", bad, "-v", "streams"});
   INFO(refused.err);
   CHECK(refused.exit_code == 1);
-  CHECK(contains_nocase(refused.err, "authorization"));
+  CHECK(mentions(refused.err, "authorization"));
   for (const auto& secret : {ts.trust.user.seed(), stranger.user.seed(), ts.trust.user_jwt, stranger.user_jwt}) {
     CHECK(listed.out.find(secret) == std::string::npos);
     CHECK(listed.err.find(secret) == std::string::npos);

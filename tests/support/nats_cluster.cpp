@@ -1,10 +1,7 @@
 #include "nats_cluster.hpp"
 
-#include <fcntl.h>
 #include <nats/nats.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -131,7 +128,7 @@ std::string NatsCluster::url_list() const {
   return out;
 }
 
-bool NatsCluster::running(int node) const { return at(node).pid > 0; }
+bool NatsCluster::running(int node) const { return at(node).process && at(node).process->running(); }
 
 std::string NatsCluster::log(int node) const {
   std::ifstream in(log_path(node));
@@ -155,38 +152,16 @@ void NatsCluster::write_config(int node) const {
 
 void NatsCluster::start_node(int node) {
   Node& n = at(node);
-  if (n.pid > 0) return;
-  std::vector<std::string> args{binary_, "-c", config_path(node).string()};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const std::string log_file = log_path(node).string();
-  const pid_t parent = ::getpid();
-
-  const pid_t pid = ::fork();
-  if (pid < 0) throw std::runtime_error("fork: " + std::string(std::strerror(errno)));
-  if (pid == 0) {
-    // Child: only async-signal-safe calls until exec.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);
-    int fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-      ::dup2(fd, STDOUT_FILENO);
-      ::dup2(fd, STDERR_FILENO);
-      ::close(fd);
-    }
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  n.pid = pid;
+  if (running(node)) return;
+  n.process = std::make_unique<ChildProcess>(std::vector<std::string>{binary_, "-c", config_path(node).string()},
+                                             log_path(node));
   n.frozen = false;
 
   const auto deadline = std::chrono::steady_clock::now() + options_.start_timeout;
   auto pause = std::chrono::milliseconds(5);
   while (std::chrono::steady_clock::now() < deadline) {
-    int status = 0;
-    if (::waitpid(n.pid, &status, WNOHANG) == n.pid) {
-      n.pid = -1;
+    if (!n.process->alive()) {
+      n.process.reset();
       throw std::runtime_error("nats-server " + name(node) + " exited at start (" + binary_ + "):\n" + log(node));
     }
     if (loopback_port_accepts(n.port)) return;
@@ -207,47 +182,33 @@ void NatsCluster::start() {
 
 void NatsCluster::wait_exit(int node, std::chrono::milliseconds timeout) {
   Node& n = at(node);
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (true) {
-    int status = 0;
-    const pid_t r = ::waitpid(n.pid, &status, WNOHANG);
-    if (r == n.pid || (r < 0 && errno == ECHILD)) {
-      n.pid = -1;
-      return;
-    }
-    if (std::chrono::steady_clock::now() >= deadline) {
-      ::kill(n.pid, SIGKILL);
-      ::waitpid(n.pid, &status, 0);
-      n.pid = -1;
-      return;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  if (!n.process->wait_exit(timeout)) n.process->kill();
+  n.process.reset();
 }
 
 void NatsCluster::freeze(int node) {
   if (!running(node) || at(node).frozen) return;
-  if (::kill(at(node).pid, SIGSTOP) != 0) throw std::runtime_error("SIGSTOP " + name(node) + ": " + std::strerror(errno));
+  if (!at(node).process->signal(SIGSTOP)) throw std::runtime_error("SIGSTOP " + name(node) + ": " + std::strerror(errno));
   at(node).frozen = true;
 }
 
 void NatsCluster::thaw(int node) {
   if (!running(node) || !at(node).frozen) return;
-  ::kill(at(node).pid, SIGCONT);
+  at(node).process->signal(SIGCONT);
   at(node).frozen = false;
 }
 
 void NatsCluster::stop(int node) {
   if (!running(node)) return;
   thaw(node);
-  ::kill(at(node).pid, SIGTERM);
+  at(node).process->signal(SIGTERM);
   wait_exit(node, std::chrono::seconds(10));
 }
 
 void NatsCluster::kill(int node) {
   if (!running(node)) return;
-  ::kill(at(node).pid, SIGKILL);
-  wait_exit(node, std::chrono::seconds(10));
+  at(node).process->kill();
+  at(node).process.reset();
 }
 
 void NatsCluster::restart(int node) {
@@ -259,7 +220,7 @@ void NatsCluster::stop() {
   // Signal all first so the nodes go down together (no elections in between).
   for (int i = 0; i < kNodes; ++i) thaw(i);
   for (auto& n : nodes_) {
-    if (n.pid > 0) ::kill(n.pid, SIGTERM);
+    if (n.process) n.process->signal(SIGTERM);
   }
   for (int i = 0; i < kNodes; ++i) {
     if (running(i)) wait_exit(i, std::chrono::seconds(10));

@@ -7,9 +7,12 @@
 #include <array>
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "child_process.hpp"
 
 namespace catga::test {
 
@@ -95,11 +98,12 @@ class NatsCluster {
   struct Node {
     int port = 0;          // client port
     int cluster_port = 0;  // route port
-    pid_t pid = -1;
+    std::unique_ptr<ChildProcess> process;
     bool frozen = false;
   };
 
   void start_node(int node);
+  // Waits up to `timeout` for node `node` to exit after a signal, then SIGKILLs it.
   void wait_exit(int node, std::chrono::milliseconds timeout);
   void write_config(int node) const;
   std::filesystem::path config_path(int node) const;

@@ -1,12 +1,8 @@
 #include "nats_server.hpp"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -86,35 +82,13 @@ void NatsServer::start() {
   if (!options_.config.empty()) args.insert(args.end(), {"-c", (dir_ / "server.conf").string()});
   args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
 
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const std::string log_path = (dir_ / "server.log").string();
-  const pid_t parent = ::getpid();
-
-  const pid_t pid = ::fork();
-  if (pid < 0) throw std::runtime_error("fork: " + std::string(std::strerror(errno)));
-  if (pid == 0) {
-    // Child: only async-signal-safe calls until exec.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);
-    int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-      ::dup2(fd, STDOUT_FILENO);
-      ::dup2(fd, STDERR_FILENO);
-      ::close(fd);
-    }
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  pid_ = pid;
+  process_ = std::make_unique<ChildProcess>(std::move(args), dir_ / "server.log");
 
   const auto deadline = std::chrono::steady_clock::now() + options_.start_timeout;
   auto pause = std::chrono::milliseconds(5);
   while (std::chrono::steady_clock::now() < deadline) {
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
+    if (!process_->alive()) {
+      process_.reset();
       throw std::runtime_error("nats-server exited at start (" + binary_ + "):\n" + log());
     }
     if (loopback_port_accepts(port_)) return;
@@ -125,35 +99,16 @@ void NatsServer::start() {
   throw std::runtime_error("nats-server did not accept connections on port " + std::to_string(port_) + ":\n" + log());
 }
 
-void NatsServer::wait_exit(std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (true) {
-    int status = 0;
-    const pid_t r = ::waitpid(pid_, &status, WNOHANG);
-    if (r == pid_ || (r < 0 && errno == ECHILD)) {
-      pid_ = -1;
-      return;
-    }
-    if (std::chrono::steady_clock::now() >= deadline) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, &status, 0);
-      pid_ = -1;
-      return;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-}
-
 void NatsServer::stop() {
   if (!running()) return;
-  ::kill(pid_, SIGTERM);
-  wait_exit(std::chrono::seconds(10));
+  process_->stop(std::chrono::seconds(10));
+  process_.reset();
 }
 
 void NatsServer::kill() {
   if (!running()) return;
-  ::kill(pid_, SIGKILL);
-  wait_exit(std::chrono::seconds(10));
+  process_->kill();
+  process_.reset();
 }
 
 void NatsServer::restart() {

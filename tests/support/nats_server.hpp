@@ -6,8 +6,11 @@
 
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "child_process.hpp"
 
 namespace catga::test {
 
@@ -52,10 +55,10 @@ class NatsServer {
   // stop() then start() on the same port and store directory.
   void restart();
 
-  bool running() const noexcept { return pid_ > 0; }
+  bool running() const noexcept { return process_ && process_->running(); }
   int port() const noexcept { return port_; }
   // The process id while running (-1 when stopped).
-  pid_t pid() const noexcept { return pid_; }
+  pid_t pid() const noexcept { return running() ? process_->pid() : -1; }
   std::string url() const;
   const std::filesystem::path& directory() const noexcept { return dir_; }
   std::filesystem::path store_dir() const { return dir_ / "jetstream"; }
@@ -63,13 +66,11 @@ class NatsServer {
   std::string log() const;
 
  private:
-  void wait_exit(std::chrono::milliseconds timeout);
-
   NatsServerOptions options_;
   std::filesystem::path dir_;
   std::string binary_;
   int port_ = 0;
-  pid_t pid_ = -1;
+  std::unique_ptr<ChildProcess> process_;
 };
 
 // A free TCP port on 127.0.0.1 (bound to port 0, then released).
