@@ -188,6 +188,11 @@ Status ensure_consumer(jsCtx* js, const ConsumerSpec& spec, std::chrono::millise
     cfg.MaxDeliver = -1;
     cfg.MaxAckPending = spec.options.max_ack_pending;
     cfg.DeliverPolicy = spec.options.start == StartPosition::new_messages ? js_DeliverNew : js_DeliverAll;
+    if (spec.options.start == StartPosition::since) {
+      cfg.DeliverPolicy = js_DeliverByStartTime;
+      cfg.OptStartTime =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(spec.options.start_time.time_since_epoch()).count();
+    }
     if (spec.start_sequence > 0) {
       cfg.DeliverPolicy = js_DeliverByStartSequence;
       cfg.OptStartSeq = spec.start_sequence;

@@ -111,10 +111,15 @@ class JetStreamTransport final : public Transport {
   // the context deadline (else publish_timeout); then a retryable Error.
   Status publish(const OutboundMessage& message) override;
   // Joins consumer group options.group for `type` with the transport's
-  // ConsumerOptions.
+  // ConsumerOptions, options.ack_wait and options.start replacing theirs
+  // (both apply when the durable consumer is created; an existing one keeps
+  // its settings, see ensure_consumer and docs/transports.md).
   Result<Subscription> subscribe(std::string_view type, const SubscribeOptions& options,
                                  DeliveryHandler handler) override;
-  // The same with JetStream settings for this subscription.
+  // The same with JetStream settings for this subscription (untyped: the
+  // handler gets the raw Delivery; Mediator::subscribe<T> with
+  // SubscribeOptions::ack_wait/start is the typed way). options.ack_wait and
+  // options.start, when set, still win over `consumer`'s.
   Result<Subscription> subscribe(std::string_view type, const SubscribeOptions& options, DeliveryHandler handler,
                                  const ConsumerOptions& consumer);
   // Ordered consumer group over every partition of the keyed types in
