@@ -119,6 +119,11 @@ using RequestHandler = std::function<std::string(Delivery&)>;
 
 // A live subscription. Destroying or stop()ping it stops deliveries and waits
 // for handler calls in flight, so the handler's captures may die afterwards.
+// Lifetimes: it keeps what the transport needs to stop it alive, so it may
+// outlive its transport object (destroying or stopping a transport stops its
+// subscriptions; the Subscription is then inert). It does not keep the
+// handler's captures alive, nor the Mediator whose pipeline a typed
+// subscription runs: both must outlive it (or the transport's stop).
 //
 //   catga::Subscription sub = mediator.subscribe<OrderPlaced>({.group = "billing"}, on_placed).value();
 //   ...

@@ -79,6 +79,14 @@ struct PublishOutcome {
 // request and subscribe, but must not stop or destroy the transport. publish_async callbacks do run on
 // a nats.c thread: keep them short. All members are thread-safe.
 //
+// Lifetimes: the transport shares its Connection (a connection made by
+// create(NatsOptions) is closed by stop()). Each Subscription holds its
+// consumer and the transport's shared state, so it may be destroyed after
+// the transport; stop() and the destructor stop every subscription first
+// (running handlers are awaited). A Mediator attached to it must not be
+// used after the transport is gone, and must itself outlive the
+// subscriptions it made (stop the transport, or the subscriptions, first).
+//
 //   auto transport = catga::nats::JetStreamTransport::create(
 //       catga::nats::NatsOptions::from_env(), catga::nats::JetStreamOptions{}).value();
 //   catga::Mediator m;
