@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <chrono>
 #include <mutex>
 #include <set>
 #include <string>
@@ -19,6 +20,14 @@ using catga::test::wait_for;
 using namespace std::chrono_literals;
 
 namespace {
+
+// A keyed event, for subscribe_ordered.
+struct Shipped {
+  std::string key;
+  std::string id;
+};
+CATGA_EVENT(Shipped, key, id)
+CATGA_ORDERING_KEY(Shipped, key)
 
 // The order ids a group's handler saw, and how often.
 struct Seen {
@@ -151,9 +160,11 @@ TEST_CASE("start: new_only skips what the stream held before the group existed, 
   catga::Mediator m;
   m.attach(*transport);
   REQUIRE(m.publish(nt::OrderPlaced{"before", 1}));
-  std::this_thread::sleep_for(20ms);  // the stream's timestamp of "before" is surely earlier than t
-  const auto t = std::chrono::system_clock::now();
-  std::this_thread::sleep_for(20ms);
+  // t is 50 ms past a whole second, at least 1 s after "before": nats.c
+  // 3.4.1 would send that fraction as .5 s (no leading zeros), skipping
+  // "between", published 30 ms after t, unless catga works around it.
+  const auto t = std::chrono::ceil<std::chrono::seconds>(std::chrono::system_clock::now()) + 1s + 50ms;
+  std::this_thread::sleep_until(t + 30ms);
   REQUIRE(m.publish(nt::OrderPlaced{"between", 2}));
 
   Seen all, fresh, since;
@@ -174,4 +185,43 @@ TEST_CASE("start: new_only skips what the stream held before the group existed, 
   CHECK(fresh.count("between") == 0);
   CHECK(since.count("before") == 0);
   CHECK(since.count("between") == 1);
+}
+
+TEST_CASE("subscribe_ordered: ack_wait and start apply to every partition consumer of the ordered group") {
+  catga::test::NatsServer server;
+  auto js = nt::js_options();
+  js.partitions = 2;
+  auto transport = nt::make_transport(server, js);
+  catga::Mediator m;
+  m.attach(*transport);
+  REQUIRE(m.publish(Shipped{"k1", "before"}));
+  REQUIRE(m.publish(Shipped{"k2", "before"}));
+  Seen seen;
+  auto sub = m.subscribe_ordered<Shipped>({.group = "ord", .ack_wait = 4s, .start = catga::StartFrom::new_only()},
+                                          [&seen](const Shipped& e) { seen.add(e.key + "/" + e.id); });
+  REQUIRE(sub);
+  // Both partitions' consumers exist once a message of each was handled
+  // (k1 and k2 fall on different partitions of 2).
+  REQUIRE(catga::wire::partition_of("k1", 2) != catga::wire::partition_of("k2", 2));
+  // new_only: what is published before a partition's consumer exists is not
+  // delivered, so "after" is published until each partition got one.
+  REQUIRE(wait_for([&] {
+    std::this_thread::sleep_for(50ms);
+    if (!m.publish(Shipped{"k1", "after"}) || !m.publish(Shipped{"k2", "after"})) return false;
+    return seen.count("k1/after") > 0 && seen.count("k2/after") > 0;
+  }));
+  CHECK(seen.count("k1/before") == 0);
+  CHECK(seen.count("k2/before") == 0);
+
+  catga::test::RawNats raw(server.url());
+  jsConsumerNamesList* names = nullptr;
+  jsErrCode jerr{};
+  check(js_ConsumerNames(&names, raw.js(), "CATGA_EVENTS", nullptr, &jerr), "consumer names");
+  REQUIRE(names->Count == 2);  // one per partition
+  for (int i = 0; i < names->Count; ++i) {
+    const auto cfg = consumer_config(raw, names->List[i]);
+    CHECK(cfg.ack_wait_ns == std::chrono::nanoseconds(4s).count());
+    CHECK(cfg.deliver == js_DeliverNew);
+  }
+  jsConsumerNamesList_Destroy(names);
 }

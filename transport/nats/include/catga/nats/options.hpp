@@ -136,6 +136,7 @@ enum class StartPosition {
   all,  // every message the stream still holds (a new group catches up)
   new_messages,  // only messages published after the group was created
   since,  // messages the stream stored at or after ConsumerOptions::start_time
+          // (up to 100 ms earlier: see docs/transports.md, "Per-subscription settings")
 };
 
 // JetStream settings of consumer groups (the portable ones, retry policy,
