@@ -1,41 +1,20 @@
 # catga_install_package()
-# Installs the umbrella target catga::catga, the `catgaTargets` export set
-# (filled by catga_install_library) and a package config, so that
+# Installs the package config (with the component `core`, which every other
+# component needs), so that
 #
-#   find_package(catga CONFIG REQUIRED)
-#   target_link_libraries(app PRIVATE catga::catga)   # or catga::mediator, ...
+#   find_package(catga CONFIG REQUIRED [COMPONENTS nats ...])
+#   target_link_libraries(app PRIVATE catga::nats)   # or catga::catga, ...
 #
-# works against an installed copy. Call it at the end of the top-level
-# CMakeLists.txt, after every library target exists.
+# works against an installed copy. Each library's targets are in their own
+# export file, installed with its component (cmake/CatgaInstall.cmake); the
+# config loads the requested ones (cmake/catgaConfig.cmake.in). catga::catga
+# is made by the config from the libraries it loaded. Call this at the end of
+# the top-level CMakeLists.txt, after every library target exists.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
 function(catga_install_package)
   set(config_dir ${CMAKE_INSTALL_LIBDIR}/cmake/catga)
-
-  install(TARGETS catga_all EXPORT catgaTargets)
-
-  # The config asks for cnats only when the JetStream transport is part of
-  # this installation; consumers without NATS need no libnats-dev.
-  if(TARGET catga_nats)
-    set(CATGA_PACKAGE_WITH_NATS ON)
-  else()
-    set(CATGA_PACKAGE_WITH_NATS OFF)
-  endif()
-  # The components installed, for find_package(catga COMPONENTS ...).
-  set(CATGA_PACKAGE_COMPONENTS "")
-  foreach(component IN ITEMS mediator pipeline transport nats outbox saga eventsourcing otel)
-    if(TARGET catga_${component})
-      list(APPEND CATGA_PACKAGE_COMPONENTS ${component})
-    endif()
-  endforeach()
-
-  # The outbox and the event store's projections use SQLite.
-  if(TARGET catga_outbox OR TARGET catga_eventsourcing)
-    set(CATGA_PACKAGE_WITH_SQLITE ON)
-  else()
-    set(CATGA_PACKAGE_WITH_SQLITE OFF)
-  endif()
 
   configure_package_config_file(
     ${PROJECT_SOURCE_DIR}/cmake/catgaConfig.cmake.in
@@ -49,22 +28,20 @@ function(catga_install_package)
   catga_install_pkg_config()
   # The licence and the changelog travel with the package (share/doc/catga).
   install(FILES ${PROJECT_SOURCE_DIR}/LICENSE ${PROJECT_SOURCE_DIR}/CHANGELOG.md
-    DESTINATION ${CMAKE_INSTALL_DOCDIR})
+    DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT core)
 
-  install(EXPORT catgaTargets
-    NAMESPACE catga::
-    FILE catgaTargets.cmake
-    DESTINATION ${config_dir})
   install(FILES
     ${PROJECT_BINARY_DIR}/catgaConfig.cmake
     ${PROJECT_BINARY_DIR}/catgaConfigVersion.cmake
-    DESTINATION ${config_dir})
+    DESTINATION ${config_dir} COMPONENT core)
 endfunction()
 
 # catga.pc beside the CMake package (${CMAKE_INSTALL_LIBDIR}/pkgconfig), for
 # builds that do not use CMake:
 #   g++ -std=c++20 app.cpp $(pkg-config --cflags --libs catga)
-# One module with every library installed. With static libraries (the
+# One module with every library built, so it is installed only by a full
+# install (component `pkgconfig`; `cmake --install build` installs every
+# component). With static libraries (the
 # default) their dependencies are public Requires, so a plain `--libs`
 # links; with shared ones they are Requires.private.
 function(catga_install_pkg_config)
@@ -107,5 +84,5 @@ function(catga_install_pkg_config)
   file(RELATIVE_PATH CATGA_PC_PREFIX_FROM_PCDIR /root/${pc_dir} /root)
   string(REGEX REPLACE "/$" "" CATGA_PC_PREFIX_FROM_PCDIR "${CATGA_PC_PREFIX_FROM_PCDIR}")
   configure_file(${PROJECT_SOURCE_DIR}/cmake/catga.pc.in ${PROJECT_BINARY_DIR}/catga.pc @ONLY)
-  install(FILES ${PROJECT_BINARY_DIR}/catga.pc DESTINATION ${pc_dir})
+  install(FILES ${PROJECT_BINARY_DIR}/catga.pc DESTINATION ${pc_dir} COMPONENT pkgconfig)
 endfunction()

@@ -2,6 +2,7 @@
 #   -DWORK_DIR=<scratch dir> [-DCONFIG=<build type>] [-DCXX=<compiler>] [-DGENERATOR=<generator>]
 #   [-DCOMPONENTS=<a,b,...>] [-DRUN=<exe,exe,...>] [-DRUN_ARGS=<arg,arg,...>] [-DRUN_CTEST=ON]
 #   [-DVERSION=<x.y.z>] [-DPKG_CONFIG_SOURCE=<main.cpp>]
+#   [-DINSTALL_COMPONENTS=<a,b,...>] [-DABSENT=<regex,regex,...>] [-DCONFIGURE_ARGS=<arg,arg,...>]
 # Installs the catga build into WORK_DIR/prefix, then configures and builds
 # PROJECT_DIR against it with find_package(catga), exactly as an application
 # would, and runs the executables named in RUN (each with RUN_ARGS) and/or the
@@ -10,6 +11,10 @@
 # (catga/version.hpp, LICENSE, CHANGELOG.md, catga.pc of that version). With
 # PKG_CONFIG_SOURCE, also compiles and runs that file with nothing but
 # `pkg-config --cflags --libs catga`, as a build without CMake would.
+# With INSTALL_COMPONENTS, installs only those install components (one
+# `cmake --install --component` each) instead of everything; ABSENT lists
+# regular expressions that no installed path (relative to the prefix) may match.
+# CONFIGURE_ARGS are added to the project's configure command.
 cmake_minimum_required(VERSION 3.25)
 foreach(var BUILD_DIR PROJECT_DIR WORK_DIR)
   if(NOT DEFINED ${var})
@@ -25,6 +30,9 @@ string(REPLACE ";" "\\;" components_arg "${components}")
 string(REPLACE "," ";" executables "${RUN}")
 list(REMOVE_ITEM executables "")
 string(REPLACE "," ";" run_args "${RUN_ARGS}")
+string(REPLACE "," ";" install_components "${INSTALL_COMPONENTS}")
+string(REPLACE "," ";" absent "${ABSENT}")
+string(REPLACE "," ";" configure_args "${CONFIGURE_ARGS}")
 
 function(run step)
   execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
@@ -41,13 +49,31 @@ file(MAKE_DIRECTORY "${WORK_DIR}")
 set(prefix "${WORK_DIR}/prefix")
 set(build "${WORK_DIR}/build")
 
-run("install" ${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${prefix}" --config "${CONFIG}")
+if(install_components)
+  foreach(component IN LISTS install_components)
+    run("install --component ${component}"
+      ${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${prefix}" --config "${CONFIG}" --component ${component})
+  endforeach()
+else()
+  run("install" ${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${prefix}" --config "${CONFIG}")
+endif()
 if(NOT EXISTS "${prefix}/include/catga/mediator.hpp")
   message(FATAL_ERROR "install did not put the headers under ${prefix}/include")
 endif()
 file(GLOB_RECURSE config_files "${prefix}/*/catgaConfig.cmake")
 if(NOT config_files)
   message(FATAL_ERROR "install did not write catgaConfig.cmake under ${prefix}")
+endif()
+
+if(absent)
+  file(GLOB_RECURSE installed LIST_DIRECTORIES true RELATIVE "${prefix}" "${prefix}/*")
+  foreach(pattern IN LISTS absent)
+    foreach(path IN LISTS installed)
+      if(path MATCHES "${pattern}")
+        message(FATAL_ERROR "the install of ${INSTALL_COMPONENTS} has ${path} (matches '${pattern}'), which it must not have")
+      endif()
+    endforeach()
+  endforeach()
 endif()
 
 if(VERSION)
@@ -111,7 +137,7 @@ endif()
 # The package registry could find another copy; only the prefix may count.
 run("configure ${PROJECT_DIR}" ${CMAKE_COMMAND} -S "${PROJECT_DIR}" -B "${build}" ${generator_args} ${compiler_args}
   "-DCMAKE_PREFIX_PATH=${prefix}" "-DCMAKE_BUILD_TYPE=${CONFIG}" "-DCATGA_EXPECT_COMPONENTS=${components_arg}"
-  -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF)
+  -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF ${configure_args})
 run("build" ${CMAKE_COMMAND} --build "${build}" --config "${CONFIG}")
 
 foreach(exe IN LISTS executables)

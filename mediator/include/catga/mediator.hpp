@@ -136,6 +136,15 @@ Result<M> decode_delivery(Delivery& d, Context& ctx, const std::vector<Upcaster>
 // thread); after that, send/query/publish may be called from any number of
 // threads at once. Registering while dispatching is a data race.
 //
+// Lifetimes (not enforced; docs/transports.md, "Lifetimes"): the mediator
+// neither owns nor tracks the attached transport or the Subscriptions it
+// hands out. The transport must outlive every use of the mediator that
+// reaches it (publish, send of a remote route, subscribe, serve). A
+// Subscription's deliveries run this mediator's pipeline, so every
+// subscription must be stopped (destroyed, or its transport stopped) before
+// the mediator is destroyed: declare the mediator before the subscriptions.
+// What handlers capture must live until their subscription's stop() returns.
+//
 //   catga::Mediator m;
 //   m.handle<Add>([](const Add& a) { return a.x + a.y; });
 //   m.on<Added>([](const Added& e) { std::cout << e.sum; });

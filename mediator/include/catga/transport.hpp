@@ -64,17 +64,48 @@ struct RetryPolicy {
   std::optional<std::chrono::milliseconds> redeliver_after(int attempt, const Error& error) const noexcept;
 };
 
+// Where a consumer group that does not exist yet starts reading (a group
+// that exists goes on where it is). Transports that keep no history
+// (InMemoryTransport) support only new_only and refuse the others.
+//
+//   catga::StartFrom::all()                          // everything still stored
+//   catga::StartFrom::new_only()                     // what is published from now on
+//   catga::StartFrom::since(std::chrono::system_clock::now() - std::chrono::hours(1))
+struct StartFrom {
+  enum class Kind { all, new_only, time };
+  Kind kind = Kind::all;
+  std::chrono::system_clock::time_point time{};  // Kind::time: the first publish time to deliver
+
+  static StartFrom all() noexcept { return {}; }
+  static StartFrom new_only() noexcept { return {Kind::new_only, {}}; }
+  static StartFrom since(std::chrono::system_clock::time_point t) noexcept { return {Kind::time, t}; }
+  friend bool operator==(const StartFrom&, const StartFrom&) = default;
+};
+
 // How to subscribe. `group` is the consumer group (normally the service
 // name): within a group each message goes to one member; every group gets
-// every message.
+// every message. The delivery settings below override the transport's
+// defaults for this subscription only; a transport that cannot honour one
+// refuses the subscription with a `validation` error rather than ignoring
+// it (docs/transports.md, "Per-subscription settings").
+//
+//   auto sub = mediator.subscribe<OrderPlaced>(
+//       {.group = "billing", .retry = {.max_deliver = 3},
+//        .ack_wait = std::chrono::seconds(5), .start = catga::StartFrom::new_only()},
+//       on_placed).value();
 struct SubscribeOptions {
   std::string group{};
-  RetryPolicy retry{};
+  RetryPolicy retry{};  // retry.max_deliver: deliveries before the dead letters
   std::size_t workers = 1;  // concurrent handler calls in this process
   // Whether the type has an ordering key (its events travel on partition
   // subjects). Mediator::subscribe sets it from the type; set it yourself
   // only when calling Transport::subscribe with a type name.
   bool keyed = false;
+  // How long the broker waits for a delivery's outcome before it delivers
+  // it again (JetStream: the consumer's AckWait); unset: the transport's.
+  std::optional<std::chrono::milliseconds> ack_wait{};
+  // Where the group starts when it is created; unset: the transport's.
+  std::optional<StartFrom> start{};
 };
 
 // One type of an ordered subscription and its handler.
@@ -88,6 +119,11 @@ using RequestHandler = std::function<std::string(Delivery&)>;
 
 // A live subscription. Destroying or stop()ping it stops deliveries and waits
 // for handler calls in flight, so the handler's captures may die afterwards.
+// Lifetimes: it keeps what the transport needs to stop it alive, so it may
+// outlive its transport object (destroying or stopping a transport stops its
+// subscriptions; the Subscription is then inert). It does not keep the
+// handler's captures alive, nor the Mediator whose pipeline a typed
+// subscription runs: both must outlive it (or the transport's stop).
 //
 //   catga::Subscription sub = mediator.subscribe<OrderPlaced>({.group = "billing"}, on_placed).value();
 //   ...

@@ -150,14 +150,38 @@ Status InMemoryTransport::publish_raw(std::string_view subject, const Headers& h
   return core_->store_event(type, std::move(stored));
 }
 
+namespace {
+
+// The per-subscription delivery settings this transport can honour: it keeps
+// no history (a new group gets what is published after it exists) and has no
+// ack deadline (a running handler is never given to another member), so it
+// refuses ack_wait and any start but new_only instead of ignoring them.
+Status check_delivery_settings(const SubscribeOptions& options) {
+  if (options.ack_wait) {
+    return make_error(errc::validation,
+                      "InMemoryTransport has no ack deadline (a running handler is never redelivered): "
+                      "SubscribeOptions::ack_wait is not supported");
+  }
+  if (options.start && options.start->kind != StartFrom::Kind::new_only) {
+    return make_error(errc::validation,
+                      "InMemoryTransport keeps no history (a group gets what is published after it exists): "
+                      "SubscribeOptions::start may only be StartFrom::new_only()");
+  }
+  return {};
+}
+
+}  // namespace
+
 Result<Subscription> InMemoryTransport::subscribe(std::string_view type, const SubscribeOptions& options,
                                                   DeliveryHandler handler) {
   if (auto v = wire::check_subject(type, "message type"); !v) return std::move(v).error();
+  if (auto v = check_delivery_settings(options); !v) return std::move(v).error();
   return core_->join(false, type, options.group, options.workers, options.retry, std::move(handler), {});
 }
 
 Result<Subscription> InMemoryTransport::subscribe_ordered(const SubscribeOptions& options,
                                                           std::vector<TypeHandler> handlers) {
+  if (auto v = check_delivery_settings(options); !v) return std::move(v).error();
   return core_->join_ordered(options.group, options.workers, options.retry, std::move(handlers));
 }
 

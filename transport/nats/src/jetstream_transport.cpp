@@ -258,6 +258,37 @@ Status publish_event(detail::TransportState& shared, const OutboundMessage& mess
 
 }  // namespace
 
+namespace {
+
+// `consumer` with the subscription's own delivery settings (SubscribeOptions::
+// ack_wait, ::start) in place of the transport's.
+Result<ConsumerOptions> with_subscription_settings(ConsumerOptions consumer, const SubscribeOptions& options) {
+  if (options.ack_wait) {
+    if (options.ack_wait->count() <= 0) {
+      return make_error(errc::validation, "subscribe: SubscribeOptions::ack_wait must be > 0");
+    }
+    consumer.ack_wait = *options.ack_wait;
+  }
+  if (options.start) {
+    switch (options.start->kind) {
+      case StartFrom::Kind::all:
+        consumer.start = StartPosition::all;
+        break;
+      case StartFrom::Kind::new_only:
+        consumer.start = StartPosition::new_messages;
+        break;
+      case StartFrom::Kind::time:
+        consumer.start = StartPosition::since;
+        consumer.start_time = options.start->time;
+        break;
+    }
+  }
+  if (consumer.ack_wait.count() <= 0) return make_error(errc::validation, "ConsumerOptions: ack_wait must be > 0");
+  return consumer;
+}
+
+}  // namespace
+
 Result<Subscription> JetStreamTransport::subscribe(std::string_view type, const SubscribeOptions& options,
                                                    DeliveryHandler handler) {
   return subscribe(type, options, std::move(handler), state_->shared->options.consumer);
@@ -279,7 +310,9 @@ Result<Subscription> JetStreamTransport::subscribe(std::string_view type, const 
   cfg.dead_letter_subject = wire::dead_letter_subject(shared.options.prefix, type);
   cfg.retry = options.retry;
   cfg.workers = options.workers;
-  cfg.options = consumer;
+  auto settings = with_subscription_settings(consumer, options);
+  if (!settings) return std::move(settings).error();
+  cfg.options = std::move(*settings);
   auto pc = PullConsumer::start(state_->shared, std::move(cfg), std::move(handler));
   if (!pc) return std::move(pc).error();
   {
@@ -308,7 +341,9 @@ Result<Subscription> JetStreamTransport::subscribe_ordered(const SubscribeOption
   cfg.group = options.group;
   cfg.retry = options.retry;
   cfg.workers = options.workers;
-  cfg.options = shared.options.consumer;
+  auto settings = with_subscription_settings(shared.options.consumer, options);
+  if (!settings) return std::move(settings).error();
+  cfg.options = std::move(*settings);
   cfg.handlers = std::move(handlers);
   auto g = OrderedGroup::start(state_->shared, std::move(cfg));
   if (!g) return std::move(g).error();

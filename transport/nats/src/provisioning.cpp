@@ -138,6 +138,19 @@ std::string consumer_name(std::string_view group, std::string_view type) {
   return out;
 }
 
+// OptStartTime (ns since the epoch) as nats.c 3.4.1 can send it. It writes
+// the fraction of a second as ".%d" without leading zeros, so 12:00:00.05 goes
+// out as 12:00:00.5 (later: messages in between would be skipped). A time
+// whose fraction is under 0.1 s is therefore rounded down to the second: the
+// group may start up to 100 ms early, never late.
+std::int64_t start_time_for_nats_c(std::chrono::system_clock::time_point t) {
+  constexpr std::int64_t kSecond = 1'000'000'000;
+  const std::int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+  if (ns <= 0) return ns;
+  const std::int64_t fraction = ns % kSecond;
+  return fraction < kSecond / 10 ? ns - fraction : ns;
+}
+
 Status ensure_consumer(jsCtx* js, const ConsumerSpec& spec, std::chrono::milliseconds wait) {
   jsOptions jo = api_options(wait);
   for (int round = 0; round < 3; ++round) {
@@ -182,6 +195,10 @@ Status ensure_consumer(jsCtx* js, const ConsumerSpec& spec, std::chrono::millise
     cfg.MaxDeliver = -1;
     cfg.MaxAckPending = spec.options.max_ack_pending;
     cfg.DeliverPolicy = spec.options.start == StartPosition::new_messages ? js_DeliverNew : js_DeliverAll;
+    if (spec.options.start == StartPosition::since) {
+      cfg.DeliverPolicy = js_DeliverByStartTime;
+      cfg.OptStartTime = start_time_for_nats_c(spec.options.start_time);
+    }
     if (spec.start_sequence > 0) {
       cfg.DeliverPolicy = js_DeliverByStartSequence;
       cfg.OptStartSeq = spec.start_sequence;

@@ -127,7 +127,10 @@ class InMemoryTransport final : public Transport {
   // like at_least_once.
   Status publish(const OutboundMessage& message) override;
   // Joins options.group (creating it on first use) with options.workers
-  // handler threads.
+  // handler threads. It has no history and no ack deadline, so
+  // options.ack_wait and an options.start other than StartFrom::new_only()
+  // (what it always does) are refused with `validation`; so in
+  // subscribe_ordered.
   Result<Subscription> subscribe(std::string_view type, const SubscribeOptions& options,
                                  DeliveryHandler handler) override;
   // Joins the ordered group options.group of the handlers' types: events

@@ -35,6 +35,14 @@ namespace catga::nats {
 // request and subscribe, but must not stop or destroy the transport. publish_async callbacks do run on
 // a nats.c thread: keep them short. All members are thread-safe.
 //
+// Lifetimes: the transport shares its Connection (a connection made by
+// create(NatsOptions) is closed by stop()). Each Subscription holds its
+// consumer and the transport's shared state, so it may be destroyed after
+// the transport; stop() and the destructor stop every subscription first
+// (running handlers are awaited). A Mediator attached to it must not be
+// used after the transport is gone, and must itself outlive the
+// subscriptions it made (stop the transport, or the subscriptions, first).
+//
 //   auto transport = catga::nats::JetStreamTransport::create(
 //       catga::nats::NatsOptions::from_env(), catga::nats::JetStreamOptions{}).value();
 //   catga::Mediator m;
@@ -67,10 +75,15 @@ class JetStreamTransport final : public Transport {
   // the context deadline (else publish_timeout); then a retryable Error.
   Status publish(const OutboundMessage& message) override;
   // Joins consumer group options.group for `type` with the transport's
-  // ConsumerOptions.
+  // ConsumerOptions, options.ack_wait and options.start replacing theirs
+  // (both apply when the durable consumer is created; an existing one keeps
+  // its settings, see ensure_consumer and docs/transports.md).
   Result<Subscription> subscribe(std::string_view type, const SubscribeOptions& options,
                                  DeliveryHandler handler) override;
-  // The same with JetStream settings for this subscription.
+  // The same with JetStream settings for this subscription (untyped: the
+  // handler gets the raw Delivery; Mediator::subscribe<T> with
+  // SubscribeOptions::ack_wait/start is the typed way). options.ack_wait and
+  // options.start, when set, still win over `consumer`'s.
   Result<Subscription> subscribe(std::string_view type, const SubscribeOptions& options, DeliveryHandler handler,
                                  const ConsumerOptions& consumer);
   // Ordered consumer group over every partition of the keyed types in

@@ -135,10 +135,13 @@ struct StreamOptions {
 enum class StartPosition {
   all,  // every message the stream still holds (a new group catches up)
   new_messages,  // only messages published after the group was created
+  since,  // messages the stream stored at or after ConsumerOptions::start_time
+          // (up to 100 ms earlier: see docs/transports.md, "Per-subscription settings")
 };
 
-// JetStream settings of consumer groups (the portable ones, retry policy and
-// worker count, are in catga::SubscribeOptions).
+// JetStream settings of consumer groups (the portable ones, retry policy,
+// worker count, ack wait and start position, are in catga::SubscribeOptions,
+// whose ack_wait and start override these for one subscription).
 struct ConsumerOptions {
   // Messages asked for per pull request; at most 3 x batch are fetched ahead
   // of the running handlers (one batch being handled, two on their way).
@@ -168,6 +171,7 @@ struct ConsumerOptions {
   // error code "too_large" without being decoded (0: no limit).
   std::size_t max_body_bytes = 512 * 1024;
   StartPosition start = StartPosition::all;
+  std::chrono::system_clock::time_point start_time{};  // StartPosition::since
 };
 
 // Settings of JetStreamTransport.
