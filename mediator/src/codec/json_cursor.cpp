@@ -1,4 +1,4 @@
-#include "catga/json_cursor.hpp"
+#include "json_cursor.hpp"
 
 #include <algorithm>
 #include <bit>
@@ -10,7 +10,7 @@
 #include <emmintrin.h>
 #endif
 
-#include "catga/ascii_digits.hpp"
+#include "ascii_digits.hpp"
 
 namespace catga::wire {
 namespace {
