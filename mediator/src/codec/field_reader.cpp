@@ -4,7 +4,7 @@
 
 #include "catga/field_reader.hpp"
 
-#include "json_cursor.hpp"
+#include "json_cursor_inline.hpp"
 
 namespace catga::wire {
 namespace {
