@@ -138,7 +138,7 @@ void AsyncPublisher::release() noexcept {
   }
 }
 
-Status AsyncPublisher::publish(const OutboundMessage& message, JetStreamTransport::PublishCallback done) {
+Status AsyncPublisher::publish(const OutboundMessage& message, PublishCallback done) {
   if (auto v = wire::check_subject(message.info.name, "message type"); !v) return v;
   const auto& ctx = message.context;
   const auto deadline =

@@ -12,7 +12,7 @@
 #include <string>
 #include <string_view>
 
-#include "catga/nats/jetstream_transport.hpp"
+#include "catga/nats/publish_outcome.hpp"
 #include "handle.hpp"
 #include "pending_table.hpp"
 #include "transport_state.hpp"
@@ -34,7 +34,7 @@ class AsyncPublisher {
   static Result<std::unique_ptr<AsyncPublisher>> create(std::shared_ptr<TransportState> state);
   ~AsyncPublisher();
 
-  Status publish(const OutboundMessage& message, JetStreamTransport::PublishCallback done);
+  Status publish(const OutboundMessage& message, PublishCallback done);
   // Waits for every outcome so far.
   Status flush(std::chrono::milliseconds timeout);
   // flush(timeout), then fails what is still pending (done gets an
@@ -56,7 +56,7 @@ class AsyncPublisher {
   void release() noexcept;
 
   struct Pending {
-    JetStreamTransport::PublishCallback done;
+    PublishCallback done;
     std::string message_id;
     const PublishMeters* meters = nullptr;  // null: no metrics
     std::string_view type;                   // MessageInfo::name (static)

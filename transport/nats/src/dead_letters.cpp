@@ -8,10 +8,12 @@
 #include "catga/nats/native/handle.hpp"
 #include "catga/nats/native/message.hpp"
 #include "catga/wire.hpp"
+#include "js_api.hpp"
 
 namespace catga::nats {
 namespace {
 
+using detail::api_options;
 using native::MsgHandle;
 using native::PubAckHandle;
 using native::StreamInfoHandle;
@@ -37,13 +39,6 @@ std::string type_of(std::string_view subject, std::string_view prefix) {
   const std::string lead = std::string(prefix) + ".dlq.";
   if (subject.substr(0, lead.size()) == lead) return std::string(subject.substr(lead.size()));
   return {};
-}
-
-jsOptions api_options(std::chrono::milliseconds timeout) {
-  jsOptions o;
-  jsOptions_Init(&o);
-  o.Wait = std::max<std::int64_t>(timeout.count(), 1);
-  return o;
 }
 
 Result<jsStreamInfo*> stream_info(jsCtx* js, std::chrono::milliseconds timeout, const std::string& stream,

@@ -6,6 +6,7 @@
 
 #include "error.hpp"
 #include "handle.hpp"
+#include "js_api.hpp"
 #include "log.hpp"
 #include "provisioning.hpp"
 #include "thread_name.hpp"
@@ -55,13 +56,6 @@ std::string format_members(const std::map<std::string, std::uint64_t>& members) 
   std::string out;
   for (const auto& [id, beat] : members) out.append(id).append(" ").append(std::to_string(beat)).append("\n");
   return out;
-}
-
-jsOptions api_options(std::chrono::milliseconds wait) {
-  jsOptions o;
-  jsOptions_Init(&o);
-  o.Wait = std::max<std::int64_t>(wait.count(), 1);
-  return o;
 }
 
 }  // namespace
@@ -295,18 +289,17 @@ Result<std::shared_ptr<PullConsumer>> OrderedGroup::open_partition(std::uint32_t
   // The partition's previous consumers (normally one): where it stopped.
   std::vector<std::string> previous;
   {
-    jsConsumerNamesList* list = nullptr;
+    ConsumerNamesListHandle list;
     jsErrCode jerr = static_cast<jsErrCode>(0);
-    const natsStatus s = js_ConsumerNames(&list, state_->js(), state_->events_stream.c_str(), &jo, &jerr);
+    const natsStatus s = js_ConsumerNames(list.out(), state_->js(), state_->events_stream.c_str(), &jo, &jerr);
     if (s != NATS_OK && s != NATS_NOT_FOUND) {
       return to_error(s, jerr, "list consumers of '" + state_->events_stream + "'", Surface::jetstream);
     }
-    if (list != nullptr) {
-      for (int i = 0; i < list->Count; ++i) {
-        std::string_view name = list->List[i];
+    if (list) {
+      for (int i = 0; i < list.get()->Count; ++i) {
+        std::string_view name = list.get()->List[i];
         if (name.rfind(prefix, 0) == 0) previous.emplace_back(name);
       }
-      jsConsumerNamesList_Destroy(list);
     }
   }
   auto epoch_of = [&](const std::string& name) {

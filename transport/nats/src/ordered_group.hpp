@@ -12,8 +12,9 @@
 #include <thread>
 #include <vector>
 
-#include "catga/nats/jetstream_transport.hpp"
+#include "catga/nats/health.hpp"
 #include "catga/nats/key_value.hpp"
+#include "catga/nats/options.hpp"
 #include "catga/transport.hpp"
 #include "pull_consumer.hpp"
 #include "transport_state.hpp"

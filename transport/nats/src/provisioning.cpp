@@ -6,18 +6,12 @@
 
 #include "error.hpp"
 #include "handle.hpp"
+#include "js_api.hpp"
 #include "log.hpp"
 #include "transport_state.hpp"
 
 namespace catga::nats::detail {
 namespace {
-
-jsOptions api_options(std::chrono::milliseconds wait) {
-  jsOptions o;
-  jsOptions_Init(&o);
-  o.Wait = std::max<std::int64_t>(wait.count(), 1);
-  return o;
-}
 
 std::string_view storage_name(jsStorageType t) { return t == js_MemoryStorage ? "memory" : "file"; }
 std::string_view retention_name(jsRetentionPolicy p) {

@@ -15,7 +15,8 @@
 #include <thread>
 #include <vector>
 
-#include "catga/nats/jetstream_transport.hpp"
+#include "catga/nats/health.hpp"
+#include "catga/nats/options.hpp"
 #include "ack_reply.hpp"
 #include "catga/transport.hpp"
 #include "handle.hpp"

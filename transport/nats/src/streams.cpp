@@ -4,35 +4,24 @@
 
 #include "catga/nats/native/connection.hpp"
 #include "catga/nats/native/error.hpp"
+#include "js_api.hpp"
 #include "provisioning.hpp"
 
 namespace catga::nats {
 namespace {
-
-jsOptions api_options(std::chrono::milliseconds wait) {
-  jsOptions o;
-  jsOptions_Init(&o);
-  o.Wait = std::max<std::int64_t>(wait.count(), 1);
-  return o;
-}
 
 std::string text(const char* s) { return s != nullptr ? std::string(s) : std::string(); }
 
 }  // namespace
 
 Result<std::vector<StreamInfo>> list_streams(const Connection& connection, std::chrono::milliseconds wait) {
-  jsStreamInfoList* raw = nullptr;
-  jsOptions o = api_options(wait);
+  detail::StreamInfoListHandle list;
+  jsOptions o = detail::api_options(wait);
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  const natsStatus s = js_Streams(&raw, native::jetstream_of(connection), &o, &jerr);
+  const natsStatus s = js_Streams(list.out(), native::jetstream_of(connection), &o, &jerr);
   // An account without streams answers "not found".
   if (s != NATS_OK && s != NATS_NOT_FOUND) return native::to_error(s, jerr, "list streams", native::Surface::jetstream);
-  struct Free {
-    jsStreamInfoList* p;
-    ~Free() {
-      if (p != nullptr) jsStreamInfoList_Destroy(p);
-    }
-  } free_list{raw};
+  const jsStreamInfoList* raw = list.get();
 
   std::vector<StreamInfo> out;
   const int count = raw != nullptr ? raw->Count : 0;
@@ -59,20 +48,15 @@ Result<std::vector<StreamInfo>> list_streams(const Connection& connection, std::
 
 Result<std::vector<ConsumerInfo>> list_consumers(const Connection& connection, const std::string& stream,
                                                  std::chrono::milliseconds wait) {
-  jsConsumerInfoList* raw = nullptr;
-  jsOptions o = api_options(wait);
+  detail::ConsumerInfoListHandle list;
+  jsOptions o = detail::api_options(wait);
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  const natsStatus s = js_Consumers(&raw, native::jetstream_of(connection), stream.c_str(), &o, &jerr);
+  const natsStatus s = js_Consumers(list.out(), native::jetstream_of(connection), stream.c_str(), &o, &jerr);
   if (jerr == JSStreamNotFoundErr) return make_error(errc::unavailable, "stream '" + stream + "' does not exist");
   if (s != NATS_OK && s != NATS_NOT_FOUND) {
     return native::to_error(s, jerr, "list consumers of '" + stream + "'", native::Surface::jetstream);
   }
-  struct Free {
-    jsConsumerInfoList* p;
-    ~Free() {
-      if (p != nullptr) jsConsumerInfoList_Destroy(p);
-    }
-  } free_list{raw};
+  const jsConsumerInfoList* raw = list.get();
 
   std::vector<ConsumerInfo> out;
   const int count = raw != nullptr ? raw->Count : 0;
