@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "codec/ascii_digits.hpp"
+
 namespace catga {
 
 using detail::new_span_id;
@@ -47,8 +49,8 @@ std::optional<TraceContext> TraceContext::parse(std::string_view s) noexcept {
   // version-traceid-parentid-flags, every field lowercase hex.
   int version = 0, flags = 0;
   std::uint64_t hi = 0, lo = 0, span = 0;
-  if (!lower_hex_byte(s.data(), version) || !parse_lower_hex_u64(s.data() + 3, hi) ||
-      !parse_lower_hex_u64(s.data() + 19, lo) || !parse_lower_hex_u64(s.data() + 36, span) ||
+  if (!lower_hex_byte(s.data(), version) || !ascii::lower_hex16(s.data() + 3, hi) ||
+      !ascii::lower_hex16(s.data() + 19, lo) || !ascii::lower_hex16(s.data() + 36, span) ||
       !lower_hex_byte(s.data() + 53, flags)) {
     return std::nullopt;
   }

@@ -7,6 +7,8 @@
 #include <random>
 #include <thread>
 
+#include "codec/ascii_digits.hpp"
+
 namespace catga {
 namespace {
 
@@ -85,7 +87,7 @@ std::optional<MessageId> MessageId::parse(std::string_view text) noexcept {
     // Only the canonical lowercase form maps to binary, so text round-trips.
     // (Lowercase hex is printable: the check below is not needed for it.)
     std::uint64_t hi = 0, lo = 0;
-    if (parse_lower_hex_u64(text.data(), hi) && parse_lower_hex_u64(text.data() + 16, lo) && (hi != 0 || lo != 0)) {
+    if (ascii::lower_hex16(text.data(), hi) && ascii::lower_hex16(text.data() + 16, lo) && (hi != 0 || lo != 0)) {
       return from_parts(hi, lo);
     }
   }

@@ -1,32 +1,11 @@
 #include "catga/pipeline/idempotency.hpp"
 
-
 #include <spdlog/spdlog.h>
 #include <algorithm>
 #include <array>
-#include <cstring>
 
 namespace catga {
 namespace {
-
-// Two lowercase hex digits per byte value.
-constexpr std::array<char, 512> kHexPairs = [] {
-  constexpr char kDigits[] = "0123456789abcdef";
-  std::array<char, 512> t{};
-  for (int i = 0; i < 256; ++i) {
-    t[2 * i] = kDigits[i >> 4];
-    t[2 * i + 1] = kDigits[i & 15];
-  }
-  return t;
-}();
-
-// 16 lowercase hex digits of `v`, most significant first.
-void write_hex_u64(char* out, std::uint64_t v) noexcept {
-  for (int i = 7; i >= 0; --i) {
-    std::memcpy(out + 2 * i, &kHexPairs[2 * (v & 0xff)], 2);
-    v >>= 8;
-  }
-}
 
 // Mixed into the high half of a binary id to key the in-memory store's fast
 // path: the same id under two message types is two keys. (The slot is
@@ -60,8 +39,8 @@ class KeyBuffer {
 
  private:
   static void write_binary(char* out, std::uint64_t hi, std::uint64_t lo) noexcept {
-    write_hex_u64(out, hi);
-    write_hex_u64(out + 16, lo);
+    append_hex_u64(out, hi);  // catga/message_id.hpp: the same text as MessageId::text()
+    append_hex_u64(out + 16, lo);
   }
 
   // Makes room for the "<type>:<handler>:" part + n bytes, writes that part

@@ -7,7 +7,9 @@
 #include <random>
 #include <string>
 
-#include "catga/ascii_digits.hpp"
+#include "catga/message_id.hpp"
+#include "catga/wire.hpp"
+#include "codec/ascii_digits.hpp"  // private to catga::mediator (mediator/src)
 
 namespace {
 
@@ -136,4 +138,35 @@ TEST_CASE("decimal: the value of 0-19 digits, as a byte loop computes it") {
   CHECK(catga::ascii::decimal("9999999999999999999", 19) == 9'999'999'999'999'999'999ULL);
   CHECK(catga::ascii::decimal("123", 0) == 0u);
   CHECK(catga::ascii::decimal("00000000123", 11) == 123u);
+}
+
+// The public, out-of-line faces of the readers: wire::read_count (transports'
+// counts) and parse_lower_hex_u64 (catga/message_id.hpp).
+TEST_CASE("wire::read_count and parse_lower_hex_u64 agree with the private readers") {
+  std::uint64_t v = 99;
+  CHECK(catga::wire::read_count("42.7", v) == 2);
+  CHECK(v == 42u);
+  v = 99;
+  CHECK(catga::wire::read_count(".7", v) == 0);
+  CHECK(v == 99u);  // untouched when there is no digit
+  CHECK(catga::wire::read_count("", v) == 0);
+  CHECK(catga::wire::read_count("9999999999999999999", v) == 19);
+  CHECK(v == 9'999'999'999'999'999'999ULL);
+  v = 99;
+  CHECK(catga::wire::read_count("12345678901234567890x", v) == 20);
+  CHECK(v == 99u);  // 20 digits may not fit: counted, not read
+  std::mt19937_64 rng(13);
+  for (int round = 0; round < 2'000; ++round) {
+    std::string s(rng() % 24, '0');
+    for (auto& c : s) c = static_cast<char>(rng() % 4 == 0 ? '.' : '0' + rng() % 10);
+    const std::size_t run = plain_digit_run(s);
+    std::uint64_t got = 0;
+    CAPTURE(s);
+    REQUIRE(catga::wire::read_count(s, got) == run);
+    if (run > 0 && run <= 19) REQUIRE(got == catga::ascii::decimal(s.data(), run));
+  }
+  std::uint64_t h = 0;
+  CHECK(catga::parse_lower_hex_u64("00000000000000ff", h));
+  CHECK(h == 255u);
+  CHECK_FALSE(catga::parse_lower_hex_u64("00000000000000FF", h));
 }

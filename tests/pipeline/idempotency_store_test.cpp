@@ -62,6 +62,23 @@ TEST_CASE("InMemoryIdempotencyStore: claim, in progress, complete, completed") {
   CHECK(f.store.claim("k", 1min).value().outcome == ok_value(7));
 }
 
+// A key of 32 lowercase hex digits is held as the 128 bits it spells (read
+// by the shared parser, catga::parse_lower_hex_u64): the id path finds it by
+// those bits. The same digits in uppercase are not a generated id's text:
+// another key.
+TEST_CASE("InMemoryIdempotencyStore: 32 lowercase hex digits are the id path's entry; uppercase is another key") {
+  StoreFixture f;
+  auto lower = f.store.claim("00000000000000ab0123456789abcdef", 1min).value();
+  REQUIRE(lower.state == State::claimed);
+  CHECK(f.store.claim("00000000000000AB0123456789ABCDEF", 1min).value().state == State::claimed);
+  catga::IdempotencyIdPath* ids = f.store.id_path();
+  REQUIRE(ids != nullptr);
+  CHECK(ids->claim_id(0xab, 0x0123456789abcdefULL, 1min).state == State::in_progress);
+  REQUIRE(f.store.complete("00000000000000ab0123456789abcdef", lower.token, ok_value(5), 1h).ok());
+  CHECK(ids->claim_id(0xab, 0x0123456789abcdefULL, 1min).state == State::completed);
+  CHECK(f.store.size() == 2);
+}
+
 TEST_CASE("InMemoryIdempotencyStore: long keys work like short ones") {
   StoreFixture f;
   const std::string long_key = "consumer-group-with-a-rather-long-name:" + std::string(64, 'x');

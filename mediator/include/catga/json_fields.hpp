@@ -16,7 +16,7 @@
 #include <utility>
 #include <vector>
 
-#include "catga/json_cursor.hpp"
+#include "catga/field_reader.hpp"
 
 namespace catga {
 
@@ -117,10 +117,10 @@ constexpr bool fast_codable() noexcept {
 namespace detail {
 
 template <class T>
-bool read_value(JsonCursor& c, T& out);
+bool read_value(FieldReader& c, T& out);
 
 template <class T>
-bool read_object(JsonCursor& c, T& out) {
+bool read_object(FieldReader& c, T& out) {
   constexpr std::size_t n = std::tuple_size_v<decltype(fields_of<T>())>;
   static_assert(n <= 64);
   if (!c.object_begin()) return false;
@@ -149,7 +149,7 @@ bool read_object(JsonCursor& c, T& out) {
 }
 
 template <class T>
-bool read_value(JsonCursor& c, T& out) {
+bool read_value(FieldReader& c, T& out) {
   if constexpr (std::is_same_v<T, std::string>) {
     std::string_view s;
     if (!c.string(s)) return false;
@@ -234,7 +234,7 @@ bool write_value(std::string& out, const T& v) {
 
 }  // namespace detail
 
-// Decodes `body` into `out` when it is in the fast subset (see JsonCursor)
+// Decodes `body` into `out` when it is in the fast subset (see FieldReader)
 // and has every field; false leaves the decision (and the error message) to
 // nlohmann: parse the body and call get<T>(). Where it returns true, the
 // result equals nlohmann's (tests/mediator/json_fields_test.cpp).
@@ -244,7 +244,7 @@ bool write_value(std::string& out, const T& v) {
 template <class T>
   requires(detail::HasFields<T> && fast_codable<T>())
 bool read_fields(std::string_view body, T& out) {
-  JsonCursor c(body);
+  FieldReader c(body);
   return detail::read_object(c, out) && c.end();
 }
 

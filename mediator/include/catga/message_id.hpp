@@ -8,8 +8,6 @@
 #include <string>
 #include <string_view>
 
-#include "catga/ascii_digits.hpp"
-
 namespace catga {
 
 namespace detail {
@@ -132,7 +130,10 @@ class MessageId {
 void append_hex(char* out, const unsigned char* bytes, std::size_t n) noexcept;
 void append_hex_u64(char* out, std::uint64_t v) noexcept;  // 16 hex digits
 // Exactly 16 lowercase hex digits at `p` (the form ids and traceparent use):
-// false for anything else.
-inline bool parse_lower_hex_u64(const char* p, std::uint64_t& out) noexcept { return ascii::lower_hex16(p, out); }
+// false for anything else. (Out of line: the fast parser is private.)
+//
+//   std::uint64_t v = 0;
+//   bool ok = catga::parse_lower_hex_u64("00000000000000ff", v);   // v == 255
+bool parse_lower_hex_u64(const char* p, std::uint64_t& out) noexcept;
 
 }  // namespace catga

@@ -119,6 +119,15 @@ using HeaderEach = FunctionRef<void(HeaderVisitor)>;
 Result<Context> read_context(HeaderEach each, std::optional<std::string_view>* type = nullptr,
                              int* version = nullptr);
 
+// The number of decimal digits ('0'..'9') at the front of `s`; when that is
+// 1 to 19 (a count that fits in 64 bits), `value` receives their value.
+// For transports reading counts out of their own protocol (JetStream ack
+// subjects); out of line, the fast digit reading is private.
+//
+//   std::uint64_t n = 0;
+//   std::size_t k = wire::read_count("42.7", n);   // k == 2, n == 42
+std::size_t read_count(std::string_view s, std::uint64_t& value) noexcept;
+
 // True for the headers catga manages itself (not copied into ctx.headers).
 bool is_managed_header(std::string_view name) noexcept;
 

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <limits>
 
-#include "catga/ascii_digits.hpp"
+#include "catga/wire.hpp"
 
 // parse_ack_reply and parse_status_code are public (catga/nats/ack_reply.hpp);
 // AckPrefix and its fast path stay in detail.
@@ -24,20 +24,7 @@ bool parse_number(std::string_view s, T& out) noexcept {
 // where none can happen (up to 19 digits fit in 64 bits).
 bool parse_count(std::string_view s, std::uint64_t& out) noexcept {
   if (s.empty() || s.size() > 19) return parse_number(s, out);
-  std::uint64_t v = 0;
-  const char* p = s.data();
-  const char* const end = p + s.size();
-  for (; end - p >= 8; p += 8) {
-    if (!ascii::all_digits8(p)) return false;
-    v = v * 100'000'000 + ascii::decimal8(p);
-  }
-  for (; p != end; ++p) {
-    const auto d = static_cast<unsigned>(static_cast<unsigned char>(*p) - '0');
-    if (d > 9) return false;
-    v = v * 10 + d;
-  }
-  out = v;
-  return true;
+  return wire::read_count(s, out) == s.size();
 }
 
 // from_chars for the signed timestamp: a count when it has no sign.
@@ -109,9 +96,8 @@ std::optional<AckMetadata> detail::parse_ack_reply(std::string_view reply, const
   const char* p = reply.data() + known.size();
   const char* const end = reply.data() + reply.size();
   for (int i = 0; i < 5; ++i) {
-    const std::size_t digits = ascii::digit_run(p, end);
+    const std::size_t digits = wire::read_count(std::string_view(p, static_cast<std::size_t>(end - p)), n[i]);
     if (digits == 0 || digits > 19) return parse_ack_reply(reply);
-    n[i] = ascii::decimal(p, digits);
     p += digits;
     if (i < 4) {
       if (p == end || *p != '.') return parse_ack_reply(reply);

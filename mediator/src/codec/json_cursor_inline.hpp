@@ -1,4 +1,11 @@
-#include "catga/json_cursor.hpp"
+#pragma once
+// JsonCursor's member definitions, inline: each user (json_fast.cpp,
+// field_reader.cpp) compiles them into its own code, so a FieldReader call
+// is one call, not a call to a call (bench_codec: read_fields took twice as
+// long with the cursor out of line behind FieldReader). Private to
+// catga::mediator.
+
+#include "json_cursor.hpp"
 
 #include <algorithm>
 #include <bit>
@@ -10,15 +17,15 @@
 #include <emmintrin.h>
 #endif
 
-#include "catga/ascii_digits.hpp"
+#include "ascii_digits.hpp"
 
 namespace catga::wire {
-namespace {
+namespace cursor_detail {
 
 // 1 for the bytes that end the fast scan of a string: '"', '\\', control
 // characters and every non-ASCII byte (UTF-8 is left to nlohmann, which
 // validates it).
-constexpr auto kStringStop = [] {
+inline constexpr auto kStringStop = [] {
   struct Table {
     bool stop[256];
   } t{};
@@ -26,18 +33,18 @@ constexpr auto kStringStop = [] {
   return t;
 }();
 
-constexpr bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+inline constexpr bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
 
-}  // namespace
+}  // namespace cursor_detail
 
-bool JsonCursor::literal(std::string_view word) noexcept {
+inline bool JsonCursor::literal(std::string_view word) noexcept {
   if (static_cast<std::size_t>(end_ - p_) < word.size() || std::string_view(p_, word.size()) != word) return false;
   p_ += word.size();
   skip_ws();
   return true;
 }
 
-int JsonCursor::next(bool first, char close) noexcept {
+inline int JsonCursor::next(bool first, char close) noexcept {
   if (p_ == end_) return -1;
   if (*p_ == close) {
     ++p_;
@@ -52,7 +59,7 @@ int JsonCursor::next(bool first, char close) noexcept {
   return 1;
 }
 
-int JsonCursor::object_next(bool first, std::string_view& key) noexcept {
+inline int JsonCursor::object_next(bool first, std::string_view& key) noexcept {
   const int r = next(first, '}');
   if (r != 1) return r;
   if (p_ == end_ || *p_ != '"' || !string(key)) return -1;
@@ -62,7 +69,7 @@ int JsonCursor::object_next(bool first, std::string_view& key) noexcept {
   return 1;
 }
 
-bool JsonCursor::string(std::string_view& out) noexcept {
+inline bool JsonCursor::string(std::string_view& out) noexcept {
   if (p_ == end_ || *p_ != '"') return false;
   const char* start = ++p_;
   // Sixteen (SSE2) or eight bytes at a time while none of them can stop the
@@ -99,7 +106,7 @@ bool JsonCursor::string(std::string_view& out) noexcept {
     if ((stop & kHighs) != 0) break;
     p_ += 8;
   }
-  while (p_ != end_ && !kStringStop.stop[static_cast<unsigned char>(*p_)]) ++p_;
+  while (p_ != end_ && !cursor_detail::kStringStop.stop[static_cast<unsigned char>(*p_)]) ++p_;
   if (p_ == end_ || *p_ != '"') return false;
   out = std::string_view(start, static_cast<std::size_t>(p_ - start));
   ++p_;
@@ -107,7 +114,7 @@ bool JsonCursor::string(std::string_view& out) noexcept {
   return true;
 }
 
-bool JsonCursor::boolean(bool& out) noexcept {
+inline bool JsonCursor::boolean(bool& out) noexcept {
   if (literal("true")) {
     out = true;
     return true;
@@ -119,10 +126,10 @@ bool JsonCursor::boolean(bool& out) noexcept {
   return false;
 }
 
-bool JsonCursor::number_text(const char*& start, bool& integral) noexcept {
+inline bool JsonCursor::number_text(const char*& start, bool& integral) noexcept {
   start = p_;
   if (p_ != end_ && *p_ == '-') ++p_;
-  if (p_ == end_ || !is_digit(*p_)) return false;
+  if (p_ == end_ || !cursor_detail::is_digit(*p_)) return false;
   if (*p_ == '0') {
     ++p_;
   } else {
@@ -132,20 +139,20 @@ bool JsonCursor::number_text(const char*& start, bool& integral) noexcept {
   if (p_ != end_ && *p_ == '.') {
     integral = false;
     ++p_;
-    if (p_ == end_ || !is_digit(*p_)) return false;
-    while (p_ != end_ && is_digit(*p_)) ++p_;
+    if (p_ == end_ || !cursor_detail::is_digit(*p_)) return false;
+    while (p_ != end_ && cursor_detail::is_digit(*p_)) ++p_;
   }
   if (p_ != end_ && (*p_ == 'e' || *p_ == 'E')) {
     integral = false;
     ++p_;
     if (p_ != end_ && (*p_ == '+' || *p_ == '-')) ++p_;
-    if (p_ == end_ || !is_digit(*p_)) return false;
-    while (p_ != end_ && is_digit(*p_)) ++p_;
+    if (p_ == end_ || !cursor_detail::is_digit(*p_)) return false;
+    while (p_ != end_ && cursor_detail::is_digit(*p_)) ++p_;
   }
   return true;
 }
 
-bool JsonCursor::integer(std::uint64_t& u, std::int64_t& i, bool& negative) noexcept {
+inline bool JsonCursor::integer(std::uint64_t& u, std::int64_t& i, bool& negative) noexcept {
   const char* start = nullptr;
   bool integral = false;
   if (!number_text(start, integral) || !integral) return false;
@@ -171,7 +178,7 @@ bool JsonCursor::integer(std::uint64_t& u, std::int64_t& i, bool& negative) noex
   return true;
 }
 
-bool JsonCursor::number(double& out) noexcept {
+inline bool JsonCursor::number(double& out) noexcept {
   const char* start = nullptr;
   bool integral = false;
   if (!number_text(start, integral)) return false;
@@ -193,7 +200,7 @@ bool JsonCursor::number(double& out) noexcept {
   return true;
 }
 
-bool JsonCursor::skip(int depth) noexcept {
+inline bool JsonCursor::skip(int depth) noexcept {
   if (p_ == end_) return false;
   switch (*p_) {
     case '{': {

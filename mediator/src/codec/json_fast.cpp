@@ -10,7 +10,7 @@
 // differential test in tests/mediator/json_fast_test.cpp checks that both
 // agree on the values.
 
-#include "catga/json_cursor.hpp"
+#include "json_cursor_inline.hpp"
 #include "catga/wire.hpp"
 
 namespace catga::wire {

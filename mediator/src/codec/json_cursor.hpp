@@ -1,6 +1,7 @@
 #pragma once
 // JsonCursor: a forward-only reader over JSON text, for the fast decoding
-// paths (wire::parse_json_fast, wire::read_fields).
+// paths (wire::parse_json_fast; wire::read_fields through the public
+// FieldReader, catga/field_reader.hpp). Private to catga::mediator.
 
 #include <cstdint>
 #include <string_view>
@@ -28,6 +29,10 @@ class JsonCursor {
   explicit JsonCursor(std::string_view text) noexcept : p_(text.data()), end_(text.data() + text.size()) {
     skip_ws();
   }
+  // Resumes reading at `p` (a position() of a cursor over the same text).
+  static JsonCursor resume(const char* p, const char* end) noexcept { return JsonCursor(p, end); }
+  // Where the next value starts (whitespace skipped).
+  const char* position() const noexcept { return p_; }
 
   // The next value's first character ('\0' at the end of the text).
   char peek() const noexcept { return p_ != end_ ? *p_ : '\0'; }
@@ -59,6 +64,7 @@ class JsonCursor {
   bool skip_value() noexcept { return skip(0); }
 
  private:
+  JsonCursor(const char* p, const char* end) noexcept : p_(p), end_(end) {}
   void skip_ws() noexcept {
     while (p_ != end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
   }
