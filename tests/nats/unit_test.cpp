@@ -13,8 +13,8 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cstdlib>
 #include <chrono>
+#include <cstdlib>
 #include <optional>
 #include <random>
 #include <unordered_map>
