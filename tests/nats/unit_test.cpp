@@ -2,6 +2,7 @@
 // consumer names, error mapping, option helpers.
 #include <doctest/doctest.h>
 
+#include "catga/nats/connection.hpp"
 #include "catga/nats/options.hpp"
 #include "nats/src/ack_reply.hpp"
 #include "nats/src/error.hpp"
@@ -359,6 +360,20 @@ TEST_CASE("server URL lists (NATS_URL, the sample's --nats-url): items trimmed, 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+
+namespace connection_api {
+template <class T>
+concept exposes_impl = requires(const T& c) { c.impl(); };
+template <class T>
+concept names_impl = requires { typename T::Impl; };
+}  // namespace connection_api
+
+TEST_CASE("Connection: its nats.c side is not public API (no impl(), no nameable Impl)") {
+  // catga::nats reaches it through detail::impl_of (connection_impl.hpp);
+  // others through catga/nats/native/connection.hpp.
+  CHECK_FALSE(connection_api::exposes_impl<catga::nats::Connection>);
+  CHECK_FALSE(connection_api::names_impl<catga::nats::Connection>);
+}
 
 TEST_CASE("public headers expose catga types only: nats.h stays private") {
   const std::filesystem::path dir = CATGA_NATS_PUBLIC_HEADERS;
