@@ -172,7 +172,7 @@ TEST_CASE("nats.c internals: checked at start-up against nats.c's API, and the s
   CHECK_FALSE(natsc_internals::version_known(0x020000));
   CHECK_FALSE(natsc_internals::version_known(0x030E00));
   const bool known = natsc_internals::version_known(nats_GetVersionNumber());
-  // The linked nats.c lays out messages as catga reads them (3.4.1 and 3.10.1 in CTest).
+  // The linked nats.c lays out messages as catga reads them (3.4.1 here; 3.10.1 by hand).
   if (known) CHECK(natsc_internals::self_check() == "");
   // nats_unit_internals_off runs this file with CATGA_NATSC_INTERNALS=off.
   const bool allowed = natsc_internals::switch_allows(std::getenv(natsc_internals::kSwitch));
