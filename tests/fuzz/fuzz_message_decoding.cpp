@@ -22,11 +22,7 @@
 #include "catga/mediator.hpp"
 #include "catga/wire.hpp"
 #include "message.hpp"
-
-// nats.c builds received messages with this (exported, not in nats.h):
-// `buf` holds the header block (`hdrLen` bytes) followed by the payload.
-extern "C" natsStatus natsMsg_create(natsMsg** msg, const char* subject, int subject_len, const char* reply,
-                                     int reply_len, const char* buf, int buf_len, int hdr_len);
+#include "natsc_internals.hpp"
 
 namespace fuzz {
 
@@ -111,9 +107,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
 
   catga::nats::detail::MsgHandle msg;
-  if (natsMsg_create(msg.out(), subject.data(), static_cast<int>(subject.size()), reply.data(),
-                     static_cast<int>(reply.size()), rest.data(), static_cast<int>(rest.size()),
-                     header_len) != NATS_OK) {
+  // natsMsg_create, as nats.c builds received messages: `rest` holds the
+  // header block (`header_len` bytes) followed by the payload.
+  if (catga::nats::detail::natsc_internals::create_message(msg.out(), subject, reply.c_str(), rest.data(),
+                                                           static_cast<int>(rest.size()), header_len) != NATS_OK) {
     return 0;
   }
   natsMsg* m = msg.get();

@@ -150,7 +150,7 @@ std::vector<Received> round_trip(const std::vector<std::string>& blocks) {
     }
     r.theirs = nats_c_headers(msg);
     // Once nats.c has lifted the headers, the raw block is no longer trusted.
-    if (r.theirs && !r.theirs->empty()) CHECK(catga::nats::detail::raw_header_block(msg).empty());
+    if (r.theirs && !r.theirs->empty()) CHECK(catga::nats::detail::natsc_internals::raw_header_block(msg).empty());
     r.body.assign(natsMsg_GetData(msg), static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
     CHECK(r.body == "{\"n\":" + std::to_string(i) + "}");
     natsMsg_Destroy(msg);

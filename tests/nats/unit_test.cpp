@@ -2,17 +2,20 @@
 // consumer names, error mapping, option helpers.
 #include <doctest/doctest.h>
 
+#include "catga/nats/connection.hpp"
 #include "catga/nats/options.hpp"
 #include "nats/src/ack_reply.hpp"
 #include "nats/src/error.hpp"
 #include "nats/src/log.hpp"
 #include "nats/src/message.hpp"
+#include "nats/src/natsc_internals.hpp"
 #include "nats/src/pending_table.hpp"
 #include "nats/src/provisioning.hpp"
 
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <cstdlib>
 #include <optional>
 #include <random>
 #include <unordered_map>
@@ -159,8 +162,37 @@ std::vector<std::pair<std::string, std::string>> headers_of(natsMsg* m) {
   return out;
 }
 
+TEST_CASE("nats.c internals: checked at start-up against nats.c's API, and the switch turns them off") {
+  REQUIRE(nats_Open(-1) == NATS_OK);  // messages are freed through nats.c's collector
+  CHECK(natsc_internals::switch_allows(nullptr));
+  CHECK(natsc_internals::switch_allows("on"));
+  for (const char* off : {"0", "off", "OFF", "false", "no"}) CHECK_FALSE(natsc_internals::switch_allows(off));
+  CHECK(natsc_internals::version_known(0x030401));  // Debian 12
+  CHECK(natsc_internals::version_known(0x030A01));  // Debian 13
+  CHECK_FALSE(natsc_internals::version_known(0x020000));
+  CHECK_FALSE(natsc_internals::version_known(0x030E00));
+  const bool known = natsc_internals::version_known(nats_GetVersionNumber());
+  // The linked nats.c lays out messages as catga reads them (3.4.1 here; 3.10.1 by hand).
+  if (known) CHECK(natsc_internals::self_check() == "");
+  // nats_unit_internals_off runs this file with CATGA_NATSC_INTERNALS=off.
+  const bool allowed = natsc_internals::switch_allows(std::getenv(natsc_internals::kSwitch));
+  CHECK(natsc_internals::enabled() == (allowed && known));
+  // With them off, received headers go through nats.c's API and messages are
+  // built through it (HeaderBlock finds no block).
+  if (!natsc_internals::enabled()) {
+    const catga::MessageInfo event{"OrderPlaced", catga::MessageKind::event, catga::QoS::at_least_once, 0, false,
+                                   nullptr, nullptr, nullptr, nullptr};
+    auto m = make_message("catga.evt.OrderPlaced", {event, R"({"id":1})", catga::Context::root()});
+    REQUIRE(m);
+    CHECK(natsc_internals::raw_header_block(m->get()).empty());
+    CHECK_FALSE(HeaderBlock(m->get()).valid());
+    CHECK(get_header(m->get(), "Catga-Type") == "OrderPlaced");
+  }
+}
+
 TEST_CASE("make_message: the ready header block and nats.c's header API give the same message") {
   REQUIRE(nats_Open(-1) == NATS_OK);  // messages are freed through nats.c's collector
+  if (!natsc_internals::enabled()) return;  // make_message_from_block needs them
   auto ctx = catga::Context::root();
   ctx.deadline = catga::Context::Clock::now() + std::chrono::seconds(5);
   ctx.headers.set("Tenant", "acme");
@@ -328,6 +360,20 @@ TEST_CASE("server URL lists (NATS_URL, the sample's --nats-url): items trimmed, 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+
+namespace connection_api {
+template <class T>
+concept exposes_impl = requires(const T& c) { c.impl(); };
+template <class T>
+concept names_impl = requires { typename T::Impl; };
+}  // namespace connection_api
+
+TEST_CASE("Connection: its nats.c side is not public API (no impl(), no nameable Impl)") {
+  // catga::nats reaches it through detail::impl_of (connection_impl.hpp);
+  // others through catga/nats/native/connection.hpp.
+  CHECK_FALSE(connection_api::exposes_impl<catga::nats::Connection>);
+  CHECK_FALSE(connection_api::names_impl<catga::nats::Connection>);
+}
 
 TEST_CASE("public headers expose catga types only: nats.h stays private") {
   const std::filesystem::path dir = CATGA_NATS_PUBLIC_HEADERS;

@@ -95,4 +95,19 @@ struct Connection::Impl {
   jsCtx* jet() const noexcept { return js.get(); }
 };
 
+namespace detail {
+
+// The private side of a Connection, for catga::nats's own code (the public
+// API has no accessor; code outside uses catga/nats/native/connection.hpp).
+//
+//   natsConnection* nc = detail::impl_of(connection).conn();
+struct ConnectionAccess {
+  using Impl = Connection::Impl;
+  static Impl& impl(const Connection& connection) noexcept { return *connection.impl_; }
+};
+using ConnectionImpl = ConnectionAccess::Impl;
+inline ConnectionImpl& impl_of(const Connection& connection) noexcept { return ConnectionAccess::impl(connection); }
+
+}  // namespace detail
+
 }  // namespace catga::nats

@@ -63,37 +63,12 @@ const char* find_cr(const char* p, const char* end) noexcept {
 
 }  // namespace
 
-bool nats_internals_known() noexcept {
-  static const bool known = [] {
-    const uint32_t v = nats_GetVersionNumber();
-    return v >= 0x030000 && v < 0x030A00;
-  }();
-  return known;
-}
-
 bool is_header_name(std::string_view name) noexcept {
   if (name.empty()) return false;
   for (const char c : name) {
     if (!kNameChar.yes[static_cast<unsigned char>(c)]) return false;
   }
   return true;
-}
-
-std::string_view raw_header_block(natsMsg* msg) noexcept {
-  if (!nats_internals_known()) return {};
-  const char* data = natsMsg_GetData(msg);
-  const char* before = natsMsg_GetReply(msg);
-  if (before == nullptr) before = natsMsg_GetSubject(msg);
-  if (data == nullptr || before == nullptr) return {};
-  const char* hdr = before + std::strlen(before) + 1;
-  // hdr .. data-1 is the block, data[-1] its '\0'; a message without
-  // headers has its body right at hdr.
-  if (data <= hdr || data - hdr > (1 << 24)) return {};
-  const std::string_view block(hdr, static_cast<std::size_t>(data - hdr - 1));
-  if (data[-1] != '\0' || block.size() < kPrefix.size() + kEnd.size()) return {};
-  if (!block.starts_with(kPrefix) || !block.ends_with(kEnd)) return {};
-  if (std::memchr(block.data(), '\0', block.size()) != nullptr) return {};  // lifted by nats.c
-  return block;
 }
 
 void HeaderBlock::parse(std::string_view block) noexcept {

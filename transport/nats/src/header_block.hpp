@@ -9,26 +9,9 @@
 #include <string_view>
 #include <utility>
 
+#include "natsc_internals.hpp"
+
 namespace catga::nats::detail {
-
-// Where nats.c keeps the raw header block ("NATS/1.0\r\nKey: Value\r\n...\r\n")
-// of a message received from the server; empty when it cannot be located
-// safely (no headers, another nats.c version, headers already lifted).
-//
-// nats.c has no accessor for it. Versions 3.0 to 3.9 (read in their source)
-// put a received message in one allocation, in this order: subject '\0',
-// reply '\0' (when there is one), header block '\0', body '\0'; so the block
-// lies between the reply (or subject) and the body, both public. The
-// function checks the runtime version and the block's shape (prefix,
-// terminator, the '\0' before the body, no '\0' inside — nats.c writes
-// some when it lifts the headers) before trusting it.
-std::string_view raw_header_block(natsMsg* msg) noexcept;
-
-// True for the nats.c versions whose internals catga relies on (3.0 to 3.9,
-// read in their source): the layout raw_header_block reads, and
-// natsMsg_create, which make_message (message.cpp) uses to build a message
-// from a ready header block.
-bool nats_internals_known() noexcept;
 
 // Visible ASCII without ':', at least one character: the header names read
 // in place here, and the only ones catga publishes.
@@ -41,6 +24,8 @@ bool is_header_name(std::string_view name) noexcept;
 // bookkeeping. Values are trimmed as nats.c trims them (whitespace after the
 // colon and before CRLF); keys are matched exactly, as nats.c matches them.
 //
+// The block is found by natsc_internals::raw_header_block (nats.c's private
+// layout, checked at start-up, CATGA_NATSC_INTERNALS=off turns it off).
 // valid() is false for anything unusual — no block found, a status line
 // ("NATS/1.0 503"), folded lines, a line nats.c would reject, more than
 // kMaxFields headers — and callers then use nats.c's API, so the answers
@@ -53,7 +38,7 @@ class HeaderBlock {
  public:
   static constexpr std::size_t kMaxFields = 24;
 
-  explicit HeaderBlock(natsMsg* msg) noexcept { parse(raw_header_block(msg)); }
+  explicit HeaderBlock(natsMsg* msg) noexcept { parse(natsc_internals::raw_header_block(msg)); }
 
   bool valid() const noexcept { return valid_; }
   // The first value of `key`, nullopt when absent.

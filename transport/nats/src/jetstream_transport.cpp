@@ -386,7 +386,7 @@ Result<std::string> request_reply(detail::TransportState& shared, const Outbound
   const std::string subject = wire::command_subject(shared.options.prefix, message.info.name);
   auto msg = make_message(subject, message);
   if (!msg) return std::move(msg).error();
-  const auto& conn = shared.connection->impl();
+  const auto& conn = detail::impl_of(*shared.connection);
   auto pause = std::chrono::milliseconds(25);
   while (true) {
     detail::MsgHandle reply;

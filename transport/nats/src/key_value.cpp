@@ -34,7 +34,7 @@ Result<bool> serializes_conditional_writes(Connection& connection, const std::st
                                            std::chrono::milliseconds timeout) {
   const std::string subject = "$JS.API.STREAM.INFO." + stream;
   MsgHandle reply;
-  const natsStatus s = natsConnection_Request(reply.out(), connection.impl().conn(), subject.c_str(), nullptr, 0,
+  const natsStatus s = natsConnection_Request(reply.out(), detail::impl_of(connection).conn(), subject.c_str(), nullptr, 0,
                                               std::max<std::int64_t>(timeout.count(), 1));
   if (s != NATS_OK) return to_error(s, "info of stream '" + stream + "'", Surface::jetstream);
   const std::string_view info(natsMsg_GetData(reply.get()),
@@ -52,7 +52,7 @@ Result<KvBinding> open_kv(Connection& connection, const KvSpec& spec) {
   jsOptions jo;
   jsOptions_Init(&jo);
   jo.Wait = std::max<std::int64_t>(spec.timeout.count(), 1);
-  if (natsStatus s = natsConnection_JetStream(b.js.out(), connection.impl().conn(), &jo); s != NATS_OK) {
+  if (natsStatus s = natsConnection_JetStream(b.js.out(), detail::impl_of(connection).conn(), &jo); s != NATS_OK) {
     return to_error(s, "JetStream context for KV");
   }
   if (auto c = connection.wait_connected(spec.timeout); !c) return std::move(c).error();
@@ -488,7 +488,7 @@ Result<std::vector<std::string>> KvBucket::keys(std::string_view prefix) {
 
   std::vector<std::string> out;
   if (pending == 0) return out;
-  auto& connection = impl_->connection->impl();
+  auto& connection = detail::impl_of(*impl_->connection);
   detail::InboxHandle inbox;
   if (s = natsInbox_Create(inbox.out()); s != NATS_OK) return to_error(s, what + " (inbox)");
   detail::SubscriptionHandle sub;
@@ -497,7 +497,7 @@ Result<std::vector<std::string>> KvBucket::keys(std::string_view prefix) {
   }
   // Retired (the connection's guard) before the consumer is deleted.
   struct RetireSubscription {
-    Connection::Impl& connection;
+    detail::ConnectionImpl& connection;
     detail::SubscriptionHandle& sub;
     ~RetireSubscription() { connection.retire(std::move(sub), std::chrono::milliseconds(1000)); }
   } retire{connection, sub};

@@ -1,15 +1,10 @@
 #include "message.hpp"
 
-#include <cstring>
 
 #include "catga/wire.hpp"
 #include "error.hpp"
 #include "header_block.hpp"
-
-// nats.c's constructor of a message from wire parts (src/msg.h; the same
-// signature from 3.0 to 3.9). Used only where nats_internals_known().
-extern "C" natsStatus natsMsg_create(natsMsg** msg, const char* subject, int subject_len, const char* reply,
-                                     int reply_len, const char* buf, int buf_len, int header_len);
+#include "natsc_internals.hpp"
 
 namespace catga::nats::detail {
 namespace {
@@ -37,7 +32,8 @@ Status check_header_name(std::string_view key) {
 }  // namespace
 
 // The header block and the body in one buffer, handed to natsMsg_create
-// (nats.c's constructor for received messages, exported but not in nats.h):
+// (nats.c's constructor for received messages, exported but not in nats.h;
+// natsc_internals.hpp):
 // nats.c sends an untouched block as it is, so publishing costs one buffer
 // instead of a hash with an allocation per header name and value.
 Result<MsgHandle> make_message_from_block(const std::string& subject, const OutboundMessage& message,
@@ -57,9 +53,8 @@ Result<MsgHandle> make_message_from_block(const std::string& subject, const Outb
   const std::size_t header_len = buf.size();
   buf.append(message.body);
   MsgHandle msg;
-  const natsStatus s = natsMsg_create(msg.out(), subject.data(), static_cast<int>(subject.size()), reply,
-                                      reply != nullptr ? static_cast<int>(std::strlen(reply)) : 0, buf.data(),
-                                      static_cast<int>(buf.size()), static_cast<int>(header_len));
+  const natsStatus s = natsc_internals::create_message(msg.out(), subject, reply, buf.data(),
+                                                       static_cast<int>(buf.size()), static_cast<int>(header_len));
   if (buf.capacity() > (std::size_t{1} << 20)) std::string().swap(buf);
   if (s != NATS_OK) return to_error(s, "create message for '" + subject + "'");
   return msg;
@@ -81,7 +76,7 @@ Result<MsgHandle> make_message_via_api(const std::string& subject, const Outboun
 }
 
 Result<MsgHandle> make_message(const std::string& subject, const OutboundMessage& message, const char* reply) {
-  return nats_internals_known() ? make_message_from_block(subject, message, reply)
+  return natsc_internals::enabled() ? make_message_from_block(subject, message, reply)
                                 : make_message_via_api(subject, message, reply);
 }
 

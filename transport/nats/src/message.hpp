@@ -32,9 +32,11 @@ using native::subject_of;
 // (wire::write_headers: Nats-Msg-Id, Catga-Type, ...). `reply` may be null.
 // Header values are made header-safe (CR and LF become spaces, cut at
 // 8 KiB); a header name that is not visible ASCII without ':' is a
-// `validation` error. With nats.c 3.0 to 3.9 the header block is written
-// here (make_message_from_block), otherwise through nats.c's header API
-// (make_message_via_api); both give the same message (tests/nats/unit_test.cpp).
+// `validation` error. While natsc_internals::enabled() the header block is
+// written here (make_message_from_block: natsMsg_create, outside nats.h),
+// otherwise through nats.c's header API (make_message_via_api); both give the
+// same message (tests/nats/unit_test.cpp). make_message_from_block may be
+// called only while natsc_internals::enabled().
 Result<MsgHandle> make_message(const std::string& subject, const OutboundMessage& message, const char* reply = nullptr);
 Result<MsgHandle> make_message_from_block(const std::string& subject, const OutboundMessage& message,
                                           const char* reply);

@@ -988,7 +988,7 @@ void PullConsumer::stop_now(std::chrono::milliseconds timeout) noexcept {
       if (w.joinable()) w.join();
     }
     // Drained or not, the read thread may still hold a message for it.
-    state_->connection->impl().retire(std::move(inbox_sub_), std::chrono::milliseconds(1000));
+    impl_of(*state_->connection).retire(std::move(inbox_sub_), std::chrono::milliseconds(1000));
     log().debug("catga.nats group '{}' stopped consuming '{}'", config_.group, config_.subject);
   } catch (...) {
     log().error("catga.nats stopping consumer '{}' failed", config_.consumer);

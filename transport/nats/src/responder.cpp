@@ -214,7 +214,7 @@ void Responder::stop_now(std::chrono::milliseconds timeout) noexcept {
     for (auto& w : workers_) {
       if (w.joinable()) w.join();
     }
-    state_->connection->impl().retire(std::move(sub_), std::chrono::milliseconds(1000));
+    impl_of(*state_->connection).retire(std::move(sub_), std::chrono::milliseconds(1000));
   } catch (...) {
     log().error("catga.nats stopping the responder of '{}' failed", subject_);
   }

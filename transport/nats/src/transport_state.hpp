@@ -24,8 +24,8 @@ struct TransportState {
   std::string events_stream;
   std::string dead_letter_stream;
 
-  natsConnection* nc() const noexcept { return connection->impl().conn(); }
-  jsCtx* js() const noexcept { return connection->impl().jet(); }
+  natsConnection* nc() const noexcept { return impl_of(*connection).conn(); }
+  jsCtx* js() const noexcept { return impl_of(*connection).jet(); }
 
   // Series of options.metrics by type (get() is null without a registry).
   MetersByType<PublishMeters> publish_meters;

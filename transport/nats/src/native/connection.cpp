@@ -4,12 +4,12 @@
 
 namespace catga::nats::native {
 
-natsConnection* connection_of(const Connection& connection) noexcept { return connection.impl().conn(); }
+natsConnection* connection_of(const Connection& connection) noexcept { return detail::impl_of(connection).conn(); }
 
-jsCtx* jetstream_of(const Connection& connection) noexcept { return connection.impl().jet(); }
+jsCtx* jetstream_of(const Connection& connection) noexcept { return detail::impl_of(connection).jet(); }
 
 void retire(const Connection& connection, SubscriptionHandle subscription, std::chrono::milliseconds wait) noexcept {
-  connection.impl().retire(std::move(subscription), wait);
+  detail::impl_of(connection).retire(std::move(subscription), wait);
 }
 
 }  // namespace catga::nats::native

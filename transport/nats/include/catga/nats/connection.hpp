@@ -13,6 +13,10 @@
 
 namespace catga::nats {
 
+namespace detail {
+struct ConnectionAccess;  // catga::nats's own way in (private header connection_impl.hpp)
+}  // namespace detail
+
 enum class ConnectionState { connecting, connected, reconnecting, draining, closed };
 
 std::string_view to_string(ConnectionState state) noexcept;
@@ -27,10 +31,11 @@ std::string_view to_string(ConnectionState state) noexcept;
 //   auto conn = catga::nats::Connection::connect(catga::nats::NatsOptions::from_env()).value();
 //   if (!conn->wait_connected(std::chrono::seconds(10))) ...;
 //   auto transport = catga::nats::JetStreamTransport::create(conn).value();
+//
+// Code that calls nats.c itself reaches the connection's nats.c handles
+// through catga/nats/native/connection.hpp.
 class Connection {
  public:
-  struct Impl;  // nats.c side, private to catga::nats
-
   // Tries the servers once. A server that answers but refuses us (wrong
   // password or token, TLS failure, bad credentials file) fails here with
   // an error naming the cause. When no server answers yet and
@@ -64,9 +69,10 @@ class Connection {
   // then closes. Later calls do nothing.
   Status close(std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
-  Impl& impl() const noexcept { return *impl_; }
-
  private:
+  struct Impl;  // nats.c side (connection_impl.hpp)
+  friend struct detail::ConnectionAccess;
+
   explicit Connection(std::unique_ptr<Impl> impl) noexcept;
   std::unique_ptr<Impl> impl_;
 };
