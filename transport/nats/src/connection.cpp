@@ -243,11 +243,13 @@ Error connect_error(natsStatus s, const NatsOptions& options) {
   for (const auto& u : options.servers) urls += (urls.empty() ? "" : ",") + detail::redact_url(u);
   auto e = to_error(s, "connect to " + urls);
   // With --tlsverify the server hangs up after its side of the handshake
-  // fails; nats.c then only sees "Expected 'PONG', got ''".
-  if (s == NATS_PROTOCOL_ERROR && uses_tls(options)) {
+  // fails; nats.c then only sees "Expected 'PONG', got ''" (3.4) or reports
+  // the connection closed (3.10). Trying again would be refused the same way.
+  if ((s == NATS_PROTOCOL_ERROR || s == NATS_CONNECTION_CLOSED) && uses_tls(options)) {
     e.message +=
         " (the server closed the connection during the TLS handshake: it may require a client certificate "
         "(NATS_CERT/NATS_KEY) or reject the one given)";
+    e.retryable = false;
   }
   return e;
 }
