@@ -7,7 +7,8 @@ if(TARGET catga::nats AND TARGET order_flow_lib)
   add_executable(bench_orderflow
     ${CMAKE_CURRENT_SOURCE_DIR}/orderflow.cpp
     ${PROJECT_SOURCE_DIR}/tests/support/nats_server.cpp
-    ${PROJECT_SOURCE_DIR}/tests/support/nats_cluster.cpp)
+    ${PROJECT_SOURCE_DIR}/tests/support/nats_cluster.cpp
+    ${PROJECT_SOURCE_DIR}/tests/support/child_process.cpp)
   target_include_directories(bench_orderflow PRIVATE ${PROJECT_SOURCE_DIR}/tests/support)
   target_link_libraries(bench_orderflow PRIVATE
     order_flow_lib cnats::nats spdlog::spdlog Threads::Threads catga_warnings)
