@@ -46,8 +46,18 @@ std::chrono::milliseconds retry_wait(std::chrono::milliseconds first, int tries,
   return std::max(std::chrono::milliseconds(1), std::min(d, lease / 2));
 }
 
+// Past this many lines, a repeat of the last line (a step resent again and
+// again while its service is away) replaces it instead of adding one, so a
+// saga that waits long keeps a bounded record.
+constexpr std::size_t kHistoryLimit = 64;
+
 void add_history(SagaRecord& r, const SagaType& type, std::string what, std::string error = {}) {
   const int step = r.step;
+  if (r.history.size() >= kHistoryLimit && r.history.back().step == step && r.history.back().what == what) {
+    r.history.back().error = std::move(error);
+    r.history.back().at_ms = unix_ms_now();
+    return;
+  }
   std::string name = step >= 0 && step < static_cast<int>(type.steps.size()) ? type.steps[step].name : "";
   r.history.push_back({step, std::move(name), std::move(what), std::move(error), unix_ms_now()});
 }
@@ -372,7 +382,12 @@ SagaOrchestrator::Drive SagaOrchestrator::drive_once(StoredSaga& s, const SagaTy
       if (!was_uncertain) r.uncertain_since_ms = now;
       const bool sends_left = r.tries < step.max_attempts;
       const bool time_left = now - r.uncertain_since_ms < step.resolve_uncertain_for.count();
-      if (sends_left || time_left) {
+      // A step without compensation cannot be undone. Once a send of it may
+      // have taken effect, compensating the steps before it could leave it
+      // applied over undone work (an order confirmed, its payment refunded),
+      // so it is resent until its outcome is known, however long that takes.
+      const bool undoable = static_cast<bool>(step.compensation);
+      if (sends_left || time_left || !undoable) {
         // Resent with the same id: a receiver that applied it answers from
         // its idempotency store; one that never got it runs it now.
         add_history(r, type, "retry", describe(err));

@@ -751,6 +751,8 @@ struct Bank {
   // Faults of the network / service:
   int lose_pay_replies = 0;     // the next N Pay replies are lost after the service handled them
   int lose_refund_replies = 0;  // the same for Refund
+  int lose_ship_replies = 0;    // the same for Ship
+  int shipped = 0;              // Ship handler runs
   int unreachable_sends = 0;    // the next N sends of Pay or Refund find no service (no_handler)
   int unreachable_after_loss = 0;  // ... that many, from the first lost reply on
   bool pay_gone = false;        // from the next Pay on, no service serves Pay at all
@@ -785,6 +787,20 @@ void register_bank(catga::Mediator& m, Bank& bank) {
   m.use(catga::make_behavior([&bank](catga::Invocation& inv, catga::Next next) -> catga::Status {
     const bool pay = &inv.info == &catga::message_info<Pay>();
     const bool refund = &inv.info == &catga::message_info<Refund>();
+    const bool ship = &inv.info == &catga::message_info<Ship>();
+    if (ship) {
+      {
+        std::lock_guard lock(bank.mutex);
+        bank.sent.push_back("Ship " + inv.context.message_id.text().str());
+      }
+      catga::Status s = next();
+      std::lock_guard lock(bank.mutex);
+      if (bank.lose_ship_replies > 0) {
+        --bank.lose_ship_replies;
+        return catga::make_error(catga::errc::timeout, "no reply before the deadline (the reply was lost)", true);
+      }
+      return s;
+    }
     if (!pay && !refund) return next();
     {
       std::lock_guard lock(bank.mutex);
@@ -839,6 +855,8 @@ void register_bank(catga::Mediator& m, Bank& bank) {
   });
   m.handle<Ship>([&bank](const Ship&) -> catga::Status {
     if (bank.fail_ship) return catga::make_error("no_courier", "nobody ships today");
+    std::lock_guard lock(bank.mutex);
+    ++bank.shipped;
     return {};
   });
 }
@@ -854,7 +872,9 @@ catga::SagaDefinition<OrderData> order_saga() {
       .compensate<Refund>([](const OrderData& d) { return Refund{d.order}; })
       .timeout(std::chrono::milliseconds(200))
       .attempts(3, std::chrono::milliseconds(1))
+      // Nothing undoes a shipment: once sent, it is seen through.
       .step<Ship>("ship", [](const OrderData& d) { return Ship{d.order}; })
+      .attempts(2, std::chrono::milliseconds(1))
       .compensation_retries(5, std::chrono::milliseconds(1));
 }
 
@@ -937,6 +957,43 @@ TEST_CASE("uncertain step: every reply is lost; the saga gives up, compensates i
   CHECK(shop.bank.charges("o3") == 1);  // three sends, one id, one charge
   CHECK(shop.bank.net("o3") == 0);
   CHECK(shop.bank.holds("o3") == 0);
+}
+
+TEST_CASE("uncertain step without compensation: resent past its attempts until answered; nothing before it undone") {
+  // The chaos run's failure: ConfirmOrder (no compensation) stayed unknown
+  // past its attempts, the saga refunded and released, and the order was
+  // confirmed anyway. A step that cannot be undone is never given up on
+  // while it may have taken effect.
+  Shop shop;
+  shop.bank.lose_ship_replies = 6;  // three times its attempts
+  catga::SagaOrchestrator orch(shop.mediator, shop.store, shop.options());
+  orch.add(shop.saga);
+  REQUIRE(orch.start(shop.saga, "o7", OrderData{"o7", 30, ""}));
+  auto r = orch.wait("o7", kWait);
+  REQUIRE(r);
+  CHECK(r->status == catga::SagaStatus::completed);
+  CHECK(shop.bank.sends("Ship") == V(7, "o7/s2/1"));
+  CHECK(shop.bank.shipped == 1);  // the idempotency store answered the six resends
+  CHECK(shop.bank.net("o7") == 1);
+  CHECK(shop.bank.holds("o7") == 1);
+  CHECK(shop.bank.sends("Refund").empty());
+}
+
+TEST_CASE("uncertain step without compensation: a long wait keeps the saga's history bounded") {
+  Shop shop;
+  shop.bank.lose_ship_replies = 150;
+  catga::SagaOptions o = shop.options();
+  o.lease = std::chrono::milliseconds(40);  // waits of at most 20 ms between resends
+  catga::SagaOrchestrator orch(shop.mediator, shop.store, o);
+  orch.add(shop.saga);
+  REQUIRE(orch.start(shop.saga, "o8", OrderData{"o8", 30, ""}));
+  auto r = orch.wait("o8", kWait);
+  REQUIRE(r);
+  CHECK(r->status == catga::SagaStatus::completed);
+  CHECK(shop.bank.sends("Ship").size() == 151);
+  CHECK(r->history.size() == 65);  // 64 lines, the last resends folded into one, then "completed"
+  CHECK(r->history.back().what == "completed");
+  CHECK(shop.bank.net("o8") == 1);
 }
 
 TEST_CASE("uncertain compensation: a refund whose reply was lost is resent with the same id and runs once") {

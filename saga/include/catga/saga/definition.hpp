@@ -148,7 +148,9 @@ class SagaDefinition {
   }
   // Retry policy of the step added last: at most `max_attempts` sends while
   // its failures are retryable or its outcome unknown, `first_delay` before
-  // the second, doubling. Every send carries the same command id.
+  // the second, doubling. Every send carries the same command id. A step
+  // without compensation is resent past them while its outcome is unknown:
+  // nothing could undo it if it took effect after the saga gave up.
   SagaDefinition& attempts(int max_attempts, std::chrono::milliseconds first_delay) {
     last().max_attempts = max_attempts < 1 ? 1 : max_attempts;
     last().retry_delay = first_delay;
