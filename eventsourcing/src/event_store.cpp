@@ -136,6 +136,7 @@ struct EventStore::ReadState {
   bool base_known = true;
   std::uint64_t kept_version = 0;
   std::uint64_t end_sequence = 0;  // last message read, ignored ones included
+  std::uint64_t end_claims = 0;    // the last version that message claims (0: none read)
   bool cut = false;                // time travel stopped the read
   std::vector<Commit> commits;
   std::uint64_t ignored = 0;
@@ -214,13 +215,17 @@ Result<std::optional<Commit>> EventStore::leader_get(const StreamId& stream, std
 // After the server stored our commit (versions first_version.., at
 // `sequence`) expecting `expected`: is it the commit holding those versions
 // by the read rule? Common case: the message at the expected sequence ends
-// at the expected version and the next message of the subject is ours (two
-// leader gets). Otherwise the stream is read (its end checked on the leader)
-// and the rule decides. A lost race is a retryable `conflict`.
+// at the expected version (known when this store read or appended it last,
+// else a leader get) and the next message of the subject is ours (a leader
+// get). Otherwise the stream is read (its end checked on the leader) and the
+// rule decides. A lost race is a retryable `conflict`.
 Status EventStore::confirm(const StreamId& stream, Position expected, std::uint64_t first_version,
                            std::uint64_t sequence, Clock::time_point deadline) {
+  const std::string key = stream.key();
   bool base_ok = expected.sequence == 0 && expected.version == 0;
-  if (!base_ok && expected.sequence > 0) {
+  if (!base_ok && expected.sequence > 0 && impl_->seen.holds(key, expected.sequence, expected.version)) {
+    base_ok = expected.version + 1 == first_version;
+  } else if (!base_ok && expected.sequence > 0) {
     auto at = leader_get(stream, expected.sequence, false, deadline);
     if (!at) return std::move(at).error();
     base_ok = *at && (*at)->last_version() == expected.version && (*at)->last_version() + 1 == first_version;
@@ -228,7 +233,10 @@ Status EventStore::confirm(const StreamId& stream, Position expected, std::uint6
   if (base_ok) {
     auto next = leader_get(stream, expected.sequence + 1, true, deadline);
     if (!next) return std::move(next).error();
-    if (*next && (*next)->sequence == sequence) return {};
+    if (*next && (*next)->sequence == sequence) {
+      impl_->seen.remember(key, sequence, (*next)->last_version());
+      return {};
+    }
   }
   std::vector<Commit> ignored;
   auto all = read_impl(stream, {}, deadline, &ignored);
@@ -390,6 +398,7 @@ Result<StreamRead> EventStore::read_impl(const StreamId& stream, const ReadOptio
     st.kept_version = options.after_version.value_or(0);
   }
   auto done = [&]() -> Result<StreamRead> {
+    if (st.end_claims > 0) impl_->seen.remember(stream.key(), st.end_sequence, st.end_claims);
     StreamRead r;
     r.end = Position{st.kept_version, st.end_sequence};
     r.ignored = st.ignored;
@@ -512,7 +521,10 @@ Status EventStore::read_once(const StreamId& stream, const ReadOptions& options,
     const auto meta = nats::parse_ack_reply(reply);
     auto c = detail::decode_commit(nats::native::body_of(m.get()), meta ? meta->stream_seq : 0, impl_->upcasters());
     if (!c) return std::move(c).error();
-    st.end_sequence = std::max(st.end_sequence, c->sequence);
+    if (c->sequence >= st.end_sequence) {
+      st.end_sequence = c->sequence;
+      st.end_claims = c->last_version();  // before time travel cuts it
+    }
     // The read rule: a commit claiming a version already held is ignored.
     if (st.base_known && c->first_version() <= st.kept_version) {
       ++st.ignored;

@@ -92,6 +92,52 @@ TEST_CASE("append stores a batch as one commit and read returns commits in order
   }
 }
 
+TEST_CASE("an append after this store's read or append asks the leader once to confirm it, not twice") {
+  // confirm() used to get the message at the expected position from the
+  // leader on every append (2 gets + the publish); what this store already
+  // read or appended there is known and never changes.
+  catga::test::NatsServer server;
+  auto store = est::store_on(est::connect(server));
+  catga::test::RawNats raw(server.url());
+  natsSubscription* gets = nullptr;
+  catga::test::check(natsConnection_SubscribeSync(&gets, raw.nc(), "$JS.API.STREAM.MSG.GET.>"), "subscribe");
+  catga::test::check(natsConnection_Flush(raw.nc()), "flush");
+  auto count_gets = [&] {
+    int n = 0;
+    natsMsg* m = nullptr;
+    while (natsSubscription_NextMsg(&m, gets, 300) == NATS_OK) {
+      natsMsg_Destroy(m);
+      ++n;
+    }
+    return n;
+  };
+  const StreamId acc{"Account", "G-1"};
+  auto first = store->append(acc, Position{}, deposits({10}));
+  REQUIRE(first);
+  CHECK(count_gets() == 1);  // the next message after "nothing": ours
+  auto second = store->append(acc, first->position, deposits({20}));
+  REQUIRE(second);
+  CHECK(count_gets() == 1);  // the base is our own first append
+  // Another store (another replica) read the stream, then appends.
+  auto other = est::store_on(est::connect(server, "es-other"));
+  const auto end = other->read_stream(acc).value().end;
+  CHECK(end == second->position);
+  count_gets();  // a replicated store's read may ask the leader; not counted
+  auto third = other->append(acc, end, deposits({30}));
+  REQUIRE(third);
+  CHECK(count_gets() == 1);
+  // A position this store has not seen is checked on the leader.
+  auto fourth = store->append(acc, third->position, deposits({40}));
+  REQUIRE(fourth);
+  CHECK(count_gets() == 2);
+  // What it remembers of an older position lets no stale append through.
+  auto stale = store->append(acc, second->position, deposits({50}));
+  REQUIRE_FALSE(stale);
+  CHECK(stale.error().code == catga::errc::conflict);
+  CHECK(store->read(acc).value().size() == 4);
+  natsSubscription_Destroy(gets);
+}
+
 TEST_CASE("stream ids and events are validated before anything is sent") {
   catga::test::NatsServer server;
   auto store = est::store_on(est::connect(server));
