@@ -48,6 +48,9 @@ auto with_retries(Clock::time_point deadline, std::chrono::milliseconds attempt,
   }
 }
 
+// Where answers nobody reads go: no one subscribes to it.
+constexpr const char* kDiscardInbox = "_INBOX.catga.discard";
+
 // Standard base64 (the stream API's message data); nullopt when invalid.
 std::optional<std::string> base64_decode(std::string_view in) {
   auto value = [](char c) -> int {
@@ -457,14 +460,14 @@ Status EventStore::read_once(const StreamId& stream, const ReadOptions& options,
   natsStatus s = NATS_OK;
   const std::string name = info.get()->Name;
   const std::uint64_t pending = info.get()->NumPending;
+  // Deleted without waiting for the answer, which says nothing the read
+  // needs (a delete that is lost leaves the consumer to InactiveThreshold).
   struct DeleteConsumer {
     EventStore::Impl& impl;
     const std::string& name;
     ~DeleteConsumer() {
-      jsOptions o;
-      jsOptions_Init(&o);
-      o.Wait = 2'000;
-      js_DeleteConsumer(impl.jet(), impl.stream_name.c_str(), name.c_str(), &o, nullptr);
+      const std::string api = "$JS.API.CONSUMER.DELETE." + impl.stream_name + "." + name;
+      natsConnection_PublishRequest(impl.nc(), api.c_str(), kDiscardInbox, nullptr, 0);
     }
   } cleanup{*impl_, name};
   if (pending == 0) return {};
@@ -478,11 +481,12 @@ Status EventStore::read_once(const StreamId& stream, const ReadOptions& options,
   // However the read ends (every commit read, cut by time travel, a commit
   // that does not decode, an error), the server may still be sending the
   // rest of the batch: the subscription goes through the connection's guard
-  // (nats.c issue 637), before the consumer is deleted.
+  // (nats.c issue 637), unsubscribed before the consumer is deleted and
+  // destroyed after a round trip off this path.
   struct RetireSubscription {
     const nats::Connection& connection;
     nats::native::SubscriptionHandle& sub;
-    ~RetireSubscription() { nats::native::retire(connection, std::move(sub), std::chrono::milliseconds(1000)); }
+    ~RetireSubscription() { nats::native::retire_later(connection, std::move(sub)); }
   } retire{*impl_->connection, sub};
   natsSubscription_SetPendingLimits(sub.get(), -1, -1);
   const std::string next = "$JS.API.CONSUMER.MSG.NEXT." + impl_->stream_name + "." + name;

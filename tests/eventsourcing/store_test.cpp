@@ -138,6 +138,30 @@ TEST_CASE("an append after this store's read or append asks the leader once to c
   natsSubscription_Destroy(gets);
 }
 
+TEST_CASE("reads leave no consumer behind, though they do not wait for its deletion") {
+  catga::test::NatsServer server;
+  auto store = est::store_on(est::connect(server));
+  const StreamId acc{"Account", "R-1"};
+  for (int i = 0; i < 10; ++i) {
+    CHECK(store->read(StreamId{"Account", "empty-" + std::to_string(i)}).value().empty());
+  }
+  Position at;
+  for (int i = 0; i < 10; ++i) {
+    at = store->append(acc, at, deposits({i})).value().position;
+    CHECK(store->read(acc).value().size() == static_cast<std::size_t>(i + 1));
+  }
+  catga::test::RawNats raw(server.url());
+  int consumers = -1;
+  for (int i = 0; i < 100 && consumers != 0; ++i) {
+    jsStreamInfo* si = nullptr;
+    catga::test::check(js_GetStreamInfo(&si, raw.js(), "CATGA_ES", nullptr, nullptr), "stream info");
+    consumers = static_cast<int>(si->State.Consumers);
+    jsStreamInfo_Destroy(si);
+    if (consumers != 0) std::this_thread::sleep_for(20ms);
+  }
+  CHECK(consumers == 0);
+}
+
 TEST_CASE("stream ids and events are validated before anything is sent") {
   catga::test::NatsServer server;
   auto store = est::store_on(est::connect(server));

@@ -270,7 +270,67 @@ void Connection::Impl::retire(detail::SubscriptionHandle sub, std::chrono::milli
   }
 }
 
+void Connection::Impl::retire_later(detail::SubscriptionHandle sub) noexcept {
+  if (!sub) return;
+  if (natsSubscription_IsValid(sub.get())) natsSubscription_Unsubscribe(sub.get());
+  try {
+    std::lock_guard lock(retiring_mu);
+    if (retiring_stop) {
+      park(std::move(sub));
+      return;
+    }
+    retiring.push_back(std::move(sub));
+    if (!retirer.joinable()) retirer = std::thread([this] { retire_loop(); });
+  } catch (...) {
+    if (sub) (void)sub.release();  // no thread, no memory: leaked rather than freed under the read thread
+    return;
+  }
+  retiring_cv.notify_one();
+}
+
+void Connection::Impl::retire_loop() noexcept {
+  std::unique_lock lock(retiring_mu);
+  for (;;) {
+    retiring_cv.wait(lock, [&] { return retiring_stop || !retiring.empty(); });
+    if (retiring_stop) return;
+    std::vector<detail::SubscriptionHandle> batch;
+    batch.swap(retiring);
+    lock.unlock();
+    // Every one of them was unsubscribed before this PING: once its PONG
+    // is read, the read thread is done with them.
+    if (natsConnection_FlushTimeout(nc.get(), 1'000) == NATS_OK) {
+      batch.clear();
+    } else {
+      for (auto& sub : batch) {
+        try {
+          park(std::move(sub));
+        } catch (...) {
+          (void)sub.release();
+        }
+      }
+    }
+    lock.lock();
+  }
+}
+
+void Connection::Impl::stop_retirer() noexcept {
+  {
+    std::lock_guard lock(retiring_mu);
+    retiring_stop = true;
+  }
+  retiring_cv.notify_all();
+  if (retirer.joinable()) retirer.join();
+  std::vector<detail::SubscriptionHandle> left;
+  {
+    std::lock_guard lock(retiring_mu);
+    left.swap(retiring);
+  }
+  std::lock_guard lock(parked_mu);
+  for (auto& sub : left) parked.push_back(std::move(sub));  // destroyed after the close below
+}
+
 Connection::Impl::~Impl() {
+  stop_retirer();
   if (nc) {
     callbacks->closing.store(true);
     if (!natsConnection_IsClosed(nc.get())) natsConnection_Close(nc.get());

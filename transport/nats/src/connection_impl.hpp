@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "catga/nats/connection.hpp"
@@ -82,6 +83,18 @@ struct Connection::Impl {
   // the round trip fails (no server), it is parked until the connection
   // closes.
   void retire(detail::SubscriptionHandle sub, std::chrono::milliseconds wait) noexcept;
+
+  // retire() off the caller's path: unsubscribes now; a thread of this
+  // connection does the round trip, one for everything queued meanwhile,
+  // then destroys them. For hot paths (an event-store read per command).
+  void retire_later(detail::SubscriptionHandle sub) noexcept;
+  std::mutex retiring_mu;
+  std::condition_variable retiring_cv;
+  std::vector<detail::SubscriptionHandle> retiring;
+  bool retiring_stop = false;
+  std::thread retirer;
+  void retire_loop() noexcept;
+  void stop_retirer() noexcept;
 
   // True while the last reconnect is less than `window` ago: other clients
   // (services) may not have resubscribed to the restarted server yet.

@@ -12,4 +12,8 @@ void retire(const Connection& connection, SubscriptionHandle subscription, std::
   detail::impl_of(connection).retire(std::move(subscription), wait);
 }
 
+void retire_later(const Connection& connection, SubscriptionHandle subscription) noexcept {
+  detail::impl_of(connection).retire_later(std::move(subscription));
+}
+
 }  // namespace catga::nats::native

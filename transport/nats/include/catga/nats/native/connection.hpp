@@ -33,4 +33,11 @@ jsCtx* jetstream_of(const Connection& connection) noexcept;
 // round trip fails it is kept until the connection has closed.
 void retire(const Connection& connection, SubscriptionHandle subscription, std::chrono::milliseconds wait) noexcept;
 
+// retire() without waiting: unsubscribes now and hands the subscription to
+// a thread of the connection, which does one round trip for all handed over
+// meanwhile and then destroys them. Off the caller's path; for hot paths.
+//
+//   catga::nats::native::retire_later(*conn, std::move(sub));
+void retire_later(const Connection& connection, SubscriptionHandle subscription) noexcept;
+
 }  // namespace catga::nats::native
