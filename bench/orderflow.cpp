@@ -113,7 +113,10 @@ class Watcher {
     const natsStatus s = natsConnection_Connect(&nc_, o);
     natsOptions_Destroy(o);
     if (s != NATS_OK) throw std::runtime_error(std::string("watcher: cannot connect: ") + natsStatus_GetText(s));
-    for (const char* s : {"catga.evt.OrderConfirmed", "catga.evt.OrderCancelled"}) {
+    // Keyed types (the sample's are, since issue 22) go out on a partition
+    // subject, catga.evt.<Type>.<n>; the plain subject covers unkeyed ones.
+    for (const char* s : {"catga.evt.OrderConfirmed", "catga.evt.OrderCancelled", "catga.evt.OrderConfirmed.*",
+                          "catga.evt.OrderCancelled.*"}) {
       natsSubscription* sub = nullptr;
       natsConnection_Subscribe(&sub, nc_, s, &Watcher::on_final, this);
       natsSubscription_SetPendingLimits(sub, -1, -1);
