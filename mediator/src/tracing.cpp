@@ -40,24 +40,25 @@ void SpanScope::begin(SpanSink* sink, Context& ctx, SpanKind kind, std::string_v
   if ((ctx.trace.flags & 1) == 0) return;
   sink_ = sink;
   ctx_ = &ctx;
-  span_.operation = operation;
-  span_.kind = kind;
-  span_.message_type = message_type;
-  span_.destination = message_type;
-  span_.trace = ctx.trace;
-  span_.message_id = ctx.message_id;
-  span_.correlation_id = ctx.correlation_id;
-  span_.attempt = ctx.attempt;
-  span_.start_unix_ns = unix_now_ns();
+  Span& s = span_.emplace();
+  s.operation = operation;
+  s.kind = kind;
+  s.message_type = message_type;
+  s.destination = message_type;
+  s.trace = ctx.trace;
+  s.message_id = ctx.message_id;
+  s.correlation_id = ctx.correlation_id;
+  s.attempt = ctx.attempt;
+  s.start_unix_ns = unix_now_ns();
 }
 
 void SpanScope::finish(const Error* error) noexcept {
   SpanSink* sink = sink_;
   sink_ = nullptr;
-  span_.end_unix_ns = unix_now_ns();
-  span_.error = error;
-  if (auto state = ctx_->headers.get(wire::kTracestate)) span_.tracestate = *state;
-  sink->on_end(span_);
+  span_->end_unix_ns = unix_now_ns();
+  span_->error = error;
+  if (auto state = ctx_->headers.get(wire::kTracestate)) span_->tracestate = *state;
+  sink->on_end(*span_);
 }
 
 }  // namespace catga::detail

@@ -84,7 +84,7 @@ struct NatsSettings {
   int replicas = 1;             // stream and KV replicas (3 on a 3-node cluster)
   // Write each message to the socket at once (NatsOptions::send_asap): a
   // saga waits on dozens of round trips one after another, and nats.c's
-  // flusher thread would add about 1 ms to each (BENCHMARKS.md, "orderflow").
+  // flusher thread would add about 1 ms to each (docs/benchmark-history.md, "orderflow").
   bool send_asap = true;
   // How long start-up waits for the broker, JetStream, streams and buckets
   // before the process gives up; 0: as long as it takes (readiness says why).

@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string_view>
 
 #include "catga/context.hpp"
@@ -99,8 +100,9 @@ class SpanScope {
   }
 
   bool recording() const noexcept { return sink_ != nullptr; }
-  // Fields a caller may add before end() (destination, group, saga ...).
-  Span& span() noexcept { return span_; }
+  // Fields a caller may add before end() (destination, group, saga ...);
+  // only while recording().
+  Span& span() noexcept { return *span_; }
 
   void end(const Status& status) noexcept {
     if (sink_ != nullptr) [[unlikely]] finish(status.ok() ? nullptr : &status.error());
@@ -116,7 +118,7 @@ class SpanScope {
 
   SpanSink* sink_ = nullptr;
   const Context* ctx_ = nullptr;
-  Span span_;
+  std::optional<Span> span_;  // made only when recording: a dispatch without a sink builds none
 };
 
 }  // namespace detail

@@ -17,7 +17,7 @@
 //   instead of setting each header through natsMsgHeader_Set.
 //
 // Both are used only while enabled() is true; otherwise catga uses nats.c's
-// public API alone (same messages, same answers; slower: BENCHMARKS.md,
+// public API alone (same messages, same answers; slower: docs/benchmark-history.md,
 // "nats.c internals").
 //
 //   if (natsc_internals::enabled()) { auto block = natsc_internals::raw_header_block(msg); }

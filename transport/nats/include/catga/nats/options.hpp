@@ -67,7 +67,7 @@ struct NatsOptions {
   int max_pings_out = 3;
   // Write each message to the socket at once (nats.c's SendAsap) instead of
   // leaving it to nats.c's flusher thread, which batches writes but sends a
-  // lone message only when it wakes. Measured on loopback (BENCHMARKS.md,
+  // lone message only when it wakes. Measured on loopback (docs/benchmark-history.md,
   // "transport", send_asap): sequential requests 3.2-4.8 k/s instead of
   // ~1 k/s, but consuming ~55 k/s instead of ~95 k/s (every ack is a
   // write). For services that wait on replies more than they consume.
