@@ -148,8 +148,11 @@ TEST_CASE("a delivery left unacknowledged comes back after the subscription's sh
   auto s = subscribe(m, slow_options, slow);
   REQUIRE(f);
   REQUIRE(s);
-  // 1 s after it was taken the "fast" group gets it again ...
-  REQUIRE(wait_for([&] { return fast.count("held") == 1; }, 30s));
+  // 1 s after it was taken the "fast" group gets it again (at least once:
+  // on a loaded machine its ack can miss the 1 s and it comes once more;
+  // CI saw that, and "== 1" never held) ...
+  INFO("fast saw it " << fast.count("held") << " times, slow " << slow.count("held"));
+  REQUIRE(wait_for([&] { return fast.count("held") >= 1; }, 30s));
   // ... while "slow" (60 s) still waits for the member that took it.
   CHECK(slow.count("held") == 0);
 }
