@@ -84,7 +84,8 @@ inline std::string short_type(const std::string& type) {
 inline bool is_final(const nlohmann::json& v) {
   if (!v.is_object()) return false;
   const std::string s = v.value("status", "");
-  const std::string saga = v.contains("saga") ? v["saga"].value("status", "") : "";
+  // "saga" is null when the service could not read the saga record.
+  const std::string saga = v.contains("saga") && v["saga"].is_object() ? v["saga"].value("status", "") : "";
   return (s == "confirmed" || s == "cancelled") && (saga == "completed" || saga == "compensated");
 }
 

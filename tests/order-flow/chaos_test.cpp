@@ -420,9 +420,20 @@ class Chaos {
       }
     }
     for (const auto& id : known_ids()) s.views[id] = view_of(id);
-    s.inventory = d_.get_json(d_.get("inventory-1"), "/inventory");
-    s.payments = d_.get_json(d_.get("payment-2"), "/payments");
-    s.notifications = d_.get_json(d_.get("notification-1"), "/notifications");
+    // A GET can time out on a loaded machine (CI once got none for
+    // /payments and the checks threw): a few tries before the checks see it.
+    auto state_of = [&](const std::string& instance, const std::string& path) {
+      json j;
+      for (int i = 0; i < 10 && !j.is_object(); ++i) {
+        if (i > 0) std::this_thread::sleep_for(1s);
+        j = d_.get_json(d_.get(instance), path);
+      }
+      if (!j.is_object()) MESSAGE("chaos: no answer from " << instance << " " << path);
+      return j.is_object() ? j : json::object();
+    };
+    s.inventory = state_of("inventory-1", "/inventory");
+    s.payments = state_of("payment-2", "/payments");
+    s.notifications = state_of("notification-1", "/notifications");
     s.initial_stock = initial_stock_;
     s.self_exits = self_exits_;
     // A consumer cannot be created while a stream elects a leader: a few

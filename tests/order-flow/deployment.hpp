@@ -217,7 +217,7 @@ inline std::string place(httplib::Client& c, const json& body, const std::string
 
 inline bool is_final_view(const json& v) {
   const std::string s = v.value("status", "");
-  const std::string saga = v.contains("saga") ? v["saga"].value("status", "") : "";
+  const std::string saga = v.contains("saga") && v["saga"].is_object() ? v["saga"].value("status", "") : "";
   return (s == "confirmed" || s == "cancelled") && (saga == "completed" || saga == "compensated");
 }
 
