@@ -39,6 +39,10 @@ struct Verdict {
   std::size_t handled = 0;     // distinct (key, n)
   std::size_t repeats = 0;     // records beyond the first of an event
   std::size_t repeats_b = 0;   // of them, exactly-once events (odd n)
+  // Of repeats_b, those whose first run was by each member: a member killed
+  // (SIGKILL) between an effect and storing its outcome leaves that window
+  // (docs/guarantees.md, "Exactly-once effects"); anyone else's is a defect.
+  std::map<std::string, std::size_t> repeats_b_first_by;
   std::size_t missing = 0;
   std::vector<std::string> violations;  // order, per-key overlap, partition overlap (first few)
 };
@@ -76,7 +80,12 @@ inline Verdict check(std::vector<Record> records, int keys, int events, std::uin
              std::to_string(next));
       } else if (r->n < next) {
         ++v.repeats;
-        if (r->n % 2 == 1) ++v.repeats_b;
+        if (r->n % 2 == 1) {
+          ++v.repeats_b;
+          const auto& runs = by_key[key];
+          const auto first = std::find_if(runs.begin(), runs.end(), [&](const Record* x) { return x->n == r->n; });
+          ++v.repeats_b_first_by[(*first)->member];
+        }
       } else {
         ++next;
       }
@@ -110,7 +119,9 @@ inline Verdict check(std::vector<Record> records, int keys, int events, std::uin
 inline std::string describe(const Verdict& v) {
   std::ostringstream s;
   s << "handled=" << v.handled << " missing=" << v.missing << " repeats=" << v.repeats
-    << " exactly_once_repeats=" << v.repeats_b << " violations=" << v.violations.size();
+    << " exactly_once_repeats=" << v.repeats_b;
+  for (const auto& [member, n] : v.repeats_b_first_by) s << " (" << n << " first run by " << member << ")";
+  s << " violations=" << v.violations.size();
   for (const auto& x : v.violations) s << "\n  " << x;
   return s.str();
 }

@@ -110,6 +110,10 @@ TEST_CASE("3 members, 300 keys x 40 events over 2 types: one SIGKILLed, one adde
 
   // The victim ran 1,500 events and now holds its partitions mid-handler.
   const bool stalled = catga::test::wait_for([&] { return fs::exists(dir / "w1.txt.stalled"); }, 120s);
+  // Its other partitions' handlers that had passed the stall check finish
+  // (effect and outcome) and block on their next message meanwhile, so the
+  // kill lands before effects, as in fault_consumer_crash.
+  std::this_thread::sleep_for(1s);
   victim->kill();
   REQUIRE_MESSAGE(stalled, victim->log());
   auto w4 = start("w4", {});
@@ -145,7 +149,13 @@ TEST_CASE("3 members, 300 keys x 40 events over 2 types: one SIGKILLed, one adde
   CHECK_MESSAGE(complete, w2->log() << w4->log());
   CHECK(v.missing == 0);
   CHECK(v.violations.empty());
-  CHECK(v.repeats_b == 0);  // exactly-once events ran once
+  // Exactly-once events ran once. The only repeat allowed is the documented
+  // crash window: the victim applied the effect and was killed before its
+  // outcome was stored (a handler slowed past the second above by load), at
+  // most one per partition it held.
+  const std::size_t after_crash = v.repeats_b_first_by.count("w1") ? v.repeats_b_first_by.at("w1") : 0;
+  CHECK(v.repeats_b - after_crash == 0);
+  CHECK(after_crash <= kPartitions);
   // Everyone took part: the victim before it died, the newcomer after.
   CHECK(ordered::read_records((dir / "w1.txt").string()).size() >= 1500);
   CHECK(ordered::read_records((dir / "w4.txt").string()).size() > 0);
