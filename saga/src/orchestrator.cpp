@@ -86,6 +86,19 @@ void next_step(SagaRecord& r, int step) {
   r.uncertain_since_ms = 0;
 }
 
+// Moves on to running step `step` with its first send already counted, so
+// the write that records the transition also records the send (one store
+// write per step, not two). Recovery then treats that send as possibly made:
+// it is resent with the same id, which a receiver that never got it runs
+// and one that did answers from its idempotency store.
+void next_step_sending(SagaRecord& r, int step, int steps) {
+  next_step(r, step);
+  if (step < steps) {
+    r.attempt = 1;
+    r.tries = 1;
+  }
+}
+
 }  // namespace
 
 SagaOrchestrator::SagaOrchestrator(Mediator& mediator, std::shared_ptr<SagaStore> store, SagaOptions options)
@@ -178,6 +191,7 @@ Result<SagaRecord> SagaOrchestrator::start_json(std::string_view type, std::stri
   r.traceparent = started_by.traceparent().str();
   if (auto state = ctx.headers.get(wire::kTracestate)) r.tracestate = std::string(*state);
   r.owner = options_.instance_id;
+  next_step_sending(r, 0, static_cast<int>(t->second.steps.size()));
   r.created_ms = r.updated_ms = unix_ms_now();
   r.lease_until_ms = r.created_ms + options_.lease.count();
   auto created = store_->create(r);
@@ -280,9 +294,9 @@ void SagaOrchestrator::drive(const std::string& id) {
     }
   }
   if (started) {
-    // Just stored by start() with this instance as owner and no step sent:
-    // what the store holds at that revision. The first transition writes
-    // it with a revision check, before any command is sent.
+    // Just stored by start() with this instance as owner and the first
+    // step's send recorded (no store write needed before it): what the
+    // store holds at that revision.
     for (;;) {
       {
         std::lock_guard lock(mutex_);
@@ -353,7 +367,10 @@ SagaOrchestrator::Drive SagaOrchestrator::drive_once(StoredSaga& s, const SagaTy
     }
     const SagaStep& step = type.steps[r.step];
     if (r.attempt == 0) {
-      r.attempt = 1;  // recorded before sending: every later send of this step reuses this id
+      // Recorded before sending: every later send of this step reuses this id.
+      // (A step reached by completing the one before, or a new saga's first
+      // step, has it recorded already: next_step_sending.)
+      r.attempt = 1;
       r.tries = 1;
       r.uncertain_since_ms = 0;
       if (!persist(s)) return Drive::done;
@@ -365,13 +382,19 @@ SagaOrchestrator::Drive SagaOrchestrator::drive_once(StoredSaga& s, const SagaTy
       r.data = std::move(data);
       add_history(r, type, "completed");
       const int done_step = r.step;
-      next_step(r, r.step + 1);
+      next_step_sending(r, r.step + 1, n);
+      const bool last = r.step >= n;
+      if (last) r.status = SagaStatus::completed;  // in the same write
       if (!persist(s)) return Drive::done;
       Context ctx = step_context(r, false, std::chrono::milliseconds(0));
       ctx.deadline = Context::kNoDeadline;
       ctx.message_id = MessageId::generate();
       if (auto p = mediator_.publish(SagaStepCompleted{r.id, r.type, done_step, step.name}, ctx); !p) {
         spdlog::warn("saga {}: SagaStepCompleted not published: {}", r.id, p.error().message);
+      }
+      if (last) {
+        publish_lifecycle(r, type);
+        return Drive::done;
       }
       return Drive::again;
     }

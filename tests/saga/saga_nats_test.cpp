@@ -386,9 +386,10 @@ TEST_CASE("over NATS: an orchestrator that dies mid-saga is resumed by another i
     {
       catga::SagaOrchestrator a(office.mediator, office.store, options("pod-1", std::chrono::milliseconds(300)));
       a.add(saga);
-      // The simulated crash: after step 1's completion is stored, pod-1 stops
-      // driving on the spot and is destroyed without finishing.
-      a.after_persist = [](const catga::SagaRecord& r) { return !(r.step == 1 && r.attempt == 0); };
+      // The simulated crash: after step 0's completion is stored (with step
+      // 1's send recorded, not yet made), pod-1 stops driving on the spot
+      // and is destroyed without finishing.
+      a.after_persist = [](const catga::SagaRecord& r) { return r.step != 1; };
       REQUIRE(a.start(saga, "trip-crash", Trip{"trip-crash", "", "", ""}));
       REQUIRE(catga::test::wait_for(
           [&] {

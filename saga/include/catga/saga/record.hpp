@@ -33,7 +33,9 @@ struct SagaHistoryEntry {
 // The saga as stored after every step (see SagaStore). `step` is the step
 // being run (running) or compensated (compensating); `attempt` is the number
 // in its command id "<saga>/s<step>/<attempt>" ("/c" for a compensation;
-// 0 = not sent yet), persisted before the first send. Later sends, retries
+// 0 = not sent yet), persisted before the first send (a step's first send is
+// recorded by the same write that records the step before it completed, or
+// by the saga's creation for step 0). Later sends, retries
 // and resends after a crash alike, reuse that id: the receiver deduplicates
 // it, so a send that did take effect is answered with its stored outcome
 // instead of being applied again. Only a compensation answered with a
