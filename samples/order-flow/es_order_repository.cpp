@@ -7,6 +7,7 @@
 #include <catga/eventsourcing/aggregate.hpp>
 #include <catga/eventsourcing/projection.hpp>
 #include <catga/eventsourcing/repository.hpp>
+#include <array>
 #include <chrono>
 #include <filesystem>
 #include <list>
@@ -154,6 +155,14 @@ class LastSaved {
       order_.pop_back();
     }
   }
+  // Caches `a` unless something is cached for `id` already.
+  void put_if_absent(const std::string& id, const OrderAggregate& a) {
+    {
+      std::lock_guard lock(mu_);
+      if (by_id_.count(id) != 0) return;
+    }
+    put(id, a);
+  }
   void erase(const std::string& id) {
     std::lock_guard lock(mu_);
     if (auto it = by_id_.find(id); it != by_id_.end()) {
@@ -198,6 +207,10 @@ class EsOrderRepository final : public OrderRepository {
     // change nothing is made again on a reloaded state: it is answered
     // without an append, which would check the position.
     constexpr int kAttempts = 50;
+    // Decisions on one order in this process take turns: each starts from
+    // the state the one before saved, instead of both deciding on the same
+    // state and one of them paying a conflict and a reload.
+    std::lock_guard turn(turns_[std::hash<std::string>{}(order_id) % turns_.size()]);
     bool reload = false;
     for (int attempt = 0; attempt < kAttempts; ++attempt) {
       std::optional<OrderAggregate> cached = reload ? std::nullopt : last_saved_.find(order_id);
@@ -231,6 +244,12 @@ class EsOrderRepository final : public OrderRepository {
       if (attempt > 2) std::this_thread::sleep_for(std::chrono::milliseconds(attempt));
     }
     return catga::make_error(catga::errc::conflict, "order " + order_id + " kept changing; try again", true);
+  }
+
+  void expect_new(const std::string& order_id) override {
+    OrderAggregate fresh;  // at version 0: its append expects an empty stream
+    fresh.set_identity(order_id);
+    last_saved_.put_if_absent(order_id, fresh);
   }
 
   catga::Result<std::optional<OrderRecord>> find(std::string_view order_id) override {
@@ -323,6 +342,7 @@ class EsOrderRepository final : public OrderRepository {
   std::string temp_dir_;
   std::unique_ptr<es::SqliteProjection> projection_;
   LastSaved last_saved_;
+  std::array<std::mutex, 256> turns_;  // by hash of the order id (update())
   std::mutex read_mutex_;
   sqlite3* reader_ = nullptr;
   std::string last_reported_error_;  // scrapes log a new read-model error once

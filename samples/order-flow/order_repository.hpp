@@ -65,6 +65,11 @@ class OrderRepository {
   // left out (nullopt when there is none).
   virtual catga::Result<std::optional<OrderRecord>> update(const std::string& order_id, const std::string& actor,
                                                            const OrderDecision& decide) = 0;
+  // A hint that `order_id` was just made up here and has nothing recorded:
+  // the next update() may decide on "no such order" without reading first.
+  // A wrong hint costs a conflict and a read, never a lost write (the append
+  // still expects an empty stream).
+  virtual void expect_new(const std::string& order_id) { (void)order_id; }
   // The order with its full history.
   virtual catga::Result<std::optional<OrderRecord>> find(std::string_view order_id) = 0;
   // Orders (optionally with one status), oldest first, at most `limit`; the

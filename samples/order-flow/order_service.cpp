@@ -173,6 +173,9 @@ catga::Result<PlaceOrderResult> OrderService::on_place(const PlaceOrder& c, catg
     created = mapped->created;
   }
 
+  // A new order id has nothing recorded: its first decision (ours or the
+  // saga's first step, whichever comes first) need not read its stream.
+  if (created) options_.repository->expect_new(order_id);
   OrderSagaData data{order_id, c.customer, c.items, c.amount, now, "", "", ""};
   auto saga = orchestrator_->start(saga_, order_id, data);
   if (!saga) return std::move(saga).error();

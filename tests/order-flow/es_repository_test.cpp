@@ -7,6 +7,8 @@
 #include <nats/nats.h>
 
 #include <atomic>
+#include <thread>
+#include <vector>
 #include <catga/nats/connection.hpp>
 
 #include "es_order_repository.hpp"
@@ -152,4 +154,79 @@ TEST_CASE("a state another replica moved past is reloaded: never appended to, ne
     });
     CHECK(r);
   }
+}
+
+// Issue 26: the order service makes up a new order's id, starts its saga and
+// records OrderPlaced, while the saga's first step records OrderProcessing.
+// Each read the stream first (it was empty), and one of them then lost the
+// race to append and read it again.
+TEST_CASE("a new order id announced with expect_new is recorded without reading its stream") {
+  catga::test::NatsServer server;
+  auto conn = connect(server);
+  auto a = repository(conn, "order-a");
+  ConsumerCreations creations(server.url());
+
+  a->expect_new("ord-3");
+  REQUIRE(a->update("ord-3", "customer:c1", [](const std::optional<OrderRecord>& o) -> catga::Result<std::vector<OrderEvent>> {
+    CHECK(!o);
+    return std::vector<OrderEvent>{placed("ord-3")};
+  }));
+  CHECK(creations.count() == 0);
+  a->expect_new("ord-3");  // late: what was saved stays
+  auto again = a->update("ord-3", "saga:order-a", [](const std::optional<OrderRecord>& o) -> catga::Result<std::vector<OrderEvent>> {
+    REQUIRE(o);
+    return std::vector<OrderEvent>{OrderProcessing{"ord-3", "order-a", 2}};
+  });
+  REQUIRE(again);
+  CHECK((*again)->status == OrderStatus::processing);
+  CHECK(creations.count() == 0);
+
+  SUBCASE("a wrong hint costs a conflict and a read, never a write") {
+    auto b = repository(conn, "order-b");
+    REQUIRE(b->update("ord-4", "customer:c1", [](const std::optional<OrderRecord>&) -> catga::Result<std::vector<OrderEvent>> {
+      return std::vector<OrderEvent>{placed("ord-4")};
+    }));
+    a->expect_new("ord-4");  // wrong: b recorded it
+    std::vector<bool> seen;  // whether the order existed, per decision
+    auto r = a->update("ord-4", "saga:order-a", [&](const std::optional<OrderRecord>& o) -> catga::Result<std::vector<OrderEvent>> {
+      seen.push_back(o.has_value());
+      if (!o) return std::vector<OrderEvent>{placed("ord-4"), OrderProcessing{"ord-4", "order-a", 2}};
+      return std::vector<OrderEvent>{OrderProcessing{"ord-4", "order-a", 2}};
+    });
+    REQUIRE(r);
+    CHECK(seen == std::vector<bool>{false, true});  // refused on the empty state, decided again on b's
+    auto found = b->find("ord-4").value();
+    REQUIRE(found);
+    CHECK(found->history.size() == 2);  // placed once, then processing
+  }
+}
+
+TEST_CASE("decisions on one order from many threads of one process take turns: none reads the stream again") {
+  catga::test::NatsServer server;
+  auto conn = connect(server);
+  auto repo = repository(conn, "order-1");
+  REQUIRE(repo->update("ord-5", "customer:c1", [](const std::optional<OrderRecord>&) -> catga::Result<std::vector<OrderEvent>> {
+    return std::vector<OrderEvent>{placed("ord-5")};
+  }));
+  ConsumerCreations creations(server.url());
+  constexpr int kThreads = 8;
+  std::atomic<int> failed{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      auto r = repo->update("ord-5", "saga:order-1", [&](const std::optional<OrderRecord>& o) -> catga::Result<std::vector<OrderEvent>> {
+        if (!o) return catga::make_error("lost", "no order");
+        return std::vector<OrderEvent>{OrderProcessing{"ord-5", "t" + std::to_string(i), 10 + i}};
+      });
+      if (!r) ++failed;
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(failed.load() == 0);
+  // Without turns the threads decide on the same saved state; all but one
+  // append is refused and read the stream again.
+  CHECK(creations.count() == 0);
+  auto found = repo->find("ord-5").value();
+  REQUIRE(found);
+  CHECK(found->history.size() == 1 + kThreads);
 }
