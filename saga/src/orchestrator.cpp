@@ -109,6 +109,7 @@ SagaOrchestrator::SagaOrchestrator(Mediator& mediator, std::shared_ptr<SagaStore
   // start, its lazy creation cannot race between two of them (ThreadSanitizer
   // saw that race: libspdlog's static guard is not instrumented).
   (void)spdlog::default_logger_raw();
+  announcer_ = std::thread([this] { announcer_loop(); });
   for (std::size_t i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { worker_loop(); });
   if (options_.recovery_interval.count() > 0) recovery_ = std::thread([this] { recovery_loop(); });
 }
@@ -129,6 +130,40 @@ void SagaOrchestrator::stop() {
   }
   workers_.clear();
   if (recovery_.joinable()) recovery_.join();
+  {
+    std::lock_guard lock(announce_mutex_);
+    announcer_stopping_ = true;
+  }
+  announce_cv_.notify_all();
+  if (announcer_.joinable()) announcer_.join();  // after publishing what waits
+}
+
+void SagaOrchestrator::announce(std::function<void()> publish) {
+  {
+    std::unique_lock lock(announce_mutex_);
+    announce_cv_.wait(lock, [&] { return announcements_.size() < kMaxAnnouncements || announcer_stopping_; });
+    if (announcer_stopping_) {
+      lock.unlock();
+      publish();  // stop() has begun: nobody may be left to publish it
+      return;
+    }
+    announcements_.push_back(std::move(publish));
+  }
+  announce_cv_.notify_all();
+}
+
+void SagaOrchestrator::announcer_loop() {
+  std::unique_lock lock(announce_mutex_);
+  for (;;) {
+    announce_cv_.wait(lock, [&] { return !announcements_.empty() || announcer_stopping_; });
+    if (announcements_.empty()) return;  // stopping, nothing left
+    auto next = std::move(announcements_.front());
+    announcements_.pop_front();
+    lock.unlock();
+    announce_cv_.notify_all();  // room for a waiting announce()
+    next();
+    lock.lock();
+  }
 }
 
 void SagaOrchestrator::add_type(SagaType type) {
@@ -194,15 +229,41 @@ Result<SagaRecord> SagaOrchestrator::start_json(std::string_view type, std::stri
   next_step_sending(r, 0, static_cast<int>(t->second.steps.size()));
   r.created_ms = r.updated_ms = unix_ms_now();
   r.lease_until_ms = r.created_ms + options_.lease.count();
+  // Marked scheduled before it exists, so a recovery pass that finds it
+  // before we queue it leaves it to us: driven twice, the copy below (which
+  // records the first step as sent) would send that step twice.
+  bool reserved = false;
+  {
+    std::lock_guard lock(mutex_);
+    reserved = !stopping_ && scheduled_.insert(r.id).second;
+  }
+  auto unreserve = [&] {
+    std::lock_guard lock(mutex_);
+    scheduled_.erase(r.id);
+  };
   auto created = store_->create(r);
   if (!created) {
+    if (reserved) unreserve();
     if (created.error().code != errc::conflict) return std::move(created).error();
     auto existing = store_->load(r.id);  // idempotent start: the saga already exists
     if (!existing) return std::move(existing).error();
     return existing->record;
   }
   publish_lifecycle(r, t->second);
-  schedule(r.id, StoredSaga{r, *created});
+  if (!reserved) {
+    schedule(r.id);  // stopping, or driven already (by an id reused meanwhile): read back
+    return r;
+  }
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) {
+      scheduled_.erase(r.id);  // left to recovery
+      return r;
+    }
+    started_.insert_or_assign(r.id, StoredSaga{r, *created});
+    queue_.push_back(r.id);
+  }
+  work_cv_.notify_one();
   return r;
 }
 
@@ -240,11 +301,10 @@ Result<std::size_t> SagaOrchestrator::recover() {
   return n;
 }
 
-void SagaOrchestrator::schedule(const std::string& id, std::optional<StoredSaga> started) {
+void SagaOrchestrator::schedule(const std::string& id) {
   {
     std::lock_guard lock(mutex_);
     if (stopping_ || !scheduled_.insert(id).second) return;
-    if (started) started_.insert_or_assign(id, std::move(*started));
     queue_.push_back(id);
   }
   work_cv_.notify_one();
@@ -389,9 +449,11 @@ SagaOrchestrator::Drive SagaOrchestrator::drive_once(StoredSaga& s, const SagaTy
       Context ctx = step_context(r, false, std::chrono::milliseconds(0));
       ctx.deadline = Context::kNoDeadline;
       ctx.message_id = MessageId::generate();
-      if (auto p = mediator_.publish(SagaStepCompleted{r.id, r.type, done_step, step.name}, ctx); !p) {
-        spdlog::warn("saga {}: SagaStepCompleted not published: {}", r.id, p.error().message);
-      }
+      announce([this, ctx = std::move(ctx), e = SagaStepCompleted{r.id, r.type, done_step, step.name}]() mutable {
+        if (auto p = mediator_.publish(e, ctx); !p) {
+          spdlog::warn("saga {}: SagaStepCompleted not published: {}", e.saga_id, p.error().message);
+        }
+      });
       if (last) {
         publish_lifecycle(r, type);
         return Drive::done;
@@ -546,29 +608,34 @@ void SagaOrchestrator::publish_lifecycle(const SagaRecord& r, const SagaType& ty
   count(r);
   Context ctx = step_context(r, false, std::chrono::milliseconds(0));
   ctx.message_id = MessageId::generate();
-  Status st;
+  // Lifecycle events inform; failing to publish one must not fail the saga.
+  auto send = [this](const auto& event, Context& c) {
+    if (auto st = mediator_.publish(event, c); !st) {
+      spdlog::warn("saga {}: lifecycle event not published: {}", event.saga_id, st.error().message);
+    }
+  };
   switch (r.status) {
     case SagaStatus::running:
-      st = mediator_.publish(SagaStarted{r.id, r.type}, ctx);
+      announce([send, c = std::move(ctx), e = SagaStarted{r.id, r.type}]() mutable { send(e, c); });
       break;
     case SagaStatus::completed:
-      st = mediator_.publish(SagaCompleted{r.id, r.type}, ctx);
+      announce([send, c = std::move(ctx), e = SagaCompleted{r.id, r.type}]() mutable { send(e, c); });
       break;
     case SagaStatus::compensated:
-      st = mediator_.publish(SagaCompensated{r.id, r.type, r.error}, ctx);
+      announce([send, c = std::move(ctx), e = SagaCompensated{r.id, r.type, r.error}]() mutable { send(e, c); });
       break;
     case SagaStatus::compensation_failed: {
       const int step = r.step;
-      const std::string name = step >= 0 && step < static_cast<int>(type.steps.size()) ? type.steps[step].name : "";
-      st = mediator_.publish(SagaFailed{r.id, r.type, step, name, r.error}, ctx);
+      std::string name = step >= 0 && step < static_cast<int>(type.steps.size()) ? type.steps[step].name : "";
       spdlog::error("saga {} ({}) needs an operator: {}", r.id, r.type, r.error);
+      announce([send, c = std::move(ctx), e = SagaFailed{r.id, r.type, step, std::move(name), r.error}]() mutable {
+        send(e, c);
+      });
       break;
     }
     case SagaStatus::compensating:
       break;
   }
-  // Lifecycle events inform; failing to publish one must not fail the saga.
-  if (!st) spdlog::warn("saga {}: lifecycle event not published: {}", r.id, st.error().message);
 }
 
 }  // namespace catga

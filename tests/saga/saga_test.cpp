@@ -3,7 +3,9 @@
 // failure, timeout, resume after a crash, two orchestrators).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <catga/pipeline/idempotency.hpp>
 #include <catga/pipeline/in_memory_idempotency_store.hpp>
 #include <catga/pipeline/metrics.hpp>
@@ -193,6 +195,54 @@ TEST_CASE("every step succeeds: completed, data flows between steps, lifecycle e
   CHECK(f.lifecycle(5) == V{"started", "step:flight", "step:hotel", "step:car", "completed"});
   // Step command ids derive from saga id + step + attempt.
   CHECK(f.world.ids == V{"t1/s0/1", "t1/s1/1", "t1/s2/1"});
+}
+
+// Issue 26: every step waited for the publish of its SagaStepCompleted (on
+// JetStream, a round trip to the stream) before the next step was sent.
+TEST_CASE("the steps do not wait for lifecycle events; those still arrive, in order, and stop() publishes what waits") {
+  Fixture f;
+  std::mutex gate_mu;
+  std::condition_variable gate_cv;
+  bool open = false;
+  f.mediator.on<catga::SagaStepCompleted>([&](const catga::SagaStepCompleted&) {
+    std::unique_lock lock(gate_mu);
+    gate_cv.wait_for(lock, std::chrono::seconds(30), [&] { return open; });
+  });
+  auto release = [&] {
+    {
+      std::lock_guard lock(gate_mu);
+      open = true;
+    }
+    gate_cv.notify_all();
+  };
+  catga::SagaOrchestrator orch(f.mediator, f.store, f.options());
+  orch.add(f.saga);
+  REQUIRE(orch.start(f.saga, "t-async", TripData{"t-async", "", "", ""}));
+  // The first SagaStepCompleted is held up in its handler; the saga finishes regardless.
+  auto r = orch.wait("t-async", std::chrono::seconds(10));
+  REQUIRE(r);
+  CHECK(r->status == catga::SagaStatus::completed);
+  CHECK(f.world.calls() == V{"BookFlight", "BookHotel", "RentCar"});
+  {
+    // Nothing after the held event has been published yet.
+    const auto so_far = f.lifecycle();
+    CHECK(std::find(so_far.begin(), so_far.end(), "step:hotel") == so_far.end());
+    CHECK(std::find(so_far.begin(), so_far.end(), "completed") == so_far.end());
+  }
+  SUBCASE("released: the rest follow in order") {
+    release();
+    CHECK(f.lifecycle(5) == V{"started", "step:flight", "step:hotel", "step:car", "completed"});
+  }
+  SUBCASE("stop() publishes what waits") {
+    std::thread opener([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      release();
+    });
+    orch.stop();
+    opener.join();
+    std::lock_guard lock(f.events_mutex);
+    CHECK(f.events == V{"started", "step:flight", "step:hotel", "step:car", "completed"});
+  }
 }
 
 TEST_CASE("every step command carries the trace and tracestate of the request that started the saga") {

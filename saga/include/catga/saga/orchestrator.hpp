@@ -103,9 +103,10 @@ class SagaOrchestrator {
   enum class Drive { again, done };
   void worker_loop();
   void recovery_loop();
-  // `started`: the saga as start() just stored it, so its driver needs to
-  // neither read it back nor write it again before the first step.
-  void schedule(const std::string& id, std::optional<StoredSaga> started = std::nullopt);
+  // Queues a saga to be driven (read from the store) unless it is queued or
+  // being driven. start_json() queues the sagas it creates itself, with the
+  // record it stored (started_), so their drivers read nothing back.
+  void schedule(const std::string& id);
   void drive(const std::string& id);
   Drive drive_once(StoredSaga& stored, const SagaType& type);
   bool persist(StoredSaga& stored);
@@ -115,6 +116,12 @@ class SagaOrchestrator {
   Status traced_step(const SagaRecord& r, const SagaStep& step, bool compensation, FunctionRef<Status(Context)> run);
   void pause(std::chrono::milliseconds d);
   void publish_lifecycle(const SagaRecord& r, const SagaType& type);
+  // Lifecycle events are published by the announcer thread, in the order of
+  // the transitions they report (each after its transition was stored), so
+  // a saga's driver never waits for them. At most kMaxAnnouncements wait;
+  // beyond that announce() waits for room. stop() publishes what waits.
+  void announce(std::function<void()> publish);
+  void announcer_loop();
 
   Mediator& mediator_;
   std::shared_ptr<SagaStore> store_;
@@ -144,6 +151,13 @@ class SagaOrchestrator {
   bool stopping_ = false;
   std::vector<std::thread> workers_;
   std::thread recovery_;
+
+  static constexpr std::size_t kMaxAnnouncements = 4096;
+  std::mutex announce_mutex_;
+  std::condition_variable announce_cv_;
+  std::deque<std::function<void()>> announcements_;
+  bool announcer_stopping_ = false;
+  std::thread announcer_;
 };
 
 }  // namespace catga
