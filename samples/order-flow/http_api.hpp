@@ -51,6 +51,13 @@ struct HttpLimits {
   std::size_t max_body_bytes = 64 * 1024;  // request bodies (the whole server)
   int max_json_depth = 8;                  // nesting of arrays/objects in a body
   std::size_t max_reason = 256;            // cancel reason, characters
+  // Requests handled at once (threads). An open keep-alive connection holds
+  // one of them between its requests, so more clients than threads wait
+  // their turn (cpp-httplib's default on 2 cores: 8 threads).
+  int threads = 64;
+  // Requests served on one keep-alive connection before it is closed
+  // (cpp-httplib's default: 5, then the client reconnects and queues again).
+  int keep_alive_requests = 1000;
 };
 
 // True when `req` carries a body without announcing its size (chunked, or a

@@ -66,6 +66,12 @@ int main(int argc, char** argv) {
   app.add_option("--max-body-bytes", max_body_bytes, "largest HTTP request body accepted (413 beyond)")
       ->envname("ORDER_FLOW_MAX_BODY_BYTES")
       ->check(CLI::Range(std::size_t{1}, std::size_t{64} << 20));
+  int http_threads = order_flow::HttpLimits{}.threads;
+  app.add_option("--http-threads", http_threads,
+                 "HTTP requests handled at once; each open keep-alive connection holds one thread")
+      ->envname("ORDER_FLOW_HTTP_THREADS")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
   int payment_latency_ms = 0;
   app.add_option("--payment-latency-ms", payment_latency_ms, "role payment: pretend the card provider takes this long")
       ->envname("PAYMENT_LATENCY_MS")
@@ -95,6 +101,7 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(log_level));
   host.payment.latency = std::chrono::milliseconds(payment_latency_ms);
   host.http.max_body_bytes = max_body_bytes;
+  host.http.threads = http_threads;
   host.nats.startup_timeout = std::chrono::seconds(startup_timeout_s);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e level=%l instance=main %v");
   host.nats.connection_name = "order-flow-" + (host.instance_id.empty() ? host.role : host.instance_id);

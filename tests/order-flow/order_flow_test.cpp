@@ -978,3 +978,29 @@ TEST_CASE("role all: health, readiness, metrics and the state views over HTTP") 
   CHECK(eventually([&] { return get(http, "/notifications").body.at("count") == 1; }));
   host->stop();
 }
+
+// Issue 26: cpp-httplib serves with 8 threads on 2 cores, and an idle
+// keep-alive connection holds its thread for up to 5 s: a 9th client that
+// keeps its connection open waited that long for its first answer (the
+// order-flow benchmark saw 200 ms waits at 100 orders/s from 10 clients).
+TEST_CASE("the HTTP API answers 13 clients that each keep their connection open") {
+  spdlog::set_level(spdlog::level::err);
+  HostSettings settings;
+  settings.role = "all";
+  settings.http_port = 0;
+  settings.order = fast_order_options();
+  auto host = Host::start(settings).value();
+  // Each client waits 2 s at most for its answer: well under the 5 s an
+  // idle keep-alive connection holds a server thread.
+  std::vector<std::unique_ptr<httplib::Client>> kept;
+  for (int i = 0; i <= 12; ++i) {
+    auto c = std::make_unique<httplib::Client>("127.0.0.1", host->port());
+    c->set_keep_alive(true);
+    c->set_read_timeout(std::chrono::seconds(2));
+    auto res = c->Get("/healthz");
+    REQUIRE_MESSAGE(res, "client " << i << ": no answer within 2 s; every server thread is held by an idle connection");
+    CHECK(res->status == 200);
+    kept.push_back(std::move(c));  // its connection stays open, idle
+  }
+  host->stop();
+}
