@@ -1,6 +1,7 @@
 // Connection: retrying first connect, reconnect, auth, environment, secrets.
 #include <doctest/doctest.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <thread>
 
@@ -16,6 +17,20 @@ using catga::nats::ConnectionState;
 using catga::nats::NatsOptions;
 using catga::test::CapturedLog;
 using namespace std::chrono_literals;
+
+// nats.c's spin count (libnats exports it; nats_Open sets it once).
+extern "C" std::int64_t gLockSpinCount;
+
+// Issue 26: nats.c's mutexes spun 2,000 trylocks before blocking (its
+// default); at saturation on 2 cores that was 10 % of the sample's CPU. The
+// first test of this binary: nothing has opened nats.c before it.
+TEST_CASE("catga opens nats.c without lock spinning") {
+  REQUIRE(std::getenv("CATGA_NATS_LOCK_SPIN") == nullptr);
+  catga::test::NatsServer server;
+  auto conn = Connection::connect(nt::nats_options(server));
+  REQUIRE(conn);
+  CHECK(gLockSpinCount == 0);
+}
 
 TEST_CASE("connecting before the server is up retries until it comes") {
   catga::test::NatsServerOptions so;

@@ -8,6 +8,7 @@
 
 #include "connection_impl.hpp"
 #include "error.hpp"
+#include "library.hpp"
 #include "log.hpp"
 
 namespace catga::nats {
@@ -355,6 +356,7 @@ Connection::~Connection() = default;
 
 Result<std::shared_ptr<Connection>> Connection::connect(const NatsOptions& options) {
   if (auto s = options.validate(); !s) return std::move(s).error();
+  if (!detail::open_library()) return make_error(errc::internal, "nats.c could not be initialised (nats_Open)");
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->callbacks = std::make_unique<CallbackState>();

@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "handle.hpp"
+#include "library.hpp"
 #include "log.hpp"
 
 // nats.c's constructor of a message from wire parts (src/msg.h; the same
@@ -63,7 +64,7 @@ bool decide() noexcept {
     return false;
   }
   if (!version_known(nats_GetVersionNumber())) return false;
-  if (nats_Open(-1) != NATS_OK) return false;  // as the connection does; messages are freed through its collector
+  if (!open_library()) return false;  // as the connection does; messages are freed through its collector
   try {
     const std::string why = self_check();
     if (why.empty()) return true;
