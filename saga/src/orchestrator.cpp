@@ -110,6 +110,7 @@ SagaOrchestrator::SagaOrchestrator(Mediator& mediator, std::shared_ptr<SagaStore
   // saw that race: libspdlog's static guard is not instrumented).
   (void)spdlog::default_logger_raw();
   announcer_ = std::thread([this] { announcer_loop(); });
+  announcer_id_ = announcer_.get_id();  // before any worker can announce
   for (std::size_t i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { worker_loop(); });
   if (options_.recovery_interval.count() > 0) recovery_ = std::thread([this] { recovery_loop(); });
 }
@@ -139,6 +140,12 @@ void SagaOrchestrator::stop() {
 }
 
 void SagaOrchestrator::announce(std::function<void()> publish) {
+  if (std::this_thread::get_id() == announcer_id_) {
+    // From a local handler of a lifecycle event (one that starts a saga):
+    // waiting for room in the queue here would wait for ourselves.
+    publish();
+    return;
+  }
   {
     std::unique_lock lock(announce_mutex_);
     announce_cv_.wait(lock, [&] { return announcements_.size() < kMaxAnnouncements || announcer_stopping_; });

@@ -158,6 +158,7 @@ class SagaOrchestrator {
   std::deque<std::function<void()>> announcements_;
   bool announcer_stopping_ = false;
   std::thread announcer_;
+  std::thread::id announcer_id_;  // set once, before the workers start
 };
 
 }  // namespace catga
