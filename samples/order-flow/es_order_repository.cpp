@@ -148,20 +148,12 @@ class LastSaved {
       order_.erase(it->second);
       by_id_.erase(it);
     }
-    order_.emplace_front(id, a);
-    by_id_.emplace(id, order_.begin());
-    if (order_.size() > kCapacity) {
-      by_id_.erase(order_.back().first);
-      order_.pop_back();
-    }
+    insert_locked(id, a);
   }
   // Caches `a` unless something is cached for `id` already.
   void put_if_absent(const std::string& id, const OrderAggregate& a) {
-    {
-      std::lock_guard lock(mu_);
-      if (by_id_.count(id) != 0) return;
-    }
-    put(id, a);
+    std::lock_guard lock(mu_);
+    if (by_id_.count(id) == 0) insert_locked(id, a);
   }
   void erase(const std::string& id) {
     std::lock_guard lock(mu_);
@@ -172,6 +164,15 @@ class LastSaved {
   }
 
  private:
+  void insert_locked(const std::string& id, const OrderAggregate& a) {
+    order_.emplace_front(id, a);
+    by_id_.emplace(id, order_.begin());
+    if (order_.size() > kCapacity) {
+      by_id_.erase(order_.back().first);
+      order_.pop_back();
+    }
+  }
+
   static constexpr std::size_t kCapacity = 4096;  // orders in flight, with room
   std::mutex mu_;
   std::list<std::pair<std::string, OrderAggregate>> order_;  // most recent first
