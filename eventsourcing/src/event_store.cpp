@@ -89,6 +89,14 @@ void fill_metadata(AppendOptions& o) {
   if (o.commit_id.empty()) o.commit_id = MessageId::generate().text().str();
 }
 
+// Whether the stream has more than one replica, from its config on the
+// server. Unknown (cannot be read now): true, the careful answer.
+bool replicated(jsCtx* js, const std::string& stream) {
+  nats::native::StreamInfoHandle info;
+  if (js_GetStreamInfo(info.out(), js, stream.c_str(), nullptr, nullptr) != NATS_OK) return true;
+  return info.get()->Config == nullptr || info.get()->Config->Replicas > 1;
+}
+
 }  // namespace
 
 std::string EventStoreOptions::stream_name() const {
@@ -131,6 +139,7 @@ Result<std::shared_ptr<EventStore>> EventStore::create(std::shared_ptr<nats::Con
       return std::move(s).error();
     }
   }
+  impl->replicated = replicated(impl->js.get(), impl->stream_name);
   return std::shared_ptr<EventStore>(new EventStore(std::move(impl)));
 }
 
@@ -348,7 +357,9 @@ Result<AppendResult> EventStore::append(const StreamId& stream, Position expecte
       // have let a concurrent commit at the same position through too.
       const std::uint64_t seq = ack.get()->Sequence;
       const bool duplicate = ack.get()->Duplicate;
-      if (auto c = confirm(stream, expected, first_version, seq, deadline); !c) return std::move(c).error();
+      if (impl_->replicated || impl_->options.confirm_appends == EventStoreOptions::Confirm::always) {
+        if (auto c = confirm(stream, expected, first_version, seq, deadline); !c) return std::move(c).error();
+      }
       return AppendResult{Position{version, seq}, first_version, duplicate};
     }
     Error err = to_error(s, jerr, "append to '" + stream.key() + "'", Surface::jetstream);
@@ -409,7 +420,7 @@ Result<StreamRead> EventStore::read_impl(const StreamId& stream, const ReadOptio
     return r;
   };
   if (auto s = read_once(stream, options, deadline, st); !s) return std::move(s).error();
-  if (st.cut || impl_->options.stream.replicas <= 1) return done();
+  if (st.cut || !impl_->replicated) return done();
   // Replicated stream: a consumer created right after a leader change may
   // count from a replica that has not caught up. The leader's last message
   // of the subject says where the stream really ends; read on until there.

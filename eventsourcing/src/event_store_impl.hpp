@@ -48,6 +48,10 @@ struct EventStore::Impl {
   std::string stream_name;
   nats::native::JsHandle js;  // own context: Wait = options.timeout
   std::atomic<std::uint64_t> ignored{0};  // commits skipped by the read rule
+  // The stream has more than one replica (its config on the server when the
+  // store was created; true when that could not be read): appends are
+  // confirmed and reads check their end on the leader.
+  bool replicated = true;
   SeenEnds seen;
 
   natsConnection* nc() const noexcept { return nats::native::connection_of(*connection); }

@@ -10,6 +10,7 @@
 #include "catga/nats/jetstream_transport.hpp"
 #include "es_test_support.hpp"
 #include "nats_cluster.hpp"
+#include "raw_nats.hpp"
 #include "wait_for.hpp"
 
 using namespace catga::eventsourcing;
@@ -23,9 +24,22 @@ TEST_CASE("R3 cluster: a retried append is recognised, a leader crash loses and 
   so.timeout = 60s;  // elections on a loaded 2-core machine take a while
   auto store = EventStore::create(conn, so).value();
   const StreamId acc{"Account", "C-1"};
+  // A replicated stream's appends are confirmed on the leader (a single
+  // replica's are not: es_store).
+  catga::test::RawNats raw(cluster.urls().front());
+  natsSubscription* gets = nullptr;
+  catga::test::check(natsConnection_SubscribeSync(&gets, raw.nc(), "$JS.API.STREAM.MSG.GET.>"), "subscribe");
+  catga::test::check(natsConnection_Flush(raw.nc()), "flush");
+  std::this_thread::sleep_for(300ms);  // the interest reaches the other nodes
 
   auto a = store->append(acc, Position{}, {EventData::of(est::Deposited{1})}, {.commit_id = "c-1"});
   REQUIRE(a);
+  {
+    natsMsg* m = nullptr;
+    CHECK(natsSubscription_NextMsg(&m, gets, 5'000) == NATS_OK);
+    natsMsg_Destroy(m);
+    natsSubscription_Destroy(gets);
+  }
   auto again = store->append(acc, Position{}, {EventData::of(est::Deposited{1})}, {.commit_id = "c-1"});
   REQUIRE(again);
   CHECK(again->already_stored);

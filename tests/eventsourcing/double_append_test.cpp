@@ -97,7 +97,11 @@ TEST_CASE("read rule with a snapshot: a racer right after the snapshot's commit 
 
 TEST_CASE("the writer whose commit lost the version is told conflict (retryable); its commit is ignored") {
   catga::test::NatsServer server;
-  auto store = est::store_on(est::connect(server));
+  // The race happens on replicated streams, whose appends are confirmed:
+  // this single server confirms too.
+  auto options = est::memory_store();
+  options.confirm_appends = EventStoreOptions::Confirm::always;
+  auto store = est::store_on(est::connect(server), options);
   catga::test::RawNats raw(server.url());
   const StreamId acc{"Account", "L-1"};
   Repository<est::Account> accounts(store);

@@ -92,25 +92,70 @@ TEST_CASE("append stores a batch as one commit and read returns commits in order
   }
 }
 
-TEST_CASE("an append after this store's read or append asks the leader once to confirm it, not twice") {
-  // confirm() used to get the message at the expected position from the
-  // leader on every append (2 gets + the publish); what this store already
-  // read or appended there is known and never changes.
-  catga::test::NatsServer server;
-  auto store = est::store_on(est::connect(server));
-  catga::test::RawNats raw(server.url());
-  natsSubscription* gets = nullptr;
-  catga::test::check(natsConnection_SubscribeSync(&gets, raw.nc(), "$JS.API.STREAM.MSG.GET.>"), "subscribe");
-  catga::test::check(natsConnection_Flush(raw.nc()), "flush");
-  auto count_gets = [&] {
+namespace {
+
+// Counts the leader gets ($JS.API.STREAM.MSG.GET) stores send to `server`.
+class LeaderGets {
+ public:
+  explicit LeaderGets(const catga::test::NatsServer& server) : raw_(server.url()) {
+    catga::test::check(natsConnection_SubscribeSync(&sub_, raw_.nc(), "$JS.API.STREAM.MSG.GET.>"), "subscribe");
+    catga::test::check(natsConnection_Flush(raw_.nc()), "flush");
+  }
+  ~LeaderGets() { natsSubscription_Destroy(sub_); }
+  // Those seen since the last call.
+  int count() {
     int n = 0;
     natsMsg* m = nullptr;
-    while (natsSubscription_NextMsg(&m, gets, 300) == NATS_OK) {
+    while (natsSubscription_NextMsg(&m, sub_, 300) == NATS_OK) {
       natsMsg_Destroy(m);
       ++n;
     }
     return n;
-  };
+  }
+
+ private:
+  catga::test::RawNats raw_;
+  natsSubscription* sub_ = nullptr;
+};
+
+}  // namespace
+
+TEST_CASE("an append to a single-replica stream is the publish alone: no leader get confirms it") {
+  // The server checks the expected position and stores the commit in one
+  // step when the stream has one replica (no raft group): no second commit
+  // can claim the version, and the confirming get (one request per append)
+  // was pure cost. Before: one get per append here.
+  catga::test::NatsServer server;
+  auto store = est::store_on(est::connect(server));
+  LeaderGets gets(server);
+  const StreamId acc{"Account", "R1-1"};
+  auto first = store->append(acc, Position{}, deposits({10}));
+  REQUIRE(first);
+  auto second = store->append(acc, first->position, deposits({20}));
+  REQUIRE(second);
+  auto other = est::store_on(est::connect(server, "es-other"));
+  auto third = other->append(acc, other->read_stream(acc).value().end, deposits({30}));
+  REQUIRE(third);
+  CHECK(gets.count() == 0);
+  // The server's own check still refuses a stale position.
+  auto stale = store->append(acc, second->position, deposits({50}));
+  REQUIRE_FALSE(stale);
+  CHECK(stale.error().code == catga::errc::conflict);
+  CHECK(store->read(acc).value().size() == 3);
+  CHECK(other->read_stream(acc).value().end.version == 3);
+}
+
+TEST_CASE("an append after this store's read or append asks the leader once to confirm it, not twice") {
+  // confirm() used to get the message at the expected position from the
+  // leader on every append (2 gets + the publish); what this store already
+  // read or appended there is known and never changes. Confirming is for
+  // replicated streams; `always` makes this single server confirm too.
+  catga::test::NatsServer server;
+  auto options = est::memory_store();
+  options.confirm_appends = EventStoreOptions::Confirm::always;
+  auto store = est::store_on(est::connect(server), options);
+  LeaderGets gets(server);
+  auto count_gets = [&] { return gets.count(); };
   const StreamId acc{"Account", "G-1"};
   auto first = store->append(acc, Position{}, deposits({10}));
   REQUIRE(first);
@@ -119,7 +164,7 @@ TEST_CASE("an append after this store's read or append asks the leader once to c
   REQUIRE(second);
   CHECK(count_gets() == 1);  // the base is our own first append
   // Another store (another replica) read the stream, then appends.
-  auto other = est::store_on(est::connect(server, "es-other"));
+  auto other = est::store_on(est::connect(server, "es-other"), options);
   const auto end = other->read_stream(acc).value().end;
   CHECK(end == second->position);
   count_gets();  // a replicated store's read may ask the leader; not counted
@@ -135,7 +180,6 @@ TEST_CASE("an append after this store's read or append asks the leader once to c
   REQUIRE_FALSE(stale);
   CHECK(stale.error().code == catga::errc::conflict);
   CHECK(store->read(acc).value().size() == 4);
-  natsSubscription_Destroy(gets);
 }
 
 TEST_CASE("reads leave no consumer behind, though they do not wait for its deletion") {

@@ -39,6 +39,16 @@ struct EventStoreOptions {
   std::chrono::milliseconds attempt_timeout{2'000};
   // Applied to every event read.
   std::shared_ptr<const Upcasters> upcasters{};
+  // When an append is confirmed on the stream leader after the server
+  // stored it (docs/event-sourcing.md, "Double appends on R3"). On a
+  // single-replica stream the server checks the expected position and
+  // stores the commit in one step, so no second commit can claim the same
+  // version: `when_replicated` confirms only on a stream with more than one
+  // replica (read from the server when the store is created). `always` also
+  // confirms on one replica: for a stream that will be scaled up while this
+  // store is open (otherwise reopen the store after scaling).
+  enum class Confirm { when_replicated, always };
+  Confirm confirm_appends = Confirm::when_replicated;
 
   std::string stream_name() const;
   std::string subject(const StreamId& stream) const;  // <prefix>.es.<type>.<id>
