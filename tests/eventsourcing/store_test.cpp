@@ -102,11 +102,14 @@ class LeaderGets {
     catga::test::check(natsConnection_Flush(raw_.nc()), "flush");
   }
   ~LeaderGets() { natsSubscription_Destroy(sub_); }
-  // Those seen since the last call.
+  // Those seen since the last call. The server routed each get to this
+  // connection before answering it, so after a round trip of ours (the
+  // flush) every get sent so far is queued here.
   int count() {
+    catga::test::check(natsConnection_Flush(raw_.nc()), "flush");
     int n = 0;
     natsMsg* m = nullptr;
-    while (natsSubscription_NextMsg(&m, sub_, 300) == NATS_OK) {
+    while (natsSubscription_NextMsg(&m, sub_, 10) == NATS_OK) {
       natsMsg_Destroy(m);
       ++n;
     }
