@@ -65,7 +65,7 @@ void AsyncPublisher::complete(natsMsg* msg, PublishOutcome outcome) noexcept {
     p = pending_.take(msg);
   }
   // With an AckHandler the message is ours again.
-  natsMsg_Destroy(msg);
+  native::destroy_message(msg);
   if (!p) return;
   // The window slot is given back only after the callback ran, so flush()
   // means "every callback has returned".

@@ -12,6 +12,9 @@
 // signature from 3.0 to 3.13). Called only for version_known() versions.
 extern "C" natsStatus natsMsg_create(natsMsg** msg, const char* subject, int subject_len, const char* reply,
                                      int reply_len, const char* buf, int buf_len, int header_len);
+// Frees a message's memory (src/msg.h, exported): what nats.c's collector
+// thread calls for each message handed to it.
+extern "C" void natsMsg_free(void* object);
 
 namespace catga::nats::detail::natsc_internals {
 namespace {
@@ -36,6 +39,10 @@ std::string_view locate_block(natsMsg* msg) noexcept {
   if (std::memchr(block.data(), '\0', block.size()) != nullptr) return {};  // lifted by nats.c
   return block;
 }
+
+// The check's messages are destroyed the plain way: destroy_message asks
+// enabled(), which is being decided while the check runs.
+using PlainMsg = native::Handle<natsMsg, &natsMsg_Destroy>;
 
 std::string_view view(const char* s) { return s != nullptr ? std::string_view(s) : std::string_view("<null>"); }
 
@@ -94,7 +101,7 @@ std::string self_check() {
   const std::string buf = std::string(block) + std::string(body);
   std::string why;
   // The same headers through the public API, for comparison.
-  MsgHandle api;
+  PlainMsg api;
   if (natsMsg_Create(api.out(), "catga.check", nullptr, body.data(), static_cast<int>(body.size())) != NATS_OK ||
       natsMsgHeader_Add(api.get(), "Catga-Type", "Check") != NATS_OK ||
       natsMsgHeader_Add(api.get(), "Nats-Msg-Id", "id-1") != NATS_OK ||
@@ -102,7 +109,7 @@ std::string self_check() {
     return "natsMsg_Create/natsMsgHeader_Add failed";
   }
   for (const char* reply : {static_cast<const char*>(nullptr), "_INBOX.check"}) {
-    MsgHandle msg;
+    PlainMsg msg;
     if (natsMsg_create(msg.out(), "catga.check", 11, reply, reply != nullptr ? static_cast<int>(std::strlen(reply)) : 0,
                        buf.data(), static_cast<int>(buf.size()), static_cast<int>(block.size())) != NATS_OK) {
       return "natsMsg_create failed";
@@ -138,4 +145,25 @@ natsStatus create_message(natsMsg** out, std::string_view subject, const char* r
                         reply != nullptr ? static_cast<int>(std::strlen(reply)) : 0, buf, buf_len, header_len);
 }
 
+bool free_in_place(natsMsg* msg) noexcept {
+  if (msg == nullptr || !enabled()) return false;
+  // nats.c's natsGCItem {next, freeCb} is the message's first member; the
+  // slot is cleared only when it holds natsMsg_free, so any other layout
+  // leaves the message as it is.
+  auto** item = reinterpret_cast<void**>(msg);
+  if (item[1] != reinterpret_cast<void*>(&natsMsg_free)) return false;
+  item[1] = nullptr;
+  return true;
+}
+
 }  // namespace catga::nats::detail::natsc_internals
+
+namespace catga::nats::native {
+
+void destroy_message(natsMsg* msg) noexcept {
+  (void)detail::natsc_internals::free_in_place(msg);
+  natsMsg_Destroy(msg);
+}
+
+}  // namespace catga::nats::native
+

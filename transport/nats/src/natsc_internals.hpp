@@ -7,16 +7,20 @@
 #include <string>
 #include <string_view>
 
-// catga reads and writes two things nats.c does not offer in nats.h:
+// catga reads and writes three things nats.c does not offer in nats.h:
 //
 // - the raw header block of a received message, read in place (HeaderBlock,
 //   header_block.hpp) instead of through natsMsgHeader_Get, which lifts every
 //   header into a hash that nats.c's garbage-collector thread frees again;
 // - natsMsg_create, nats.c's constructor for received messages (src/msg.h,
 //   exported), which takes a ready header block: make_message hands it one
-//   instead of setting each header through natsMsgHeader_Set.
+//   instead of setting each header through natsMsgHeader_Set;
+// - a message's collector slot (free_in_place): natsMsg_Destroy hands every
+//   message to nats.c's collector thread and wakes it when it sleeps, one
+//   thread switch per message; catga's messages are freed where they are
+//   destroyed instead.
 //
-// Both are used only while enabled() is true; otherwise catga uses nats.c's
+// All are used only while enabled() is true; otherwise catga uses nats.c's
 // public API alone (same messages, same answers; slower: docs/benchmark-history.md,
 // "nats.c internals").
 //
@@ -62,5 +66,14 @@ std::string_view raw_header_block(natsMsg* msg) noexcept;
 // enabled().
 natsStatus create_message(natsMsg** out, std::string_view subject, const char* reply, const char* buf, int buf_len,
                           int header_len) noexcept;
+
+// Makes natsMsg_Destroy free `msg` on the calling thread instead of giving
+// it to nats.c's collector thread (which frees it with the same
+// natsMsg_free). False, and `msg` unchanged, when not enabled() or the
+// message does not hold natsMsg_free where nats.c 3.x keeps it.
+//
+//   natsc_internals::free_in_place(msg);
+//   natsMsg_Destroy(msg);  // freed here
+bool free_in_place(natsMsg* msg) noexcept;
 
 }  // namespace catga::nats::detail::natsc_internals

@@ -57,7 +57,15 @@ inline void destroy_inbox(natsInbox* inbox) { natsInbox_Destroy(inbox); }
 using OptionsHandle = Handle<natsOptions, &natsOptions_Destroy>;
 using ConnectionHandle = Handle<natsConnection, &natsConnection_Destroy>;
 using SubscriptionHandle = Handle<natsSubscription, &natsSubscription_Destroy>;
-using MsgHandle = Handle<natsMsg, &natsMsg_Destroy>;
+// natsMsg_Destroy, freeing the message on this thread: nats.c would hand it
+// to its collector thread and wake that thread (a thread switch per
+// message). Falls back to plain natsMsg_Destroy where catga does not use
+// nats.c's internals (CATGA_NATSC_INTERNALS=off, another nats.c version).
+//
+//   natsMsg* m = nullptr;
+//   if (natsSubscription_NextMsg(&m, sub, 1000) == NATS_OK) destroy_message(m);
+void destroy_message(natsMsg* msg) noexcept;
+using MsgHandle = Handle<natsMsg, &destroy_message>;
 using JsHandle = Handle<jsCtx, &jsCtx_Destroy>;
 using KvHandle = Handle<kvStore, &kvStore_Destroy>;
 using KvEntryHandle = Handle<kvEntry, &kvEntry_Destroy>;
