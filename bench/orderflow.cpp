@@ -373,9 +373,14 @@ nlohmann::json critical_path(int port, Watcher& w, std::atomic<int>& next_index)
     std::unordered_map<std::string, std::string> pending_reply;  // reply subject -> hop
     auto last = t0;
     bool first = true;
+    const bool dump = i == kTraceOrders - 1 && std::getenv("BENCH_TRACE") != nullptr;
     for (const auto& s : seen) {
       if (s.at < t0) continue;
       if (s.at > done_at) break;
+      if (dump) {
+        std::fprintf(stderr, "    %8.3f ms  %s  %s\n", ms_between(t0, s.at), s.subject.c_str(),
+                     s.body_start.substr(0, 120).c_str());
+      }
       std::string hop;
       if (auto it = pending_reply.find(s.subject); it != pending_reply.end()) {
         hop = it->second + ".reply";
