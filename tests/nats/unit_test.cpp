@@ -217,6 +217,43 @@ TEST_CASE("a message catga destroys is freed on the destroying thread, not by na
   // nothing to check but that it is destroyed once.
 }
 
+TEST_CASE("a header is read as itself when a longer name starts with it (nats.c's lookup would confuse them)") {
+  // nats.c hashes a name without its last 2-3 bytes past a multiple of 4 and
+  // compares only the looked-up name's length: natsMsgHeader_Get of
+  // "Catga-Correlation-Id" answered "Catga-Correlation-Id-1" (fuzz target).
+  REQUIRE(nats_Open(-1) == NATS_OK);
+  natsMsg* raw = nullptr;
+  REQUIRE(natsMsg_Create(&raw, "catga.evt.OrderPlaced", nullptr, "{}", 2) == NATS_OK);
+  MsgHandle m(raw);
+  REQUIRE(natsMsgHeader_Set(m.get(), "Nats-Msg-Id", "id-1") == NATS_OK);
+  REQUIRE(natsMsgHeader_Set(m.get(), "Catga-Correlation-Id", "corr-1") == NATS_OK);
+  REQUIRE(natsMsgHeader_Set(m.get(), "Catga-Correlation-Id-1", "spoofed") == NATS_OK);
+  REQUIRE(natsMsgHeader_Add(m.get(), "Catga-Correlation-Id-1", "again") == NATS_OK);
+  REQUIRE(natsMsgHeader_Set(m.get(), "Catga-Type-x", "Other") == NATS_OK);  // no "Catga-Type" at all
+  const char* nats_says = nullptr;
+  natsMsgHeader_Get(m.get(), "Catga-Correlation-Id", &nats_says);
+  MESSAGE("nats.c's own lookup of Catga-Correlation-Id: " << std::string(nats_says != nullptr ? nats_says : "(none)"));
+
+  CHECK(get_header(m.get(), "Catga-Correlation-Id") == "corr-1");
+  CHECK(get_header(m.get(), "Catga-Correlation-Id-1") == "spoofed");
+  CHECK_FALSE(get_header(m.get(), "Catga-Type"));  // only a longer name exists
+  CHECK(get_header(m.get(), "Catga-Type-x") == "Other");
+  std::vector<std::string> seen;
+  for_each_header(m.get(), [&](std::string_view k, std::string_view v) {
+    seen.push_back(std::string(k) + "=" + std::string(v));
+  });
+  std::sort(seen.begin(), seen.end());
+  CHECK(seen == std::vector<std::string>{"Catga-Correlation-Id-1=again", "Catga-Correlation-Id-1=spoofed",
+                                         "Catga-Correlation-Id=corr-1", "Catga-Type-x=Other", "Nats-Msg-Id=id-1"});
+  // Reading twice gives the same (the longer names were put back).
+  CHECK(get_header(m.get(), "Catga-Correlation-Id") == "corr-1");
+  const char** values = nullptr;
+  int n = 0;
+  REQUIRE(natsMsgHeader_Values(m.get(), "Catga-Correlation-Id-1", &values, &n) == NATS_OK);
+  CHECK(n == 2);
+  std::free(static_cast<void*>(values));
+}
+
 TEST_CASE("make_message: the ready header block and nats.c's header API give the same message") {
   REQUIRE(nats_Open(-1) == NATS_OK);  // messages are freed through nats.c's collector
   if (!natsc_internals::enabled()) return;  // make_message_from_block needs them
