@@ -9,6 +9,7 @@
 #include "catga/nats/ack_reply.hpp"
 #include "catga/nats/native/error.hpp"
 #include "catga/nats/native/message.hpp"
+#include "catga/nats/native/request.hpp"
 #include "catga/nats/streams.hpp"
 #include "catga/wire.hpp"
 #include "commit_codec.hpp"
@@ -319,8 +320,12 @@ Result<AppendResult> EventStore::append(const StreamId& stream, Position expecte
   const std::string body = detail::encode_commit(commit);
   const std::string msg_id = detail::commit_message_id(stream, version, commit.commit_id);
 
+  // Every try sends this same message (same Nats-Msg-Id, same reply
+  // subject): the ack of any try says the commit is stored.
+  nats::native::Request request(*impl_->connection);
   nats::native::MsgHandle msg;
-  if (natsStatus s = natsMsg_Create(msg.out(), subject.c_str(), nullptr, body.data(), static_cast<int>(body.size()));
+  if (natsStatus s = natsMsg_Create(msg.out(), subject.c_str(), request.next_reply(), body.data(),
+                                    static_cast<int>(body.size()));
       s != NATS_OK) {
     return to_error(s, "create commit message");
   }
@@ -332,37 +337,32 @@ Result<AppendResult> EventStore::append(const StreamId& stream, Position expecte
     return std::move(h).error();
   }
 
-  jsPubOptions po;
-  jsPubOptions_Init(&po);
-  po.MsgId = msg_id.c_str();
-  if (expected.version == 0) {
-    po.ExpectNoMessage = true;
-  } else {
-    po.ExpectLastSubjectSeq = expected.sequence;
-  }
+  // Version 0 expects no message yet (sequence 0).
+  const nats::native::PublishChecks checks{.msg_id = msg_id.c_str(),
+                                           .last_subject_sequence = expected.version == 0 ? 0 : expected.sequence};
 
   const std::uint64_t first_version = expected.version + 1;
   auto pause = std::chrono::milliseconds(20);
   for (;;) {
     // One try waits at most attempt_timeout: a publish that reached a leader
     // which then crashed is never answered.
-    po.MaxWait = std::min<std::int64_t>(remaining_ms(deadline),
-                                        std::max<std::int64_t>(impl_->options.attempt_timeout.count(), 1));
-    nats::native::PubAckHandle ack;
-    jsErrCode jerr = static_cast<jsErrCode>(0);
-    const natsStatus s = js_PublishMsg(ack.out(), impl_->jet(), msg.get(), &po, &jerr);
+    const auto answer = request.js_publish(
+        msg.get(), checks,
+        std::min<std::int64_t>(remaining_ms(deadline), std::max<std::int64_t>(impl_->options.attempt_timeout.count(), 1)));
+    const natsStatus s = answer.status;
+    const jsErrCode jerr = answer.js_error;
     if (s == NATS_OK) {
       // A duplicate ack means this exact Nats-Msg-Id, commit id included,
       // is stored: an earlier try of this append. Either way the server may
       // have let a concurrent commit at the same position through too.
-      const std::uint64_t seq = ack.get()->Sequence;
-      const bool duplicate = ack.get()->Duplicate;
+      const std::uint64_t seq = answer.ack.sequence;
+      const bool duplicate = answer.ack.duplicate;
       if (impl_->replicated || impl_->options.confirm_appends == EventStoreOptions::Confirm::always) {
         if (auto c = confirm(stream, expected, first_version, seq, deadline); !c) return std::move(c).error();
       }
       return AppendResult{Position{version, seq}, first_version, duplicate};
     }
-    Error err = to_error(s, jerr, "append to '" + stream.key() + "'", Surface::jetstream);
+    Error err = to_error(s, jerr, "append to '" + stream.key() + "'", Surface::jetstream, answer.refusal);
     if (jerr == JSStreamWrongLastSequenceErr) {
       // Either someone else appended, or this is our own earlier try whose
       // ack was lost (an R3 cluster checks the sequence before dedup), maybe

@@ -341,6 +341,7 @@ Connection::Impl::~Impl() {
       closed = callbacks->cv.wait_for(lock, std::chrono::seconds(5), [&] { return callbacks->closed; });
     }
     parked.clear();  // closed: the read thread delivers nothing more
+    replies.clear();
     js.reset();
     nc.reset();
     if (!closed) {
@@ -475,6 +476,7 @@ Status Connection::close(std::chrono::milliseconds timeout) {
   }
   natsConnection* nc = impl_->conn();
   impl_->callbacks->closing.store(true);
+  impl_->replies.shut();
   if (natsConnection_IsClosed(nc)) return {};
   Status result;
   if (state() == ConnectionState::connected) {

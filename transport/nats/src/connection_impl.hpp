@@ -14,6 +14,7 @@
 
 #include "catga/nats/connection.hpp"
 #include "handle.hpp"
+#include "reply_inboxes.hpp"
 
 namespace catga::nats {
 
@@ -67,6 +68,9 @@ struct Connection::Impl {
   // connection has closed and its threads have ended.
   std::mutex parked_mu;
   std::vector<detail::SubscriptionHandle> parked;
+  // Reply subscriptions of native::Request (destroyed in ~Impl, after the
+  // close, like `parked`).
+  detail::ReplyInboxes replies;
 
   ~Impl();
 

@@ -118,13 +118,18 @@ bool is_credentials_problem(std::string_view text) noexcept {
 }  // namespace
 
 Error to_error(natsStatus status, jsErrCode js_error, std::string_view what, Surface surface) {
-  Mapping m = js_error != 0 ? map_js_error(js_error) : map_status(status, surface);
   // The thread's last error often holds the server's own words ("wrong last
   // sequence: 7", "stream name already in use"); only trust it for this status.
   natsStatus last_status = NATS_OK;
   const char* last = nats_GetLastError(&last_status);
   std::string_view detail;
   if (last != nullptr && *last != '\0' && last_status == status) detail = strip_source_location(last);
+  return to_error(status, js_error, what, surface, detail);
+}
+
+Error to_error(natsStatus status, jsErrCode js_error, std::string_view what, Surface surface,
+               std::string_view detail) {
+  Mapping m = js_error != 0 ? map_js_error(js_error) : map_status(status, surface);
   const std::string_view status_text = natsStatus_GetText(status);
 
   std::string message(what);

@@ -1,4 +1,5 @@
 #include "catga/nats/jetstream_transport.hpp"
+#include "catga/nats/native/request.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -202,16 +203,22 @@ Status publish_event(detail::TransportState& shared, const OutboundMessage& mess
   if (auto v = wire::check_subject(message.info.name, "message type"); !v) return v;
   std::string subject;
   shared.event_subject(subject, message);
-  auto msg = make_message(subject, message);
-  if (!msg) return std::move(msg).error();
 
   if (message.info.qos == QoS::at_most_once) {
+    auto msg = make_message(subject, message);
+    if (!msg) return std::move(msg).error();
     // Fire and forget: buffered while reconnecting, may be lost.
     if (natsStatus s = natsConnection_PublishMsg(shared.nc(), msg->get()); s != NATS_OK) {
       return to_error(s, "publish '" + std::string(message.info.name) + "'");
     }
     return {};
   }
+
+  // Every attempt sends this same message, reply subject included: the ack
+  // of any attempt says the one message id is stored.
+  native::Request request(*shared.connection);
+  auto msg = make_message(subject, message, request.next_reply());
+  if (!msg) return std::move(msg).error();
 
   const auto& ctx = message.context;
   const auto deadline = ctx.has_deadline() ? ctx.deadline : Clock::now() + shared.options.publish_timeout;
@@ -221,25 +228,22 @@ Status publish_event(detail::TransportState& shared, const OutboundMessage& mess
     const auto remaining = left(deadline);
     if (remaining.count() <= 0 && attempts > 0) break;
     ++attempts;
-    jsPubOptions po;
-    jsPubOptions_Init(&po);
-    po.MaxWait = std::max<std::int64_t>(remaining.count(), 1);
-    jsErrCode jerr = static_cast<jsErrCode>(0);
     // Same message (same Nats-Msg-Id) on every attempt: if an earlier
     // attempt was stored after all, the stream's dedup window drops this one.
-    // (No ExpectStream option: it would add a header to every stored
+    // (No ExpectStream check: it would add a header to every stored
     // message; the ack names the stream instead.)
-    detail::PubAckHandle ack;
-    const natsStatus s = js_PublishMsg(ack.out(), shared.js(), msg->get(), &po, &jerr);
+    const auto answer = request.js_publish(msg->get(), {}, std::max<std::int64_t>(remaining.count(), 1));
+    const natsStatus s = answer.status;
+    const jsErrCode jerr = answer.js_error;
     if (s == NATS_OK) {
-      if (ack && ack.get()->Stream != nullptr && shared.events_stream != ack.get()->Stream) {
-        return make_error(errc::conflict, "'" + subject + "' was stored by stream '" + ack.get()->Stream +
+      if (!answer.ack.stream.empty() && shared.events_stream != answer.ack.stream) {
+        return make_error(errc::conflict, "'" + subject + "' was stored by stream '" + answer.ack.stream +
                                               "', not by '" + shared.events_stream + "'");
       }
       return {};
     }
     auto e = to_error(s, jerr, "publish '" + std::string(message.info.name) + "' to stream '" + shared.events_stream + "'",
-                      Surface::jetstream);
+                      Surface::jetstream, answer.refusal);
     if (s == NATS_NO_RESPONDERS || jerr == JSStreamNotFoundErr) {
       (void)shared.reprovision();  // the stream may be gone (memory storage, restart)
     }
@@ -384,13 +388,15 @@ Result<std::string> request_reply(detail::TransportState& shared, const Outbound
   const std::string name(message.info.name);
   if (remaining.count() <= 0) return make_error(errc::timeout, "request '" + name + "': deadline already passed", true);
   const std::string subject = wire::command_subject(shared.options.prefix, message.info.name);
-  auto msg = make_message(subject, message);
+  // Asked again only when nobody received it: one reply subject serves.
+  native::Request request(*shared.connection);
+  auto msg = make_message(subject, message, request.next_reply());
   if (!msg) return std::move(msg).error();
   const auto& conn = detail::impl_of(*shared.connection);
   auto pause = std::chrono::milliseconds(25);
   while (true) {
     detail::MsgHandle reply;
-    const natsStatus s = natsConnection_RequestMsg(reply.out(), shared.nc(), msg->get(), left(deadline).count());
+    const natsStatus s = request.send(msg->get(), left(deadline).count(), reply);
     const bool no_responders = s == NATS_NO_RESPONDERS || (s == NATS_OK && natsMsg_IsNoResponders(reply.get()));
     if (s == NATS_OK && !no_responders) return std::string(detail::body_of(reply.get()));
     if (no_responders) {

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "catga/message_id.hpp"
+#include "catga/nats/native/request.hpp"
 
 #include "ack_reply.hpp"
 #include "connection_impl.hpp"
@@ -175,9 +176,9 @@ struct KvBucket::Impl {
   kvStore* kv() const noexcept { return binding.kv.get(); }
 };
 
-detail::KvLeader::KvLeader(jsCtx* js, const std::string& bucket, std::chrono::milliseconds timeout,
-                           std::chrono::nanoseconds ttl)
-    : js_(js), stream_("KV_" + bucket), subject_prefix_("$KV." + bucket + "."), timeout_(timeout), ttl_(ttl) {}
+detail::KvLeader::KvLeader(const Connection& connection, jsCtx* js, const std::string& bucket,
+                           std::chrono::milliseconds timeout, std::chrono::nanoseconds ttl)
+    : connection_(&connection), js_(js), stream_("KV_" + bucket), subject_prefix_("$KV." + bucket + "."), timeout_(timeout), ttl_(ttl) {}
 
 // One request waits at most this long: an answer lost to a frozen or
 // crashed leader leaves the rest of the deadline for finding out.
@@ -279,35 +280,31 @@ Result<std::uint64_t> detail::KvLeader::write(const std::string& key, std::strin
     return std::nullopt;
   };
 
-  MsgHandle msg;
   const std::string subject = subject_of(key);
-  if (natsStatus s = natsMsg_Create(msg.out(), subject.c_str(), nullptr, value.data(), static_cast<int>(value.size()));
-      s != NATS_OK) {
-    return to_error(s, what);
-  }
-  if (auto h = detail::set_header(msg.get(), kWriterHeader, writer); !h) return std::move(h).error();
-  jsPubOptions po;
-  jsPubOptions_Init(&po);
-  if (expected == 0) {
-    po.ExpectNoMessage = true;
-  } else {
-    po.ExpectLastSubjectSeq = expected;
-  }
+  native::Request request(*connection_);
 
   bool maybe_stored = false;  // a try went unanswered
   auto pause = std::chrono::milliseconds(20);
   Error unanswered;
   for (;;) {
-    po.MsgId = own_id ? own.c_str() : slot.c_str();
-    po.MaxWait = try_ms(deadline);
-    detail::PubAckHandle ack;
-    jsErrCode jerr = static_cast<jsErrCode>(0);
-    const natsStatus s = js_PublishMsg(ack.out(), js_, msg.get(), &po, &jerr);
-    if (s == NATS_OK && !ack.get()->Duplicate) return ack.get()->Sequence;
+    // Each try is its own message: its reply subject is.
+    MsgHandle msg;
+    if (natsStatus s = natsMsg_Create(msg.out(), subject.c_str(), request.next_reply(), value.data(),
+                                      static_cast<int>(value.size()));
+        s != NATS_OK) {
+      return to_error(s, what);
+    }
+    if (auto h = detail::set_header(msg.get(), kWriterHeader, writer); !h) return std::move(h).error();
+    const native::PublishChecks checks{.msg_id = own_id ? own.c_str() : slot.c_str(),
+                                       .last_subject_sequence = expected};
+    const auto answer = request.js_publish(msg.get(), checks, try_ms(deadline));
+    const natsStatus s = answer.status;
+    const jsErrCode jerr = answer.js_error;
+    if (s == NATS_OK && !answer.ack.duplicate) return answer.ack.sequence;
     if (s == NATS_OK) {
       // Deduplicated: a message with this Nats-Msg-Id is stored, or (sequence
       // 0) being stored.
-      const std::uint64_t at = ack.get()->Sequence;
+      const std::uint64_t at = answer.ack.sequence;
       if (own_id) {
         if (at > 0) return at;  // an earlier try of this call
       } else if (at == 0) {
@@ -345,7 +342,7 @@ Result<std::uint64_t> detail::KvLeader::write(const std::string& key, std::strin
         break;  // someone else wrote after ours, or instead of it
       }
     } else {
-      Error err = to_error(s, jerr, what, Surface::jetstream);
+      Error err = to_error(s, jerr, what, Surface::jetstream, answer.refusal);
       // A server answer without a code (503 "no quorum" while a leader is
       // elected) is not a refusal either.
       const bool uncertain = err.retryable || (s == NATS_ERR && jerr == 0);
@@ -402,7 +399,7 @@ Result<std::shared_ptr<KvBucket>> KvBucket::open(std::shared_ptr<Connection> con
                                                          o.allow_replicated_before_nats_2_10});
   if (!binding) return std::move(binding).error();
   impl->binding = std::move(*binding);
-  impl->leader = detail::KvLeader(impl->binding.js.get(), o.bucket, o.timeout, o.ttl);
+  impl->leader = detail::KvLeader(*impl->connection, impl->binding.js.get(), o.bucket, o.timeout, o.ttl);
   return std::shared_ptr<KvBucket>(new KvBucket(std::move(impl)));
 }
 

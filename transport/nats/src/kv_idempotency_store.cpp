@@ -126,7 +126,7 @@ Result<std::shared_ptr<KvIdempotencyStore>> KvIdempotencyStore::create(std::shar
                                                          o.allow_replicated_before_nats_2_10});
   if (!binding) return std::move(binding).error();
   impl->binding = std::move(*binding);
-  impl->leader = detail::KvLeader(impl->binding.js.get(), o.bucket, o.timeout, o.ttl);
+  impl->leader = detail::KvLeader(*impl->connection, impl->binding.js.get(), o.bucket, o.timeout, o.ttl);
   return std::shared_ptr<KvIdempotencyStore>(new KvIdempotencyStore(std::move(impl)));
 }
 

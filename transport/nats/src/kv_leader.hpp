@@ -13,6 +13,7 @@
 
 #include <nats/nats.h>
 
+#include "catga/nats/connection.hpp"
 #include "catga/result.hpp"
 
 namespace catga::nats::detail {
@@ -30,7 +31,7 @@ struct KvStored {
 // Works on a context and bucket owned by the caller (a KvBinding), which
 // must outlive it. Thread-safe.
 //
-//   detail::KvLeader leader(binding.js.get(), "orders", 5s, 0ns);
+//   detail::KvLeader leader(*connection, binding.js.get(), "orders", 5s, 0ns);
 //   auto rev = leader.create("order.1", "placed");      // conflict: exists
 //   auto now = leader.read_last_until("order.1", deadline);
 //   leader.write("order.1", "paid", (*now)->revision);  // conflict: not at that revision
@@ -41,7 +42,9 @@ class KvLeader {
   KvLeader() = default;
   // `timeout`: deadline of one write (one request waits a quarter of it, at
   // least 100 ms); `ttl`: the bucket's max age (0: none).
-  KvLeader(jsCtx* js, const std::string& bucket, std::chrono::milliseconds timeout, std::chrono::nanoseconds ttl);
+  // Writes go through native::Request on `connection` (which must outlive it).
+  KvLeader(const Connection& connection, jsCtx* js, const std::string& bucket, std::chrono::milliseconds timeout,
+           std::chrono::nanoseconds ttl);
 
   // The key's last message from the leader ($JS.API.STREAM.MSG.GET), or
   // nullopt when it has none.
@@ -64,6 +67,7 @@ class KvLeader {
  private:
   std::int64_t try_ms(Clock::time_point deadline) const;
 
+  const Connection* connection_ = nullptr;
   jsCtx* js_ = nullptr;
   std::string stream_;          // KV_<bucket>
   std::string subject_prefix_;  // $KV.<bucket>.

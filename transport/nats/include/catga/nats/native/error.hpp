@@ -32,6 +32,14 @@ enum class Surface {
 //     return catga::nats::native::to_error(s, jerr, "append to 'orders'", Surface::jetstream);
 Error to_error(natsStatus status, jsErrCode js_error, std::string_view what, Surface surface = Surface::core);
 
+// The same with the server's own words for the failure (a refusal read by
+// native::Request::js_publish) instead of the thread's last nats.c error.
+//
+//   auto a = request.js_publish(msg, checks, 2'000);
+//   if (a.status != NATS_OK) return to_error(a.status, a.js_error, "append", Surface::jetstream, a.refusal);
+Error to_error(natsStatus status, jsErrCode js_error, std::string_view what, Surface surface,
+               std::string_view server_text);
+
 inline Error to_error(natsStatus status, std::string_view what, Surface surface = Surface::core) {
   return to_error(status, static_cast<jsErrCode>(0), what, surface);
 }
