@@ -230,6 +230,10 @@ TEST_CASE("a header is read as itself when a longer name starts with it (nats.c'
   REQUIRE(natsMsgHeader_Set(m.get(), "Catga-Correlation-Id-1", "spoofed") == NATS_OK);
   REQUIRE(natsMsgHeader_Add(m.get(), "Catga-Correlation-Id-1", "again") == NATS_OK);
   REQUIRE(natsMsgHeader_Set(m.get(), "Catga-Type-x", "Other") == NATS_OK);  // no "Catga-Type" at all
+  // A chain: each name extends the one before (the fuzz target's next find).
+  REQUIRE(natsMsgHeader_Set(m.get(), "X-Chain", "1") == NATS_OK);
+  REQUIRE(natsMsgHeader_Set(m.get(), "X-Chain-1", "2") == NATS_OK);
+  REQUIRE(natsMsgHeader_Set(m.get(), "X-Chain-12", "3") == NATS_OK);
   const char* nats_says = nullptr;
   natsMsgHeader_Get(m.get(), "Catga-Correlation-Id", &nats_says);
   MESSAGE("nats.c's own lookup of Catga-Correlation-Id: " << std::string(nats_says != nullptr ? nats_says : "(none)"));
@@ -243,8 +247,14 @@ TEST_CASE("a header is read as itself when a longer name starts with it (nats.c'
     seen.push_back(std::string(k) + "=" + std::string(v));
   });
   std::sort(seen.begin(), seen.end());
+  std::string listed;
+  for (const auto& x : seen) listed += x + " ";
+  INFO("seen: " << listed);
   CHECK(seen == std::vector<std::string>{"Catga-Correlation-Id-1=again", "Catga-Correlation-Id-1=spoofed",
-                                         "Catga-Correlation-Id=corr-1", "Catga-Type-x=Other", "Nats-Msg-Id=id-1"});
+                                         "Catga-Correlation-Id=corr-1", "Catga-Type-x=Other", "Nats-Msg-Id=id-1",
+                                         "X-Chain-12=3", "X-Chain-1=2", "X-Chain=1"});
+  CHECK(get_header(m.get(), "X-Chain") == "1");
+  CHECK(get_header(m.get(), "X-Chain-1") == "2");
   // Reading twice gives the same (the longer names were put back).
   CHECK(get_header(m.get(), "Catga-Correlation-Id") == "corr-1");
   const char** values = nullptr;

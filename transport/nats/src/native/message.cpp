@@ -156,12 +156,15 @@ void for_each_header(natsMsg* msg, FunctionRef<void(std::string_view, std::strin
     return;
   }
   // Names are copied: taking a longer name out and putting it back frees
-  // the string nats.c listed. The shorter names' values are read first
-  // (their entries stay), then every name is visited as listed once all are
-  // back, so each view the visitor keeps lives as long as the message.
+  // the string nats.c listed. The shorter names' values are read first,
+  // then every name is visited as listed once all are back, so each view
+  // the visitor keeps lives as long as the message.
   std::vector<std::pair<std::string, std::vector<const char*>>> exact;
   {
-    const std::vector<std::string> all(names.p, names.p + names.n);
+    // Shortest first: a name's entry is taken out only by the reads of
+    // shorter names, all done before its own read.
+    std::vector<std::string> all(names.p, names.p + names.n);
+    std::stable_sort(all.begin(), all.end(), [](const std::string& a, const std::string& b) { return a.size() < b.size(); });
     for (const auto& name : all) {
       const bool shorter = std::any_of(all.begin(), all.end(), [&](const std::string& o) { return extends(o, name); });
       if (shorter) exact.emplace_back(name, values_exactly(msg, name, all));
