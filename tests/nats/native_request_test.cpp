@@ -25,8 +25,12 @@ namespace native = catga::nats::native;
 
 namespace {
 
-std::shared_ptr<catga::nats::Connection> connect(const catga::test::NatsServer& server, std::string name) {
-  return catga::nats::Connection::connect(nt::nats_options(server, std::move(name))).value();
+// native::Request uses its own reply subscriptions on send_asap connections.
+std::shared_ptr<catga::nats::Connection> connect(const catga::test::NatsServer& server, std::string name,
+                                                 bool send_asap = true) {
+  auto o = nt::nats_options(server, std::move(name));
+  o.send_asap = send_asap;
+  return catga::nats::Connection::connect(o).value();
 }
 
 std::string body_of(natsMsg* m) {
@@ -221,4 +225,18 @@ TEST_CASE("a connection whose reply subscriptions were used drains and closes in
   // A request after the close fails at once, as nats.c's would.
   native::Request request(*conn);
   CHECK(request.next_reply() == nullptr);
+}
+
+TEST_CASE("without send_asap a request is nats.c's own (a plain publish would wait for its flusher)") {
+  catga::test::NatsServer server;
+  auto conn = connect(server, "native-request", /*send_asap=*/false);
+  catga::test::RawNats raw(server.url());
+  Echo echo(raw, "echo", 0ms);
+  native::Request request(*conn);
+  CHECK(request.next_reply() == nullptr);
+  native::MsgHandle msg;
+  REQUIRE(natsMsg_Create(msg.out(), "echo", request.next_reply(), "plain", 5) == NATS_OK);
+  native::MsgHandle reply;
+  REQUIRE(request.send(msg.get(), 2'000, reply) == NATS_OK);
+  CHECK(body_of(reply.get()) == "plain");
 }

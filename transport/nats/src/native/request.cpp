@@ -14,7 +14,12 @@ using Clock = std::chrono::steady_clock;
 
 Request::Request(const Connection& connection)
     : connection_(connection), nc_(detail::impl_of(connection).conn()) {
-  if (nc_ != nullptr) inbox_ = detail::impl_of(connection).replies.take(nc_);
+  // Without send_asap a plain publish waits for nats.c's flusher thread
+  // (about 1 ms on loopback), while natsConnection_RequestMsg writes its
+  // request at once: such connections keep nats.c's request.
+  if (nc_ != nullptr && detail::impl_of(connection).options.send_asap) {
+    inbox_ = detail::impl_of(connection).replies.take(nc_);
+  }
 }
 
 Request::~Request() {

@@ -49,8 +49,11 @@ struct PublishAnswer {
 // thread switch more per request, which under load was a large share of
 // the sample's CPU (BENCHMARKS.md, "orderflow"). Each try has its own reply
 // subject; a reply that comes after its try gave up is dropped by the next.
-// Without a reply subscription (it could not be made), next_reply() is
-// nullptr and send() is natsConnection_RequestMsg.
+// Only on connections with NatsOptions::send_asap (otherwise a publish
+// waits for nats.c's flusher thread, about 1 ms, where nats.c's request
+// writes at once): without it, or without a reply subscription (it could
+// not be made, the connection is closing), next_reply() is nullptr and
+// send() is natsConnection_RequestMsg.
 //
 //   native::Request req(*connection);
 //   native::MsgHandle msg;
